@@ -1,0 +1,170 @@
+//! Session configuration, with the defaults of DESIGN.md §3.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::error::UsageError;
+
+/// How the session reads WebSocket close codes.
+///
+/// Genesys documents no close codes (PROTOCOL.md §2.7), so this table can only make a recovery
+/// *stronger* than what the session's own state says (for example: fetch a fresh token even
+/// though ours has not expired). It never makes one weaker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseCodes {
+    /// Codes read as "the token was refused": recover with a fresh token and a new channel.
+    /// Default: 4001, 4003 and 1008 (the seed tutorial's reading).
+    pub auth: BTreeSet<u16>,
+    /// Codes read as "this channel is gone": recover with a new channel. Default: none.
+    pub channel_gone: BTreeSet<u16>,
+}
+
+impl Default for CloseCodes {
+    fn default() -> Self {
+        CloseCodes { auth: [4001, 4003, 1008].into_iter().collect(), channel_gone: BTreeSet::new() }
+    }
+}
+
+/// Tuning for a [`Session`](crate::Session). `Config::default()` is right for production;
+/// [`Config::validate`] refuses values that make no sense.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Silence on a socket after which the session sends a ping. Default 15 s (the server
+    /// heartbeats only about every 30 s).
+    pub idle_timeout: Duration,
+    /// How long a ping may go unanswered before the socket is declared dead. Default 5 s.
+    pub ping_timeout: Duration,
+    /// Renewal lead as a percentage of the channel's or token's lifetime. Default 10.
+    pub renew_lead_percent: u32,
+    /// Smallest renewal lead. Default 1 s.
+    pub renew_lead_min: Duration,
+    /// Largest renewal lead. Default 5 min.
+    pub renew_lead_max: Duration,
+    /// First backoff step. Default 500 ms.
+    pub backoff_base: Duration,
+    /// Longest backoff. Default 30 s.
+    pub backoff_cap: Duration,
+    /// Time `Live` after which the backoff counter resets. Default 30 s.
+    pub stable_after: Duration,
+    /// Failed token refreshes in a row after which the session asks for a login. Default
+    /// `None` (retry for ever, keeping the old token while it is valid).
+    pub max_refresh_attempts: Option<u32>,
+    /// A token younger than this that the API rejects is not refreshed again: the session asks
+    /// for a login instead of looping. Default 30 s.
+    pub fresh_token_window: Duration,
+    /// Channel creations allowed per minute, so a crash loop cannot evict the user's other
+    /// channels (the service keeps 20 per user and client). Default 6.
+    pub max_channel_creations_per_minute: u32,
+    /// After `v2.system.socket_closing`, how long the old socket may stay while the new one
+    /// comes up. Default 55 s (the server allows about one minute).
+    pub maintenance_grace: Duration,
+    /// Answer time allowed for a token request, a channel request, a subscription request or a
+    /// socket upgrade before the session treats it as a network failure. Default 30 s.
+    pub request_timeout: Duration,
+    /// How long after two sockets overlapped duplicate notifications are still suppressed.
+    /// Default 10 s.
+    pub dedup_linger: Duration,
+    /// How close codes are read.
+    pub close_codes: CloseCodes,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            idle_timeout: Duration::from_secs(15),
+            ping_timeout: Duration::from_secs(5),
+            renew_lead_percent: 10,
+            renew_lead_min: Duration::from_secs(1),
+            renew_lead_max: Duration::from_secs(300),
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(30),
+            stable_after: Duration::from_secs(30),
+            max_refresh_attempts: None,
+            fresh_token_window: Duration::from_secs(30),
+            max_channel_creations_per_minute: 6,
+            maintenance_grace: Duration::from_secs(55),
+            request_timeout: Duration::from_secs(30),
+            dedup_linger: Duration::from_secs(10),
+            close_codes: CloseCodes::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks that the values make sense together.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use genesys_notify_core::Config;
+    /// let mut c = Config::default();
+    /// c.backoff_cap = Duration::from_millis(100);
+    /// assert!(c.validate().unwrap_err().to_string().contains("backoff_cap"));
+    /// ```
+    pub fn validate(&self) -> Result<(), UsageError> {
+        let bad = |field, why| Err(UsageError::InvalidConfig { field, why });
+        let zero = Duration::ZERO;
+        if self.idle_timeout == zero {
+            return bad("idle_timeout", "must be above zero");
+        }
+        if self.ping_timeout == zero {
+            return bad("ping_timeout", "must be above zero");
+        }
+        if self.backoff_base == zero {
+            return bad("backoff_base", "must be above zero");
+        }
+        if self.backoff_cap < self.backoff_base {
+            return bad("backoff_cap", "must not be below backoff_base");
+        }
+        if self.request_timeout == zero {
+            return bad("request_timeout", "must be above zero");
+        }
+        if self.maintenance_grace == zero {
+            return bad("maintenance_grace", "must be above zero");
+        }
+        if !(1..=50).contains(&self.renew_lead_percent) {
+            return bad("renew_lead_percent", "must be between 1 and 50");
+        }
+        if self.renew_lead_max < self.renew_lead_min {
+            return bad("renew_lead_max", "must not be below renew_lead_min");
+        }
+        if self.max_channel_creations_per_minute == 0 {
+            return bad("max_channel_creations_per_minute", "must be at least 1");
+        }
+        if self.max_refresh_attempts == Some(0) {
+            return bad("max_refresh_attempts", "must be at least 1, or None for unlimited");
+        }
+        Ok(())
+    }
+
+    /// The renewal lead for something that lives `lifetime`, before jitter.
+    pub(crate) fn renew_lead(&self, lifetime: Duration) -> Duration {
+        let scaled = lifetime * self.renew_lead_percent / 100;
+        scaled.clamp(self.renew_lead_min, self.renew_lead_max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_nonsense_is_refused() {
+        Config::default().validate().unwrap();
+        let c = Config { ping_timeout: Duration::ZERO, ..Config::default() };
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "invalid config: ping_timeout must be above zero"
+        );
+        let c = Config { max_refresh_attempts: Some(0), ..Config::default() };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn lead_scales_and_is_clamped() {
+        let c = Config::default();
+        assert_eq!(c.renew_lead(Duration::from_secs(300)), Duration::from_secs(30));
+        assert_eq!(c.renew_lead(Duration::from_secs(86_400)), Duration::from_secs(300));
+        assert_eq!(c.renew_lead(Duration::from_secs(5)), Duration::from_secs(1));
+    }
+}

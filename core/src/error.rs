@@ -1,0 +1,284 @@
+//! Errors, sorted by who is to blame, and the failures adapters report back.
+
+use std::fmt;
+use std::time::Duration;
+
+use thiserror::Error as ThisError;
+
+/// Everything that can go wrong, sorted by blame.
+///
+/// The session surfaces these in [`Event::Warning`](crate::Event::Warning) (it carried on) and,
+/// for [`AuthError`], in [`Event::LoginRequired`](crate::Event::LoginRequired) (it stopped).
+#[derive(Debug, Clone, PartialEq, Eq, ThisError)]
+#[non_exhaustive]
+pub enum Error {
+    /// Credentials are missing, rejected or revoked: only a new login helps.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The service is unavailable or limiting us; the session retries by itself.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// The server sent something the session could not use; it was dropped and counted.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The application or adapter used the session wrongly.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+}
+
+impl Error {
+    /// True when nothing but a new login (`Session::login`) can recover.
+    pub fn requires_login(&self) -> bool {
+        matches!(self, Error::Auth(_))
+    }
+}
+
+/// Why the session needs a new login. Each message says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, ThisError)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The token endpoint refused the grant (for example `invalid_grant`: the refresh token was
+    /// revoked or expired).
+    #[error("the token endpoint rejected the grant ({code}): sign in again")]
+    GrantRejected {
+        /// The OAuth error code or HTTP status.
+        code: String,
+    },
+    /// The token endpoint refused the client (`invalid_client`, `unauthorized_client`).
+    #[error("the token endpoint rejected the OAuth client ({code}): check the client id and secret")]
+    ClientRejected {
+        /// The OAuth error code or HTTP status.
+        code: String,
+    },
+    /// The API answered 401 to a token that had just been issued: refreshing again would loop.
+    #[error("the API rejected a freshly issued token (HTTP {status}): sign in again or check the OAuth client's roles")]
+    TokenRejected {
+        /// The HTTP status (401).
+        status: u16,
+    },
+    /// The API answered 403: the token lacks a permission or scope.
+    #[error("the API refused the token (HTTP 403): grant the OAuth client the notifications permission/scope, then sign in again")]
+    InsufficientScope,
+    /// The socket was closed with the same auth-class code three times right after fresh tokens.
+    #[error("the notification socket closed with auth-class code {code} three times after fresh tokens: sign in again")]
+    RepeatedAuthClose {
+        /// The close code.
+        code: u16,
+    },
+    /// `max_refresh_attempts` refreshes in a row failed.
+    #[error("token refresh failed {attempts} times in a row ({last}): sign in again when the service is reachable")]
+    RefreshGaveUp {
+        /// How many attempts failed.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
+    /// The token source cannot produce a new token by itself (for example a static access
+    /// token that expired).
+    #[error("the access token expired and the token source cannot refresh it ({detail}): provide a new token")]
+    CannotRefresh {
+        /// What the token source said.
+        detail: String,
+    },
+    /// The server said the user's tokens were revoked.
+    #[error("the server revoked the user's tokens: sign in again")]
+    TokenRevoked,
+}
+
+/// The service is unavailable or limiting us. The session backs off and retries.
+#[derive(Debug, Clone, PartialEq, Eq, ThisError)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// An HTTP error status.
+    #[error("{what} failed with HTTP {status}{}", retry_note(*retry_after))]
+    Http {
+        /// Which request.
+        what: &'static str,
+        /// The status.
+        status: u16,
+        /// The server's `Retry-After`, if any.
+        retry_after: Option<Duration>,
+    },
+    /// No HTTP answer: DNS, TCP, TLS, timeout.
+    #[error("{what} failed: {detail}")]
+    Network {
+        /// Which request.
+        what: &'static str,
+        /// What the adapter saw.
+        detail: String,
+    },
+}
+
+fn retry_note(d: Option<Duration>) -> String {
+    d.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default()
+}
+
+/// The server sent something the session could not use.
+#[derive(Debug, Clone, PartialEq, Eq, ThisError)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A text frame that is not a message the session understands.
+    #[error("dropped a malformed frame ({why}); {count} so far")]
+    MalformedFrame {
+        /// What was wrong.
+        why: FrameProblem,
+        /// Malformed frames seen by this session so far.
+        count: u64,
+    },
+    /// A channel answer without a usable `connectUri` or id.
+    #[error("the channel answer was unusable: {0}")]
+    BadChannel(String),
+}
+
+/// What was wrong with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameProblem {
+    /// Not JSON, or truncated.
+    NotJson,
+    /// JSON, but neither a notification nor a known control message.
+    UnknownShape,
+    /// Over the size the session accepts.
+    TooLarge,
+}
+
+impl fmt::Display for FrameProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FrameProblem::NotJson => "not JSON or truncated",
+            FrameProblem::UnknownShape => "no topicName and not a known reply",
+            FrameProblem::TooLarge => "too large",
+        })
+    }
+}
+
+/// The application or adapter used the session wrongly.
+#[derive(Debug, Clone, PartialEq, Eq, ThisError)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// A topic the service would refuse.
+    #[error("invalid topic {topic:?}: {why}")]
+    InvalidTopic {
+        /// The offending name (cut at 201 characters).
+        topic: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// The desired set would exceed the service's limit of 1000 topics per channel.
+    #[error("{requested} topics requested; a channel carries at most 1000: use a second session for the rest")]
+    TooManyTopics {
+        /// The size the set would have had.
+        requested: usize,
+    },
+    /// The session was closed; create a new one.
+    #[error("the session is closed: create a new session")]
+    Closed,
+    /// A configuration value makes no sense.
+    #[error("invalid config: {field} {why}")]
+    InvalidConfig {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// `now` went backwards; the session kept its latest time.
+    #[error("time went backwards by {by_ms} ms: the adapter must pass a monotonic clock")]
+    TimeWentBackwards {
+        /// By how much.
+        by_ms: u64,
+    },
+}
+
+/// How an HTTP request or a socket upgrade failed, as the adapter reports it.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The server answered with an error status.
+    Http {
+        /// The status code.
+        status: u16,
+        /// `Retry-After`, already converted to a duration.
+        retry_after: Option<Duration>,
+        /// The error code from the body: OAuth `error` (`invalid_grant`) or Genesys `code`
+        /// (`bad.credentials`).
+        code: Option<String>,
+    },
+    /// No HTTP answer: DNS, TCP, TLS, timeout, or an answer that could not be read.
+    Network(String),
+    /// The token source cannot produce a token without the user (for example a static token).
+    CannotRefresh(String),
+}
+
+impl RequestError {
+    /// An HTTP error status without a body code or `Retry-After`.
+    pub fn status(status: u16) -> Self {
+        RequestError::Http { status, retry_after: None, code: None }
+    }
+
+    /// An HTTP error status with a body code.
+    pub fn status_code(status: u16, code: &str) -> Self {
+        RequestError::Http { status, retry_after: None, code: Some(code.to_owned()) }
+    }
+
+    /// HTTP 429 with a `Retry-After`.
+    pub fn rate_limited(retry_after: Duration) -> Self {
+        RequestError::Http { status: 429, retry_after: Some(retry_after), code: None }
+    }
+
+    /// A network failure.
+    pub fn network(detail: impl Into<String>) -> Self {
+        RequestError::Network(detail.into())
+    }
+
+    pub(crate) fn http_status(&self) -> Option<u16> {
+        match self {
+            RequestError::Http { status, .. } => Some(*status),
+            RequestError::Network(_) | RequestError::CannotRefresh(_) => None,
+        }
+    }
+
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RequestError::Http { retry_after, .. } => *retry_after,
+            RequestError::Network(_) | RequestError::CannotRefresh(_) => None,
+        }
+    }
+
+    pub(crate) fn to_server_error(&self, what: &'static str) -> ServerError {
+        match self {
+            RequestError::Http { status, retry_after, .. } => {
+                ServerError::Http { what, status: *status, retry_after: *retry_after }
+            }
+            RequestError::Network(d) | RequestError::CannotRefresh(d) => {
+                ServerError::Network { what, detail: d.clone() }
+            }
+        }
+    }
+}
+
+/// Codes and statuses only: adapters must never put a secret in `Network` text, but the
+/// debug form stays short anyway.
+impl fmt::Debug for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::Http { status, retry_after, code } => {
+                write!(f, "HTTP {status}")?;
+                if let Some(c) = code {
+                    write!(f, " {c}")?;
+                }
+                if let Some(r) = retry_after {
+                    write!(f, " retry-after={}s", r.as_secs())?;
+                }
+                Ok(())
+            }
+            RequestError::Network(d) => write!(f, "network: {d}"),
+            RequestError::CannotRefresh(d) => write!(f, "cannot refresh: {d}"),
+        }
+    }
+}

@@ -1,0 +1,1399 @@
+//! The `Session` state machine. Every state change lives in this module.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::error::{AuthError, Error, ProtocolError, RequestError, UsageError};
+use crate::frame::{self, Frame, PING};
+use crate::io::{Action, Event, GapReason, Input, Status, TopicResult};
+use crate::rng::Rng;
+use crate::time::Instant;
+use crate::types::{ChannelId, ConnId, ReqId, Secret, Topic, MAX_TOPICS};
+
+const NORMAL_CLOSE: u16 = 1000;
+const BUDGET_WINDOW: Duration = Duration::from_secs(60);
+const AUTH_CLOSE_LIMIT: u32 = 3;
+
+/// Why the session wants to be woken: the reason that comes with [`Session::poll_timeout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Deadline {
+    /// Renew before the token that created the live channel expires.
+    TokenRefresh,
+    /// Retry a failed token request.
+    TokenRetry,
+    /// Renew before the live channel's 24-hour life ends.
+    ChannelRollover,
+    /// A channel (or the token bound to it) has expired.
+    ChannelExpiry,
+    /// A socket has been silent for `idle_timeout`: send a ping.
+    Idle,
+    /// A ping went unanswered for `ping_timeout`: the socket is dead.
+    PingTimeout,
+    /// Retry after a failure.
+    Backoff,
+    /// Wait for the channel-creation budget to free up.
+    ChannelBudget,
+    /// The maintenance grace after `socket_closing` ends.
+    HandoverGrace,
+    /// A request or upgrade has gone unanswered for `request_timeout`.
+    RequestTimeout,
+    /// Forget the duplicate-suppression keys of an ended overlap.
+    DedupExpiry,
+}
+
+impl fmt::Display for Deadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Deadline::TokenRefresh => "token_refresh",
+            Deadline::TokenRetry => "token_retry",
+            Deadline::ChannelRollover => "channel_rollover",
+            Deadline::ChannelExpiry => "channel_expiry",
+            Deadline::Idle => "idle",
+            Deadline::PingTimeout => "ping_timeout",
+            Deadline::Backoff => "backoff",
+            Deadline::ChannelBudget => "channel_budget",
+            Deadline::HandoverGrace => "handover_grace",
+            Deadline::RequestTimeout => "request_timeout",
+            Deadline::DedupExpiry => "dedup_expiry",
+        })
+    }
+}
+
+/// Which of the (at most) two channel links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    /// The link that carries (or is recovering) coverage.
+    Active,
+    /// A make-before-break replacement being brought up while `Active` is live.
+    Standby,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Session,
+    Link(Which),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Reconnect to the same `connectUri` (its subscriptions survive server-side).
+    Reconnect,
+    /// Create a new channel.
+    NewChannel,
+}
+
+#[derive(Debug)]
+struct Token {
+    value: Secret,
+    gen: u64,
+    issued_at: Instant,
+    expires_at: Instant,
+    /// The API rejected it: never use it again.
+    stale: bool,
+}
+
+#[derive(Debug)]
+struct Chan {
+    id: ChannelId,
+    uri: Secret,
+    expires_at: Instant,
+    token_gen: u64,
+    token_expires_at: Instant,
+    renew_at: Instant,
+}
+
+impl Chan {
+    /// A channel dies with the token that created it (PROTOCOL.md §2.8).
+    fn dies_at(&self) -> Instant {
+        self.expires_at.min(self.token_expires_at)
+    }
+
+    fn renew_reason(&self) -> Deadline {
+        if self.token_expires_at <= self.expires_at {
+            Deadline::TokenRefresh
+        } else {
+            Deadline::ChannelRollover
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Step {
+    Waiting { until: Instant, plan: Plan, why: Deadline },
+    NeedToken,
+    Creating { req: ReqId, sent: Instant, token_gen: u64 },
+    Connecting { conn: ConnId, sent: Instant },
+    Open { conn: ConnId },
+}
+
+#[derive(Debug)]
+struct SubRequest {
+    req: ReqId,
+    sent: Instant,
+    topics: Vec<Topic>,
+    token_gen: u64,
+}
+
+#[derive(Debug)]
+struct Link {
+    tag: u64,
+    step: Step,
+    chan: Option<Chan>,
+    /// Failures since this link was last stable; drives backoff.
+    failures: u32,
+    /// Tokens older than this generation may not create this link's channel.
+    min_token_gen: u64,
+    live_since: Option<Instant>,
+    last_rx: Instant,
+    ping_due: Option<Instant>,
+    /// Set by a suspend: coverage since then is unproven until a frame arrives.
+    suspect_since: Option<Instant>,
+    /// Set by `socket_closing`: the server closes this socket around then.
+    closing_by: Option<Instant>,
+    sub: Option<SubRequest>,
+    sub_dirty: bool,
+    sub_retry_at: Option<Instant>,
+    /// Topics the server confirmed on this channel.
+    server_topics: BTreeSet<Topic>,
+}
+
+impl Link {
+    fn new(tag: u64, now: Instant) -> Link {
+        Link {
+            tag,
+            step: Step::NeedToken,
+            chan: None,
+            failures: 0,
+            min_token_gen: 0,
+            live_since: None,
+            last_rx: now,
+            ping_due: None,
+            suspect_since: None,
+            closing_by: None,
+            sub: None,
+            sub_dirty: false,
+            sub_retry_at: None,
+            server_topics: BTreeSet::new(),
+        }
+    }
+
+    fn conn(&self) -> Option<ConnId> {
+        match self.step {
+            Step::Connecting { conn, .. } | Step::Open { conn } => Some(conn),
+            Step::Waiting { .. } | Step::NeedToken | Step::Creating { .. } => None,
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        matches!(self.step, Step::Open { .. })
+    }
+
+    fn is_live(&self) -> bool {
+        self.is_open() && self.live_since.is_some()
+    }
+
+    fn has_channel_alive(&self, now: Instant) -> bool {
+        self.chan.as_ref().is_some_and(|c| c.dies_at() > now)
+    }
+}
+
+/// Duplicate suppression while two sockets overlap (DESIGN.md §3 rule 6).
+#[derive(Debug, Default)]
+struct Dedup {
+    /// Key → tag of the link that delivered it first.
+    seen: BTreeMap<u64, u64>,
+    /// Set while two sockets are open and for `dedup_linger` after.
+    until: Option<Instant>,
+}
+
+/// The sans-IO session: one notification channel kept alive for as long as the application
+/// wants it. See the [crate docs](crate) for the drive loop an adapter MUST follow.
+///
+/// Methods sort into:
+/// - **inputs**: [`handle_input`](Self::handle_input), [`handle_timeout`](Self::handle_timeout);
+/// - **commands**: [`subscribe`](Self::subscribe), [`unsubscribe`](Self::unsubscribe),
+///   [`login`](Self::login), [`report_unauthorized`](Self::report_unauthorized),
+///   [`close`](Self::close);
+/// - **outputs**, drained after every input or command: [`poll_action`](Self::poll_action),
+///   [`poll_event`](Self::poll_event), then [`poll_timeout`](Self::poll_timeout);
+/// - **getters**: [`status`](Self::status), [`topics`](Self::topics),
+///   [`covered_topics`](Self::covered_topics), [`access_token`](Self::access_token).
+pub struct Session {
+    cfg: Config,
+    rng: Rng,
+    now: Instant,
+    next_id: u64,
+    topics: BTreeSet<Topic>,
+    rejected: BTreeMap<String, String>,
+    token: Option<Token>,
+    token_gen: u64,
+    token_req: Option<(ReqId, Instant)>,
+    token_failures: u32,
+    token_retry_at: Option<Instant>,
+    active: Option<Link>,
+    standby: Option<Link>,
+    login_required: Option<AuthError>,
+    closed: bool,
+    ever_live: bool,
+    last_status: Option<Status>,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+    uncovered: BTreeMap<Topic, (Instant, GapReason)>,
+    dedup: Dedup,
+    creations: VecDeque<Instant>,
+    auth_streak: Option<(u16, u32)>,
+    malformed: u64,
+}
+
+/// Shows the state, never a secret.
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("now", &self.now)
+            .field("status", &self.status())
+            .field("topics", &self.topics.len())
+            .field("active", &self.active.as_ref().map(|l| &l.step))
+            .field("standby", &self.standby.as_ref().map(|l| &l.step))
+            .field("token_gen", &self.token.as_ref().map(|t| t.gen))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Starts a session at `now`. It asks for a token at once (`poll_action` gives
+    /// `RequestToken`); topics can be added before or after with [`subscribe`](Self::subscribe).
+    ///
+    /// `seed` drives backoff and renewal jitter: the same seed and inputs give the same outputs.
+    pub fn new(config: Config, now: Instant, seed: u64) -> Result<Session, UsageError> {
+        config.validate()?;
+        let mut s = Session {
+            cfg: config,
+            rng: Rng::new(seed),
+            now,
+            next_id: 1,
+            topics: BTreeSet::new(),
+            rejected: BTreeMap::new(),
+            token: None,
+            token_gen: 0,
+            token_req: None,
+            token_failures: 0,
+            token_retry_at: None,
+            active: None,
+            standby: None,
+            login_required: None,
+            closed: false,
+            ever_live: false,
+            last_status: None,
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            uncovered: BTreeMap::new(),
+            dedup: Dedup::default(),
+            creations: VecDeque::new(),
+            auth_streak: None,
+            malformed: 0,
+        };
+        s.active = Some(s.new_link());
+        s.settle();
+        Ok(s)
+    }
+
+    // ----- getters -------------------------------------------------------------------------
+
+    /// Where the session stands.
+    pub fn status(&self) -> Status {
+        if self.closed {
+            Status::Closed
+        } else if self.login_required.is_some() {
+            Status::LoginRequired
+        } else if self.active.as_ref().is_some_and(|l| l.is_live() && l.suspect_since.is_none()) {
+            Status::Live
+        } else if self.ever_live {
+            Status::Recovering
+        } else {
+            Status::Connecting
+        }
+    }
+
+    /// The desired topic set, in stable order.
+    pub fn topics(&self) -> impl Iterator<Item = &Topic> {
+        self.topics.iter()
+    }
+
+    /// Topics a live, subscribed socket covers right now.
+    pub fn covered_topics(&self) -> impl Iterator<Item = &Topic> {
+        let live = self.active.as_ref().filter(|l| l.is_live());
+        live.into_iter().flat_map(move |l| l.server_topics.intersection(&self.topics))
+    }
+
+    /// The current access token, if it is neither expired nor rejected: for the
+    /// application's own REST calls.
+    pub fn access_token(&self) -> Option<&Secret> {
+        self.token.as_ref().filter(|t| !t.stale && t.expires_at > self.now).map(|t| &t.value)
+    }
+
+    /// The latest `now` the session has seen.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    // ----- outputs -------------------------------------------------------------------------
+
+    /// The next IO the adapter owes. Drain until `None` after every input or command.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next event for the application. Drain until `None` after every input or command.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) must be called,
+    /// with the reason. `None`: nothing is scheduled (closed, or waiting for a login).
+    pub fn poll_timeout(&self) -> Option<(Instant, Deadline)> {
+        let mut best: Option<(Instant, Deadline)> = None;
+        self.for_each_deadline(|at, why, _| {
+            if best.is_none_or(|(b, _)| at < b) {
+                best = Some((at, why));
+            }
+        });
+        best
+    }
+
+    // ----- inputs --------------------------------------------------------------------------
+
+    /// Feeds one thing that happened. Results naming an id the session no longer waits for
+    /// are ignored.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        self.set_now(now);
+        if self.closed {
+            return;
+        }
+        match input {
+            Input::TokenIssued { req, token, expires_in, rotated_refresh_token } => {
+                self.on_token_issued(req, token, expires_in, rotated_refresh_token)
+            }
+            Input::TokenFailed { req, error } => self.on_token_failed(req, error),
+            Input::ChannelCreated { req, id, connect_uri, expires_in } => {
+                self.on_channel_created(req, id, connect_uri, expires_in)
+            }
+            Input::ChannelFailed { req, error } => {
+                if let Some(w) = self.link_creating(req) {
+                    self.on_create_failed(w, &error);
+                }
+            }
+            Input::Subscribed { req, results } => self.on_subscribed(req, results),
+            Input::SubscribeFailed { req, error } => {
+                if let Some(w) = self.link_subscribing(req) {
+                    self.on_subscribe_failed(w, &error);
+                }
+            }
+            Input::Opened { conn } => self.on_opened(conn),
+            Input::ConnectFailed { conn, error } => {
+                if let Some(w) = self.link_connecting(conn) {
+                    self.on_connect_failed(w, &error);
+                }
+            }
+            Input::Frame { conn, text } => self.on_frame(conn, text),
+            Input::Closed { conn, code, .. } => self.on_closed(conn, code),
+            Input::Resumed { slept } => self.on_resumed(slept),
+        }
+        self.settle();
+    }
+
+    /// Handles every deadline at or before `now`. Call it when `poll_timeout` says.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.set_now(now);
+        if !self.closed {
+            self.settle();
+        }
+    }
+
+    // ----- commands ------------------------------------------------------------------------
+
+    /// Adds topics to the desired set. While live, the whole set is PUT again.
+    ///
+    /// Fails without changing anything if the set would exceed 1000 topics or the session is
+    /// closed.
+    pub fn subscribe(
+        &mut self,
+        now: Instant,
+        topics: impl IntoIterator<Item = Topic>,
+    ) -> Result<(), UsageError> {
+        self.set_now(now);
+        if self.closed {
+            return Err(UsageError::Closed);
+        }
+        let mut wanted = self.topics.clone();
+        let mut added = Vec::new();
+        for t in topics {
+            if wanted.insert(t.clone()) {
+                added.push(t);
+            }
+        }
+        if wanted.len() > MAX_TOPICS {
+            return Err(UsageError::TooManyTopics { requested: wanted.len() });
+        }
+        for t in &added {
+            self.rejected.remove(t.as_str());
+        }
+        if !added.is_empty() {
+            self.topics = wanted;
+            self.topics_changed();
+        }
+        self.settle();
+        Ok(())
+    }
+
+    /// Removes topics from the desired set. While live, the remaining set is PUT again.
+    pub fn unsubscribe<'t>(
+        &mut self,
+        now: Instant,
+        topics: impl IntoIterator<Item = &'t Topic>,
+    ) -> Result<(), UsageError> {
+        self.set_now(now);
+        if self.closed {
+            return Err(UsageError::Closed);
+        }
+        let mut changed = false;
+        for t in topics {
+            changed |= self.topics.remove(t);
+            self.uncovered.remove(t);
+            self.rejected.remove(t.as_str());
+        }
+        if changed {
+            self.topics_changed();
+        }
+        self.settle();
+        Ok(())
+    }
+
+    /// Supplies an access token from a new login (or from an application that owns its
+    /// login). Leaves `LoginRequired` and resumes with the same topic set.
+    pub fn login(&mut self, now: Instant, token: Secret, expires_in: Duration) -> Result<(), UsageError> {
+        self.set_now(now);
+        if self.closed {
+            return Err(UsageError::Closed);
+        }
+        self.install_token(token, expires_in);
+        self.token_req = None;
+        self.auth_streak = None;
+        self.login_required = None;
+        if self.active.is_none() {
+            self.active = Some(self.new_link());
+        }
+        self.settle();
+        Ok(())
+    }
+
+    /// The application's own API call with `token` was answered 401. If that is the current
+    /// token, it is dropped and one shared refresh follows (with a new channel, since the
+    /// channel is bound to the token). Reports about older tokens are ignored.
+    pub fn report_unauthorized(&mut self, now: Instant, token: &str) {
+        self.set_now(now);
+        if self.closed || self.login_required.is_some() {
+            return;
+        }
+        let Some(t) = self.token.as_mut() else { return };
+        if t.stale || t.value.expose() != token {
+            return;
+        }
+        t.stale = true;
+        let gen = t.gen;
+        self.start_handover(gen + 1);
+        self.settle();
+    }
+
+    /// Closes every socket with 1000 and stops. Later inputs are ignored.
+    pub fn close(&mut self, now: Instant) {
+        self.set_now(now);
+        if self.closed {
+            return;
+        }
+        for w in [Which::Active, Which::Standby] {
+            if let Some(conn) = self.link(w).and_then(Link::conn) {
+                self.actions.push_back(Action::Close { conn, code: NORMAL_CLOSE });
+            }
+        }
+        self.active = None;
+        self.standby = None;
+        self.token_req = None;
+        self.uncovered.clear();
+        self.closed = true;
+        self.emit_status();
+    }
+
+    // ----- plumbing ------------------------------------------------------------------------
+
+    fn set_now(&mut self, now: Instant) {
+        if now < self.now {
+            let by_ms = (self.now - now).as_millis() as u64;
+            self.warn(UsageError::TimeWentBackwards { by_ms });
+        } else {
+            self.now = now;
+        }
+    }
+
+    fn warn(&mut self, e: impl Into<Error>) {
+        self.events.push_back(Event::Warning(e.into()));
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn new_link(&mut self) -> Link {
+        let tag = self.fresh_id();
+        Link::new(tag, self.now)
+    }
+
+    fn link(&self, w: Which) -> Option<&Link> {
+        match w {
+            Which::Active => self.active.as_ref(),
+            Which::Standby => self.standby.as_ref(),
+        }
+    }
+
+    fn link_mut(&mut self, w: Which) -> Option<&mut Link> {
+        match w {
+            Which::Active => self.active.as_mut(),
+            Which::Standby => self.standby.as_mut(),
+        }
+    }
+
+    fn find(&self, pred: impl Fn(&Link) -> bool) -> Option<Which> {
+        [Which::Active, Which::Standby].into_iter().find(|&w| self.link(w).is_some_and(&pred))
+    }
+
+    fn link_creating(&self, req: ReqId) -> Option<Which> {
+        self.find(|l| matches!(l.step, Step::Creating { req: r, .. } if r == req))
+    }
+
+    fn link_connecting(&self, conn: ConnId) -> Option<Which> {
+        self.find(|l| matches!(l.step, Step::Connecting { conn: c, .. } if c == conn))
+    }
+
+    fn link_open(&self, conn: ConnId) -> Option<Which> {
+        self.find(|l| matches!(l.step, Step::Open { conn: c } if c == conn))
+    }
+
+    fn link_subscribing(&self, req: ReqId) -> Option<Which> {
+        self.find(|l| l.sub.as_ref().is_some_and(|s| s.req == req))
+    }
+
+    /// Full jitter above a floor: `[base, min(cap, base·2^(n+1))]`, never below `floor`.
+    fn backoff(&mut self, failures: u32, floor: Option<Duration>) -> Duration {
+        let base = self.cfg.backoff_base;
+        let ceil = base.saturating_mul(1u32 << failures.min(20).saturating_add(1)).min(self.cfg.backoff_cap);
+        let d = self.rng.between(base.min(ceil), ceil);
+        d.max(floor.unwrap_or_default())
+    }
+
+    fn token_usable_for(&self, w: Which) -> bool {
+        let min_gen = self.link(w).map_or(0, |l| l.min_token_gen);
+        self.token.as_ref().is_some_and(|t| {
+            !t.stale && t.gen >= min_gen && t.expires_at > self.now + self.cfg.renew_lead_min
+        })
+    }
+
+    /// Runs deadlines that are due, then moves every link as far as it can go without an
+    /// answer, then asks for a token if someone waits for one. Ends with nothing due at `now`.
+    fn settle(&mut self) {
+        for _ in 0..64 {
+            if self.closed || self.login_required.is_some() {
+                break;
+            }
+            let mut due: Option<(Instant, Deadline, Target)> = None;
+            let now = self.now;
+            self.for_each_deadline(|at, why, target| {
+                if at <= now && due.is_none_or(|(b, _, _)| at < b) {
+                    due = Some((at, why, target));
+                }
+            });
+            match due {
+                Some((_, why, target)) => self.fire(why, target),
+                None => break,
+            }
+        }
+        if !self.closed && self.login_required.is_none() {
+            self.drive(Which::Active);
+            self.drive(Which::Standby);
+            self.drive_token();
+            let both_open = self.active.as_ref().is_some_and(Link::is_open)
+                && self.standby.as_ref().is_some_and(Link::is_open);
+            if both_open {
+                self.dedup.until = Some(self.now + self.cfg.dedup_linger);
+            }
+        }
+        self.emit_status();
+    }
+
+    fn emit_status(&mut self) {
+        let s = self.status();
+        if s == Status::Live {
+            self.ever_live = true;
+        }
+        if self.last_status != Some(s) {
+            self.last_status = Some(s);
+            self.events.push_back(Event::Status(s));
+        }
+    }
+
+    /// Every pending deadline, with its reason and whom it concerns. `poll_timeout` and
+    /// `settle` both read this one list, so they cannot disagree.
+    fn for_each_deadline(&self, mut f: impl FnMut(Instant, Deadline, Target)) {
+        if self.closed || self.login_required.is_some() {
+            return;
+        }
+        let rt = self.cfg.request_timeout;
+        if let Some((_, sent)) = self.token_req {
+            f(sent + rt, Deadline::RequestTimeout, Target::Session);
+        }
+        if let Some(at) = self.token_retry_at {
+            f(at, Deadline::TokenRetry, Target::Session);
+        }
+        if let Some(at) = self.dedup.until {
+            f(at, Deadline::DedupExpiry, Target::Session);
+        }
+        for w in [Which::Active, Which::Standby] {
+            let Some(l) = self.link(w) else { continue };
+            let t = Target::Link(w);
+            match l.step {
+                Step::Waiting { until, why, .. } => f(until, why, t),
+                Step::NeedToken => {}
+                Step::Creating { sent, .. } | Step::Connecting { sent, .. } => {
+                    f(sent + rt, Deadline::RequestTimeout, t)
+                }
+                Step::Open { .. } => {
+                    if let Some(s) = &l.sub {
+                        f(s.sent + rt, Deadline::RequestTimeout, t);
+                    }
+                    if let Some(at) = l.sub_retry_at {
+                        f(at, Deadline::Backoff, t);
+                    }
+                    if let Some(at) = l.closing_by {
+                        f(at, Deadline::HandoverGrace, t);
+                    }
+                    match l.ping_due {
+                        Some(at) => f(at, Deadline::PingTimeout, t),
+                        None => f(l.last_rx + self.cfg.idle_timeout, Deadline::Idle, t),
+                    }
+                    if let Some(c) = &l.chan {
+                        f(c.dies_at(), Deadline::ChannelExpiry, t);
+                        if w == Which::Active && l.is_live() && self.standby.is_none() {
+                            f(c.renew_at, c.renew_reason(), t);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn fire(&mut self, why: Deadline, target: Target) {
+        let now = self.now;
+        match (why, target) {
+            (Deadline::RequestTimeout, Target::Session) => {
+                if let Some((req, _)) = self.token_req {
+                    self.on_token_failed(req, RequestError::network("token request timed out"));
+                }
+            }
+            (Deadline::TokenRetry, _) => self.token_retry_at = None,
+            (Deadline::DedupExpiry, _) => self.dedup = Dedup::default(),
+            (_, Target::Session) => {}
+            (Deadline::Backoff | Deadline::ChannelBudget, Target::Link(w)) => {
+                let Some(l) = self.link_mut(w) else { return };
+                match l.step {
+                    Step::Waiting { plan, .. } => self.begin(w, plan),
+                    Step::Open { .. } => l.sub_retry_at = None,
+                    Step::NeedToken | Step::Creating { .. } | Step::Connecting { .. } => {}
+                }
+            }
+            (Deadline::RequestTimeout, Target::Link(w)) => {
+                let timed_out = RequestError::network("no answer within request_timeout");
+                let Some(l) = self.link(w) else { return };
+                match l.step {
+                    Step::Creating { .. } => self.on_create_failed(w, &timed_out),
+                    Step::Connecting { conn, .. } => {
+                        self.actions.push_back(Action::Close { conn, code: NORMAL_CLOSE });
+                        self.on_connect_failed(w, &timed_out);
+                    }
+                    Step::Open { .. } => self.on_subscribe_failed(w, &timed_out),
+                    Step::Waiting { .. } | Step::NeedToken => {}
+                }
+            }
+            (Deadline::HandoverGrace, Target::Link(w)) => {
+                self.lose(w, GapReason::Maintenance, Plan::NewChannel, true)
+            }
+            (Deadline::ChannelExpiry, Target::Link(w)) => {
+                let plan = self.plan_after_loss(w, None);
+                self.lose(w, GapReason::ChannelExpired, plan, true);
+            }
+            (Deadline::PingTimeout, Target::Link(w)) => {
+                let plan = self.plan_after_loss(w, None);
+                self.lose(w, GapReason::SocketDead, plan, true);
+            }
+            (Deadline::Idle, Target::Link(w)) => {
+                let ping_timeout = self.cfg.ping_timeout;
+                let Some(l) = self.link_mut(w) else { return };
+                if let Step::Open { conn } = l.step {
+                    l.ping_due = Some(now + ping_timeout);
+                    self.actions.push_back(Action::Send { conn, text: PING.to_owned() });
+                }
+            }
+            (Deadline::TokenRefresh | Deadline::ChannelRollover, Target::Link(_)) => {
+                let needs_token = self.active.as_ref().and_then(|l| l.chan.as_ref()).map_or(0, |c| {
+                    let token_first = c.renew_reason() == Deadline::TokenRefresh;
+                    if token_first {
+                        c.token_gen + 1
+                    } else {
+                        0
+                    }
+                });
+                self.start_handover(needs_token);
+            }
+        }
+    }
+
+    /// Brings up a standby link on a new channel while the active one stays live.
+    fn start_handover(&mut self, min_token_gen: u64) {
+        if self.standby.is_some() || !self.active.as_ref().is_some_and(Link::is_live) {
+            return;
+        }
+        let mut l = self.new_link();
+        l.min_token_gen = min_token_gen;
+        self.standby = Some(l);
+        self.begin(Which::Standby, Plan::NewChannel);
+    }
+
+    /// Moves a link forward where it waits on nothing but local state.
+    fn drive(&mut self, w: Which) {
+        let usable = self.token_usable_for(w);
+        let now = self.now;
+        let Some(l) = self.link(w) else { return };
+        match l.step {
+            Step::NeedToken if usable => self.begin(w, Plan::NewChannel),
+            Step::Open { .. }
+                if l.sub_dirty && l.sub.is_none() && l.sub_retry_at.is_none_or(|t| t <= now) =>
+            {
+                if self.access_token().is_some() {
+                    self.put_subscriptions(w);
+                }
+            }
+            Step::Waiting { .. }
+            | Step::NeedToken
+            | Step::Creating { .. }
+            | Step::Connecting { .. }
+            | Step::Open { .. } => {}
+        }
+    }
+
+    fn drive_token(&mut self) {
+        if self.token_req.is_some() || self.token_retry_at.is_some() {
+            return;
+        }
+        let has_token = self.access_token().is_some();
+        let mut needed = false;
+        for w in [Which::Active, Which::Standby] {
+            if let Some(l) = self.link(w) {
+                needed |= matches!(l.step, Step::NeedToken) && !self.token_usable_for(w);
+                needed |= l.is_open() && l.sub_dirty && !has_token;
+            }
+        }
+        if needed {
+            let req = ReqId::from_u64(self.fresh_id());
+            self.token_req = Some((req, self.now));
+            self.actions.push_back(Action::RequestToken { req });
+        }
+    }
+
+    fn begin(&mut self, w: Which, plan: Plan) {
+        let now = self.now;
+        let plan = match plan {
+            Plan::Reconnect if self.link(w).is_some_and(|l| l.has_channel_alive(now)) => Plan::Reconnect,
+            Plan::Reconnect | Plan::NewChannel => Plan::NewChannel,
+        };
+        match plan {
+            Plan::Reconnect => self.connect(w),
+            Plan::NewChannel => self.create_channel(w),
+        }
+    }
+
+    fn create_channel(&mut self, w: Which) {
+        let usable = self.token_usable_for(w);
+        let now = self.now;
+        while self.creations.front().is_some_and(|&t| t + BUDGET_WINDOW <= now) {
+            self.creations.pop_front();
+        }
+        let budget_full = self.creations.len() >= self.cfg.max_channel_creations_per_minute as usize;
+        let budget_free_at = self.creations.front().map(|&t| t + BUDGET_WINDOW);
+        let req = ReqId::from_u64(self.fresh_id());
+        let Some(l) = self.link_mut(w) else { return };
+        l.chan = None;
+        l.server_topics.clear();
+        l.live_since = None;
+        if !usable {
+            l.step = Step::NeedToken;
+            return;
+        }
+        if let (true, Some(until)) = (budget_full, budget_free_at) {
+            l.step = Step::Waiting { until, plan: Plan::NewChannel, why: Deadline::ChannelBudget };
+            return;
+        }
+        let Some(t) = self.token.as_ref() else { return };
+        let (token, token_gen) = (t.value.clone(), t.gen);
+        if let Some(l) = self.link_mut(w) {
+            l.step = Step::Creating { req, sent: now, token_gen };
+        }
+        self.creations.push_back(now);
+        self.actions.push_back(Action::CreateChannel { req, token });
+    }
+
+    fn connect(&mut self, w: Which) {
+        let conn = ConnId::from_u64(self.fresh_id());
+        let now = self.now;
+        let Some(l) = self.link_mut(w) else { return };
+        let Some(c) = &l.chan else { return };
+        let url = c.uri.clone();
+        l.step = Step::Connecting { conn, sent: now };
+        l.live_since = None;
+        l.ping_due = None;
+        l.closing_by = None;
+        l.sub = None;
+        l.sub_retry_at = None;
+        self.actions.push_back(Action::Connect { conn, url });
+    }
+
+    fn put_subscriptions(&mut self, w: Which) {
+        let req = ReqId::from_u64(self.fresh_id());
+        let now = self.now;
+        let topics: Vec<Topic> = self.topics.iter().cloned().collect();
+        let Some(t) = self.token.as_ref() else { return };
+        let (token, token_gen) = (t.value.clone(), t.gen);
+        let Some(l) = self.link_mut(w) else { return };
+        let Some(c) = &l.chan else { return };
+        let channel = c.id.clone();
+        l.sub_dirty = false;
+        l.sub = Some(SubRequest { req, sent: now, topics: topics.clone(), token_gen });
+        self.actions.push_back(Action::PutSubscriptions { req, channel, topics, token });
+    }
+
+    fn topics_changed(&mut self) {
+        for w in [Which::Active, Which::Standby] {
+            if let Some(l) = self.link_mut(w) {
+                if l.is_open() {
+                    l.sub_dirty = true;
+                }
+            }
+        }
+        let wanted = &self.topics;
+        self.uncovered.retain(|t, _| wanted.contains(t));
+    }
+
+    fn install_token(&mut self, value: Secret, expires_in: Duration) {
+        self.token_gen += 1;
+        self.token = Some(Token {
+            value,
+            gen: self.token_gen,
+            issued_at: self.now,
+            expires_at: self.now + expires_in,
+            stale: false,
+        });
+        self.token_failures = 0;
+        self.token_retry_at = None;
+    }
+
+    // ----- token results -------------------------------------------------------------------
+
+    fn on_token_issued(&mut self, req: ReqId, token: Secret, expires_in: Duration, rotated: bool) {
+        if self.token_req.is_none_or(|(r, _)| r != req) {
+            return;
+        }
+        self.token_req = None;
+        self.install_token(token, expires_in);
+        if rotated {
+            self.events.push_back(Event::TokenRotated);
+        }
+    }
+
+    fn on_token_failed(&mut self, req: ReqId, error: RequestError) {
+        if self.token_req.is_none_or(|(r, _)| r != req) {
+            return;
+        }
+        self.token_req = None;
+        self.token_failures = self.token_failures.saturating_add(1);
+        let now = self.now;
+        match &error {
+            RequestError::CannotRefresh(detail) => {
+                let valid_until = self.access_token().and(self.token.as_ref()).map(|t| t.expires_at);
+                match valid_until {
+                    Some(at) => self.token_retry_at = Some(at),
+                    None => self.require_login(AuthError::CannotRefresh { detail: detail.clone() }),
+                }
+            }
+            RequestError::Http { status: 400 | 401 | 403, code, .. } => {
+                let code = code.clone().unwrap_or_else(|| format!("HTTP {}", error.http_status().unwrap_or(0)));
+                let reason = if code == "invalid_client" || code == "unauthorized_client" {
+                    AuthError::ClientRejected { code }
+                } else {
+                    AuthError::GrantRejected { code }
+                };
+                self.require_login(reason);
+            }
+            RequestError::Http { .. } | RequestError::Network(_) => {
+                let failures = self.token_failures;
+                if self.cfg.max_refresh_attempts.is_some_and(|max| failures >= max) {
+                    self.require_login(AuthError::RefreshGaveUp { attempts: failures, last: error.to_string() });
+                    return;
+                }
+                let delay = self.backoff(failures - 1, error.retry_after());
+                self.token_retry_at = Some(now + delay);
+                self.warn(error.to_server_error("token request"));
+            }
+        }
+    }
+
+    // ----- channel and subscription results ------------------------------------------------
+
+    fn on_channel_created(&mut self, req: ReqId, id: ChannelId, uri: Secret, expires_in: Duration) {
+        let Some(w) = self.link_creating(req) else { return };
+        if uri.expose().is_empty() || id.as_str().is_empty() {
+            self.warn(ProtocolError::BadChannel("empty id or connectUri".into()));
+            self.on_create_failed(w, &RequestError::network("unusable channel answer"));
+            return;
+        }
+        let now = self.now;
+        let Some(Step::Creating { token_gen, .. }) = self.link(w).map(|l| &l.step) else { return };
+        let token_gen = *token_gen;
+        let token_expires_at = self
+            .token
+            .as_ref()
+            .filter(|t| t.gen == token_gen)
+            .map_or(now + expires_in, |t| t.expires_at);
+        let expires_at = now + expires_in;
+        let dies_at = expires_at.min(token_expires_at);
+        let lifetime = dies_at - now;
+        let lead = self.cfg.renew_lead(lifetime);
+        let jittered = self.rng.between(lead, lead * 3 / 2).min(lifetime / 2);
+        let chan = Chan { id, uri, expires_at, token_gen, token_expires_at, renew_at: dies_at - jittered };
+        if let Some(l) = self.link_mut(w) {
+            l.chan = Some(chan);
+        }
+        self.connect(w);
+    }
+
+    fn on_create_failed(&mut self, w: Which, error: &RequestError) {
+        let token_gen = match self.link(w).map(|l| &l.step) {
+            Some(Step::Creating { token_gen, .. }) => *token_gen,
+            _ => return,
+        };
+        match error.http_status() {
+            Some(status @ (401 | 403)) => {
+                if self.rest_unauthorized(status, token_gen) {
+                    if let Some(l) = self.link_mut(w) {
+                        l.step = Step::NeedToken;
+                    }
+                }
+            }
+            _ => {
+                self.warn(error.to_server_error("channel creation"));
+                self.retry_later(w, Plan::NewChannel, error.retry_after());
+            }
+        }
+    }
+
+    fn retry_later(&mut self, w: Which, plan: Plan, floor: Option<Duration>) {
+        let failures = self.link(w).map_or(0, |l| l.failures);
+        let delay = self.backoff(failures, floor);
+        let until = self.now + delay;
+        if let Some(l) = self.link_mut(w) {
+            l.failures = l.failures.saturating_add(1);
+            l.step = Step::Waiting { until, plan, why: Deadline::Backoff };
+        }
+    }
+
+    /// An API call answered 401/403. Returns true if the session should fetch a new token and
+    /// retry, false if it stopped for a login instead.
+    fn rest_unauthorized(&mut self, status: u16, token_gen: u64) -> bool {
+        let now = self.now;
+        let window = self.cfg.fresh_token_window;
+        let Some(t) = self.token.as_mut() else { return true };
+        if t.gen != token_gen || t.stale {
+            return true;
+        }
+        if now - t.issued_at < window {
+            let reason = if status == 403 {
+                AuthError::InsufficientScope
+            } else {
+                AuthError::TokenRejected { status }
+            };
+            self.require_login(reason);
+            return false;
+        }
+        t.stale = true;
+        true
+    }
+
+    fn on_subscribed(&mut self, req: ReqId, results: Vec<TopicResult>) {
+        let Some(w) = self.link_subscribing(req) else { return };
+        let Some(sub) = self.link_mut(w).and_then(|l| l.sub.take()) else { return };
+        let refused: BTreeMap<String, String> =
+            results.into_iter().filter_map(|r| r.rejected.map(|why| (r.topic, why))).collect();
+        self.apply_subscription(w, sub.topics, &refused);
+    }
+
+    fn apply_subscription(&mut self, w: Which, sent: Vec<Topic>, refused: &BTreeMap<String, String>) {
+        for (topic, reason) in refused {
+            if self.rejected.get(topic) != Some(reason) {
+                self.rejected.insert(topic.clone(), reason.clone());
+                self.events.push_back(Event::TopicRejected { topic: topic.clone(), reason: reason.clone() });
+            }
+            self.uncovered.retain(|t, _| t.as_str() != topic);
+        }
+        let now = self.now;
+        let Some(l) = self.link_mut(w) else { return };
+        l.server_topics = sent.into_iter().filter(|t| !refused.contains_key(t.as_str())).collect();
+        l.sub_retry_at = None;
+        if l.live_since.is_none() {
+            l.live_since = Some(now);
+        }
+        if w == Which::Standby {
+            self.promote_standby();
+        }
+        self.close_gaps();
+    }
+
+    /// The standby is live: it takes over and the old socket closes (make-before-break).
+    fn promote_standby(&mut self) {
+        let Some(standby) = self.standby.take() else { return };
+        if let Some(conn) = self.active.as_ref().and_then(Link::conn) {
+            self.actions.push_back(Action::Close { conn, code: NORMAL_CLOSE });
+        }
+        self.active = Some(standby);
+    }
+
+    /// Emits one `Gap` per (start, reason) for uncovered topics that the active link now covers.
+    fn close_gaps(&mut self) {
+        let Some(l) = self.active.as_ref().filter(|l| l.is_live() && l.suspect_since.is_none()) else {
+            return;
+        };
+        let mut groups: BTreeMap<(Instant, GapReason), Vec<Topic>> = BTreeMap::new();
+        let covered: Vec<Topic> = self.uncovered.keys().filter(|t| l.server_topics.contains(*t)).cloned().collect();
+        for t in covered {
+            if let Some((from, reason)) = self.uncovered.remove(&t) {
+                groups.entry((from, reason)).or_default().push(t);
+            }
+        }
+        for ((from, reason), topics) in groups {
+            self.events.push_back(Event::Gap { topics, from, to: self.now, reason });
+        }
+    }
+
+    fn on_subscribe_failed(&mut self, w: Which, error: &RequestError) {
+        let Some(sub) = self.link_mut(w).and_then(|l| l.sub.take()) else { return };
+        match error.http_status() {
+            Some(status @ (401 | 403)) => {
+                if self.rest_unauthorized(status, sub.token_gen) {
+                    if let Some(l) = self.link_mut(w) {
+                        l.sub_dirty = true;
+                    }
+                }
+            }
+            Some(404) => self.lose(w, GapReason::SocketLost, Plan::NewChannel, true),
+            Some(400) => {
+                let why = "the server refused the subscription request (HTTP 400)".to_owned();
+                let refused = sub.topics.iter().map(|t| (t.as_str().to_owned(), why.clone())).collect();
+                self.apply_subscription(w, sub.topics, &refused);
+            }
+            _ => {
+                self.warn(error.to_server_error("subscription"));
+                let failures = self.link(w).map_or(0, |l| l.failures);
+                let delay = self.backoff(failures, error.retry_after());
+                let until = self.now + delay;
+                if let Some(l) = self.link_mut(w) {
+                    l.failures = l.failures.saturating_add(1);
+                    l.sub_dirty = true;
+                    l.sub_retry_at = Some(until);
+                }
+            }
+        }
+    }
+
+    // ----- socket events -------------------------------------------------------------------
+
+    fn on_opened(&mut self, conn: ConnId) {
+        let Some(w) = self.link_connecting(conn) else { return };
+        let now = self.now;
+        if let Some(l) = self.link_mut(w) {
+            l.step = Step::Open { conn };
+            l.last_rx = now;
+            l.ping_due = None;
+            l.suspect_since = None;
+            l.sub_dirty = true;
+            l.server_topics.clear();
+        }
+    }
+
+    fn on_connect_failed(&mut self, w: Which, error: &RequestError) {
+        let now = self.now;
+        let plan = match error.http_status() {
+            Some(status @ (401 | 403)) => {
+                if self.count_auth_failure(status) {
+                    return;
+                }
+                self.want_fresher_token(w);
+                Plan::NewChannel
+            }
+            Some(_) => Plan::NewChannel,
+            None if self.link(w).is_some_and(|l| l.has_channel_alive(now)) => Plan::Reconnect,
+            None => Plan::NewChannel,
+        };
+        self.warn(error.to_server_error("socket upgrade"));
+        self.retry_later(w, plan, error.retry_after());
+    }
+
+    /// Counts an auth-class close or upgrade refusal; true if the session stopped for a login.
+    fn count_auth_failure(&mut self, code: u16) -> bool {
+        let count = match self.auth_streak {
+            Some((c, n)) if c == code => n + 1,
+            _ => 1,
+        };
+        self.auth_streak = Some((code, count));
+        if count >= AUTH_CLOSE_LIMIT {
+            self.require_login(AuthError::RepeatedAuthClose { code });
+            return true;
+        }
+        false
+    }
+
+    /// The token that made this link's channel is suspect: the next channel needs a newer one.
+    fn want_fresher_token(&mut self, w: Which) {
+        let Some(l) = self.link_mut(w) else { return };
+        if let Some(c) = &l.chan {
+            l.min_token_gen = l.min_token_gen.max(c.token_gen + 1);
+        }
+    }
+
+    fn on_frame(&mut self, conn: ConnId, text: String) {
+        let Some(w) = self.link_open(conn) else { return };
+        let now = self.now;
+        let overlap = self.dedup.until.is_some();
+        let Some(l) = self.link_mut(w) else { return };
+        l.last_rx = now;
+        l.ping_due = None;
+        let was_suspect = l.suspect_since.take().is_some();
+        let tag = l.tag;
+        if was_suspect {
+            self.close_gaps();
+        }
+        match frame::classify(&text) {
+            Frame::Heartbeat | Frame::Pong | Frame::Metadata | Frame::SubscribeReply { .. } => {}
+            Frame::SocketClosing => self.on_socket_closing(w),
+            Frame::System { kind, .. } => match kind.as_deref() {
+                Some("token_revoked") => self.on_token_revoked(),
+                Some("no_longer_subscribed") => {
+                    self.lose(w, GapReason::SubscriptionDropped, Plan::NewChannel, true)
+                }
+                _ => {}
+            },
+            Frame::Notification { topic, body, metadata } => {
+                if overlap {
+                    let mut h = DefaultHasher::new();
+                    topic.hash(&mut h);
+                    frame::correlation_id(metadata).hash(&mut h);
+                    body.hash(&mut h);
+                    let key = h.finish();
+                    match self.dedup.seen.get(&key) {
+                        Some(&first) if first != tag => return,
+                        Some(_) => {}
+                        None => {
+                            self.dedup.seen.insert(key, tag);
+                        }
+                    }
+                }
+                let topic = topic.into_owned();
+                self.events.push_back(Event::Notification { topic, raw: text });
+            }
+            Frame::Malformed(why) => {
+                self.malformed += 1;
+                let count = self.malformed;
+                self.warn(ProtocolError::MalformedFrame { why, count });
+            }
+        }
+    }
+
+    fn on_socket_closing(&mut self, w: Which) {
+        match w {
+            Which::Active => {
+                let grace = self.now + self.cfg.maintenance_grace;
+                if let Some(l) = self.active.as_mut() {
+                    l.closing_by.get_or_insert(grace);
+                }
+                if self.active.as_ref().is_some_and(Link::is_live) {
+                    self.start_handover(0);
+                }
+            }
+            Which::Standby => self.lose(w, GapReason::Maintenance, Plan::NewChannel, true),
+        }
+    }
+
+    fn on_token_revoked(&mut self) {
+        let Some(t) = self.token.as_mut() else { return };
+        t.stale = true;
+        let gen = t.gen;
+        self.start_handover(gen + 1);
+        if self.standby.is_none() {
+            self.drive_token();
+        }
+    }
+
+    fn on_closed(&mut self, conn: ConnId, code: Option<u16>) {
+        if let Some(w) = self.link_connecting(conn) {
+            let error = match code {
+                Some(c) => RequestError::network(format!("closed with {c} before opening")),
+                None => RequestError::network("closed before opening"),
+            };
+            self.on_connect_failed(w, &error);
+            return;
+        }
+        let Some(w) = self.link_open(conn) else { return };
+        let maintenance = self.link(w).is_some_and(|l| l.closing_by.is_some());
+        if let Some(c) = code.filter(|c| self.cfg.close_codes.auth.contains(c)) {
+            let stable = self.link(w).and_then(|l| l.live_since).is_some_and(|s| self.now - s >= self.cfg.stable_after);
+            if stable {
+                self.auth_streak = None;
+            }
+            if self.count_auth_failure(c) {
+                return;
+            }
+            self.want_fresher_token(w);
+        } else {
+            self.auth_streak = None;
+        }
+        let plan = self.plan_after_loss(w, code);
+        let reason = if maintenance { GapReason::Maintenance } else { GapReason::SocketLost };
+        self.lose(w, reason, plan, false);
+    }
+
+    /// Rule 7: decide from state; close codes can only make the recovery stronger.
+    fn plan_after_loss(&mut self, w: Which, code: Option<u16>) -> Plan {
+        let now = self.now;
+        let codes = &self.cfg.close_codes;
+        let auth_code = code.is_some_and(|c| codes.auth.contains(&c));
+        let gone_code = code.is_some_and(|c| codes.channel_gone.contains(&c));
+        let Some(l) = self.link(w) else { return Plan::NewChannel };
+        let Some(c) = &l.chan else { return Plan::NewChannel };
+        let token_dead = c.token_expires_at <= now;
+        let chan_dead = c.expires_at <= now || l.closing_by.is_some() || gone_code;
+        if token_dead {
+            self.want_fresher_token(w);
+        }
+        if auth_code || token_dead || chan_dead {
+            Plan::NewChannel
+        } else {
+            Plan::Reconnect
+        }
+    }
+
+    /// A link lost its socket or channel. An active link's covered topics become uncovered;
+    /// a standby takes over if there is one; otherwise the link retries after backoff.
+    fn lose(&mut self, w: Which, reason: GapReason, plan: Plan, close_socket: bool) {
+        let now = self.now;
+        let Some(mut old) = (match w {
+            Which::Active => self.active.take(),
+            Which::Standby => self.standby.take(),
+        }) else {
+            return;
+        };
+        if close_socket {
+            if let Some(conn) = old.conn() {
+                self.actions.push_back(Action::Close { conn, code: NORMAL_CLOSE });
+            }
+        }
+        if w == Which::Active && old.is_live() {
+            let (from, reason) = match old.suspect_since {
+                Some(since) => (since, GapReason::Suspended),
+                None => (now, reason),
+            };
+            for t in old.server_topics.intersection(&self.topics) {
+                self.uncovered.entry(t.clone()).or_insert((from, reason));
+            }
+        }
+        if w == Which::Active {
+            if let Some(standby) = self.standby.take() {
+                self.active = Some(standby);
+                return;
+            }
+        }
+        let stable = old.live_since.is_some_and(|s| now - s >= self.cfg.stable_after);
+        if stable {
+            old.failures = 0;
+        }
+        let delay = self.backoff(old.failures, None);
+        let mut next = Link::new(old.tag, now);
+        next.failures = old.failures.saturating_add(1);
+        next.min_token_gen = old.min_token_gen;
+        next.chan = old.chan.take();
+        next.step = Step::Waiting { until: now + delay, plan, why: Deadline::Backoff };
+        match w {
+            Which::Active => self.active = Some(next),
+            Which::Standby => self.standby = Some(next),
+        }
+    }
+
+    fn on_resumed(&mut self, slept: Duration) {
+        if slept.is_zero() {
+            return;
+        }
+        let now = self.now;
+        let since = now - slept;
+        if let Some(t) = self.token.as_mut() {
+            t.expires_at = t.expires_at - slept;
+        }
+        let ping_timeout = self.cfg.ping_timeout;
+        for w in [Which::Active, Which::Standby] {
+            let Some(l) = self.link_mut(w) else { continue };
+            if let Some(c) = l.chan.as_mut() {
+                c.expires_at = c.expires_at - slept;
+                c.token_expires_at = c.token_expires_at - slept;
+                c.renew_at = c.renew_at - slept;
+            }
+            if let Step::Open { conn } = l.step {
+                l.suspect_since.get_or_insert(since);
+                if l.ping_due.is_none() {
+                    l.ping_due = Some(now + ping_timeout);
+                    self.actions.push_back(Action::Send { conn, text: PING.to_owned() });
+                }
+            }
+        }
+    }
+
+    fn require_login(&mut self, reason: AuthError) {
+        if self.login_required.is_some() {
+            return;
+        }
+        let now = self.now;
+        for w in [Which::Active, Which::Standby] {
+            if let Some(conn) = self.link(w).and_then(Link::conn) {
+                self.actions.push_back(Action::Close { conn, code: NORMAL_CLOSE });
+            }
+        }
+        if let Some(l) = self.active.take().filter(Link::is_live) {
+            for t in l.server_topics.intersection(&self.topics) {
+                self.uncovered.entry(t.clone()).or_insert((now, GapReason::LoginRequired));
+            }
+        }
+        self.standby = None;
+        self.token = None;
+        self.token_req = None;
+        self.token_retry_at = None;
+        self.dedup = Dedup::default();
+        self.login_required = Some(reason.clone());
+        self.events.push_back(Event::LoginRequired { reason });
+    }
+}
