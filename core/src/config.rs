@@ -28,7 +28,6 @@ impl Default for CloseCodes {
 /// Tuning for a [`Session`](crate::Session). `Config::default()` is right for production;
 /// [`Config::validate`] refuses values that make no sense.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Config {
     /// Silence on a socket after which the session sends a ping. Default 15 s (the server
     /// heartbeats only about every 30 s).

@@ -1316,9 +1316,12 @@ impl Session {
             }
         }
         if w == Which::Active && old.is_live() {
-            let (from, reason) = match old.suspect_since {
-                Some(since) => (since, GapReason::Suspended),
-                None => (now, reason),
+            // A dead socket may have lost everything since its last frame; a closed one
+            // delivered everything before the close.
+            let (from, reason) = match (old.suspect_since, reason) {
+                (Some(since), _) => (since, GapReason::Suspended),
+                (None, GapReason::SocketDead) => (old.last_rx, reason),
+                (None, _) => (now, reason),
             };
             for t in old.server_topics.intersection(&self.topics) {
                 self.uncovered.entry(t.clone()).or_insert((from, reason));
@@ -1351,7 +1354,6 @@ impl Session {
             return;
         }
         let now = self.now;
-        let since = now - slept;
         if let Some(t) = self.token.as_mut() {
             t.expires_at = t.expires_at - slept;
         }
@@ -1364,7 +1366,7 @@ impl Session {
                 c.renew_at = c.renew_at - slept;
             }
             if let Step::Open { conn } = l.step {
-                l.suspect_since.get_or_insert(since);
+                l.suspect_since.get_or_insert(l.last_rx);
                 if l.ping_due.is_none() {
                     l.ping_due = Some(now + ping_timeout);
                     self.actions.push_back(Action::Send { conn, text: PING.to_owned() });

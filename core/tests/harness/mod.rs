@@ -1,0 +1,393 @@
+//! A scripted Genesys look-alike that drives a `Session` in simulated time and writes every
+//! input, action, event and wake-up as a line of text.
+#![allow(dead_code, clippy::wildcard_enum_match_arm, unreachable_pub, missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use genesys_notify_core::{
+    Action, ChannelId, Config, ConnId, Event, Input, Instant, RequestError, Secret, Session, Topic,
+    TopicResult,
+};
+
+pub fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+pub fn topic(s: &str) -> Topic {
+    Topic::new(s).unwrap()
+}
+
+pub fn notification(topic: &str, seq: u64) -> String {
+    format!(
+        r#"{{"topicName":"{topic}","version":"2","eventBody":{{"seq":{seq}}},"metadata":{{"CorrelationId":"c-{topic}-{seq}"}}}}"#
+    )
+}
+
+pub const HEARTBEAT: &str = r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#;
+pub const PONG: &str = r#"{"topicName":"channel.metadata","eventBody":{"message":"pong"}}"#;
+pub const SOCKET_CLOSING: &str = r#"{"topicName":"v2.system.socket_closing","eventBody":{"message":"maintenance"}}"#;
+
+/// How the pretend server answers; faults are consumed front first.
+#[derive(Default)]
+pub struct World {
+    pub token_ttl: Duration,
+    pub channel_ttl: Duration,
+    pub token_faults: VecDeque<RequestError>,
+    pub channel_faults: VecDeque<RequestError>,
+    pub connect_faults: VecDeque<RequestError>,
+    pub sub_faults: VecDeque<RequestError>,
+    pub rejected: BTreeMap<String, String>,
+    /// Sockets that never answer (half-open).
+    pub silent: BTreeSet<ConnId>,
+    /// When false, actions wait in `pending` until the test answers them.
+    pub manual: bool,
+    pub tokens_issued: u32,
+    pub channels_created: u32,
+}
+
+pub struct Harness {
+    pub s: Session,
+    pub now: Instant,
+    pub log: String,
+    pub world: World,
+    pub pending: VecDeque<Action>,
+    /// conn → channel name, for sockets the world considers open.
+    pub open: BTreeMap<ConnId, String>,
+    /// channel name → subscribed topics.
+    pub subs: BTreeMap<String, BTreeSet<String>>,
+    pub delivered: Vec<(String, u64)>,
+    pub events: Vec<Event>,
+    pub actions: Vec<Action>,
+    /// When each action in `actions` was emitted.
+    pub action_at: Vec<Instant>,
+    /// Hide pings and pongs from the log (they are still exchanged).
+    pub quiet_liveness: bool,
+    pub pings: u32,
+}
+
+impl Harness {
+    pub fn new(config: Config, seed: u64) -> Harness {
+        let s = Session::new(config, Instant::ZERO, seed).unwrap();
+        let mut h = Harness {
+            s,
+            now: Instant::ZERO,
+            log: String::new(),
+            world: World { token_ttl: secs(3600), channel_ttl: secs(86_400), ..World::default() },
+            pending: VecDeque::new(),
+            open: BTreeMap::new(),
+            subs: BTreeMap::new(),
+            delivered: Vec::new(),
+            events: Vec::new(),
+            actions: Vec::new(),
+            action_at: Vec::new(),
+            quiet_liveness: true,
+            pings: 0,
+        };
+        h.line("new session");
+        h.drain();
+        h
+    }
+
+    /// A session already subscribed to `topics` and live at t=0.
+    pub fn live(config: Config, topics: &[&str]) -> Harness {
+        let mut h = Harness::new(config, 7);
+        h.subscribe(topics);
+        h.serve();
+        h
+    }
+
+    pub fn line(&mut self, text: &str) {
+        let _ = writeln!(self.log, "{:<10} {}", self.now.to_string(), text);
+    }
+
+    pub fn note(&mut self, text: &str) {
+        let _ = writeln!(self.log, "-- {text}");
+    }
+
+    fn drain(&mut self) {
+        while let Some(a) = self.s.poll_action() {
+            if !(self.quiet_liveness && matches!(&a, Action::Send { text, .. } if text.contains("ping"))) {
+                let line = format!("  > {}", self.render_action(&a));
+                self.line(&line);
+            }
+            if let Action::Close { conn, .. } = &a {
+                self.open.remove(conn);
+            }
+            self.actions.push(a.clone());
+            self.action_at.push(self.now);
+            self.pending.push_back(a);
+        }
+        while let Some(e) = self.s.poll_event() {
+            let line = format!("  ! {}", render_event(&e));
+            self.line(&line);
+            if let Event::Notification { raw, topic } = &e {
+                let v: serde_json::Value = serde_json::from_str(raw).unwrap();
+                self.delivered.push((topic.clone(), v["eventBody"]["seq"].as_u64().unwrap_or(0)));
+            }
+            self.events.push(e);
+        }
+    }
+
+    fn render_action(&self, a: &Action) -> String {
+        match a {
+            Action::RequestToken { req } => format!("RequestToken {req}"),
+            Action::CreateChannel { req, token } => format!("CreateChannel {req} token={}", token.expose()),
+            Action::PutSubscriptions { req, channel, topics, token } => format!(
+                "PutSubscriptions {req} {} token={} [{}]",
+                channel.as_str(),
+                token.expose(),
+                topics.iter().map(Topic::as_str).collect::<Vec<_>>().join(", ")
+            ),
+            Action::Connect { conn, url } => format!("Connect {conn} {}", url.expose()),
+            Action::Send { conn, text } => format!("Send {conn} {text}"),
+            Action::Close { conn, code } => format!("Close {conn} code={code}"),
+            other => format!("{other:?}"),
+        }
+    }
+
+    pub fn input(&mut self, input: Input) {
+        let quiet = self.quiet_liveness && matches!(&input, Input::Frame { text, .. } if text == PONG);
+        if !quiet {
+            let line = format!("< {}", render_input(&input));
+            self.line(&line);
+        }
+        self.s.handle_input(self.now, input);
+        self.drain();
+    }
+
+    pub fn subscribe(&mut self, topics: &[&str]) {
+        self.line(&format!("subscribe {topics:?}"));
+        self.s.subscribe(self.now, topics.iter().map(|t| topic(t))).unwrap();
+        self.drain();
+    }
+
+    /// Answers every pending action the way the world is set up to, until none is left.
+    pub fn serve(&mut self) {
+        if self.world.manual {
+            return;
+        }
+        let mut guard = 0;
+        while let Some(a) = self.pending.pop_front() {
+            guard += 1;
+            assert!(guard < 10_000, "the session keeps asking for IO at {}", self.now);
+            self.answer(a);
+        }
+    }
+
+    pub fn answer(&mut self, a: Action) {
+        match a {
+            Action::RequestToken { req } => match self.world.token_faults.pop_front() {
+                Some(error) => self.input(Input::TokenFailed { req, error }),
+                None => {
+                    self.world.tokens_issued += 1;
+                    let token = Secret::new(format!("tok{}", self.world.tokens_issued));
+                    let expires_in = self.world.token_ttl;
+                    self.input(Input::TokenIssued { req, token, expires_in, rotated_refresh_token: false })
+                }
+            },
+            Action::CreateChannel { req, .. } => match self.world.channel_faults.pop_front() {
+                Some(error) => self.input(Input::ChannelFailed { req, error }),
+                None => {
+                    self.world.channels_created += 1;
+                    let id = format!("ch{}", self.world.channels_created);
+                    let connect_uri = Secret::new(format!("wss://streaming.example/channels/{id}"));
+                    let expires_in = self.world.channel_ttl;
+                    self.input(Input::ChannelCreated { req, id: ChannelId::new(id), connect_uri, expires_in })
+                }
+            },
+            Action::Connect { conn, url } => match self.world.connect_faults.pop_front() {
+                Some(error) => self.input(Input::ConnectFailed { conn, error }),
+                None => {
+                    let channel = url.expose().rsplit('/').next().unwrap_or_default().to_owned();
+                    // One socket per channel: a second connection displaces the first.
+                    let displaced: Vec<ConnId> =
+                        self.open.iter().filter(|(_, c)| **c == channel).map(|(k, _)| *k).collect();
+                    self.open.insert(conn, channel);
+                    self.input(Input::Opened { conn });
+                    for old in displaced {
+                        self.open.remove(&old);
+                        self.input(Input::Closed { conn: old, code: Some(1000), reason: "displaced".into() });
+                    }
+                }
+            },
+            Action::PutSubscriptions { req, channel, topics, .. } => match self.world.sub_faults.pop_front() {
+                Some(error) => self.input(Input::SubscribeFailed { req, error }),
+                None => {
+                    let mut results = Vec::new();
+                    let mut set = BTreeSet::new();
+                    for t in topics {
+                        match self.world.rejected.get(t.as_str()) {
+                            Some(why) => results.push(TopicResult::rejected(t.as_str(), why.clone())),
+                            None => {
+                                set.insert(t.as_str().to_owned());
+                                results.push(TopicResult::permitted(t.as_str()));
+                            }
+                        }
+                    }
+                    self.subs.insert(channel.as_str().to_owned(), set);
+                    self.input(Input::Subscribed { req, results });
+                }
+            },
+            Action::Send { conn, text } => {
+                if text.contains("ping") {
+                    self.pings += 1;
+                    if self.open.contains_key(&conn) && !self.world.silent.contains(&conn) {
+                        self.input(Input::Frame { conn, text: PONG.into() });
+                    }
+                }
+            }
+            Action::Close { .. } => {}
+            other => panic!("unexpected action {other:?}"),
+        }
+    }
+
+    /// Advances simulated time to `to`, waking the session at each deadline and answering its
+    /// actions. Bounded, so a livelock fails instead of hanging.
+    pub fn run_until(&mut self, to: Instant) {
+        self.serve();
+        for _ in 0..200_000 {
+            match self.s.poll_timeout() {
+                Some((at, why)) if at <= to => {
+                    assert!(at >= self.now, "deadline {at} before now {}", self.now);
+                    self.now = at;
+                    if !(self.quiet_liveness && why.to_string() == "idle") {
+                        self.line(&format!("wake {why}"));
+                    }
+                    self.s.handle_timeout(at);
+                    self.drain();
+                    self.serve();
+                }
+                _ => {
+                    self.now = to;
+                    return;
+                }
+            }
+        }
+        panic!("livelock: too many wake-ups before {to}");
+    }
+
+    pub fn run_for(&mut self, d: Duration) {
+        let to = self.now + d;
+        self.run_until(to);
+    }
+
+    /// Moves the clock without waking the session (an input arrives later).
+    pub fn advance(&mut self, d: Duration) {
+        self.run_for(d);
+    }
+
+    /// Publishes one event the way the service does: to every open socket whose channel has
+    /// the topic subscribed.
+    pub fn publish(&mut self, topic: &str, seq: u64) {
+        let targets: Vec<ConnId> = self
+            .open
+            .iter()
+            .filter(|(_, ch)| self.subs.get(*ch).is_some_and(|s| s.contains(topic)))
+            .map(|(c, _)| *c)
+            .filter(|c| !self.world.silent.contains(c))
+            .collect();
+        for conn in targets {
+            self.input(Input::Frame { conn, text: notification(topic, seq) });
+        }
+        self.serve();
+    }
+
+    /// The newest socket the world considers open.
+    pub fn conn(&self) -> ConnId {
+        *self.open.keys().next_back().expect("no open socket")
+    }
+
+    pub fn frame(&mut self, text: &str) {
+        let conn = self.conn();
+        self.input(Input::Frame { conn, text: text.into() });
+        self.serve();
+    }
+
+    /// The server closes the newest socket.
+    pub fn server_close(&mut self, code: Option<u16>) {
+        let conn = self.conn();
+        self.open.remove(&conn);
+        self.input(Input::Closed { conn, code, reason: String::new() });
+        self.serve();
+    }
+
+    pub fn login(&mut self, token: &str) {
+        self.line(&format!("login({token})"));
+        self.s.login(self.now, token.into(), secs(3600)).unwrap();
+        self.drain();
+        self.serve();
+    }
+
+    pub fn count(&self, pred: impl Fn(&Action) -> bool) -> usize {
+        self.actions.iter().filter(|a| pred(a)).count()
+    }
+
+    pub fn times_of(&self, pred: impl Fn(&Action) -> bool) -> Vec<Instant> {
+        self.actions.iter().zip(&self.action_at).filter(|(a, _)| pred(a)).map(|(_, t)| *t).collect()
+    }
+
+    pub fn gaps(&self) -> Vec<&Event> {
+        self.events.iter().filter(|e| matches!(e, Event::Gap { .. })).collect()
+    }
+}
+
+pub fn render_input(i: &Input) -> String {
+    match i {
+        Input::TokenIssued { req, token, expires_in, .. } => {
+            format!("TokenIssued {req} {} expires_in={}s", token.expose(), expires_in.as_secs())
+        }
+        Input::TokenFailed { req, error } => format!("TokenFailed {req} {error}"),
+        Input::ChannelCreated { req, id, expires_in, .. } => {
+            format!("ChannelCreated {req} {} expires_in={}s", id.as_str(), expires_in.as_secs())
+        }
+        Input::ChannelFailed { req, error } => format!("ChannelFailed {req} {error}"),
+        Input::Subscribed { req, results } => format!(
+            "Subscribed {req} [{}]",
+            results
+                .iter()
+                .map(|r| match &r.rejected {
+                    None => r.topic.clone(),
+                    Some(why) => format!("{} REJECTED({why})", r.topic),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Input::SubscribeFailed { req, error } => format!("SubscribeFailed {req} {error}"),
+        Input::Opened { conn } => format!("Opened {conn}"),
+        Input::ConnectFailed { conn, error } => format!("ConnectFailed {conn} {error}"),
+        Input::Frame { conn, text } => format!("Frame {conn} {text}"),
+        Input::Closed { conn, code, reason } => format!("Closed {conn} code={code:?} {reason}"),
+        Input::Resumed { slept } => format!("Resumed slept={}s", slept.as_secs()),
+        other => format!("{other:?}"),
+    }
+}
+
+pub fn render_event(e: &Event) -> String {
+    match e {
+        Event::Notification { topic, raw } => {
+            let v: serde_json::Value = serde_json::from_str(raw).unwrap();
+            format!("notification {topic} seq={}", v["eventBody"]["seq"])
+        }
+        Event::Status(s) => format!("status {s}"),
+        Event::Gap { topics, from, to, reason } => format!(
+            "gap [{}] from {from} to {to} ({reason})",
+            topics.iter().map(Topic::as_str).collect::<Vec<_>>().join(", ")
+        ),
+        Event::TopicRejected { topic, reason } => format!("topic rejected {topic}: {reason}"),
+        Event::TokenRotated => "token rotated".into(),
+        Event::LoginRequired { reason } => format!("login required: {reason}"),
+        Event::Warning(w) => format!("warning: {w}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// On a failed assertion, show the transcript so far.
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("transcript up to the failure:\n{}", self.log);
+        }
+    }
+}

@@ -1,0 +1,505 @@
+//! Readable transcripts of the behaviour rules (DESIGN.md §3), snapshotted with insta.
+//! Each test also asserts the fact the rule is about, so a careless snapshot update cannot
+//! hide a regression.
+#![allow(clippy::wildcard_enum_match_arm)]
+
+mod harness;
+
+use std::time::Duration;
+
+use genesys_notify_core::{
+    Action, AuthError, Config, Event, GapReason, Input, Instant, RequestError, Status,
+};
+use harness::*;
+
+const T1: &str = "v2.users.u1.presence";
+const T2: &str = "v2.routing.queues.q1.conversations";
+
+fn cfg() -> Config {
+    Config::default()
+}
+
+fn snap(name: &str, h: &Harness) {
+    insta::assert_snapshot!(name, h.log);
+}
+
+fn creates(h: &Harness) -> usize {
+    h.count(|a| matches!(a, Action::CreateChannel { .. }))
+}
+
+fn connects(h: &Harness) -> usize {
+    h.count(|a| matches!(a, Action::Connect { .. }))
+}
+
+fn token_requests(h: &Harness) -> usize {
+    h.count(|a| matches!(a, Action::RequestToken { .. }))
+}
+
+#[test]
+fn rule01_startup() {
+    let mut h = Harness::new(cfg(), 1);
+    h.subscribe(&[T1, T2]);
+    h.serve();
+    h.publish(T1, 1);
+    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.delivered, vec![(T1.to_owned(), 1)]);
+    snap("rule01_startup", &h);
+}
+
+#[test]
+fn rule02_notifications_in_order_heartbeats_never_delivered() {
+    let mut h = Harness::live(cfg(), &[T1, T2]);
+    h.quiet_liveness = false;
+    h.publish(T1, 1);
+    h.frame(HEARTBEAT);
+    h.publish(T2, 1);
+    h.publish(T1, 2);
+    h.frame(PONG);
+    assert_eq!(h.delivered, vec![(T1.into(), 1), (T2.into(), 1), (T1.into(), 2)]);
+    snap("rule02_order_and_heartbeats", &h);
+}
+
+#[test]
+fn rule03_half_open_socket_found_within_20s() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.quiet_liveness = false;
+    let conn = h.conn();
+    h.world.silent.insert(conn);
+    h.note("the socket goes half-open: nothing arrives and pings are not answered");
+    h.run_for(Duration::from_secs(21));
+    let closed_at = h.actions.iter().position(|a| matches!(a, Action::Close { conn: c, .. } if *c == conn));
+    assert!(closed_at.is_some(), "dead socket not closed");
+    assert_ne!(h.conn(), conn, "no new socket");
+    assert_eq!(h.s.status(), Status::Live);
+    let gaps = h.gaps();
+    assert_eq!(gaps.len(), 1);
+    assert!(matches!(gaps[0], Event::Gap { reason: GapReason::SocketDead, from, .. } if *from == Instant::ZERO));
+    snap("rule03_half_open", &h);
+}
+
+#[test]
+fn rule03_silence_with_pongs_keeps_the_socket() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.run_for(Duration::from_secs(600));
+    assert_eq!(connects(&h), 1);
+    assert!(h.pings >= 39, "pings every 15 s of silence: {}", h.pings);
+}
+
+#[test]
+fn rule04_token_expiry_renewal_without_gap() {
+    let mut h = Harness::new(cfg(), 3);
+    h.world.token_ttl = secs(300);
+    h.subscribe(&[T1]);
+    h.serve();
+    h.run_for(secs(280));
+    h.publish(T1, 1);
+    h.run_for(secs(30));
+    h.publish(T1, 2);
+    assert!(h.gaps().is_empty(), "planned renewal must not leave a gap");
+    assert_eq!(token_requests(&h), 2);
+    assert_eq!(creates(&h), 2);
+    // Make-before-break: the old socket is closed only after the new one is subscribed.
+    let put2 = h.actions.iter().rposition(|a| matches!(a, Action::PutSubscriptions { .. })).unwrap();
+    let close = h.actions.iter().position(|a| matches!(a, Action::Close { .. })).unwrap();
+    assert!(close > put2);
+    assert_eq!(h.delivered, vec![(T1.into(), 1), (T1.into(), 2)]);
+    assert!(h.events.iter().all(|e| !matches!(e, Event::Status(Status::Recovering))));
+    snap("rule04_token_renewal", &h);
+}
+
+#[test]
+fn rule04_channel_24h_rollover() {
+    let mut h = Harness::new(cfg(), 4);
+    h.world.token_ttl = secs(172_800);
+    h.subscribe(&[T1]);
+    h.serve();
+    h.run_for(secs(86_400 + 60));
+    h.publish(T1, 1);
+    assert!(h.gaps().is_empty());
+    assert_eq!(token_requests(&h), 1, "the token still has a day left: no refresh");
+    assert_eq!(creates(&h), 2);
+    assert_eq!(h.delivered.len(), 1);
+    snap("rule04_channel_rollover", &h);
+}
+
+#[test]
+fn rule05_socket_closing_handover() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.run_for(secs(100));
+    h.frame(SOCKET_CLOSING);
+    h.publish(T1, 1);
+    assert!(h.gaps().is_empty());
+    assert_eq!(creates(&h), 2);
+    assert_eq!(h.open.len(), 1, "old socket closed after the new one is live");
+    assert_eq!(h.delivered, vec![(T1.into(), 1)]);
+    snap("rule05_socket_closing", &h);
+}
+
+#[test]
+fn rule05_socket_closing_when_new_channel_cannot_be_made() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    for _ in 0..50 {
+        h.world.channel_faults.push_back(RequestError::status(503));
+    }
+    h.frame(SOCKET_CLOSING);
+    h.run_for(secs(56));
+    assert!(h.actions.iter().any(|a| matches!(a, Action::Close { .. })), "old socket closed at the grace");
+    h.world.channel_faults.clear();
+    h.run_for(secs(60));
+    assert_eq!(h.s.status(), Status::Live);
+    let gaps = h.gaps();
+    assert_eq!(gaps.len(), 1);
+    assert!(matches!(gaps[0], Event::Gap { reason: GapReason::Maintenance, .. }));
+}
+
+#[test]
+fn rule06_overlap_dedup() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.world.manual = true;
+    h.frame(SOCKET_CLOSING);
+    // Bring the standby up by hand so events can be published while both sockets are open.
+    let create = h.pending.pop_front().unwrap();
+    h.world.manual = false;
+    h.answer(create);
+    let connect = h.pending.pop_front().unwrap();
+    h.answer(connect);
+    let put = h.pending.pop_front().unwrap();
+    assert_eq!(h.open.len(), 2);
+    h.note("both sockets open and the new PUT applied server-side; its answer is still on the way");
+    h.subs.insert("ch2".into(), [T1.to_owned()].into());
+    h.publish(T1, 1);
+    h.publish(T1, 2);
+    h.answer(put);
+    h.serve();
+    h.publish(T1, 3);
+    assert_eq!(h.delivered, vec![(T1.into(), 1), (T1.into(), 2), (T1.into(), 3)]);
+    snap("rule06_overlap_dedup", &h);
+}
+
+#[test]
+fn rule07_abrupt_close_reconnects_to_same_channel() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.run_for(secs(60));
+    h.server_close(None);
+    h.run_for(secs(2));
+    assert_eq!(creates(&h), 1, "same channel");
+    assert_eq!(connects(&h), 2);
+    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.gaps().len(), 1);
+    snap("rule07_abrupt_close", &h);
+}
+
+#[test]
+fn rule07_404_on_upgrade_makes_a_new_channel() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.world.connect_faults.push_back(RequestError::status(404));
+    h.server_close(Some(1001));
+    h.run_for(secs(5));
+    assert_eq!(creates(&h), 2);
+    assert_eq!(token_requests(&h), 1);
+    assert_eq!(h.s.status(), Status::Live);
+    snap("rule07_upgrade_404", &h);
+}
+
+#[test]
+fn rule07_auth_close_code_fetches_fresh_token() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.run_for(secs(60));
+    h.server_close(Some(4001));
+    h.run_for(secs(5));
+    assert_eq!(token_requests(&h), 2);
+    assert_eq!(creates(&h), 2);
+    assert_eq!(h.s.status(), Status::Live);
+}
+
+#[test]
+fn rule07_expired_token_close_without_code_gets_new_token_and_channel() {
+    let mut h = Harness::new(cfg(), 5);
+    h.world.token_ttl = secs(300);
+    h.world.manual = true;
+    h.subscribe(&[T1]);
+    h.world.manual = false;
+    h.serve();
+    // The standby's token request is refused until after expiry.
+    h.world.token_faults.extend((0..30).map(|_| RequestError::status(503)));
+    h.run_for(secs(301));
+    assert_eq!(h.s.status(), Status::Recovering);
+    h.run_for(secs(600));
+    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.gaps().len(), 1);
+    assert!(matches!(h.gaps()[0], Event::Gap { reason: GapReason::ChannelExpired, .. }));
+}
+
+#[test]
+fn rule08_backoff_grows_and_resets_only_after_stable() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    let mut delays = Vec::new();
+    for _ in 0..6 {
+        h.world.connect_faults.push_back(RequestError::network("refused"));
+    }
+    h.server_close(None);
+    let mut last = h.now;
+    for _ in 0..7 {
+        let (at, _) = h.s.poll_timeout().unwrap();
+        delays.push((at - last).as_millis());
+        h.run_until(at);
+        last = at;
+    }
+    for w in delays.windows(2).take(4) {
+        assert!(w[1] >= 500, "{delays:?}");
+    }
+    assert!(delays.iter().all(|d| *d <= 30_000), "{delays:?}");
+    assert!(delays[4] > delays[0], "backoff grows: {delays:?}");
+}
+
+#[test]
+fn rule08_503_storm_bounded_backoff() {
+    let mut h = Harness::new(cfg(), 8);
+    h.world.channel_faults.extend((0..15).map(|_| RequestError::status(503)));
+    h.subscribe(&[T1]);
+    h.serve();
+    h.run_for(secs(600));
+    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(creates(&h), 16);
+    let times = h.times_of(|a| matches!(a, Action::CreateChannel { .. }));
+    for w in times.windows(2) {
+        let d = w[1] - w[0];
+        assert!(d >= Duration::from_millis(500) && d <= secs(60), "{times:?}");
+    }
+    snap("rule08_503_storm", &h);
+}
+
+#[test]
+fn rule08_429_retry_after_honoured() {
+    let mut h = Harness::new(cfg(), 9);
+    h.world.token_faults.push_back(RequestError::rate_limited(secs(17)));
+    h.subscribe(&[T1]);
+    h.serve();
+    h.run_for(secs(16));
+    assert_eq!(token_requests(&h), 1, "no retry before Retry-After");
+    h.run_for(secs(10));
+    assert_eq!(token_requests(&h), 2);
+    assert_eq!(h.s.status(), Status::Live);
+    snap("rule08_429_retry_after", &h);
+}
+
+#[test]
+fn rule09_invalid_grant_requires_login() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.world.token_faults.push_back(RequestError::status_code(400, "invalid_grant"));
+    h.run_for(secs(3600));
+    assert_eq!(h.s.status(), Status::LoginRequired);
+    let n = h.actions.len();
+    h.run_for(secs(3600));
+    assert_eq!(h.actions.len(), n, "no IO while login is required");
+    assert!(h.events.iter().any(|e| matches!(e, Event::LoginRequired { reason: AuthError::GrantRejected { .. } })));
+    h.note("the user signs in again");
+    h.login("tok-login");
+    assert_eq!(h.s.status(), Status::Live);
+    let gaps = h.gaps();
+    assert!(matches!(gaps.last(), Some(Event::Gap { reason: GapReason::LoginRequired, .. })));
+    snap("rule09_invalid_grant", &h);
+}
+
+#[test]
+fn rule09_max_refresh_attempts_gives_up() {
+    let config = Config { max_refresh_attempts: Some(3), ..cfg() };
+    let mut h = Harness::new(config, 10);
+    h.world.token_ttl = secs(600);
+    h.subscribe(&[T1]);
+    h.serve();
+    h.world.token_faults.extend((0..10).map(|_| RequestError::status(503)));
+    h.run_for(secs(500));
+    assert_eq!(h.s.status(), Status::Live);
+    h.run_for(secs(100));
+    assert_eq!(h.s.status(), Status::LoginRequired);
+    assert_eq!(token_requests(&h), 4);
+    assert!(h.events.iter().any(|e| matches!(e, Event::LoginRequired { reason: AuthError::RefreshGaveUp { attempts: 3, .. } })));
+}
+
+#[test]
+fn rule10_rest_401_refreshes_exactly_once() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.run_for(secs(120));
+    h.world.sub_faults.push_back(RequestError::status_code(401, "bad.credentials"));
+    h.subscribe(&[T2]);
+    h.serve();
+    assert_eq!(token_requests(&h), 2, "exactly one refresh");
+    assert_eq!(h.s.status(), Status::Live);
+    snap("rule10_rest_401", &h);
+}
+
+#[test]
+fn rule10_401_with_fresh_token_requires_login() {
+    let mut h = Harness::new(cfg(), 11);
+    h.world.channel_faults.push_back(RequestError::status_code(401, "bad.credentials"));
+    h.subscribe(&[T1]);
+    h.serve();
+    assert_eq!(token_requests(&h), 1, "no refresh loop");
+    assert_eq!(h.s.status(), Status::LoginRequired);
+    assert!(h.events.iter().any(|e| matches!(e, Event::LoginRequired { reason: AuthError::TokenRejected { status: 401 } })));
+    snap("rule10_fresh_401", &h);
+}
+
+#[test]
+fn rule10_repeated_auth_close_requires_login() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    for _ in 0..3 {
+        h.run_for(secs(5));
+        h.server_close(Some(4003));
+    }
+    assert_eq!(h.s.status(), Status::LoginRequired);
+    assert!(token_requests(&h) <= 3);
+}
+
+#[test]
+fn rule11_login_resumes_same_topics() {
+    let mut h = Harness::live(cfg(), &[T1, T2]);
+    h.world.token_faults.push_back(RequestError::status_code(401, "invalid_client"));
+    h.server_close(Some(4001));
+    h.run_for(secs(5));
+    assert_eq!(h.s.status(), Status::LoginRequired);
+    h.login("fresh");
+    let last_put = h.actions.iter().rev().find_map(|a| match a {
+        Action::PutSubscriptions { topics, .. } => Some(topics.len()),
+        _ => None,
+    });
+    assert_eq!(last_put, Some(2));
+    assert_eq!(h.s.status(), Status::Live);
+}
+
+#[test]
+fn rule12_gap_report() {
+    let mut h = Harness::live(cfg(), &[T1, T2]);
+    h.run_for(secs(40));
+    h.world.connect_faults.extend([RequestError::status(503), RequestError::network("reset")]);
+    h.server_close(Some(1011));
+    h.run_for(secs(10));
+    let gaps = h.gaps();
+    assert_eq!(gaps.len(), 1);
+    match gaps[0] {
+        Event::Gap { topics, from, to, reason } => {
+            assert_eq!(topics.len(), 2);
+            assert_eq!(*from, Instant::from_secs(40));
+            assert!(*to > *from);
+            assert_eq!(*reason, GapReason::SocketLost);
+        }
+        other => panic!("{other:?}"),
+    }
+    snap("rule12_gap", &h);
+}
+
+#[test]
+fn rule13_subscription_changes_and_rejected_topic() {
+    let mut h = Harness::new(cfg(), 13);
+    h.world.rejected.insert("v2.users.other.presence".into(), "missing permission presence:view".into());
+    h.subscribe(&[T1, "v2.users.other.presence"]);
+    h.serve();
+    assert_eq!(h.s.status(), Status::Live);
+    assert!(h.events.iter().any(|e| matches!(e, Event::TopicRejected { .. })));
+    h.subscribe(&[T2]);
+    h.serve();
+    h.s.unsubscribe(h.now, [&topic(T1)]).unwrap();
+    h.line("unsubscribe [T1]");
+    h.serve();
+    assert_eq!(h.s.covered_topics().map(|t| t.as_str()).collect::<Vec<_>>(), vec![T2]);
+    let rejected = h.events.iter().filter(|e| matches!(e, Event::TopicRejected { .. })).count();
+    assert_eq!(rejected, 1, "reported once, not on every PUT");
+    snap("rule13_subscriptions", &h);
+}
+
+#[test]
+fn rule13_limits_at_the_call() {
+    let mut h = Harness::new(cfg(), 14);
+    let many: Vec<_> = (0..1001).map(|i| topic(&format!("v2.users.{i}.presence"))).collect();
+    let err = h.s.subscribe(h.now, many).unwrap_err();
+    assert!(err.to_string().contains("at most 1000"), "{err}");
+    assert_eq!(h.s.topics().count(), 0);
+}
+
+#[test]
+fn rule14_channel_budget() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    for _ in 0..12 {
+        h.world.connect_faults.push_back(RequestError::status(404));
+    }
+    h.server_close(None);
+    h.run_for(secs(60));
+    assert!(creates(&h) <= 6 + 1, "at most 6 creations per minute, got {}", creates(&h));
+    h.run_for(secs(300));
+    assert_eq!(h.s.status(), Status::Live);
+    let times = h.times_of(|a| matches!(a, Action::CreateChannel { .. }));
+    assert!(times.len() >= 13, "{times:?}");
+    for (i, t) in times.iter().enumerate() {
+        let in_window = times[i..].iter().filter(|u| **u < *t + secs(60)).count();
+        assert!(in_window <= 6, "more than 6 creations in the minute after {t}: {times:?}");
+    }
+}
+
+#[test]
+fn rule15_suspend_and_resume() {
+    let mut h = Harness::new(cfg(), 15);
+    h.world.token_ttl = secs(3600);
+    h.subscribe(&[T1]);
+    h.serve();
+    h.quiet_liveness = false;
+    h.run_for(secs(10));
+    h.note("the laptop sleeps for 2 hours; the monotonic clock does not count it");
+    h.world.silent.insert(h.conn());
+    h.input(Input::Resumed { slept: secs(7200) });
+    assert_ne!(h.s.status(), Status::Live, "not live until proven after a suspend");
+    h.serve();
+    h.run_for(secs(10));
+    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(token_requests(&h), 2, "the token expired during the sleep");
+    let gaps = h.gaps();
+    assert_eq!(gaps.len(), 1);
+    assert!(matches!(gaps[0], Event::Gap { reason: GapReason::Suspended, .. }));
+    snap("rule15_suspend", &h);
+}
+
+#[test]
+fn rule16_close_and_late_results() {
+    let mut h = Harness::new(cfg(), 16);
+    h.world.manual = true;
+    h.subscribe(&[T1]);
+    let req = match h.pending.pop_front() {
+        Some(Action::RequestToken { req }) => req,
+        other => panic!("{other:?}"),
+    };
+    h.s.close(h.now);
+    h.line("close()");
+    h.input(Input::TokenIssued { req, token: "late".into(), expires_in: secs(60), rotated_refresh_token: false });
+    h.run_for(secs(3600));
+    assert_eq!(h.s.status(), Status::Closed);
+    assert!(h.s.poll_timeout().is_none());
+    assert_eq!(h.actions.len(), 1, "nothing after close");
+    assert!(h.s.subscribe(h.now, [topic(T2)]).is_err());
+    snap("rule16_close_late_results", &h);
+}
+
+#[test]
+fn rule16_close_while_live_closes_sockets() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    let conn = h.conn();
+    h.s.close(h.now);
+    assert_eq!(h.s.poll_action(), Some(Action::Close { conn, code: 1000 }));
+    assert_eq!(h.s.poll_action(), None);
+}
+
+#[test]
+fn rule17_bad_input_is_a_warning() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.frame("not json");
+    h.frame(r#"{"topicName":"v2.users.u1.presence","eventBody":{"seq":"#);
+    h.frame(&format!(r#"{{"topicName":"v2.users.u1.presence","eventBody":"{}"}}"#, "x".repeat(1 << 20)));
+    h.frame(r#"{"topicName":"v2.unknown.topic","eventBody":{}}"#);
+    h.input(Input::Opened { conn: genesys_notify_core::ConnId::from_u64(999) });
+    h.s.handle_timeout(Instant::from_secs(10));
+    h.s.handle_timeout(Instant::from_secs(5));
+    let warning = h.s.poll_event();
+    assert!(matches!(&warning, Some(Event::Warning(e)) if e.to_string().contains("backwards")), "{warning:?}");
+    assert_eq!(h.s.status(), Status::Live);
+    let malformed = h.events.iter().filter(|e| matches!(e, Event::Warning(_))).count();
+    assert_eq!(malformed, 2);
+}
