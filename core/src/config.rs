@@ -21,7 +21,10 @@ pub struct CloseCodes {
 
 impl Default for CloseCodes {
     fn default() -> Self {
-        CloseCodes { auth: [4001, 4003, 1008].into_iter().collect(), channel_gone: BTreeSet::new() }
+        CloseCodes {
+            auth: [4001, 4003, 1008].into_iter().collect(),
+            channel_gone: BTreeSet::new(),
+        }
     }
 }
 
@@ -131,7 +134,10 @@ impl Config {
             return bad("max_channel_creations_per_minute", "must be at least 1");
         }
         if self.max_refresh_attempts == Some(0) {
-            return bad("max_refresh_attempts", "must be at least 1, or None for unlimited");
+            return bad(
+                "max_refresh_attempts",
+                "must be at least 1, or None for unlimited",
+            );
         }
         Ok(())
     }
@@ -150,20 +156,32 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_nonsense_is_refused() {
         Config::default().validate().unwrap();
-        let c = Config { ping_timeout: Duration::ZERO, ..Config::default() };
+        let c = Config {
+            ping_timeout: Duration::ZERO,
+            ..Config::default()
+        };
         assert_eq!(
             c.validate().unwrap_err().to_string(),
             "invalid config: ping_timeout must be above zero"
         );
-        let c = Config { max_refresh_attempts: Some(0), ..Config::default() };
+        let c = Config {
+            max_refresh_attempts: Some(0),
+            ..Config::default()
+        };
         assert!(c.validate().is_err());
     }
 
     #[test]
     fn lead_scales_and_is_clamped() {
         let c = Config::default();
-        assert_eq!(c.renew_lead(Duration::from_secs(300)), Duration::from_secs(30));
-        assert_eq!(c.renew_lead(Duration::from_secs(86_400)), Duration::from_secs(300));
+        assert_eq!(
+            c.renew_lead(Duration::from_secs(300)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            c.renew_lead(Duration::from_secs(86_400)),
+            Duration::from_secs(300)
+        );
         assert_eq!(c.renew_lead(Duration::from_secs(5)), Duration::from_secs(1));
     }
 }

@@ -45,7 +45,9 @@ pub enum AuthError {
         code: String,
     },
     /// The token endpoint refused the client (`invalid_client`, `unauthorized_client`).
-    #[error("the token endpoint rejected the OAuth client ({code}): check the client id and secret")]
+    #[error(
+        "the token endpoint rejected the OAuth client ({code}): check the client id and secret"
+    )]
     ClientRejected {
         /// The OAuth error code or HTTP status.
         code: String,
@@ -110,7 +112,8 @@ pub enum ServerError {
 }
 
 fn retry_note(d: Option<Duration>) -> String {
-    d.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default()
+    d.map(|d| format!(" (retry after {}s)", d.as_secs()))
+        .unwrap_or_default()
 }
 
 /// The server sent something the session could not use.
@@ -212,17 +215,29 @@ pub enum RequestError {
 impl RequestError {
     /// An HTTP error status without a body code or `Retry-After`.
     pub fn status(status: u16) -> Self {
-        RequestError::Http { status, retry_after: None, code: None }
+        RequestError::Http {
+            status,
+            retry_after: None,
+            code: None,
+        }
     }
 
     /// An HTTP error status with a body code.
     pub fn status_code(status: u16, code: &str) -> Self {
-        RequestError::Http { status, retry_after: None, code: Some(code.to_owned()) }
+        RequestError::Http {
+            status,
+            retry_after: None,
+            code: Some(code.to_owned()),
+        }
     }
 
     /// HTTP 429 with a `Retry-After`.
     pub fn rate_limited(retry_after: Duration) -> Self {
-        RequestError::Http { status: 429, retry_after: Some(retry_after), code: None }
+        RequestError::Http {
+            status: 429,
+            retry_after: Some(retry_after),
+            code: None,
+        }
     }
 
     /// A network failure.
@@ -246,12 +261,19 @@ impl RequestError {
 
     pub(crate) fn to_server_error(&self, what: &'static str) -> ServerError {
         match self {
-            RequestError::Http { status, retry_after, .. } => {
-                ServerError::Http { what, status: *status, retry_after: *retry_after }
-            }
-            RequestError::Network(d) | RequestError::CannotRefresh(d) => {
-                ServerError::Network { what, detail: d.clone() }
-            }
+            RequestError::Http {
+                status,
+                retry_after,
+                ..
+            } => ServerError::Http {
+                what,
+                status: *status,
+                retry_after: *retry_after,
+            },
+            RequestError::Network(d) | RequestError::CannotRefresh(d) => ServerError::Network {
+                what,
+                detail: d.clone(),
+            },
         }
     }
 }
@@ -267,7 +289,11 @@ impl fmt::Debug for RequestError {
 impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RequestError::Http { status, retry_after, code } => {
+            RequestError::Http {
+                status,
+                retry_after,
+                code,
+            } => {
                 write!(f, "HTTP {status}")?;
                 if let Some(c) = code {
                     write!(f, " {c}")?;

@@ -118,7 +118,10 @@ pub fn classify(text: &str) -> Frame<'_> {
             _ => Frame::Metadata,
         };
     }
-    if topic.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("v2.system.")) {
+    if topic
+        .get(..10)
+        .is_some_and(|p| p.eq_ignore_ascii_case("v2.system."))
+    {
         if topic.eq_ignore_ascii_case("v2.system.socket_closing") {
             return Frame::SocketClosing;
         }
@@ -137,7 +140,9 @@ pub fn classify(text: &str) -> Frame<'_> {
 
 /// `metadata.CorrelationId` from a notification's raw metadata, if present.
 pub(crate) fn correlation_id(metadata: &str) -> Option<Cow<'_, str>> {
-    serde_json::from_str::<Meta<'_>>(metadata).ok().and_then(|m| m.correlation_id)
+    serde_json::from_str::<Meta<'_>>(metadata)
+        .ok()
+        .and_then(|m| m.correlation_id)
 }
 
 #[cfg(test)]
@@ -151,8 +156,14 @@ mod tests {
                 r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#,
                 Frame::Heartbeat,
             ),
-            (r#"{"topicName":"channel.metadata","eventBody":{"message":"pong"}}"#, Frame::Pong),
-            (r#"{"topicName":"channel.metadata","eventBody":{}}"#, Frame::Metadata),
+            (
+                r#"{"topicName":"channel.metadata","eventBody":{"message":"pong"}}"#,
+                Frame::Pong,
+            ),
+            (
+                r#"{"topicName":"channel.metadata","eventBody":{}}"#,
+                Frame::Metadata,
+            ),
             (
                 r#"{"topicName":"v2.system.socket_closing","eventBody":{"message":"bye"}}"#,
                 Frame::SocketClosing,
@@ -164,14 +175,32 @@ mod tests {
                     kind: Some("token_revoked".into()),
                 },
             ),
-            (r#"{"result":"200","status":"subscribed"}"#, Frame::SubscribeReply { ok: true }),
-            (r#"{"result":"404","message":"gone"}"#, Frame::SubscribeReply { ok: false }),
-            (r#"{"topicName":"v2.users.1.presence""#, Frame::Malformed(FrameProblem::NotJson)),
+            (
+                r#"{"result":"200","status":"subscribed"}"#,
+                Frame::SubscribeReply { ok: true },
+            ),
+            (
+                r#"{"result":"404","message":"gone"}"#,
+                Frame::SubscribeReply { ok: false },
+            ),
+            (
+                r#"{"topicName":"v2.users.1.presence""#,
+                Frame::Malformed(FrameProblem::NotJson),
+            ),
             ("not json", Frame::Malformed(FrameProblem::NotJson)),
-            (r#"{"hello":1}"#, Frame::Malformed(FrameProblem::UnknownShape)),
+            (
+                r#"{"hello":1}"#,
+                Frame::Malformed(FrameProblem::UnknownShape),
+            ),
             (r#"[1,2]"#, Frame::Malformed(FrameProblem::UnknownShape)),
-            (r#"{"topicName":7}"#, Frame::Malformed(FrameProblem::UnknownShape)),
-            (r#"{"topicName":""}"#, Frame::Malformed(FrameProblem::UnknownShape)),
+            (
+                r#"{"topicName":7}"#,
+                Frame::Malformed(FrameProblem::UnknownShape),
+            ),
+            (
+                r#"{"topicName":""}"#,
+                Frame::Malformed(FrameProblem::UnknownShape),
+            ),
             ("", Frame::Malformed(FrameProblem::NotJson)),
         ];
         for (text, want) in cases {
@@ -183,7 +212,11 @@ mod tests {
     fn notification_keeps_body_and_metadata_raw() {
         let text = r#"{"topicName":"v2.users.\u0041.presence","version":"2","eventBody":{"a":[1,2]},"metadata":{"CorrelationId":"c-1"}}"#;
         match classify(text) {
-            Frame::Notification { topic, body, metadata } => {
+            Frame::Notification {
+                topic,
+                body,
+                metadata,
+            } => {
                 assert_eq!(topic, "v2.users.A.presence");
                 assert_eq!(body, r#"{"a":[1,2]}"#);
                 assert_eq!(correlation_id(metadata).as_deref(), Some("c-1"));

@@ -112,11 +112,17 @@ pub struct TopicResult {
 impl TopicResult {
     /// A permitted topic.
     pub fn permitted(topic: impl Into<String>) -> Self {
-        TopicResult { topic: topic.into(), rejected: None }
+        TopicResult {
+            topic: topic.into(),
+            rejected: None,
+        }
     }
     /// A rejected topic.
     pub fn rejected(topic: impl Into<String>, reason: impl Into<String>) -> Self {
-        TopicResult { topic: topic.into(), rejected: Some(reason.into()) }
+        TopicResult {
+            topic: topic.into(),
+            rejected: Some(reason.into()),
+        }
     }
 }
 
@@ -217,6 +223,8 @@ pub enum GapReason {
     Maintenance,
     /// The server dropped this channel's subscriptions.
     SubscriptionDropped,
+    /// The server rejected a topic it had accepted before.
+    Rejected,
     /// The session needed a login.
     LoginRequired,
     /// The machine slept and the socket did not survive.
@@ -233,6 +241,7 @@ impl fmt::Display for GapReason {
             GapReason::ChannelExpired => "channel_expired",
             GapReason::Maintenance => "maintenance",
             GapReason::SubscriptionDropped => "subscription_dropped",
+            GapReason::Rejected => "rejected",
             GapReason::LoginRequired => "login_required",
             GapReason::Suspended => "suspended",
             GapReason::Overflow => "overflow",

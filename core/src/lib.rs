@@ -12,7 +12,9 @@ mod time;
 mod types;
 
 pub use config::{CloseCodes, Config};
-pub use error::{AuthError, Error, FrameProblem, ProtocolError, RequestError, ServerError, UsageError};
+pub use error::{
+    AuthError, Error, FrameProblem, ProtocolError, RequestError, ServerError, UsageError,
+};
 pub use frame::{classify, Frame, PING};
 pub use io::{Action, Event, GapReason, Input, Status, TopicResult};
 pub use session::{Deadline, Session};

@@ -26,7 +26,11 @@ impl Rng {
         let lo_ms = lo.as_millis() as u64;
         let hi_ms = (hi.as_millis() as u64).max(lo_ms);
         let span = hi_ms - lo_ms;
-        let pick = if span == u64::MAX { self.next_u64() } else { self.next_u64() % (span + 1) };
+        let pick = if span == u64::MAX {
+            self.next_u64()
+        } else {
+            self.next_u64() % (span + 1)
+        };
         Duration::from_millis(lo_ms + pick)
     }
 }
@@ -40,9 +44,15 @@ mod tests {
         let (mut a, mut b) = (Rng::new(7), Rng::new(7));
         for _ in 0..1000 {
             let x = a.between(Duration::from_millis(500), Duration::from_millis(1000));
-            assert_eq!(x, b.between(Duration::from_millis(500), Duration::from_millis(1000)));
+            assert_eq!(
+                x,
+                b.between(Duration::from_millis(500), Duration::from_millis(1000))
+            );
             assert!(x >= Duration::from_millis(500) && x <= Duration::from_millis(1000));
         }
-        assert_eq!(a.between(Duration::from_secs(2), Duration::from_secs(1)), Duration::from_secs(2));
+        assert_eq!(
+            a.between(Duration::from_secs(2), Duration::from_secs(1)),
+            Duration::from_secs(2)
+        );
     }
 }

@@ -123,11 +123,24 @@ impl Chan {
 
 #[derive(Debug)]
 enum Step {
-    Waiting { until: Instant, plan: Plan, why: Deadline },
+    Waiting {
+        until: Instant,
+        plan: Plan,
+        why: Deadline,
+    },
     NeedToken,
-    Creating { req: ReqId, sent: Instant, token_gen: u64 },
-    Connecting { conn: ConnId, sent: Instant },
-    Open { conn: ConnId },
+    Creating {
+        req: ReqId,
+        sent: Instant,
+        token_gen: u64,
+    },
+    Connecting {
+        conn: ConnId,
+        sent: Instant,
+    },
+    Open {
+        conn: ConnId,
+    },
 }
 
 #[derive(Debug)]
@@ -234,6 +247,8 @@ pub struct Session {
     token_req: Option<(ReqId, Instant)>,
     token_failures: u32,
     token_retry_at: Option<Instant>,
+    /// A `Retry-After` from the channel endpoint: no creation before this.
+    create_not_before: Instant,
     active: Option<Link>,
     standby: Option<Link>,
     login_required: Option<AuthError>,
@@ -282,6 +297,7 @@ impl Session {
             token_req: None,
             token_failures: 0,
             token_retry_at: None,
+            create_not_before: Instant::ZERO,
             active: None,
             standby: None,
             login_required: None,
@@ -309,7 +325,11 @@ impl Session {
             Status::Closed
         } else if self.login_required.is_some() {
             Status::LoginRequired
-        } else if self.active.as_ref().is_some_and(|l| l.is_live() && l.suspect_since.is_none()) {
+        } else if self
+            .active
+            .as_ref()
+            .is_some_and(|l| l.is_live() && l.suspect_since.is_none())
+        {
             Status::Live
         } else if self.ever_live {
             Status::Recovering
@@ -326,13 +346,17 @@ impl Session {
     /// Topics a live, subscribed socket covers right now.
     pub fn covered_topics(&self) -> impl Iterator<Item = &Topic> {
         let live = self.active.as_ref().filter(|l| l.is_live());
-        live.into_iter().flat_map(move |l| l.server_topics.intersection(&self.topics))
+        live.into_iter()
+            .flat_map(move |l| l.server_topics.intersection(&self.topics))
     }
 
     /// The current access token, if it is neither expired nor rejected: for the
     /// application's own REST calls.
     pub fn access_token(&self) -> Option<&Secret> {
-        self.token.as_ref().filter(|t| !t.stale && t.expires_at > self.now).map(|t| &t.value)
+        self.token
+            .as_ref()
+            .filter(|t| !t.stale && t.expires_at > self.now)
+            .map(|t| &t.value)
     }
 
     /// The latest `now` the session has seen.
@@ -374,14 +398,33 @@ impl Session {
             return;
         }
         match input {
-            Input::TokenIssued { req, token, expires_in, rotated_refresh_token } => {
-                self.on_token_issued(req, token, expires_in, rotated_refresh_token)
+            Input::TokenIssued {
+                req,
+                token,
+                expires_in,
+                rotated_refresh_token,
+            } => self.on_token_issued(req, token, expires_in, rotated_refresh_token),
+            Input::TokenFailed { req, error } => {
+                // A Retry-After is honoured even on an answer the session stopped waiting for.
+                if let Some(ra) = error
+                    .retry_after()
+                    .filter(|_| self.token_req.is_none_or(|(r, _)| r != req))
+                {
+                    let at = self.now + ra;
+                    self.token_retry_at = Some(self.token_retry_at.map_or(at, |t| t.max(at)));
+                }
+                self.on_token_failed(req, error)
             }
-            Input::TokenFailed { req, error } => self.on_token_failed(req, error),
-            Input::ChannelCreated { req, id, connect_uri, expires_in } => {
-                self.on_channel_created(req, id, connect_uri, expires_in)
-            }
+            Input::ChannelCreated {
+                req,
+                id,
+                connect_uri,
+                expires_in,
+            } => self.on_channel_created(req, id, connect_uri, expires_in),
             Input::ChannelFailed { req, error } => {
+                if let Some(ra) = error.retry_after() {
+                    self.create_not_before = self.create_not_before.max(self.now + ra);
+                }
                 if let Some(w) = self.link_creating(req) {
                     self.on_create_failed(w, &error);
                 }
@@ -436,7 +479,9 @@ impl Session {
             }
         }
         if wanted.len() > MAX_TOPICS {
-            return Err(UsageError::TooManyTopics { requested: wanted.len() });
+            return Err(UsageError::TooManyTopics {
+                requested: wanted.len(),
+            });
         }
         for t in &added {
             self.rejected.remove(t.as_str());
@@ -474,7 +519,12 @@ impl Session {
 
     /// Supplies an access token from a new login (or from an application that owns its
     /// login). Leaves `LoginRequired` and resumes with the same topic set.
-    pub fn login(&mut self, now: Instant, token: Secret, expires_in: Duration) -> Result<(), UsageError> {
+    pub fn login(
+        &mut self,
+        now: Instant,
+        token: Secret,
+        expires_in: Duration,
+    ) -> Result<(), UsageError> {
         self.set_now(now);
         if self.closed {
             return Err(UsageError::Closed);
@@ -516,7 +566,10 @@ impl Session {
         }
         for w in [Which::Active, Which::Standby] {
             if let Some(conn) = self.link(w).and_then(Link::conn) {
-                self.actions.push_back(Action::Close { conn, code: NORMAL_CLOSE });
+                self.actions.push_back(Action::Close {
+                    conn,
+                    code: NORMAL_CLOSE,
+                });
             }
         }
         self.active = None;
@@ -568,7 +621,9 @@ impl Session {
     }
 
     fn find(&self, pred: impl Fn(&Link) -> bool) -> Option<Which> {
-        [Which::Active, Which::Standby].into_iter().find(|&w| self.link(w).is_some_and(&pred))
+        [Which::Active, Which::Standby]
+            .into_iter()
+            .find(|&w| self.link(w).is_some_and(&pred))
     }
 
     fn link_creating(&self, req: ReqId) -> Option<Which> {
@@ -590,7 +645,9 @@ impl Session {
     /// Full jitter above a floor: `[base, min(cap, base·2^(n+1))]`, never below `floor`.
     fn backoff(&mut self, failures: u32, floor: Option<Duration>) -> Duration {
         let base = self.cfg.backoff_base;
-        let ceil = base.saturating_mul(1u32 << failures.min(20).saturating_add(1)).min(self.cfg.backoff_cap);
+        let ceil = base
+            .saturating_mul(1u32 << failures.min(20).saturating_add(1))
+            .min(self.cfg.backoff_cap);
         let d = self.rng.between(base.min(ceil), ceil);
         d.max(floor.unwrap_or_default())
     }
@@ -630,6 +687,7 @@ impl Session {
             if both_open {
                 self.dedup.until = Some(self.now + self.cfg.dedup_linger);
             }
+            self.close_gaps();
         }
         self.emit_status();
     }
@@ -720,7 +778,10 @@ impl Session {
                 match l.step {
                     Step::Creating { .. } => self.on_create_failed(w, &timed_out),
                     Step::Connecting { conn, .. } => {
-                        self.actions.push_back(Action::Close { conn, code: NORMAL_CLOSE });
+                        self.actions.push_back(Action::Close {
+                            conn,
+                            code: NORMAL_CLOSE,
+                        });
                         self.on_connect_failed(w, &timed_out);
                     }
                     Step::Open { .. } => self.on_subscribe_failed(w, &timed_out),
@@ -743,18 +804,25 @@ impl Session {
                 let Some(l) = self.link_mut(w) else { return };
                 if let Step::Open { conn } = l.step {
                     l.ping_due = Some(now + ping_timeout);
-                    self.actions.push_back(Action::Send { conn, text: PING.to_owned() });
+                    self.actions.push_back(Action::Send {
+                        conn,
+                        text: PING.to_owned(),
+                    });
                 }
             }
             (Deadline::TokenRefresh | Deadline::ChannelRollover, Target::Link(_)) => {
-                let needs_token = self.active.as_ref().and_then(|l| l.chan.as_ref()).map_or(0, |c| {
-                    let token_first = c.renew_reason() == Deadline::TokenRefresh;
-                    if token_first {
-                        c.token_gen + 1
-                    } else {
-                        0
-                    }
-                });
+                let needs_token =
+                    self.active
+                        .as_ref()
+                        .and_then(|l| l.chan.as_ref())
+                        .map_or(0, |c| {
+                            let token_first = c.renew_reason() == Deadline::TokenRefresh;
+                            if token_first {
+                                c.token_gen + 1
+                            } else {
+                                0
+                            }
+                        });
                 self.start_handover(needs_token);
             }
         }
@@ -815,7 +883,9 @@ impl Session {
     fn begin(&mut self, w: Which, plan: Plan) {
         let now = self.now;
         let plan = match plan {
-            Plan::Reconnect if self.link(w).is_some_and(|l| l.has_channel_alive(now)) => Plan::Reconnect,
+            Plan::Reconnect if self.link(w).is_some_and(|l| l.has_channel_alive(now)) => {
+                Plan::Reconnect
+            }
             Plan::Reconnect | Plan::NewChannel => Plan::NewChannel,
         };
         match plan {
@@ -827,12 +897,18 @@ impl Session {
     fn create_channel(&mut self, w: Which) {
         let usable = self.token_usable_for(w);
         let now = self.now;
-        while self.creations.front().is_some_and(|&t| t + BUDGET_WINDOW <= now) {
+        while self
+            .creations
+            .front()
+            .is_some_and(|&t| t + BUDGET_WINDOW <= now)
+        {
             self.creations.pop_front();
         }
-        let budget_full = self.creations.len() >= self.cfg.max_channel_creations_per_minute as usize;
+        let budget_full =
+            self.creations.len() >= self.cfg.max_channel_creations_per_minute as usize;
         let budget_free_at = self.creations.front().map(|&t| t + BUDGET_WINDOW);
         let req = ReqId::from_u64(self.fresh_id());
+        let not_before = self.create_not_before;
         let Some(l) = self.link_mut(w) else { return };
         l.chan = None;
         l.server_topics.clear();
@@ -842,13 +918,29 @@ impl Session {
             return;
         }
         if let (true, Some(until)) = (budget_full, budget_free_at) {
-            l.step = Step::Waiting { until, plan: Plan::NewChannel, why: Deadline::ChannelBudget };
+            l.step = Step::Waiting {
+                until,
+                plan: Plan::NewChannel,
+                why: Deadline::ChannelBudget,
+            };
+            return;
+        }
+        if not_before > now {
+            l.step = Step::Waiting {
+                until: not_before,
+                plan: Plan::NewChannel,
+                why: Deadline::Backoff,
+            };
             return;
         }
         let Some(t) = self.token.as_ref() else { return };
         let (token, token_gen) = (t.value.clone(), t.gen);
         if let Some(l) = self.link_mut(w) {
-            l.step = Step::Creating { req, sent: now, token_gen };
+            l.step = Step::Creating {
+                req,
+                sent: now,
+                token_gen,
+            };
         }
         self.creations.push_back(now);
         self.actions.push_back(Action::CreateChannel { req, token });
@@ -878,9 +970,21 @@ impl Session {
         let Some(l) = self.link_mut(w) else { return };
         let Some(c) = &l.chan else { return };
         let channel = c.id.clone();
+        // A topic left out of this PUT stops being covered when the server applies it.
+        l.server_topics.retain(|t| topics.contains(t));
         l.sub_dirty = false;
-        l.sub = Some(SubRequest { req, sent: now, topics: topics.clone(), token_gen });
-        self.actions.push_back(Action::PutSubscriptions { req, channel, topics, token });
+        l.sub = Some(SubRequest {
+            req,
+            sent: now,
+            topics: topics.clone(),
+            token_gen,
+        });
+        self.actions.push_back(Action::PutSubscriptions {
+            req,
+            channel,
+            topics,
+            token,
+        });
     }
 
     fn topics_changed(&mut self) {
@@ -930,14 +1034,25 @@ impl Session {
         let now = self.now;
         match &error {
             RequestError::CannotRefresh(detail) => {
-                let valid_until = self.access_token().and(self.token.as_ref()).map(|t| t.expires_at);
+                let valid_until = self
+                    .access_token()
+                    .and(self.token.as_ref())
+                    .map(|t| t.expires_at);
                 match valid_until {
                     Some(at) => self.token_retry_at = Some(at),
-                    None => self.require_login(AuthError::CannotRefresh { detail: detail.clone() }),
+                    None => self.require_login(AuthError::CannotRefresh {
+                        detail: detail.clone(),
+                    }),
                 }
             }
-            RequestError::Http { status: 400 | 401 | 403, code, .. } => {
-                let code = code.clone().unwrap_or_else(|| format!("HTTP {}", error.http_status().unwrap_or(0)));
+            RequestError::Http {
+                status: 400 | 401 | 403,
+                code,
+                ..
+            } => {
+                let code = code
+                    .clone()
+                    .unwrap_or_else(|| format!("HTTP {}", error.http_status().unwrap_or(0)));
                 let reason = if code == "invalid_client" || code == "unauthorized_client" {
                     AuthError::ClientRejected { code }
                 } else {
@@ -947,12 +1062,22 @@ impl Session {
             }
             RequestError::Http { .. } | RequestError::Network(_) => {
                 let failures = self.token_failures;
-                if self.cfg.max_refresh_attempts.is_some_and(|max| failures >= max) {
-                    self.require_login(AuthError::RefreshGaveUp { attempts: failures, last: error.to_string() });
+                if self
+                    .cfg
+                    .max_refresh_attempts
+                    .is_some_and(|max| failures >= max)
+                {
+                    self.require_login(AuthError::RefreshGaveUp {
+                        attempts: failures,
+                        last: error.to_string(),
+                    });
                     return;
                 }
                 let delay = self.backoff(failures - 1, error.retry_after());
-                self.token_retry_at = Some(now + delay);
+                self.token_retry_at = Some(
+                    self.token_retry_at
+                        .map_or(now + delay, |t| t.max(now + delay)),
+                );
                 self.warn(error.to_server_error("token request"));
             }
         }
@@ -961,14 +1086,18 @@ impl Session {
     // ----- channel and subscription results ------------------------------------------------
 
     fn on_channel_created(&mut self, req: ReqId, id: ChannelId, uri: Secret, expires_in: Duration) {
-        let Some(w) = self.link_creating(req) else { return };
+        let Some(w) = self.link_creating(req) else {
+            return;
+        };
         if uri.expose().is_empty() || id.as_str().is_empty() {
             self.warn(ProtocolError::BadChannel("empty id or connectUri".into()));
             self.on_create_failed(w, &RequestError::network("unusable channel answer"));
             return;
         }
         let now = self.now;
-        let Some(Step::Creating { token_gen, .. }) = self.link(w).map(|l| &l.step) else { return };
+        let Some(Step::Creating { token_gen, .. }) = self.link(w).map(|l| &l.step) else {
+            return;
+        };
         let token_gen = *token_gen;
         let token_expires_at = self
             .token
@@ -980,7 +1109,14 @@ impl Session {
         let lifetime = dies_at - now;
         let lead = self.cfg.renew_lead(lifetime);
         let jittered = self.rng.between(lead, lead * 3 / 2).min(lifetime / 2);
-        let chan = Chan { id, uri, expires_at, token_gen, token_expires_at, renew_at: dies_at - jittered };
+        let chan = Chan {
+            id,
+            uri,
+            expires_at,
+            token_gen,
+            token_expires_at,
+            renew_at: dies_at - jittered,
+        };
         if let Some(l) = self.link_mut(w) {
             l.chan = Some(chan);
         }
@@ -1013,7 +1149,11 @@ impl Session {
         let until = self.now + delay;
         if let Some(l) = self.link_mut(w) {
             l.failures = l.failures.saturating_add(1);
-            l.step = Step::Waiting { until, plan, why: Deadline::Backoff };
+            l.step = Step::Waiting {
+                until,
+                plan,
+                why: Deadline::Backoff,
+            };
         }
     }
 
@@ -1022,7 +1162,9 @@ impl Session {
     fn rest_unauthorized(&mut self, status: u16, token_gen: u64) -> bool {
         let now = self.now;
         let window = self.cfg.fresh_token_window;
-        let Some(t) = self.token.as_mut() else { return true };
+        let Some(t) = self.token.as_mut() else {
+            return true;
+        };
         if t.gen != token_gen || t.stale {
             return true;
         }
@@ -1040,62 +1182,129 @@ impl Session {
     }
 
     fn on_subscribed(&mut self, req: ReqId, results: Vec<TopicResult>) {
-        let Some(w) = self.link_subscribing(req) else { return };
-        let Some(sub) = self.link_mut(w).and_then(|l| l.sub.take()) else { return };
-        let refused: BTreeMap<String, String> =
-            results.into_iter().filter_map(|r| r.rejected.map(|why| (r.topic, why))).collect();
+        let Some(w) = self.link_subscribing(req) else {
+            return;
+        };
+        let Some(sub) = self.link_mut(w).and_then(|l| l.sub.take()) else {
+            return;
+        };
+        let refused: BTreeMap<String, String> = results
+            .into_iter()
+            .filter_map(|r| r.rejected.map(|why| (r.topic, why)))
+            .collect();
         self.apply_subscription(w, sub.topics, &refused);
     }
 
-    fn apply_subscription(&mut self, w: Which, sent: Vec<Topic>, refused: &BTreeMap<String, String>) {
+    fn apply_subscription(
+        &mut self,
+        w: Which,
+        sent: Vec<Topic>,
+        refused: &BTreeMap<String, String>,
+    ) {
         for (topic, reason) in refused {
             if self.rejected.get(topic) != Some(reason) {
                 self.rejected.insert(topic.clone(), reason.clone());
-                self.events.push_back(Event::TopicRejected { topic: topic.clone(), reason: reason.clone() });
+                self.events.push_back(Event::TopicRejected {
+                    topic: topic.clone(),
+                    reason: reason.clone(),
+                });
             }
-            self.uncovered.retain(|t, _| t.as_str() != topic);
         }
         let now = self.now;
         let Some(l) = self.link_mut(w) else { return };
-        l.server_topics = sent.into_iter().filter(|t| !refused.contains_key(t.as_str())).collect();
+        let accepted: BTreeSet<Topic> = sent
+            .into_iter()
+            .filter(|t| !refused.contains_key(t.as_str()))
+            .collect();
+        let dropped: Vec<Topic> = if w == Which::Active && l.is_live() {
+            l.server_topics.difference(&accepted).cloned().collect()
+        } else {
+            Vec::new()
+        };
+        l.server_topics = accepted;
+        for t in dropped.into_iter().filter(|t| self.topics.contains(t)) {
+            self.uncovered
+                .entry(t)
+                .or_insert((now, GapReason::Rejected));
+        }
+        let Some(l) = self.link_mut(w) else { return };
         l.sub_retry_at = None;
+        let rejected = &mut self.rejected;
+        let permitted = match w {
+            Which::Active => self.active.as_ref(),
+            Which::Standby => self.standby.as_ref(),
+        };
+        if let Some(p) = permitted {
+            rejected.retain(|t, _| !p.server_topics.iter().any(|p| p.as_str() == t));
+        }
+        let Some(l) = self.link_mut(w) else { return };
         if l.live_since.is_none() {
             l.live_since = Some(now);
         }
-        if w == Which::Standby {
+        // The standby takes over only once it covers the whole current set; a change made
+        // while its first PUT was in flight goes out first.
+        if w == Which::Standby && !l.sub_dirty {
             self.promote_standby();
         }
-        self.close_gaps();
     }
 
     /// The standby is live: it takes over and the old socket closes (make-before-break).
     fn promote_standby(&mut self) {
-        let Some(standby) = self.standby.take() else { return };
-        if let Some(conn) = self.active.as_ref().and_then(Link::conn) {
-            self.actions.push_back(Action::Close { conn, code: NORMAL_CLOSE });
+        let Some(standby) = self.standby.take() else {
+            return;
+        };
+        if let Some(old) = self.active.take() {
+            if let Some(conn) = old.conn() {
+                self.actions.push_back(Action::Close {
+                    conn,
+                    code: NORMAL_CLOSE,
+                });
+            }
+            // Topics the new channel was refused stop being covered now.
+            if old.is_live() {
+                for t in old.server_topics.difference(&standby.server_topics) {
+                    if self.topics.contains(t) {
+                        self.uncovered
+                            .entry(t.clone())
+                            .or_insert((self.now, GapReason::Rejected));
+                    }
+                }
+            }
         }
         self.active = Some(standby);
     }
 
     /// Emits one `Gap` per (start, reason) for uncovered topics that the active link now covers.
     fn close_gaps(&mut self) {
-        let Some(l) = self.active.as_ref().filter(|l| l.is_live() && l.suspect_since.is_none()) else {
+        let Some(l) = self.active.as_ref().filter(|l| l.is_live()) else {
             return;
         };
         let mut groups: BTreeMap<(Instant, GapReason), Vec<Topic>> = BTreeMap::new();
-        let covered: Vec<Topic> = self.uncovered.keys().filter(|t| l.server_topics.contains(*t)).cloned().collect();
+        let covered: Vec<Topic> = self
+            .uncovered
+            .keys()
+            .filter(|t| l.server_topics.contains(*t))
+            .cloned()
+            .collect();
         for t in covered {
             if let Some((from, reason)) = self.uncovered.remove(&t) {
                 groups.entry((from, reason)).or_default().push(t);
             }
         }
         for ((from, reason), topics) in groups {
-            self.events.push_back(Event::Gap { topics, from, to: self.now, reason });
+            self.events.push_back(Event::Gap {
+                topics,
+                from,
+                to: self.now,
+                reason,
+            });
         }
     }
 
     fn on_subscribe_failed(&mut self, w: Which, error: &RequestError) {
-        let Some(sub) = self.link_mut(w).and_then(|l| l.sub.take()) else { return };
+        let Some(sub) = self.link_mut(w).and_then(|l| l.sub.take()) else {
+            return;
+        };
         match error.http_status() {
             Some(status @ (401 | 403)) => {
                 if self.rest_unauthorized(status, sub.token_gen) {
@@ -1107,7 +1316,11 @@ impl Session {
             Some(404) => self.lose(w, GapReason::SocketLost, Plan::NewChannel, true),
             Some(400) => {
                 let why = "the server refused the subscription request (HTTP 400)".to_owned();
-                let refused = sub.topics.iter().map(|t| (t.as_str().to_owned(), why.clone())).collect();
+                let refused = sub
+                    .topics
+                    .iter()
+                    .map(|t| (t.as_str().to_owned(), why.clone()))
+                    .collect();
                 self.apply_subscription(w, sub.topics, &refused);
             }
             _ => {
@@ -1127,7 +1340,9 @@ impl Session {
     // ----- socket events -------------------------------------------------------------------
 
     fn on_opened(&mut self, conn: ConnId) {
-        let Some(w) = self.link_connecting(conn) else { return };
+        let Some(w) = self.link_connecting(conn) else {
+            return;
+        };
         let now = self.now;
         if let Some(l) = self.link_mut(w) {
             l.step = Step::Open { conn };
@@ -1180,17 +1395,16 @@ impl Session {
     }
 
     fn on_frame(&mut self, conn: ConnId, text: String) {
-        let Some(w) = self.link_open(conn) else { return };
+        let Some(w) = self.link_open(conn) else {
+            return;
+        };
         let now = self.now;
         let overlap = self.dedup.until.is_some();
         let Some(l) = self.link_mut(w) else { return };
         l.last_rx = now;
         l.ping_due = None;
-        let was_suspect = l.suspect_since.take().is_some();
+        l.suspect_since = None;
         let tag = l.tag;
-        if was_suspect {
-            self.close_gaps();
-        }
         match frame::classify(&text) {
             Frame::Heartbeat | Frame::Pong | Frame::Metadata | Frame::SubscribeReply { .. } => {}
             Frame::SocketClosing => self.on_socket_closing(w),
@@ -1201,7 +1415,11 @@ impl Session {
                 }
                 _ => {}
             },
-            Frame::Notification { topic, body, metadata } => {
+            Frame::Notification {
+                topic,
+                body,
+                metadata,
+            } => {
                 if overlap {
                     let mut h = DefaultHasher::new();
                     topic.hash(&mut h);
@@ -1217,7 +1435,8 @@ impl Session {
                     }
                 }
                 let topic = topic.into_owned();
-                self.events.push_back(Event::Notification { topic, raw: text });
+                self.events
+                    .push_back(Event::Notification { topic, raw: text });
             }
             Frame::Malformed(why) => {
                 self.malformed += 1;
@@ -1261,10 +1480,15 @@ impl Session {
             self.on_connect_failed(w, &error);
             return;
         }
-        let Some(w) = self.link_open(conn) else { return };
+        let Some(w) = self.link_open(conn) else {
+            return;
+        };
         let maintenance = self.link(w).is_some_and(|l| l.closing_by.is_some());
         if let Some(c) = code.filter(|c| self.cfg.close_codes.auth.contains(c)) {
-            let stable = self.link(w).and_then(|l| l.live_since).is_some_and(|s| self.now - s >= self.cfg.stable_after);
+            let stable = self
+                .link(w)
+                .and_then(|l| l.live_since)
+                .is_some_and(|s| self.now - s >= self.cfg.stable_after);
             if stable {
                 self.auth_streak = None;
             }
@@ -1276,7 +1500,11 @@ impl Session {
             self.auth_streak = None;
         }
         let plan = self.plan_after_loss(w, code);
-        let reason = if maintenance { GapReason::Maintenance } else { GapReason::SocketLost };
+        let reason = if maintenance {
+            GapReason::Maintenance
+        } else {
+            GapReason::SocketLost
+        };
         self.lose(w, reason, plan, false);
     }
 
@@ -1286,8 +1514,12 @@ impl Session {
         let codes = &self.cfg.close_codes;
         let auth_code = code.is_some_and(|c| codes.auth.contains(&c));
         let gone_code = code.is_some_and(|c| codes.channel_gone.contains(&c));
-        let Some(l) = self.link(w) else { return Plan::NewChannel };
-        let Some(c) = &l.chan else { return Plan::NewChannel };
+        let Some(l) = self.link(w) else {
+            return Plan::NewChannel;
+        };
+        let Some(c) = &l.chan else {
+            return Plan::NewChannel;
+        };
         let token_dead = c.token_expires_at <= now;
         let chan_dead = c.expires_at <= now || l.closing_by.is_some() || gone_code;
         if token_dead {
@@ -1312,7 +1544,10 @@ impl Session {
         };
         if close_socket {
             if let Some(conn) = old.conn() {
-                self.actions.push_back(Action::Close { conn, code: NORMAL_CLOSE });
+                self.actions.push_back(Action::Close {
+                    conn,
+                    code: NORMAL_CLOSE,
+                });
             }
         }
         if w == Which::Active && old.is_live() {
@@ -1323,8 +1558,16 @@ impl Session {
                 (None, GapReason::SocketDead) => (old.last_rx, reason),
                 (None, _) => (now, reason),
             };
+            // A standby that is already subscribed keeps covering what it has.
+            let still = self
+                .standby
+                .as_ref()
+                .filter(|s| s.is_live())
+                .map(|s| &s.server_topics);
             for t in old.server_topics.intersection(&self.topics) {
-                self.uncovered.entry(t.clone()).or_insert((from, reason));
+                if !still.is_some_and(|s| s.contains(t)) {
+                    self.uncovered.entry(t.clone()).or_insert((from, reason));
+                }
             }
         }
         if w == Which::Active {
@@ -1333,7 +1576,9 @@ impl Session {
                 return;
             }
         }
-        let stable = old.live_since.is_some_and(|s| now - s >= self.cfg.stable_after);
+        let stable = old
+            .live_since
+            .is_some_and(|s| now - s >= self.cfg.stable_after);
         if stable {
             old.failures = 0;
         }
@@ -1342,7 +1587,11 @@ impl Session {
         next.failures = old.failures.saturating_add(1);
         next.min_token_gen = old.min_token_gen;
         next.chan = old.chan.take();
-        next.step = Step::Waiting { until: now + delay, plan, why: Deadline::Backoff };
+        next.step = Step::Waiting {
+            until: now + delay,
+            plan,
+            why: Deadline::Backoff,
+        };
         match w {
             Which::Active => self.active = Some(next),
             Which::Standby => self.standby = Some(next),
@@ -1369,7 +1618,10 @@ impl Session {
                 l.suspect_since.get_or_insert(l.last_rx);
                 if l.ping_due.is_none() {
                     l.ping_due = Some(now + ping_timeout);
-                    self.actions.push_back(Action::Send { conn, text: PING.to_owned() });
+                    self.actions.push_back(Action::Send {
+                        conn,
+                        text: PING.to_owned(),
+                    });
                 }
             }
         }
@@ -1382,12 +1634,17 @@ impl Session {
         let now = self.now;
         for w in [Which::Active, Which::Standby] {
             if let Some(conn) = self.link(w).and_then(Link::conn) {
-                self.actions.push_back(Action::Close { conn, code: NORMAL_CLOSE });
+                self.actions.push_back(Action::Close {
+                    conn,
+                    code: NORMAL_CLOSE,
+                });
             }
         }
         if let Some(l) = self.active.take().filter(Link::is_live) {
             for t in l.server_topics.intersection(&self.topics) {
-                self.uncovered.entry(t.clone()).or_insert((now, GapReason::LoginRequired));
+                self.uncovered
+                    .entry(t.clone())
+                    .or_insert((now, GapReason::LoginRequired));
             }
         }
         self.standby = None;

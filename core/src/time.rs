@@ -88,10 +88,16 @@ mod tests {
 
     #[test]
     fn arithmetic_saturates() {
-        assert_eq!(Instant::FAR_FUTURE + Duration::from_secs(1), Instant::FAR_FUTURE);
+        assert_eq!(
+            Instant::FAR_FUTURE + Duration::from_secs(1),
+            Instant::FAR_FUTURE
+        );
         assert_eq!(Instant::ZERO - Duration::from_secs(1), Instant::ZERO);
         assert_eq!(Instant::ZERO - Instant::from_secs(3), Duration::ZERO);
-        assert_eq!(Instant::from_secs(3) - Instant::from_millis(500), Duration::from_millis(2500));
+        assert_eq!(
+            Instant::from_secs(3) - Instant::from_millis(500),
+            Duration::from_millis(2500)
+        );
         assert_eq!(Instant::from_millis(1234).to_string(), "t=1.234s");
     }
 }

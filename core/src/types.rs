@@ -36,13 +36,19 @@ impl Topic {
             Some("it contains whitespace or control characters")
         } else if name.eq_ignore_ascii_case("channel.metadata") {
             Some("channel.metadata is reserved for heartbeats and pongs and is never subscribed")
-        } else if name.get(..10).is_some_and(|p| p.eq_ignore_ascii_case("v2.system.")) {
+        } else if name
+            .get(..10)
+            .is_some_and(|p| p.eq_ignore_ascii_case("v2.system."))
+        {
             Some("v2.system.* messages arrive unasked and are never subscribed")
         } else {
             None
         };
         match problem {
-            Some(why) => Err(UsageError::InvalidTopic { topic: truncate(&name), why }),
+            Some(why) => Err(UsageError::InvalidTopic {
+                topic: truncate(&name),
+                why,
+            }),
             None => Ok(Topic(name)),
         }
     }

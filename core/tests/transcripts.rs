@@ -55,7 +55,10 @@ fn rule02_notifications_in_order_heartbeats_never_delivered() {
     h.publish(T2, 1);
     h.publish(T1, 2);
     h.frame(PONG);
-    assert_eq!(h.delivered, vec![(T1.into(), 1), (T2.into(), 1), (T1.into(), 2)]);
+    assert_eq!(
+        h.delivered,
+        vec![(T1.into(), 1), (T2.into(), 1), (T1.into(), 2)]
+    );
     snap("rule02_order_and_heartbeats", &h);
 }
 
@@ -67,13 +70,18 @@ fn rule03_half_open_socket_found_within_20s() {
     h.world.silent.insert(conn);
     h.note("the socket goes half-open: nothing arrives and pings are not answered");
     h.run_for(Duration::from_secs(21));
-    let closed_at = h.actions.iter().position(|a| matches!(a, Action::Close { conn: c, .. } if *c == conn));
+    let closed_at = h
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::Close { conn: c, .. } if *c == conn));
     assert!(closed_at.is_some(), "dead socket not closed");
     assert_ne!(h.conn(), conn, "no new socket");
     assert_eq!(h.s.status(), Status::Live);
     let gaps = h.gaps();
     assert_eq!(gaps.len(), 1);
-    assert!(matches!(gaps[0], Event::Gap { reason: GapReason::SocketDead, from, .. } if *from == Instant::ZERO));
+    assert!(
+        matches!(gaps[0], Event::Gap { reason: GapReason::SocketDead, from, .. } if *from == Instant::ZERO)
+    );
     snap("rule03_half_open", &h);
 }
 
@@ -99,11 +107,22 @@ fn rule04_token_expiry_renewal_without_gap() {
     assert_eq!(token_requests(&h), 2);
     assert_eq!(creates(&h), 2);
     // Make-before-break: the old socket is closed only after the new one is subscribed.
-    let put2 = h.actions.iter().rposition(|a| matches!(a, Action::PutSubscriptions { .. })).unwrap();
-    let close = h.actions.iter().position(|a| matches!(a, Action::Close { .. })).unwrap();
+    let put2 = h
+        .actions
+        .iter()
+        .rposition(|a| matches!(a, Action::PutSubscriptions { .. }))
+        .unwrap();
+    let close = h
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::Close { .. }))
+        .unwrap();
     assert!(close > put2);
     assert_eq!(h.delivered, vec![(T1.into(), 1), (T1.into(), 2)]);
-    assert!(h.events.iter().all(|e| !matches!(e, Event::Status(Status::Recovering))));
+    assert!(h
+        .events
+        .iter()
+        .all(|e| !matches!(e, Event::Status(Status::Recovering))));
     snap("rule04_token_renewal", &h);
 }
 
@@ -116,7 +135,11 @@ fn rule04_channel_24h_rollover() {
     h.run_for(secs(86_400 + 60));
     h.publish(T1, 1);
     assert!(h.gaps().is_empty());
-    assert_eq!(token_requests(&h), 1, "the token still has a day left: no refresh");
+    assert_eq!(
+        token_requests(&h),
+        1,
+        "the token still has a day left: no refresh"
+    );
     assert_eq!(creates(&h), 2);
     assert_eq!(h.delivered.len(), 1);
     snap("rule04_channel_rollover", &h);
@@ -130,7 +153,11 @@ fn rule05_socket_closing_handover() {
     h.publish(T1, 1);
     assert!(h.gaps().is_empty());
     assert_eq!(creates(&h), 2);
-    assert_eq!(h.open.len(), 1, "old socket closed after the new one is live");
+    assert_eq!(
+        h.open.len(),
+        1,
+        "old socket closed after the new one is live"
+    );
     assert_eq!(h.delivered, vec![(T1.into(), 1)]);
     snap("rule05_socket_closing", &h);
 }
@@ -143,13 +170,22 @@ fn rule05_socket_closing_when_new_channel_cannot_be_made() {
     }
     h.frame(SOCKET_CLOSING);
     h.run_for(secs(56));
-    assert!(h.actions.iter().any(|a| matches!(a, Action::Close { .. })), "old socket closed at the grace");
+    assert!(
+        h.actions.iter().any(|a| matches!(a, Action::Close { .. })),
+        "old socket closed at the grace"
+    );
     h.world.channel_faults.clear();
     h.run_for(secs(60));
     assert_eq!(h.s.status(), Status::Live);
     let gaps = h.gaps();
     assert_eq!(gaps.len(), 1);
-    assert!(matches!(gaps[0], Event::Gap { reason: GapReason::Maintenance, .. }));
+    assert!(matches!(
+        gaps[0],
+        Event::Gap {
+            reason: GapReason::Maintenance,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -172,7 +208,10 @@ fn rule06_overlap_dedup() {
     h.answer(put);
     h.serve();
     h.publish(T1, 3);
-    assert_eq!(h.delivered, vec![(T1.into(), 1), (T1.into(), 2), (T1.into(), 3)]);
+    assert_eq!(
+        h.delivered,
+        vec![(T1.into(), 1), (T1.into(), 2), (T1.into(), 3)]
+    );
     snap("rule06_overlap_dedup", &h);
 }
 
@@ -221,13 +260,21 @@ fn rule07_expired_token_close_without_code_gets_new_token_and_channel() {
     h.world.manual = false;
     h.serve();
     // The standby's token request is refused until after expiry.
-    h.world.token_faults.extend((0..30).map(|_| RequestError::status(503)));
+    h.world
+        .token_faults
+        .extend((0..30).map(|_| RequestError::status(503)));
     h.run_for(secs(301));
     assert_eq!(h.s.status(), Status::Recovering);
     h.run_for(secs(600));
     assert_eq!(h.s.status(), Status::Live);
     assert_eq!(h.gaps().len(), 1);
-    assert!(matches!(h.gaps()[0], Event::Gap { reason: GapReason::ChannelExpired, .. }));
+    assert!(matches!(
+        h.gaps()[0],
+        Event::Gap {
+            reason: GapReason::ChannelExpired,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -235,7 +282,9 @@ fn rule08_backoff_grows_and_resets_only_after_stable() {
     let mut h = Harness::live(cfg(), &[T1]);
     let mut delays = Vec::new();
     for _ in 0..6 {
-        h.world.connect_faults.push_back(RequestError::network("refused"));
+        h.world
+            .connect_faults
+            .push_back(RequestError::network("refused"));
     }
     h.server_close(None);
     let mut last = h.now;
@@ -255,7 +304,9 @@ fn rule08_backoff_grows_and_resets_only_after_stable() {
 #[test]
 fn rule08_503_storm_bounded_backoff() {
     let mut h = Harness::new(cfg(), 8);
-    h.world.channel_faults.extend((0..15).map(|_| RequestError::status(503)));
+    h.world
+        .channel_faults
+        .extend((0..15).map(|_| RequestError::status(503)));
     h.subscribe(&[T1]);
     h.serve();
     h.run_for(secs(600));
@@ -264,7 +315,10 @@ fn rule08_503_storm_bounded_backoff() {
     let times = h.times_of(|a| matches!(a, Action::CreateChannel { .. }));
     for w in times.windows(2) {
         let d = w[1] - w[0];
-        assert!(d >= Duration::from_millis(500) && d <= secs(60), "{times:?}");
+        assert!(
+            d >= Duration::from_millis(500) && d <= secs(60),
+            "{times:?}"
+        );
     }
     snap("rule08_503_storm", &h);
 }
@@ -272,7 +326,9 @@ fn rule08_503_storm_bounded_backoff() {
 #[test]
 fn rule08_429_retry_after_honoured() {
     let mut h = Harness::new(cfg(), 9);
-    h.world.token_faults.push_back(RequestError::rate_limited(secs(17)));
+    h.world
+        .token_faults
+        .push_back(RequestError::rate_limited(secs(17)));
     h.subscribe(&[T1]);
     h.serve();
     h.run_for(secs(16));
@@ -286,42 +342,67 @@ fn rule08_429_retry_after_honoured() {
 #[test]
 fn rule09_invalid_grant_requires_login() {
     let mut h = Harness::live(cfg(), &[T1]);
-    h.world.token_faults.push_back(RequestError::status_code(400, "invalid_grant"));
+    h.world
+        .token_faults
+        .push_back(RequestError::status_code(400, "invalid_grant"));
     h.run_for(secs(3600));
     assert_eq!(h.s.status(), Status::LoginRequired);
     let n = h.actions.len();
     h.run_for(secs(3600));
     assert_eq!(h.actions.len(), n, "no IO while login is required");
-    assert!(h.events.iter().any(|e| matches!(e, Event::LoginRequired { reason: AuthError::GrantRejected { .. } })));
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::LoginRequired {
+            reason: AuthError::GrantRejected { .. }
+        }
+    )));
     h.note("the user signs in again");
     h.login("tok-login");
     assert_eq!(h.s.status(), Status::Live);
     let gaps = h.gaps();
-    assert!(matches!(gaps.last(), Some(Event::Gap { reason: GapReason::LoginRequired, .. })));
+    assert!(matches!(
+        gaps.last(),
+        Some(Event::Gap {
+            reason: GapReason::LoginRequired,
+            ..
+        })
+    ));
     snap("rule09_invalid_grant", &h);
 }
 
 #[test]
 fn rule09_max_refresh_attempts_gives_up() {
-    let config = Config { max_refresh_attempts: Some(3), ..cfg() };
+    let config = Config {
+        max_refresh_attempts: Some(3),
+        ..cfg()
+    };
     let mut h = Harness::new(config, 10);
     h.world.token_ttl = secs(600);
     h.subscribe(&[T1]);
     h.serve();
-    h.world.token_faults.extend((0..10).map(|_| RequestError::status(503)));
+    h.world
+        .token_faults
+        .extend((0..10).map(|_| RequestError::status(503)));
     h.run_for(secs(500));
     assert_eq!(h.s.status(), Status::Live);
     h.run_for(secs(100));
     assert_eq!(h.s.status(), Status::LoginRequired);
     assert_eq!(token_requests(&h), 4);
-    assert!(h.events.iter().any(|e| matches!(e, Event::LoginRequired { reason: AuthError::RefreshGaveUp { attempts: 3, .. } })));
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::LoginRequired {
+            reason: AuthError::RefreshGaveUp { attempts: 3, .. }
+        }
+    )));
 }
 
 #[test]
 fn rule10_rest_401_refreshes_exactly_once() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.run_for(secs(120));
-    h.world.sub_faults.push_back(RequestError::status_code(401, "bad.credentials"));
+    h.world
+        .sub_faults
+        .push_back(RequestError::status_code(401, "bad.credentials"));
     h.subscribe(&[T2]);
     h.serve();
     assert_eq!(token_requests(&h), 2, "exactly one refresh");
@@ -332,12 +413,19 @@ fn rule10_rest_401_refreshes_exactly_once() {
 #[test]
 fn rule10_401_with_fresh_token_requires_login() {
     let mut h = Harness::new(cfg(), 11);
-    h.world.channel_faults.push_back(RequestError::status_code(401, "bad.credentials"));
+    h.world
+        .channel_faults
+        .push_back(RequestError::status_code(401, "bad.credentials"));
     h.subscribe(&[T1]);
     h.serve();
     assert_eq!(token_requests(&h), 1, "no refresh loop");
     assert_eq!(h.s.status(), Status::LoginRequired);
-    assert!(h.events.iter().any(|e| matches!(e, Event::LoginRequired { reason: AuthError::TokenRejected { status: 401 } })));
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::LoginRequired {
+            reason: AuthError::TokenRejected { status: 401 }
+        }
+    )));
     snap("rule10_fresh_401", &h);
 }
 
@@ -355,7 +443,9 @@ fn rule10_repeated_auth_close_requires_login() {
 #[test]
 fn rule11_login_resumes_same_topics() {
     let mut h = Harness::live(cfg(), &[T1, T2]);
-    h.world.token_faults.push_back(RequestError::status_code(401, "invalid_client"));
+    h.world
+        .token_faults
+        .push_back(RequestError::status_code(401, "invalid_client"));
     h.server_close(Some(4001));
     h.run_for(secs(5));
     assert_eq!(h.s.status(), Status::LoginRequired);
@@ -372,13 +462,20 @@ fn rule11_login_resumes_same_topics() {
 fn rule12_gap_report() {
     let mut h = Harness::live(cfg(), &[T1, T2]);
     h.run_for(secs(40));
-    h.world.connect_faults.extend([RequestError::status(503), RequestError::network("reset")]);
+    h.world
+        .connect_faults
+        .extend([RequestError::status(503), RequestError::network("reset")]);
     h.server_close(Some(1011));
     h.run_for(secs(10));
     let gaps = h.gaps();
     assert_eq!(gaps.len(), 1);
     match gaps[0] {
-        Event::Gap { topics, from, to, reason } => {
+        Event::Gap {
+            topics,
+            from,
+            to,
+            reason,
+        } => {
             assert_eq!(topics.len(), 2);
             assert_eq!(*from, Instant::from_secs(40));
             assert!(*to > *from);
@@ -392,18 +489,31 @@ fn rule12_gap_report() {
 #[test]
 fn rule13_subscription_changes_and_rejected_topic() {
     let mut h = Harness::new(cfg(), 13);
-    h.world.rejected.insert("v2.users.other.presence".into(), "missing permission presence:view".into());
+    h.world.rejected.insert(
+        "v2.users.other.presence".into(),
+        "missing permission presence:view".into(),
+    );
     h.subscribe(&[T1, "v2.users.other.presence"]);
     h.serve();
     assert_eq!(h.s.status(), Status::Live);
-    assert!(h.events.iter().any(|e| matches!(e, Event::TopicRejected { .. })));
+    assert!(h
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::TopicRejected { .. })));
     h.subscribe(&[T2]);
     h.serve();
     h.s.unsubscribe(h.now, [&topic(T1)]).unwrap();
     h.line("unsubscribe [T1]");
     h.serve();
-    assert_eq!(h.s.covered_topics().map(|t| t.as_str()).collect::<Vec<_>>(), vec![T2]);
-    let rejected = h.events.iter().filter(|e| matches!(e, Event::TopicRejected { .. })).count();
+    assert_eq!(
+        h.s.covered_topics().map(|t| t.as_str()).collect::<Vec<_>>(),
+        vec![T2]
+    );
+    let rejected = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::TopicRejected { .. }))
+        .count();
     assert_eq!(rejected, 1, "reported once, not on every PUT");
     snap("rule13_subscriptions", &h);
 }
@@ -411,7 +521,9 @@ fn rule13_subscription_changes_and_rejected_topic() {
 #[test]
 fn rule13_limits_at_the_call() {
     let mut h = Harness::new(cfg(), 14);
-    let many: Vec<_> = (0..1001).map(|i| topic(&format!("v2.users.{i}.presence"))).collect();
+    let many: Vec<_> = (0..1001)
+        .map(|i| topic(&format!("v2.users.{i}.presence")))
+        .collect();
     let err = h.s.subscribe(h.now, many).unwrap_err();
     assert!(err.to_string().contains("at most 1000"), "{err}");
     assert_eq!(h.s.topics().count(), 0);
@@ -425,14 +537,21 @@ fn rule14_channel_budget() {
     }
     h.server_close(None);
     h.run_for(secs(60));
-    assert!(creates(&h) <= 6 + 1, "at most 6 creations per minute, got {}", creates(&h));
+    assert!(
+        creates(&h) <= 6 + 1,
+        "at most 6 creations per minute, got {}",
+        creates(&h)
+    );
     h.run_for(secs(300));
     assert_eq!(h.s.status(), Status::Live);
     let times = h.times_of(|a| matches!(a, Action::CreateChannel { .. }));
     assert!(times.len() >= 13, "{times:?}");
     for (i, t) in times.iter().enumerate() {
         let in_window = times[i..].iter().filter(|u| **u < *t + secs(60)).count();
-        assert!(in_window <= 6, "more than 6 creations in the minute after {t}: {times:?}");
+        assert!(
+            in_window <= 6,
+            "more than 6 creations in the minute after {t}: {times:?}"
+        );
     }
 }
 
@@ -447,14 +566,24 @@ fn rule15_suspend_and_resume() {
     h.note("the laptop sleeps for 2 hours; the monotonic clock does not count it");
     h.world.silent.insert(h.conn());
     h.input(Input::Resumed { slept: secs(7200) });
-    assert_ne!(h.s.status(), Status::Live, "not live until proven after a suspend");
+    assert_ne!(
+        h.s.status(),
+        Status::Live,
+        "not live until proven after a suspend"
+    );
     h.serve();
     h.run_for(secs(10));
     assert_eq!(h.s.status(), Status::Live);
     assert_eq!(token_requests(&h), 2, "the token expired during the sleep");
     let gaps = h.gaps();
     assert_eq!(gaps.len(), 1);
-    assert!(matches!(gaps[0], Event::Gap { reason: GapReason::Suspended, .. }));
+    assert!(matches!(
+        gaps[0],
+        Event::Gap {
+            reason: GapReason::Suspended,
+            ..
+        }
+    ));
     snap("rule15_suspend", &h);
 }
 
@@ -469,7 +598,12 @@ fn rule16_close_and_late_results() {
     };
     h.s.close(h.now);
     h.line("close()");
-    h.input(Input::TokenIssued { req, token: "late".into(), expires_in: secs(60), rotated_refresh_token: false });
+    h.input(Input::TokenIssued {
+        req,
+        token: "late".into(),
+        expires_in: secs(60),
+        rotated_refresh_token: false,
+    });
     h.run_for(secs(3600));
     assert_eq!(h.s.status(), Status::Closed);
     assert!(h.s.poll_timeout().is_none());
@@ -492,14 +626,26 @@ fn rule17_bad_input_is_a_warning() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.frame("not json");
     h.frame(r#"{"topicName":"v2.users.u1.presence","eventBody":{"seq":"#);
-    h.frame(&format!(r#"{{"topicName":"v2.users.u1.presence","eventBody":"{}"}}"#, "x".repeat(1 << 20)));
+    h.frame(&format!(
+        r#"{{"topicName":"v2.users.u1.presence","eventBody":"{}"}}"#,
+        "x".repeat(1 << 20)
+    ));
     h.frame(r#"{"topicName":"v2.unknown.topic","eventBody":{}}"#);
-    h.input(Input::Opened { conn: genesys_notify_core::ConnId::from_u64(999) });
+    h.input(Input::Opened {
+        conn: genesys_notify_core::ConnId::from_u64(999),
+    });
     h.s.handle_timeout(Instant::from_secs(10));
     h.s.handle_timeout(Instant::from_secs(5));
     let warning = h.s.poll_event();
-    assert!(matches!(&warning, Some(Event::Warning(e)) if e.to_string().contains("backwards")), "{warning:?}");
+    assert!(
+        matches!(&warning, Some(Event::Warning(e)) if e.to_string().contains("backwards")),
+        "{warning:?}"
+    );
     assert_eq!(h.s.status(), Status::Live);
-    let malformed = h.events.iter().filter(|e| matches!(e, Event::Warning(_))).count();
+    let malformed = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Warning(_)))
+        .count();
     assert_eq!(malformed, 2);
 }

@@ -1,6 +1,11 @@
 //! A scripted Genesys look-alike that drives a `Session` in simulated time and writes every
 //! input, action, event and wake-up as a line of text.
-#![allow(dead_code, clippy::wildcard_enum_match_arm, unreachable_pub, missing_docs)]
+#![allow(
+    dead_code,
+    clippy::wildcard_enum_match_arm,
+    unreachable_pub,
+    missing_docs
+)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
@@ -25,9 +30,11 @@ pub fn notification(topic: &str, seq: u64) -> String {
     )
 }
 
-pub const HEARTBEAT: &str = r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#;
+pub const HEARTBEAT: &str =
+    r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#;
 pub const PONG: &str = r#"{"topicName":"channel.metadata","eventBody":{"message":"pong"}}"#;
-pub const SOCKET_CLOSING: &str = r#"{"topicName":"v2.system.socket_closing","eventBody":{"message":"maintenance"}}"#;
+pub const SOCKET_CLOSING: &str =
+    r#"{"topicName":"v2.system.socket_closing","eventBody":{"message":"maintenance"}}"#;
 
 /// How the pretend server answers; faults are consumed front first.
 #[derive(Default)]
@@ -74,7 +81,11 @@ impl Harness {
             s,
             now: Instant::ZERO,
             log: String::new(),
-            world: World { token_ttl: secs(3600), channel_ttl: secs(86_400), ..World::default() },
+            world: World {
+                token_ttl: secs(3600),
+                channel_ttl: secs(86_400),
+                ..World::default()
+            },
             pending: VecDeque::new(),
             open: BTreeMap::new(),
             subs: BTreeMap::new(),
@@ -108,7 +119,9 @@ impl Harness {
 
     fn drain(&mut self) {
         while let Some(a) = self.s.poll_action() {
-            if !(self.quiet_liveness && matches!(&a, Action::Send { text, .. } if text.contains("ping"))) {
+            if !(self.quiet_liveness
+                && matches!(&a, Action::Send { text, .. } if text.contains("ping")))
+            {
                 let line = format!("  > {}", self.render_action(&a));
                 self.line(&line);
             }
@@ -124,7 +137,8 @@ impl Harness {
             self.line(&line);
             if let Event::Notification { raw, topic } = &e {
                 let v: serde_json::Value = serde_json::from_str(raw).unwrap();
-                self.delivered.push((topic.clone(), v["eventBody"]["seq"].as_u64().unwrap_or(0)));
+                self.delivered
+                    .push((topic.clone(), v["eventBody"]["seq"].as_u64().unwrap_or(0)));
             }
             self.events.push(e);
         }
@@ -133,12 +147,23 @@ impl Harness {
     fn render_action(&self, a: &Action) -> String {
         match a {
             Action::RequestToken { req } => format!("RequestToken {req}"),
-            Action::CreateChannel { req, token } => format!("CreateChannel {req} token={}", token.expose()),
-            Action::PutSubscriptions { req, channel, topics, token } => format!(
+            Action::CreateChannel { req, token } => {
+                format!("CreateChannel {req} token={}", token.expose())
+            }
+            Action::PutSubscriptions {
+                req,
+                channel,
+                topics,
+                token,
+            } => format!(
                 "PutSubscriptions {req} {} token={} [{}]",
                 channel.as_str(),
                 token.expose(),
-                topics.iter().map(Topic::as_str).collect::<Vec<_>>().join(", ")
+                topics
+                    .iter()
+                    .map(Topic::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Action::Connect { conn, url } => format!("Connect {conn} {}", url.expose()),
             Action::Send { conn, text } => format!("Send {conn} {text}"),
@@ -148,7 +173,8 @@ impl Harness {
     }
 
     pub fn input(&mut self, input: Input) {
-        let quiet = self.quiet_liveness && matches!(&input, Input::Frame { text, .. } if text == PONG);
+        let quiet =
+            self.quiet_liveness && matches!(&input, Input::Frame { text, .. } if text == PONG);
         if !quiet {
             let line = format!("< {}", render_input(&input));
             self.line(&line);
@@ -159,7 +185,9 @@ impl Harness {
 
     pub fn subscribe(&mut self, topics: &[&str]) {
         self.line(&format!("subscribe {topics:?}"));
-        self.s.subscribe(self.now, topics.iter().map(|t| topic(t))).unwrap();
+        self.s
+            .subscribe(self.now, topics.iter().map(|t| topic(t)))
+            .unwrap();
         self.drain();
     }
 
@@ -171,7 +199,11 @@ impl Harness {
         let mut guard = 0;
         while let Some(a) = self.pending.pop_front() {
             guard += 1;
-            assert!(guard < 10_000, "the session keeps asking for IO at {}", self.now);
+            assert!(
+                guard < 10_000,
+                "the session keeps asking for IO at {}",
+                self.now
+            );
             self.answer(a);
         }
     }
@@ -184,7 +216,12 @@ impl Harness {
                     self.world.tokens_issued += 1;
                     let token = Secret::new(format!("tok{}", self.world.tokens_issued));
                     let expires_in = self.world.token_ttl;
-                    self.input(Input::TokenIssued { req, token, expires_in, rotated_refresh_token: false })
+                    self.input(Input::TokenIssued {
+                        req,
+                        token,
+                        expires_in,
+                        rotated_refresh_token: false,
+                    })
                 }
             },
             Action::CreateChannel { req, .. } => match self.world.channel_faults.pop_front() {
@@ -194,32 +231,57 @@ impl Harness {
                     let id = format!("ch{}", self.world.channels_created);
                     let connect_uri = Secret::new(format!("wss://streaming.example/channels/{id}"));
                     let expires_in = self.world.channel_ttl;
-                    self.input(Input::ChannelCreated { req, id: ChannelId::new(id), connect_uri, expires_in })
+                    self.input(Input::ChannelCreated {
+                        req,
+                        id: ChannelId::new(id),
+                        connect_uri,
+                        expires_in,
+                    })
                 }
             },
             Action::Connect { conn, url } => match self.world.connect_faults.pop_front() {
                 Some(error) => self.input(Input::ConnectFailed { conn, error }),
                 None => {
-                    let channel = url.expose().rsplit('/').next().unwrap_or_default().to_owned();
+                    let channel = url
+                        .expose()
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
                     // One socket per channel: a second connection displaces the first.
-                    let displaced: Vec<ConnId> =
-                        self.open.iter().filter(|(_, c)| **c == channel).map(|(k, _)| *k).collect();
+                    let displaced: Vec<ConnId> = self
+                        .open
+                        .iter()
+                        .filter(|(_, c)| **c == channel)
+                        .map(|(k, _)| *k)
+                        .collect();
                     self.open.insert(conn, channel);
                     self.input(Input::Opened { conn });
                     for old in displaced {
                         self.open.remove(&old);
-                        self.input(Input::Closed { conn: old, code: Some(1000), reason: "displaced".into() });
+                        self.input(Input::Closed {
+                            conn: old,
+                            code: Some(1000),
+                            reason: "displaced".into(),
+                        });
                     }
                 }
             },
-            Action::PutSubscriptions { req, channel, topics, .. } => match self.world.sub_faults.pop_front() {
+            Action::PutSubscriptions {
+                req,
+                channel,
+                topics,
+                ..
+            } => match self.world.sub_faults.pop_front() {
                 Some(error) => self.input(Input::SubscribeFailed { req, error }),
                 None => {
                     let mut results = Vec::new();
                     let mut set = BTreeSet::new();
                     for t in topics {
                         match self.world.rejected.get(t.as_str()) {
-                            Some(why) => results.push(TopicResult::rejected(t.as_str(), why.clone())),
+                            Some(why) => {
+                                results.push(TopicResult::rejected(t.as_str(), why.clone()))
+                            }
                             None => {
                                 set.insert(t.as_str().to_owned());
                                 results.push(TopicResult::permitted(t.as_str()));
@@ -234,7 +296,10 @@ impl Harness {
                 if text.contains("ping") {
                     self.pings += 1;
                     if self.open.contains_key(&conn) && !self.world.silent.contains(&conn) {
-                        self.input(Input::Frame { conn, text: PONG.into() });
+                        self.input(Input::Frame {
+                            conn,
+                            text: PONG.into(),
+                        });
                     }
                 }
             }
@@ -289,7 +354,10 @@ impl Harness {
             .filter(|c| !self.world.silent.contains(c))
             .collect();
         for conn in targets {
-            self.input(Input::Frame { conn, text: notification(topic, seq) });
+            self.input(Input::Frame {
+                conn,
+                text: notification(topic, seq),
+            });
         }
         self.serve();
     }
@@ -301,7 +369,10 @@ impl Harness {
 
     pub fn frame(&mut self, text: &str) {
         let conn = self.conn();
-        self.input(Input::Frame { conn, text: text.into() });
+        self.input(Input::Frame {
+            conn,
+            text: text.into(),
+        });
         self.serve();
     }
 
@@ -309,7 +380,11 @@ impl Harness {
     pub fn server_close(&mut self, code: Option<u16>) {
         let conn = self.conn();
         self.open.remove(&conn);
-        self.input(Input::Closed { conn, code, reason: String::new() });
+        self.input(Input::Closed {
+            conn,
+            code,
+            reason: String::new(),
+        });
         self.serve();
     }
 
@@ -325,22 +400,48 @@ impl Harness {
     }
 
     pub fn times_of(&self, pred: impl Fn(&Action) -> bool) -> Vec<Instant> {
-        self.actions.iter().zip(&self.action_at).filter(|(a, _)| pred(a)).map(|(_, t)| *t).collect()
+        self.actions
+            .iter()
+            .zip(&self.action_at)
+            .filter(|(a, _)| pred(a))
+            .map(|(_, t)| *t)
+            .collect()
     }
 
     pub fn gaps(&self) -> Vec<&Event> {
-        self.events.iter().filter(|e| matches!(e, Event::Gap { .. })).collect()
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::Gap { .. }))
+            .collect()
     }
 }
 
 pub fn render_input(i: &Input) -> String {
     match i {
-        Input::TokenIssued { req, token, expires_in, .. } => {
-            format!("TokenIssued {req} {} expires_in={}s", token.expose(), expires_in.as_secs())
+        Input::TokenIssued {
+            req,
+            token,
+            expires_in,
+            ..
+        } => {
+            format!(
+                "TokenIssued {req} {} expires_in={}s",
+                token.expose(),
+                expires_in.as_secs()
+            )
         }
         Input::TokenFailed { req, error } => format!("TokenFailed {req} {error}"),
-        Input::ChannelCreated { req, id, expires_in, .. } => {
-            format!("ChannelCreated {req} {} expires_in={}s", id.as_str(), expires_in.as_secs())
+        Input::ChannelCreated {
+            req,
+            id,
+            expires_in,
+            ..
+        } => {
+            format!(
+                "ChannelCreated {req} {} expires_in={}s",
+                id.as_str(),
+                expires_in.as_secs()
+            )
         }
         Input::ChannelFailed { req, error } => format!("ChannelFailed {req} {error}"),
         Input::Subscribed { req, results } => format!(
@@ -371,9 +472,18 @@ pub fn render_event(e: &Event) -> String {
             format!("notification {topic} seq={}", v["eventBody"]["seq"])
         }
         Event::Status(s) => format!("status {s}"),
-        Event::Gap { topics, from, to, reason } => format!(
+        Event::Gap {
+            topics,
+            from,
+            to,
+            reason,
+        } => format!(
             "gap [{}] from {from} to {to} ({reason})",
-            topics.iter().map(Topic::as_str).collect::<Vec<_>>().join(", ")
+            topics
+                .iter()
+                .map(Topic::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Event::TopicRejected { topic, reason } => format!("topic rejected {topic}: {reason}"),
         Event::TokenRotated => "token rotated".into(),

@@ -1,0 +1,602 @@
+//! Property tests: random sequences of answers, faults, commands and time steps (stale ids,
+//! duplicates and time jumps included), with the session's invariants checked after every
+//! step. Cases per property: `PROPTEST_CASES` (default 2000).
+#![allow(clippy::wildcard_enum_match_arm)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use genesys_notify_core::{
+    Action, ChannelId, Config, ConnId, Event, Input, Instant, ReqId, RequestError, Secret, Session,
+    Status, Topic, TopicResult,
+};
+use proptest::prelude::*;
+
+const TOPICS: [&str; 4] = [
+    "v2.users.u1.presence",
+    "v2.users.u2.presence",
+    "v2.routing.queues.q1.conversations",
+    "v2.users.u3.conversations",
+];
+
+#[derive(Debug, Clone)]
+enum Fail {
+    S400,
+    S401,
+    S403,
+    S404,
+    S429(u64),
+    S503,
+    Network,
+    CannotRefresh,
+}
+
+impl Fail {
+    fn error(&self) -> RequestError {
+        match self {
+            Fail::S400 => RequestError::status_code(400, "invalid_grant"),
+            Fail::S401 => RequestError::status_code(401, "bad.credentials"),
+            Fail::S403 => RequestError::status(403),
+            Fail::S404 => RequestError::status(404),
+            Fail::S429(s) => RequestError::rate_limited(Duration::from_secs(*s)),
+            Fail::S503 => RequestError::status(503),
+            Fail::Network => RequestError::network("reset"),
+            Fail::CannotRefresh => RequestError::CannotRefresh("static token".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum FrameKind {
+    Heartbeat,
+    Pong,
+    Notification(usize, u64),
+    SocketClosing,
+    TokenRevoked,
+    NoLongerSubscribed,
+    Garbage(String),
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Answer the pending action at this index (mod len) with success (`None`) or a failure.
+    Answer(usize, Option<Fail>, u64),
+    /// Move time forward and call `handle_timeout`.
+    Advance(u64),
+    /// Jump to the next deadline.
+    ToDeadline,
+    Frame(usize, FrameKind),
+    ServerClose(usize, Option<u16>),
+    Resumed(u64),
+    Subscribe(usize),
+    Unsubscribe(usize),
+    Login,
+    Close,
+    TimeBackwards(u64),
+    Stale(u64),
+    Duplicate,
+    ReportUnauthorized,
+}
+
+fn fail() -> impl Strategy<Value = Fail> {
+    prop_oneof![
+        1 => Just(Fail::S400),
+        2 => Just(Fail::S401),
+        1 => Just(Fail::S403),
+        2 => Just(Fail::S404),
+        2 => (0u64..120).prop_map(Fail::S429),
+        3 => Just(Fail::S503),
+        3 => Just(Fail::Network),
+        1 => Just(Fail::CannotRefresh),
+    ]
+}
+
+fn frame_kind() -> impl Strategy<Value = FrameKind> {
+    prop_oneof![
+        3 => Just(FrameKind::Heartbeat),
+        2 => Just(FrameKind::Pong),
+        6 => (0..TOPICS.len(), 0u64..50).prop_map(|(t, s)| FrameKind::Notification(t, s)),
+        1 => Just(FrameKind::SocketClosing),
+        1 => Just(FrameKind::TokenRevoked),
+        1 => Just(FrameKind::NoLongerSubscribed),
+        1 => ".{0,40}".prop_map(FrameKind::Garbage),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        30 => (any::<usize>(), prop::option::weighted(0.2, fail()), 0u64..4).prop_map(|(i, f, ttl)| Op::Answer(i, f, ttl)),
+        10 => (1u64..120_000).prop_map(Op::Advance),
+        12 => Just(Op::ToDeadline),
+        12 => (any::<usize>(), frame_kind()).prop_map(|(i, k)| Op::Frame(i, k)),
+        3 => (any::<usize>(), prop::option::of(prop_oneof![Just(1000u16), Just(1001), Just(1006), Just(1008), Just(4001), Just(4003)])).prop_map(|(i, c)| Op::ServerClose(i, c)),
+        1 => (1u64..100_000).prop_map(Op::Resumed),
+        3 => (0..TOPICS.len()).prop_map(Op::Subscribe),
+        2 => (0..TOPICS.len()).prop_map(Op::Unsubscribe),
+        2 => Just(Op::Login),
+        1 => Just(Op::Close),
+        1 => (1u64..10_000).prop_map(Op::TimeBackwards),
+        2 => any::<u64>().prop_map(Op::Stale),
+        2 => Just(Op::Duplicate),
+        1 => Just(Op::ReportUnauthorized),
+    ]
+}
+
+/// The pretend server and the invariant checker.
+struct Driver {
+    s: Session,
+    cfg: Config,
+    now: Instant,
+    pending: Vec<Action>,
+    /// Sockets the driver considers connecting or open: conn → channel.
+    sockets: BTreeMap<ConnId, String>,
+    opened: BTreeSet<ConnId>,
+    /// Create requests not yet answered, with when they were sent.
+    creating: BTreeMap<ReqId, Instant>,
+    token_in_flight: Option<(ReqId, Instant)>,
+    last_input: Option<Input>,
+    channels: u32,
+    tokens: u32,
+    /// Per topic: when coverage was lost (while subscribed).
+    lost: BTreeMap<String, Instant>,
+    covered: BTreeSet<String>,
+    token_floor: Instant,
+    create_floor: Instant,
+    log: String,
+}
+
+fn ttl(choice: u64, options: [u64; 4]) -> Duration {
+    Duration::from_secs(options[(choice % 4) as usize])
+}
+
+impl Driver {
+    fn new(seed: u64) -> Driver {
+        let cfg = Config::default();
+        let s = Session::new(cfg.clone(), Instant::ZERO, seed).unwrap();
+        let mut d = Driver {
+            s,
+            cfg,
+            now: Instant::ZERO,
+            pending: Vec::new(),
+            sockets: BTreeMap::new(),
+            opened: BTreeSet::new(),
+            creating: BTreeMap::new(),
+            token_in_flight: None,
+            last_input: None,
+            channels: 0,
+            tokens: 0,
+            lost: BTreeMap::new(),
+            covered: BTreeSet::new(),
+            token_floor: Instant::ZERO,
+            create_floor: Instant::ZERO,
+            log: String::new(),
+        };
+        d.collect(false, true).unwrap();
+        d
+    }
+
+    fn input(&mut self, input: Input) {
+        let _ = writeln!(self.log, "{} < {input:?}", self.now);
+        self.last_input = Some(input.clone());
+        self.s.handle_input(self.now, input);
+    }
+
+    fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        let was = self.s.status();
+        let mut relaxed = false;
+        let mut failure_input = false;
+        match op.clone() {
+            Op::Answer(i, f, t) => {
+                if self.pending.is_empty() {
+                    return Ok(());
+                }
+                let a = self.pending.remove(i % self.pending.len());
+                failure_input = self.answer(a, f, t);
+            }
+            Op::Advance(ms) => {
+                self.now = self.now + Duration::from_millis(ms);
+                self.timeout()?;
+            }
+            Op::ToDeadline => {
+                if let Some((at, _)) = self.s.poll_timeout() {
+                    self.now = self.now.max(at);
+                    self.timeout()?;
+                }
+            }
+            Op::Frame(i, kind) => {
+                let conns: Vec<ConnId> = self.opened.iter().copied().collect();
+                if conns.is_empty() {
+                    return Ok(());
+                }
+                let conn = conns[i % conns.len()];
+                let text = match kind {
+                    FrameKind::Heartbeat => r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#.to_owned(),
+                    FrameKind::Pong => r#"{"topicName":"channel.metadata","eventBody":{"message":"pong"}}"#.to_owned(),
+                    FrameKind::Notification(t, seq) => format!(
+                        r#"{{"topicName":"{}","eventBody":{{"seq":{seq}}},"metadata":{{"CorrelationId":"c{seq}"}}}}"#,
+                        TOPICS[t]
+                    ),
+                    FrameKind::SocketClosing => r#"{"topicName":"v2.system.socket_closing","eventBody":{}}"#.to_owned(),
+                    FrameKind::TokenRevoked => r#"{"topicName":"v2.system.x","eventBody":{"systemTopicType":"token_revoked"}}"#.to_owned(),
+                    FrameKind::NoLongerSubscribed => r#"{"topicName":"v2.system.x","eventBody":{"systemTopicType":"no_longer_subscribed"}}"#.to_owned(),
+                    FrameKind::Garbage(g) => g,
+                };
+                self.input(Input::Frame { conn, text });
+            }
+            Op::ServerClose(i, code) => {
+                let conns: Vec<ConnId> = self.opened.iter().copied().collect();
+                if conns.is_empty() {
+                    return Ok(());
+                }
+                let conn = conns[i % conns.len()];
+                self.opened.remove(&conn);
+                self.sockets.remove(&conn);
+                failure_input = true;
+                self.input(Input::Closed {
+                    conn,
+                    code,
+                    reason: String::new(),
+                });
+            }
+            Op::Resumed(ms) => self.input(Input::Resumed {
+                slept: Duration::from_millis(ms),
+            }),
+            Op::Subscribe(t) => {
+                let r = self.s.subscribe(self.now, [Topic::new(TOPICS[t]).unwrap()]);
+                prop_assert!(r.is_ok() || was == Status::Closed);
+            }
+            Op::Unsubscribe(t) => {
+                let topic = Topic::new(TOPICS[t]).unwrap();
+                let _ = self.s.unsubscribe(self.now, [&topic]);
+                self.lost.remove(TOPICS[t]);
+            }
+            Op::Login => {
+                relaxed = true;
+                self.tokens += 1;
+                let _ = self.s.login(
+                    self.now,
+                    Secret::new(format!("login{}", self.tokens)),
+                    Duration::from_secs(3600),
+                );
+                self.token_in_flight = None;
+                self.creating.clear();
+                self.token_floor = Instant::ZERO;
+                self.create_floor = Instant::ZERO;
+            }
+            Op::Close => {
+                self.s.close(self.now);
+                self.lost.clear();
+            }
+            Op::TimeBackwards(ms) => {
+                let earlier = self.now - Duration::from_millis(ms);
+                self.s.handle_timeout(earlier);
+            }
+            Op::Stale(n) => {
+                let req = ReqId::from_u64(n);
+                let conn = ConnId::from_u64(n);
+                self.input(Input::TokenIssued {
+                    req,
+                    token: "stale".into(),
+                    expires_in: Duration::from_secs(60),
+                    rotated_refresh_token: false,
+                });
+                self.input(Input::Subscribed {
+                    req,
+                    results: vec![],
+                });
+                self.input(Input::Closed {
+                    conn,
+                    code: Some(1000),
+                    reason: String::new(),
+                });
+                self.input(Input::Opened { conn });
+            }
+            Op::Duplicate => {
+                if let Some(i) = self.last_input.clone() {
+                    self.input(i);
+                }
+            }
+            Op::ReportUnauthorized => {
+                if let Some(t) = self.s.access_token().cloned() {
+                    self.s.report_unauthorized(self.now, t.expose());
+                }
+            }
+        }
+        let actions = self.collect(failure_input, relaxed)?;
+        if was == Status::Closed {
+            prop_assert_eq!(actions, 0, "IO after close");
+        }
+        if was == Status::LoginRequired && !relaxed {
+            prop_assert_eq!(actions, 0, "IO while login is required");
+        }
+        if matches!(self.s.status(), Status::LoginRequired | Status::Closed) {
+            // The session forgot its requests; answers to them will be ignored.
+            self.creating.clear();
+            self.token_in_flight = None;
+        }
+        Ok(())
+    }
+
+    fn timeout(&mut self) -> Result<(), TestCaseError> {
+        self.s.handle_timeout(self.now);
+        if let Some((at, why)) = self.s.poll_timeout() {
+            prop_assert!(
+                at > self.s.now(),
+                "busy loop: {why} at {at} <= now {}",
+                self.s.now()
+            );
+        }
+        Ok(())
+    }
+
+    /// Answers an action; returns true if the answer was a non-auth failure.
+    fn answer(&mut self, a: Action, f: Option<Fail>, t: u64) -> bool {
+        let failed = f.as_ref().is_some_and(|f| {
+            !matches!(
+                f,
+                Fail::S401 | Fail::S403 | Fail::S400 | Fail::CannotRefresh
+            )
+        });
+        match a {
+            Action::RequestToken { req } => {
+                if self.token_in_flight.is_some_and(|(r, _)| r == req) {
+                    self.token_in_flight = None;
+                }
+                match f {
+                    None => {
+                        // A success answered after a Retry-After supersedes it.
+                        self.token_floor = Instant::ZERO;
+                        self.tokens += 1;
+                        let token = Secret::new(format!("tok{}", self.tokens));
+                        let expires_in = ttl(t, [60, 300, 3600, 86_400]);
+                        self.input(Input::TokenIssued {
+                            req,
+                            token,
+                            expires_in,
+                            rotated_refresh_token: t == 0,
+                        });
+                    }
+                    Some(f) => {
+                        if let Fail::S429(s) = f {
+                            self.token_floor = self.now + Duration::from_secs(s);
+                        }
+                        self.input(Input::TokenFailed {
+                            req,
+                            error: f.error(),
+                        });
+                    }
+                }
+            }
+            Action::CreateChannel { req, .. } => {
+                self.creating.remove(&req);
+                match f {
+                    None => {
+                        self.channels += 1;
+                        let id = format!("ch{}", self.channels);
+                        let connect_uri = Secret::new(format!("wss://s/{id}"));
+                        let expires_in = ttl(t, [30, 600, 3600, 86_400]);
+                        self.input(Input::ChannelCreated {
+                            req,
+                            id: ChannelId::new(id),
+                            connect_uri,
+                            expires_in,
+                        });
+                    }
+                    Some(f) => {
+                        if let Fail::S429(s) = f {
+                            self.create_floor = self.now + Duration::from_secs(s);
+                        }
+                        self.input(Input::ChannelFailed {
+                            req,
+                            error: f.error(),
+                        });
+                    }
+                }
+            }
+            Action::Connect { conn, url } => match f {
+                None => {
+                    let ch = url
+                        .expose()
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let displaced: Vec<ConnId> = self
+                        .sockets
+                        .iter()
+                        .filter(|(c, x)| **x == ch && self.opened.contains(c))
+                        .map(|(c, _)| *c)
+                        .collect();
+                    self.opened.insert(conn);
+                    self.input(Input::Opened { conn });
+                    for old in displaced {
+                        self.opened.remove(&old);
+                        self.sockets.remove(&old);
+                        self.input(Input::Closed {
+                            conn: old,
+                            code: Some(1000),
+                            reason: "displaced".into(),
+                        });
+                    }
+                }
+                Some(f) => {
+                    self.sockets.remove(&conn);
+                    self.input(Input::ConnectFailed {
+                        conn,
+                        error: f.error(),
+                    });
+                }
+            },
+            Action::PutSubscriptions { req, topics, .. } => match f {
+                None => {
+                    let results = topics
+                        .iter()
+                        .map(|x| {
+                            if t == 3 && x.as_str() == TOPICS[3] {
+                                TopicResult::rejected(x.as_str(), "no permission")
+                            } else {
+                                TopicResult::permitted(x.as_str())
+                            }
+                        })
+                        .collect();
+                    self.input(Input::Subscribed { req, results });
+                }
+                Some(f) => self.input(Input::SubscribeFailed {
+                    req,
+                    error: f.error(),
+                }),
+            },
+            Action::Send { .. } | Action::Close { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        failed
+    }
+
+    /// Drains outputs and checks the per-step invariants. Returns how many actions came out.
+    fn collect(&mut self, after_failure: bool, relaxed: bool) -> Result<usize, TestCaseError> {
+        let mut n = 0;
+        let rt = self.cfg.request_timeout;
+        while let Some(a) = self.s.poll_action() {
+            n += 1;
+            let _ = writeln!(self.log, "{}   > {a:?}", self.now);
+            match &a {
+                Action::RequestToken { req } => {
+                    if let Some((_, sent)) = self.token_in_flight {
+                        prop_assert!(
+                            relaxed || self.now >= sent + rt,
+                            "two token requests in flight"
+                        );
+                    }
+                    prop_assert!(
+                        self.now >= self.token_floor,
+                        "token request before Retry-After"
+                    );
+                    self.token_in_flight = Some((*req, self.now));
+                }
+                Action::CreateChannel { req, .. } => {
+                    prop_assert!(!after_failure, "new channel in the same step as a failure");
+                    prop_assert!(
+                        self.now >= self.create_floor,
+                        "channel request before Retry-After"
+                    );
+                    self.creating.insert(*req, self.now);
+                }
+                Action::Connect { conn, url } => {
+                    prop_assert!(!after_failure, "reconnect in the same step as a failure");
+                    let ch = url
+                        .expose()
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    self.sockets.insert(*conn, ch);
+                }
+                Action::Close { conn, .. } => {
+                    self.sockets.remove(conn);
+                    self.opened.remove(conn);
+                }
+                Action::PutSubscriptions { topics, .. } => {
+                    prop_assert!(topics.len() <= 1000);
+                }
+                Action::Send { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+            self.pending.push(a);
+        }
+        let now = self.now;
+        self.creating.retain(|_, sent| *sent + rt > now);
+        prop_assert!(
+            self.sockets.len() <= 2,
+            "more than two sockets: {:?}",
+            self.sockets
+        );
+        let mut channels: BTreeSet<String> = self.sockets.values().cloned().collect();
+        channels.extend(self.creating.keys().map(|r| format!("{r}")));
+        prop_assert!(channels.len() <= 2, "more than two channels: {channels:?}");
+        let mut events = Vec::new();
+        while let Some(e) = self.s.poll_event() {
+            let _ = writeln!(self.log, "{}   ! {e:?}", self.now);
+            events.push(e);
+        }
+        self.check_events(&events)?;
+        Ok(n)
+    }
+
+    fn check_events(&mut self, events: &[Event]) -> Result<(), TestCaseError> {
+        let covered_now: BTreeSet<String> = self
+            .s
+            .covered_topics()
+            .map(|t| t.as_str().to_owned())
+            .collect();
+        let desired: BTreeSet<String> = self.s.topics().map(|t| t.as_str().to_owned()).collect();
+        let mut gapped = BTreeSet::new();
+        for e in events {
+            match e {
+                Event::Gap {
+                    topics, from, to, ..
+                } => {
+                    prop_assert_eq!(*to, self.s.now());
+                    prop_assert!(from <= to);
+                    for t in topics {
+                        let lost = self.lost.remove(t.as_str());
+                        prop_assert!(lost.is_some(), "gap for {} which never lost coverage", t);
+                        prop_assert!(*from <= lost.unwrap_or(*from));
+                        prop_assert!(gapped.insert(t.as_str().to_owned()), "two gaps for {}", t);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if matches!(self.s.status(), Status::Closed) {
+            self.lost.clear();
+        }
+        for t in &self.covered {
+            if desired.contains(t) && !covered_now.contains(t) && self.s.status() != Status::Closed
+            {
+                self.lost.entry(t.clone()).or_insert(self.s.now());
+            }
+        }
+        for t in &covered_now {
+            prop_assert!(
+                !self.lost.contains_key(t),
+                "{} covered again without a gap report",
+                t
+            );
+        }
+        self.lost.retain(|t, _| desired.contains(t));
+        self.covered = covered_now;
+        Ok(())
+    }
+}
+
+fn run(seed: u64, ops: &[Op]) -> Result<String, TestCaseError> {
+    let mut d = Driver::new(seed);
+    for op in ops {
+        let _ = writeln!(d.log, "{} op {op:?}", d.now);
+        if let Err(e) = d.step(op) {
+            eprintln!("seed={seed}\n{}", d.log);
+            return Err(e);
+        }
+    }
+    Ok(d.log)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: 2000, ..ProptestConfig::default() })]
+
+    /// Every invariant after every step, and the same seed and inputs give the same outputs.
+    #[test]
+    fn invariants_hold_and_runs_replay(seed in any::<u64>(), ops in prop::collection::vec(op(), 1..150)) {
+        let first = run(seed, &ops)?;
+        let second = run(seed, &ops)?;
+        prop_assert!(first == second, "same seed and inputs gave different outputs");
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
