@@ -53,34 +53,39 @@ pub enum Frame<'a> {
     Malformed(FrameProblem),
 }
 
+/// A string borrowed from the frame unless it holds escapes. serde borrows a `Cow` only when
+/// it is the field's own type, not inside an `Option`, hence the newtype.
+#[derive(Deserialize)]
+struct Str<'a>(#[serde(borrow)] Cow<'a, str>);
+
 #[derive(Deserialize)]
 struct Wire<'a> {
     #[serde(rename = "topicName", borrow, default)]
-    topic: Option<Cow<'a, str>>,
+    topic: Option<Str<'a>>,
     #[serde(rename = "eventBody", borrow, default)]
     body: Option<&'a RawValue>,
     #[serde(borrow, default)]
     metadata: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    result: Option<Cow<'a, str>>,
+    result: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
 struct MetaBody<'a> {
     #[serde(borrow, default)]
-    message: Option<Cow<'a, str>>,
+    message: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
 struct SystemBody<'a> {
     #[serde(rename = "systemTopicType", borrow, default)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
 struct Meta<'a> {
     #[serde(rename = "CorrelationId", borrow, default)]
-    correlation_id: Option<Cow<'a, str>>,
+    correlation_id: Option<Str<'a>>,
 }
 
 /// Classifies one text frame.
@@ -98,9 +103,9 @@ pub fn classify(text: &str) -> Frame<'_> {
         Err(e) if e.is_data() => return Frame::Malformed(FrameProblem::UnknownShape),
         Err(_) => return Frame::Malformed(FrameProblem::NotJson),
     };
-    let Some(topic) = wire.topic else {
+    let Some(Str(topic)) = wire.topic else {
         return match wire.result {
-            Some(r) => Frame::SubscribeReply { ok: r == "200" },
+            Some(Str(r)) => Frame::SubscribeReply { ok: r == "200" },
             None => Frame::Malformed(FrameProblem::UnknownShape),
         };
     };
@@ -111,7 +116,8 @@ pub fn classify(text: &str) -> Frame<'_> {
         let message = wire
             .body
             .and_then(|b| serde_json::from_str::<MetaBody<'_>>(b.get()).ok())
-            .and_then(|m| m.message);
+            .and_then(|m| m.message)
+            .map(|Str(m)| m);
         return match message.as_deref() {
             Some("WebSocket Heartbeat") => Frame::Heartbeat,
             Some("pong") => Frame::Pong,
@@ -128,7 +134,8 @@ pub fn classify(text: &str) -> Frame<'_> {
         let kind = wire
             .body
             .and_then(|b| serde_json::from_str::<SystemBody<'_>>(b.get()).ok())
-            .and_then(|s| s.kind);
+            .and_then(|s| s.kind)
+            .map(|Str(k)| k);
         return Frame::System { topic, kind };
     }
     Frame::Notification {
@@ -143,6 +150,7 @@ pub(crate) fn correlation_id(metadata: &str) -> Option<Cow<'_, str>> {
     serde_json::from_str::<Meta<'_>>(metadata)
         .ok()
         .and_then(|m| m.correlation_id)
+        .map(|Str(c)| c)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Property tests: random sequences of answers, faults, commands and time steps (stale ids,
 //! duplicates and time jumps included), with the session's invariants checked after every
 //! step. Cases per property: `PROPTEST_CASES` (default 2000).
-#![allow(clippy::wildcard_enum_match_arm)]
+#![allow(clippy::unwrap_used, clippy::wildcard_enum_match_arm)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -532,20 +532,19 @@ impl Driver {
         let desired: BTreeSet<String> = self.s.topics().map(|t| t.as_str().to_owned()).collect();
         let mut gapped = BTreeSet::new();
         for e in events {
-            match e {
-                Event::Gap {
-                    topics, from, to, ..
-                } => {
-                    prop_assert_eq!(*to, self.s.now());
-                    prop_assert!(from <= to);
-                    for t in topics {
-                        let lost = self.lost.remove(t.as_str());
-                        prop_assert!(lost.is_some(), "gap for {} which never lost coverage", t);
-                        prop_assert!(*from <= lost.unwrap_or(*from));
-                        prop_assert!(gapped.insert(t.as_str().to_owned()), "two gaps for {}", t);
-                    }
-                }
-                _ => {}
+            let Event::Gap {
+                topics, from, to, ..
+            } = e
+            else {
+                continue;
+            };
+            prop_assert_eq!(*to, self.s.now());
+            prop_assert!(from <= to);
+            for t in topics {
+                let lost = self.lost.remove(t.as_str());
+                prop_assert!(lost.is_some(), "gap for {} which never lost coverage", t);
+                prop_assert!(*from <= lost.unwrap_or(*from));
+                prop_assert!(gapped.insert(t.as_str().to_owned()), "two gaps for {}", t);
             }
         }
         if matches!(self.s.status(), Status::Closed) {

@@ -1,7 +1,7 @@
 //! Readable transcripts of the behaviour rules (DESIGN.md §3), snapshotted with insta.
 //! Each test also asserts the fact the rule is about, so a careless snapshot update cannot
 //! hide a regression.
-#![allow(clippy::wildcard_enum_match_arm)]
+#![allow(clippy::unwrap_used, clippy::wildcard_enum_match_arm)]
 
 mod harness;
 

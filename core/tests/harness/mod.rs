@@ -2,6 +2,7 @@
 //! input, action, event and wake-up as a line of text.
 #![allow(
     dead_code,
+    clippy::unwrap_used,
     clippy::wildcard_enum_match_arm,
     unreachable_pub,
     missing_docs
