@@ -2,7 +2,12 @@
 //! notifications, against one `serde_json::from_str::<IgnoredAny>` validation pass over the
 //! same frames. The last line, `frames ratio_vs_validation=X.XX`, is session throughput
 //! divided by validation throughput, measured side by side in this run.
-#![allow(missing_docs, clippy::print_stdout, clippy::unwrap_used, clippy::wildcard_enum_match_arm)]
+#![allow(
+    missing_docs,
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::wildcard_enum_match_arm
+)]
 
 use std::hint::black_box;
 use std::time::Duration;
