@@ -249,6 +249,7 @@ fn rule07_auth_close_code_fetches_fresh_token() {
     assert_eq!(token_requests(&h), 2);
     assert_eq!(creates(&h), 2);
     assert_eq!(h.s.status(), Status::Live);
+    snap("rule07_auth_close", &h);
 }
 
 #[test]
@@ -438,6 +439,7 @@ fn rule10_repeated_auth_close_requires_login() {
     }
     assert_eq!(h.s.status(), Status::LoginRequired);
     assert!(token_requests(&h) <= 3);
+    snap("rule10_repeated_auth_close", &h);
 }
 
 #[test]
@@ -456,6 +458,7 @@ fn rule11_login_resumes_same_topics() {
     });
     assert_eq!(last_put, Some(2));
     assert_eq!(h.s.status(), Status::Live);
+    snap("rule11_login_resumes", &h);
 }
 
 #[test]
@@ -553,6 +556,7 @@ fn rule14_channel_budget() {
             "more than 6 creations in the minute after {t}: {times:?}"
         );
     }
+    snap("rule14_channel_budget", &h);
 }
 
 #[test]
@@ -648,4 +652,5 @@ fn rule17_bad_input_is_a_warning() {
         .filter(|e| matches!(e, Event::Warning(_)))
         .count();
     assert_eq!(malformed, 2);
+    snap("rule17_bad_input", &h);
 }

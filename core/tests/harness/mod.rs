@@ -459,6 +459,10 @@ pub fn render_input(i: &Input) -> String {
         Input::SubscribeFailed { req, error } => format!("SubscribeFailed {req} {error}"),
         Input::Opened { conn } => format!("Opened {conn}"),
         Input::ConnectFailed { conn, error } => format!("ConnectFailed {conn} {error}"),
+        Input::Frame { conn, text } if text.len() > 240 => {
+            let cut: String = text.chars().take(120).collect();
+            format!("Frame {conn} {cut}… ({} bytes)", text.len())
+        }
         Input::Frame { conn, text } => format!("Frame {conn} {text}"),
         Input::Closed { conn, code, reason } => format!("Closed {conn} code={code:?} {reason}"),
         Input::Resumed { slept } => format!("Resumed slept={}s", slept.as_secs()),
