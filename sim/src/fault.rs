@@ -1,0 +1,266 @@
+//! Faults, in a one-line language shared by scripts and the control endpoint.
+//!
+//! ```text
+//! close [CODE]                              close every socket with CODE (default 1000)
+//! drop                                      drop every socket without a close frame
+//! half_open                                 every socket goes silent (no frames, input ignored)
+//! socket_closing                            send v2.system.socket_closing, close after the grace
+//! fail ENDPOINT COUNT STATUS [RETRY_AFTER]  the next COUNT requests answer STATUS
+//!                                           (ENDPOINT: token, channel, subscriptions, upgrade;
+//!                                           RETRY_AFTER in seconds)
+//! revoke_refresh_tokens                     every refresh token stops working (invalid_grant)
+//! expire_tokens                             every access token expires now
+//! malformed KIND                            send a bad frame on every socket (KIND: not_json,
+//!                                           truncated, oversized, unknown_topic)
+//! ```
+//!
+//! A script is one fault per line, each preceded by the time since start at which it fires:
+//! `20s close 4001`. Blank lines and `#` comments are skipped.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::duration::parse_duration;
+
+/// An endpoint that can be told to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Endpoint {
+    /// `POST /oauth/token`.
+    Token,
+    /// `POST /api/v2/notifications/channels`.
+    Channel,
+    /// The subscription endpoints.
+    Subscriptions,
+    /// The WebSocket upgrade.
+    Upgrade,
+}
+
+/// Kinds of bad frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    /// Not JSON at all.
+    NotJson,
+    /// A notification cut in the middle.
+    Truncated,
+    /// A 2 MiB notification.
+    Oversized,
+    /// A well-formed notification for a topic nobody subscribed.
+    UnknownTopic,
+}
+
+/// One fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Close every socket with a code.
+    Close(u16),
+    /// Drop every socket without a close frame.
+    Drop,
+    /// Every socket goes silent: nothing is sent, input is ignored.
+    HalfOpen,
+    /// Maintenance notice on every socket, then a close after the grace.
+    SocketClosing,
+    /// The next `count` requests to `endpoint` answer `status`.
+    Fail {
+        /// Which endpoint.
+        endpoint: Endpoint,
+        /// How many requests.
+        count: u32,
+        /// The status.
+        status: u16,
+        /// `Retry-After`, in seconds.
+        retry_after: Option<u64>,
+    },
+    /// Every refresh token stops working.
+    RevokeRefreshTokens,
+    /// Every access token expires now.
+    ExpireTokens,
+    /// Send a bad frame on every socket.
+    Malformed(Malformed),
+}
+
+/// A fault line that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FaultParseError(pub String);
+
+impl std::str::FromStr for Fault {
+    type Err = FaultParseError;
+
+    fn from_str(line: &str) -> Result<Fault, FaultParseError> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let bad = |why: &str| Err(FaultParseError(format!("{why} in fault {line:?}")));
+        let num = |i: usize, what: &str| -> Result<u64, FaultParseError> {
+            words
+                .get(i)
+                .ok_or_else(|| FaultParseError(format!("missing {what} in fault {line:?}")))?
+                .parse()
+                .map_err(|_| FaultParseError(format!("{what} must be a number in fault {line:?}")))
+        };
+        match words.first().copied() {
+            Some("close") => {
+                let code = if words.len() > 1 {
+                    num(1, "CODE")?
+                } else {
+                    1000
+                };
+                match u16::try_from(code) {
+                    Ok(c) => Ok(Fault::Close(c)),
+                    Err(_) => bad("CODE out of range"),
+                }
+            }
+            Some("drop") => Ok(Fault::Drop),
+            Some("half_open") => Ok(Fault::HalfOpen),
+            Some("socket_closing") => Ok(Fault::SocketClosing),
+            Some("revoke_refresh_tokens") => Ok(Fault::RevokeRefreshTokens),
+            Some("expire_tokens") => Ok(Fault::ExpireTokens),
+            Some("malformed") => match words.get(1).copied() {
+                Some("not_json") => Ok(Fault::Malformed(Malformed::NotJson)),
+                Some("truncated") => Ok(Fault::Malformed(Malformed::Truncated)),
+                Some("oversized") => Ok(Fault::Malformed(Malformed::Oversized)),
+                Some("unknown_topic") => Ok(Fault::Malformed(Malformed::UnknownTopic)),
+                _ => bad("KIND must be not_json, truncated, oversized or unknown_topic"),
+            },
+            Some("fail") => {
+                let endpoint = match words.get(1).copied() {
+                    Some("token") => Endpoint::Token,
+                    Some("channel") => Endpoint::Channel,
+                    Some("subscriptions") => Endpoint::Subscriptions,
+                    Some("upgrade") => Endpoint::Upgrade,
+                    _ => return bad("ENDPOINT must be token, channel, subscriptions or upgrade"),
+                };
+                let count = u32::try_from(num(2, "COUNT")?).unwrap_or(u32::MAX);
+                let status = match u16::try_from(num(3, "STATUS")?) {
+                    Ok(s) if (400..600).contains(&s) => s,
+                    _ => return bad("STATUS must be an HTTP error status (400-599)"),
+                };
+                let retry_after = if words.len() > 4 {
+                    Some(num(4, "RETRY_AFTER")?)
+                } else {
+                    None
+                };
+                Ok(Fault::Fail {
+                    endpoint,
+                    count,
+                    status,
+                    retry_after,
+                })
+            }
+            Some(other) => bad(&format!("unknown fault {other:?}")),
+            None => bad("empty line"),
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Close(c) => write!(f, "close {c}"),
+            Fault::Drop => f.write_str("drop"),
+            Fault::HalfOpen => f.write_str("half_open"),
+            Fault::SocketClosing => f.write_str("socket_closing"),
+            Fault::Fail {
+                endpoint,
+                count,
+                status,
+                retry_after,
+            } => {
+                let e = match endpoint {
+                    Endpoint::Token => "token",
+                    Endpoint::Channel => "channel",
+                    Endpoint::Subscriptions => "subscriptions",
+                    Endpoint::Upgrade => "upgrade",
+                };
+                write!(f, "fail {e} {count} {status}")?;
+                if let Some(r) = retry_after {
+                    write!(f, " {r}")?;
+                }
+                Ok(())
+            }
+            Fault::RevokeRefreshTokens => f.write_str("revoke_refresh_tokens"),
+            Fault::ExpireTokens => f.write_str("expire_tokens"),
+            Fault::Malformed(k) => write!(
+                f,
+                "malformed {}",
+                match k {
+                    Malformed::NotJson => "not_json",
+                    Malformed::Truncated => "truncated",
+                    Malformed::Oversized => "oversized",
+                    Malformed::UnknownTopic => "unknown_topic",
+                }
+            ),
+        }
+    }
+}
+
+/// One scripted fault and when it fires, counted from the simulator's start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptStep {
+    /// When.
+    pub at: Duration,
+    /// What.
+    pub fault: Fault,
+}
+
+/// Reads a script: `TIME FAULT` per line, `#` comments.
+///
+/// ```
+/// use genesys_notify_sim::{parse_script, Fault};
+/// let steps = parse_script("# warm up\n10s close 4001\n1m30s fail token 2 429 5\n").unwrap();
+/// assert_eq!(steps[0].fault, Fault::Close(4001));
+/// assert_eq!(steps[1].at.as_secs(), 90);
+/// ```
+pub fn parse_script(text: &str) -> Result<Vec<ScriptStep>, FaultParseError> {
+    let mut steps = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (time, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let at =
+            parse_duration(time).map_err(|e| FaultParseError(format!("line {}: {e}", n + 1)))?;
+        let fault = rest
+            .trim()
+            .parse()
+            .map_err(|e: FaultParseError| FaultParseError(format!("line {}: {}", n + 1, e.0)))?;
+        steps.push(ScriptStep { at, fault });
+    }
+    steps.sort_by_key(|s| s.at);
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_round_trips_and_errors_say_what_is_wrong() {
+        for line in [
+            "close 4001",
+            "drop",
+            "half_open",
+            "socket_closing",
+            "fail token 3 429 5",
+            "fail upgrade 1 404",
+            "revoke_refresh_tokens",
+            "expire_tokens",
+            "malformed truncated",
+        ] {
+            let f: Fault = line.parse().unwrap();
+            assert_eq!(f.to_string(), line);
+        }
+        assert_eq!("close".parse::<Fault>().unwrap(), Fault::Close(1000));
+        let e = "fail token x 429".parse::<Fault>().unwrap_err().to_string();
+        assert!(e.contains("COUNT must be a number"), "{e}");
+        assert!("explode"
+            .parse::<Fault>()
+            .unwrap_err()
+            .to_string()
+            .contains("unknown fault"));
+        assert!("fail token 1 200".parse::<Fault>().is_err());
+        let e = parse_script("10s close\nsoon drop\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("line 2:"), "{e}");
+    }
+}

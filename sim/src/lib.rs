@@ -1,0 +1,256 @@
+//! A local Genesys Cloud look-alike for testing notification clients, with fault injection.
+//!
+//! It serves, on one loopback port (plain or TLS with a self-signed certificate):
+//!
+//! - `POST /oauth/token`: client credentials (Basic auth) and the refresh-token grant with
+//!   rotation, with errors in the real shape (`error`, `description`, `error_description`);
+//! - `POST|GET /api/v2/notifications/channels`, `HEAD /api/v2/notifications/channels/{id}`:
+//!   token-bound channels with a lifetime and the cap of 20 per client;
+//! - `GET|PUT|POST|DELETE /api/v2/notifications/channels/{id}/subscriptions` with per-topic
+//!   `Permitted`/`Rejected` results, `ignoreErrors`, and the 1,000-topic limit;
+//! - the streaming socket at `/channels/{id}`: heartbeats, ping/pong, subscribe messages,
+//!   `v2.system.socket_closing`, one socket per channel;
+//! - a publisher: every topic ever subscribed gets notifications with a per-topic
+//!   `eventBody.seq`, fanned out to every channel subscribed to it at that moment;
+//! - faults from a script or `POST /__sim/fault` (see [`Fault`]), and `GET /__sim/stats`.
+//!
+//! Behaviours the real service leaves unknown (PROTOCOL.md §6) are options in [`SimConfig`],
+//! so a client can be tested against every plausible answer.
+//!
+//! ```no_run
+//! use genesys_notify_sim::{Sim, SimConfig};
+//! let sim = Sim::start(SimConfig::default())?;
+//! println!("{}", sim.base_url());
+//! # Ok::<(), std::io::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod duration;
+mod fault;
+mod server;
+mod state;
+mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use duration::parse_duration;
+pub use fault::{parse_script, Endpoint, Fault, FaultParseError, Malformed, ScriptStep};
+pub use state::{RequestRecord, Stats};
+
+/// What happens to an open socket when something it depends on ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExpiry {
+    /// The server closes the socket with this code.
+    Close(u16),
+    /// The socket goes silent and stays open (half-open): the client must notice by itself.
+    Silent,
+    /// Nothing happens to the open socket (the token is checked only on REST calls).
+    KeepOpen,
+}
+
+/// The simulator's settings. `SimConfig::default()` behaves like production with a 24-hour
+/// token and channel.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Access-token lifetime (`expires_in`).
+    pub token_ttl: Duration,
+    /// Channel lifetime (`expires`).
+    pub channel_ttl: Duration,
+    /// Heartbeat interval on each socket.
+    pub heartbeat: Duration,
+    /// Notifications per second per topic; 0 publishes nothing.
+    pub rate: f64,
+    /// Time between `v2.system.socket_closing` and the close.
+    pub maintenance_grace: Duration,
+    /// Serve TLS with a self-signed certificate for `localhost` and `127.0.0.1`.
+    pub tls: bool,
+    /// Faults to inject, by time since start.
+    pub script: Vec<ScriptStep>,
+    /// Topics starting with one of these are rejected (`Rejected`, missing permission).
+    pub forbidden_prefixes: Vec<String>,
+    /// What an open socket sees when the token that created its channel expires.
+    pub on_token_expiry: OnExpiry,
+    /// What an open socket sees when its channel expires.
+    pub on_channel_expiry: OnExpiry,
+    /// Close code sent to a socket displaced by a second connection to its channel.
+    pub displaced_close_code: u16,
+    /// HTTP status refusing an upgrade to a channel whose creating token has expired.
+    pub upgrade_status_token_expired: u16,
+    /// Whether a `PUT` of subscriptions moves the channel's expiry forward.
+    pub resubscribe_extends: bool,
+    /// Whether the refresh grant rotates the refresh token (the old one dies).
+    pub rotate_refresh_tokens: bool,
+    /// Channels kept per client before the oldest is evicted.
+    pub max_channels: usize,
+    /// Log each request on stderr.
+    pub log_requests: bool,
+    /// The demo OAuth client.
+    pub client_id: String,
+    /// The demo OAuth client's secret.
+    pub client_secret: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            port: 0,
+            token_ttl: Duration::from_secs(86_400),
+            channel_ttl: Duration::from_secs(86_400),
+            heartbeat: Duration::from_secs(30),
+            rate: 1.0,
+            maintenance_grace: Duration::from_secs(60),
+            tls: false,
+            script: Vec::new(),
+            forbidden_prefixes: vec!["v2.forbidden.".to_owned()],
+            on_token_expiry: OnExpiry::Close(1000),
+            on_channel_expiry: OnExpiry::Close(1000),
+            displaced_close_code: 1000,
+            upgrade_status_token_expired: 401,
+            resubscribe_extends: false,
+            rotate_refresh_tokens: true,
+            max_channels: 20,
+            log_requests: false,
+            client_id: "genesys-notify-sim".to_owned(),
+            client_secret: "sim-secret".to_owned(),
+        }
+    }
+}
+
+/// A running simulator. It runs on its own threads; dropping the handle (or
+/// [`Sim::shutdown`]) stops it.
+pub struct Sim {
+    inner: Arc<state::Shared>,
+    addr: SocketAddr,
+    refresh_token: String,
+    cert_pem: Option<String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("base_url", &self.base_url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sim {
+    /// Binds the port and starts serving on a runtime of its own.
+    pub fn start(config: SimConfig) -> std::io::Result<Sim> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("genesys-sim")
+            .enable_all()
+            .build()?;
+        let tls = if config.tls {
+            Some(tls::self_signed().map_err(std::io::Error::other)?)
+        } else {
+            None
+        };
+        let cert_pem = tls.as_ref().map(|t| t.cert_pem.clone());
+        let listener =
+            runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", config.port)))?;
+        let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base_url = format!("{scheme}://127.0.0.1:{}", addr.port());
+        let shared = state::Shared::new(config, base_url, runtime.handle().clone());
+        let refresh_token = shared.issue_refresh_token();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let serving = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("genesys-sim-main".into())
+            .spawn(move || {
+                runtime.block_on(server::run(
+                    serving,
+                    listener,
+                    tls.map(|t| t.acceptor),
+                    stop_rx,
+                ));
+                runtime.shutdown_timeout(Duration::from_millis(200));
+            })?;
+        Ok(Sim {
+            inner: shared,
+            addr,
+            refresh_token,
+            cert_pem,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` (or `https://` with TLS): the API, login and socket base.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The demo client id.
+    pub fn client_id(&self) -> &str {
+        &self.inner.cfg.client_id
+    }
+
+    /// The demo client secret.
+    pub fn client_secret(&self) -> &str {
+        &self.inner.cfg.client_secret
+    }
+
+    /// A refresh token issued at start, for the refresh-token grant.
+    pub fn refresh_token(&self) -> &str {
+        &self.refresh_token
+    }
+
+    /// The self-signed certificate (PEM) when serving TLS.
+    pub fn cert_pem(&self) -> Option<&str> {
+        self.cert_pem.as_deref()
+    }
+
+    /// Injects a fault now.
+    pub fn fault(&self, fault: &Fault) {
+        self.inner.apply_fault(fault);
+    }
+
+    /// Requests, channels, sockets and published events so far.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// The JSON line `genesys-notify sim` prints first.
+    pub fn banner(&self) -> String {
+        serde_json::json!({
+            "base_url": self.base_url(),
+            "client_id": self.client_id(),
+            "client_secret": self.client_secret(),
+            "refresh_token": self.refresh_token(),
+        })
+        .to_string()
+    }
+
+    /// Stops serving and waits for the server thread.
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}

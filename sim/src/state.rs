@@ -1,0 +1,340 @@
+//! The simulated service's state: clients, tokens, channels, sockets, faults and statistics.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::fault::{Endpoint, Fault, Malformed};
+use crate::{OnExpiry, SimConfig};
+
+/// What a socket task is told to do.
+#[derive(Debug)]
+pub(crate) enum Out {
+    Text(String),
+    Close(u16, &'static str),
+    Drop,
+    HalfOpen,
+}
+
+pub(crate) struct AccessToken {
+    pub(crate) client: String,
+    pub(crate) expires_at: Instant,
+}
+
+pub(crate) struct Channel {
+    pub(crate) client: String,
+    pub(crate) token: String,
+    pub(crate) expires_at: Instant,
+    pub(crate) expires_wall: jiff::Timestamp,
+    pub(crate) topics: BTreeSet<String>,
+    pub(crate) socket: Option<u64>,
+    pub(crate) last_used: Instant,
+    pub(crate) token_dead_handled: bool,
+}
+
+pub(crate) struct SocketEntry {
+    pub(crate) channel: String,
+    pub(crate) tx: mpsc::Sender<Out>,
+}
+
+/// One request the simulator answered.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// `token`, `channels.create`, `channels.list`, `channels.head`, `subscriptions.get|put|
+    /// post|delete`, `upgrade`, or `other`.
+    pub endpoint: String,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// Milliseconds since the simulator started.
+    pub at_ms: u64,
+}
+
+/// Counters, for tests and for `GET /__sim/stats`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Every request answered, in order.
+    pub requests: Vec<RequestRecord>,
+    /// Notifications published per topic (the last `seq`).
+    pub published: BTreeMap<String, u64>,
+    /// Notifications that could not be queued to a socket (full queue).
+    pub dropped_frames: u64,
+    /// Channels created.
+    pub channels_created: u64,
+    /// Channels evicted by the per-client cap.
+    pub channels_evicted: u64,
+    /// Sockets opened.
+    pub sockets_opened: u64,
+    /// Sockets closed (by either side).
+    pub sockets_closed: u64,
+    /// Sockets open now.
+    pub sockets_open: u64,
+    /// Access tokens issued.
+    pub tokens_issued: u64,
+}
+
+impl Stats {
+    /// How many requests went to `endpoint`.
+    pub fn count(&self, endpoint: &str) -> usize {
+        self.requests
+            .iter()
+            .filter(|r| r.endpoint == endpoint)
+            .count()
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    next: u64,
+    pub(crate) refresh: BTreeMap<String, String>,
+    pub(crate) access: BTreeMap<String, AccessToken>,
+    pub(crate) channels: BTreeMap<String, Channel>,
+    pub(crate) sockets: BTreeMap<u64, SocketEntry>,
+    pub(crate) fails: BTreeMap<Endpoint, VecDeque<(u16, Option<u64>)>>,
+    /// Every topic ever subscribed: the publisher keeps producing for it.
+    pub(crate) sticky_topics: BTreeSet<String>,
+    pub(crate) stats: Stats,
+}
+
+impl State {
+    pub(crate) fn fresh(&mut self, prefix: &str) -> String {
+        self.next += 1;
+        let nanos = jiff::Timestamp::now().subsec_nanosecond();
+        format!("{prefix}{:x}{:08x}", self.next, nanos)
+    }
+
+    /// Takes one scripted failure for `endpoint`, if any.
+    pub(crate) fn take_fail(&mut self, endpoint: Endpoint) -> Option<(u16, Option<u64>)> {
+        let q = self.fails.get_mut(&endpoint)?;
+        q.pop_front()
+    }
+
+    pub(crate) fn send_all(&mut self, make: impl Fn() -> Out) {
+        for s in self.sockets.values() {
+            if s.tx.try_send(make()).is_err() {
+                self.stats.dropped_frames += 1;
+            }
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) cfg: SimConfig,
+    pub(crate) rt: tokio::runtime::Handle,
+    pub(crate) base_url: String,
+    pub(crate) started: Instant,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    pub(crate) fn new(cfg: SimConfig, base_url: String, rt: tokio::runtime::Handle) -> Arc<Shared> {
+        let started = Instant::now();
+        Arc::new(Shared {
+            cfg,
+            rt,
+            base_url,
+            started,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// The state lock. A panic while holding it cannot leave it half-updated in a way that
+    /// matters to a test server, so poisoning is ignored.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn since_start_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn record(&self, endpoint: &str, status: u16) {
+        let at_ms = self.since_start_ms();
+        self.lock().stats.requests.push(RequestRecord {
+            endpoint: endpoint.to_owned(),
+            status,
+            at_ms,
+        });
+    }
+
+    pub(crate) fn issue_refresh_token(&self) -> String {
+        let mut st = self.lock();
+        let t = st.fresh("sim-rt-");
+        st.refresh.insert(t.clone(), self.cfg.client_id.clone());
+        t
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let mut s = self.lock().stats.clone();
+        s.sockets_open = s.sockets_opened.saturating_sub(s.sockets_closed);
+        s
+    }
+
+    pub(crate) fn apply_fault(&self, fault: &Fault) {
+        if self.cfg.log_requests {
+            eprintln!("sim: fault {fault}");
+        }
+        let mut st = self.lock();
+        match fault {
+            Fault::Close(code) => st.send_all(|| Out::Close(*code, "closed by fault injection")),
+            Fault::Drop => st.send_all(|| Out::Drop),
+            Fault::HalfOpen => st.send_all(|| Out::HalfOpen),
+            Fault::SocketClosing => {
+                let targets: Vec<(String, mpsc::Sender<Out>)> = st
+                    .sockets
+                    .values()
+                    .map(|s| (s.channel.clone(), s.tx.clone()))
+                    .collect();
+                for (channel, tx) in targets {
+                    let _ = tx.try_send(Out::Text(socket_closing_frame(&channel)));
+                    let grace = self.cfg.maintenance_grace;
+                    self.rt.spawn(async move {
+                        tokio::time::sleep(grace).await;
+                        let _ = tx.send(Out::Close(1001, "maintenance")).await;
+                    });
+                }
+            }
+            Fault::Fail {
+                endpoint,
+                count,
+                status,
+                retry_after,
+            } => {
+                let q = st.fails.entry(*endpoint).or_default();
+                for _ in 0..*count {
+                    q.push_back((*status, *retry_after));
+                }
+            }
+            Fault::RevokeRefreshTokens => st.refresh.clear(),
+            Fault::ExpireTokens => {
+                let now = Instant::now();
+                for t in st.access.values_mut() {
+                    t.expires_at = now;
+                }
+            }
+            Fault::Malformed(kind) => {
+                let text = match kind {
+                    Malformed::NotJson => "this is not json".to_owned(),
+                    Malformed::Truncated => r#"{"topicName":"v2.users.x.presence","eventBody":{"seq":"#.to_owned(),
+                    Malformed::Oversized => format!(
+                        r#"{{"topicName":"v2.sim.oversized","eventBody":{{"pad":"{}"}}}}"#,
+                        "x".repeat(2 << 20)
+                    ),
+                    Malformed::UnknownTopic => {
+                        r#"{"topicName":"v2.sim.nobody.subscribed","version":"2","eventBody":{"seq":0},"metadata":{"CorrelationId":"sim-unknown"}}"#.to_owned()
+                    }
+                };
+                st.send_all(|| Out::Text(text.clone()));
+            }
+        }
+    }
+
+    /// Closes or silences sockets whose channel, or whose channel's token, has expired, and
+    /// forgets expired channels.
+    pub(crate) fn expire(&self) {
+        let now = Instant::now();
+        let mut st = self.lock();
+        let mut actions: Vec<(u64, OnExpiry)> = Vec::new();
+        let mut gone = Vec::new();
+        let tokens_dead: BTreeSet<String> = st
+            .channels
+            .values()
+            .map(|c| c.token.clone())
+            .filter(|t| st.access.get(t).is_none_or(|a| a.expires_at <= now))
+            .collect();
+        for (id, ch) in st.channels.iter_mut() {
+            if ch.expires_at <= now {
+                gone.push(id.clone());
+                if let Some(s) = ch.socket {
+                    actions.push((s, self.cfg.on_channel_expiry));
+                }
+                continue;
+            }
+            if !ch.token_dead_handled && tokens_dead.contains(&ch.token) {
+                ch.token_dead_handled = true;
+                if let Some(s) = ch.socket {
+                    actions.push((s, self.cfg.on_token_expiry));
+                }
+            }
+        }
+        for id in gone {
+            st.channels.remove(&id);
+        }
+        st.access
+            .retain(|_, a| a.expires_at + std::time::Duration::from_secs(3600) > now);
+        for (sock, what) in actions {
+            let Some(s) = st.sockets.get(&sock) else {
+                continue;
+            };
+            let msg = match what {
+                OnExpiry::Close(code) => Out::Close(code, "expired"),
+                OnExpiry::Silent => Out::HalfOpen,
+                OnExpiry::KeepOpen => continue,
+            };
+            let _ = s.tx.try_send(msg);
+        }
+    }
+
+    /// One notification per topic ever subscribed, fanned out to every channel subscribed to
+    /// it now.
+    pub(crate) fn publish(&self) {
+        let now = Instant::now();
+        let mut st = self.lock();
+        let topics: Vec<String> = st.sticky_topics.iter().cloned().collect();
+        for topic in topics {
+            let seq = {
+                let n = st.stats.published.entry(topic.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let frame = notification_frame(&topic, seq);
+            let targets: Vec<u64> = st
+                .channels
+                .values()
+                .filter(|c| c.expires_at > now && c.topics.contains(&topic))
+                .filter_map(|c| c.socket)
+                .collect();
+            for sock in targets {
+                let Some(s) = st.sockets.get(&sock) else {
+                    continue;
+                };
+                if s.tx.try_send(Out::Text(frame.clone())).is_err() {
+                    st.stats.dropped_frames += 1;
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn notification_frame(topic: &str, seq: u64) -> String {
+    let at = jiff::Timestamp::now().to_string();
+    serde_json::json!({
+        "topicName": topic,
+        "version": "2",
+        "eventBody": { "seq": seq, "topic": topic, "publishedAt": at },
+        "metadata": { "CorrelationId": format!("sim-{seq}-{}", fnv(topic)) },
+    })
+    .to_string()
+}
+
+pub(crate) fn socket_closing_frame(channel: &str) -> String {
+    serde_json::json!({
+        "topicName": "v2.system.socket_closing",
+        "version": "2",
+        "eventBody": {
+            "channelId": channel,
+            "message": "WebSocket closing for maintenance; reconnect within one minute",
+            "correlationId": format!("sim-maint-{}", fnv(channel)),
+        },
+        "metadata": { "CorrelationId": format!("sim-maint-{}", fnv(channel)) },
+    })
+    .to_string()
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
