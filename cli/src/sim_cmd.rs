@@ -1,0 +1,149 @@
+//! `genesys-notify sim`: the simulator in the foreground.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clap::Args;
+use genesys_notify_sim::{parse_duration, parse_script, OnExpiry, Sim, SimConfig};
+
+/// Options of `genesys-notify sim`.
+#[derive(Debug, Args)]
+pub(crate) struct SimArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Access-token lifetime, e.g. 30s, 5m, 24h.
+    #[arg(long, default_value = "24h", value_parser = duration)]
+    token_ttl: Duration,
+    /// Channel lifetime.
+    #[arg(long, default_value = "24h", value_parser = duration)]
+    channel_ttl: Duration,
+    /// Heartbeat interval on each socket.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    heartbeat: Duration,
+    /// Notifications per second for every subscribed topic (0: none).
+    #[arg(long, default_value_t = 1.0, value_parser = rate)]
+    rate: f64,
+    /// Time between v2.system.socket_closing and the close.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    maintenance_grace: Duration,
+    /// Serve HTTPS/WSS with a self-signed certificate generated at start.
+    #[arg(long, requires = "cert_out")]
+    tls: bool,
+    /// Where to write the certificate (PEM) for clients to trust.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    cert_out: Option<PathBuf>,
+    /// A fault timeline: one `TIME FAULT` per line, e.g. `20s close 4001`.
+    #[arg(long, value_name = "FILE")]
+    script: Option<PathBuf>,
+    /// What an open socket sees when its channel's token expires: close:CODE, silent or keep.
+    #[arg(long, default_value = "close:1000", value_parser = on_expiry)]
+    on_token_expiry: OnExpiry,
+    /// What an open socket sees when its channel expires: close:CODE, silent or keep.
+    #[arg(long, default_value = "close:1000", value_parser = on_expiry)]
+    on_channel_expiry: OnExpiry,
+    /// Close code for a socket displaced by a second connection to its channel.
+    #[arg(long, default_value_t = 1000)]
+    displaced_close_code: u16,
+    /// Topics starting with this prefix are rejected (repeatable).
+    #[arg(long = "forbid", value_name = "PREFIX", default_values_t = ["v2.forbidden.".to_owned()])]
+    forbidden_prefixes: Vec<String>,
+    /// Do not log requests on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && (0.0..=10_000.0).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a rate between 0 and 10000 events per second"
+        )),
+    }
+}
+
+fn on_expiry(s: &str) -> Result<OnExpiry, String> {
+    match s {
+        "silent" => Ok(OnExpiry::Silent),
+        "keep" => Ok(OnExpiry::KeepOpen),
+        _ => s
+            .strip_prefix("close:")
+            .and_then(|c| c.parse().ok())
+            .map(OnExpiry::Close)
+            .ok_or_else(|| format!("{s:?}: use close:CODE (e.g. close:1000), silent or keep")),
+    }
+}
+
+pub(crate) fn run(args: SimArgs) -> ExitCode {
+    let script = match &args.script {
+        None => Vec::new(),
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| parse_script(&t).map_err(|e| e.to_string()))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: --script {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let config = SimConfig {
+        port: args.port,
+        token_ttl: args.token_ttl,
+        channel_ttl: args.channel_ttl,
+        heartbeat: args.heartbeat,
+        rate: args.rate,
+        maintenance_grace: args.maintenance_grace,
+        tls: args.tls,
+        script,
+        forbidden_prefixes: args.forbidden_prefixes,
+        on_token_expiry: args.on_token_expiry,
+        on_channel_expiry: args.on_channel_expiry,
+        displaced_close_code: args.displaced_close_code,
+        log_requests: !args.quiet,
+        ..SimConfig::default()
+    };
+    let sim = match Sim::start(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "error: cannot start the simulator on port {}: {e}",
+                args.port
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    if let (Some(path), Some(pem)) = (&args.cert_out, sim.cert_pem()) {
+        if let Err(e) = std::fs::write(path, pem) {
+            eprintln!(
+                "error: cannot write the certificate to {}: {e}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    if let Err(e) = ctrlc::set_handler(move || {
+        let _ = tx.send(());
+    }) {
+        eprintln!("error: cannot install the Ctrl-C handler: {e}");
+        return ExitCode::FAILURE;
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", sim.banner());
+    let _ = out.flush();
+    drop(out);
+    eprintln!("sim: serving {} — Ctrl-C to stop", sim.base_url());
+    let _ = rx.recv();
+    eprintln!("sim: stopping");
+    sim.shutdown();
+    ExitCode::SUCCESS
+}
