@@ -51,6 +51,9 @@ pub(crate) struct SimArgs {
     /// Topics starting with this prefix are rejected (repeatable).
     #[arg(long = "forbid", value_name = "PREFIX", default_values_t = ["v2.forbidden.".to_owned()])]
     forbidden_prefixes: Vec<String>,
+    /// Channels kept per OAuth client before the oldest is evicted (the service keeps 20).
+    #[arg(long, default_value_t = 20)]
+    max_channels: usize,
     /// Do not log requests on stderr.
     #[arg(long)]
     quiet: bool,
@@ -108,6 +111,7 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
         on_token_expiry: args.on_token_expiry,
         on_channel_expiry: args.on_channel_expiry,
         displaced_close_code: args.displaced_close_code,
+        max_channels: args.max_channels,
         log_requests: !args.quiet,
         ..SimConfig::default()
     };
