@@ -24,6 +24,10 @@ pub enum Error {
     /// The application or adapter used the session wrongly.
     #[error(transparent)]
     Usage(#[from] UsageError),
+    /// A failure on this side that an adapter reports (for example: a rotated refresh token
+    /// could not be saved, or a server's `connectUri` was refused).
+    #[error("{0}")]
+    Local(String),
 }
 
 impl Error {

@@ -5,6 +5,8 @@
 //! drop                                      drop every socket without a close frame
 //! half_open                                 every socket goes silent (no frames, input ignored)
 //! socket_closing                            send v2.system.socket_closing, close after the grace
+//! displace                                  close every socket as a second connection to its
+//!                                           channel would (with the displaced close code)
 //! fail ENDPOINT COUNT STATUS [RETRY_AFTER]  the next COUNT requests answer STATUS
 //!                                           (ENDPOINT: token, channel, subscriptions, upgrade;
 //!                                           RETRY_AFTER in seconds)
@@ -59,6 +61,8 @@ pub enum Fault {
     HalfOpen,
     /// Maintenance notice on every socket, then a close after the grace.
     SocketClosing,
+    /// Every socket is closed as a second connection to its channel would close it.
+    Displace,
     /// The next `count` requests to `endpoint` answer `status`.
     Fail {
         /// Which endpoint.
@@ -111,6 +115,7 @@ impl std::str::FromStr for Fault {
             Some("drop") => Ok(Fault::Drop),
             Some("half_open") => Ok(Fault::HalfOpen),
             Some("socket_closing") => Ok(Fault::SocketClosing),
+            Some("displace") => Ok(Fault::Displace),
             Some("revoke_refresh_tokens") => Ok(Fault::RevokeRefreshTokens),
             Some("expire_tokens") => Ok(Fault::ExpireTokens),
             Some("malformed") => match words.get(1).copied() {
@@ -158,6 +163,7 @@ impl fmt::Display for Fault {
             Fault::Drop => f.write_str("drop"),
             Fault::HalfOpen => f.write_str("half_open"),
             Fault::SocketClosing => f.write_str("socket_closing"),
+            Fault::Displace => f.write_str("displace"),
             Fault::Fail {
                 endpoint,
                 count,
@@ -240,6 +246,7 @@ mod tests {
             "drop",
             "half_open",
             "socket_closing",
+            "displace",
             "fail token 3 429 5",
             "fail upgrade 1 404",
             "revoke_refresh_tokens",

@@ -86,6 +86,9 @@ pub struct SimConfig {
     pub rotate_refresh_tokens: bool,
     /// Channels kept per client before the oldest is evicted.
     pub max_channels: usize,
+    /// Base of the `connectUri` handed out (default: this server's own `ws(s)://` origin).
+    /// Set it to a foreign host to test that clients refuse to connect there.
+    pub connect_uri_base: Option<String>,
     /// Log each request on stderr.
     pub log_requests: bool,
     /// The demo OAuth client.
@@ -113,6 +116,7 @@ impl Default for SimConfig {
             resubscribe_extends: false,
             rotate_refresh_tokens: true,
             max_channels: 20,
+            connect_uri_base: None,
             log_requests: false,
             client_id: "genesys-notify-sim".to_owned(),
             client_secret: "sim-secret".to_owned(),
@@ -216,6 +220,11 @@ impl Sim {
     /// Injects a fault now.
     pub fn fault(&self, fault: &Fault) {
         self.inner.apply_fault(fault);
+    }
+
+    /// When each notification of `topic` was published: Unix milliseconds, index `seq − 1`.
+    pub fn publish_log(&self, topic: &str) -> Vec<i64> {
+        self.inner.publish_log(topic)
     }
 
     /// Requests, channels, sockets and published events so far.

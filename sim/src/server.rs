@@ -404,7 +404,11 @@ fn bearer(shared: &Shared, req: &Request<Incoming>) -> Result<(String, String), 
 }
 
 fn channel_json(shared: &Shared, id: &str, ch: &Channel) -> Value {
-    let ws = shared.base_url.replacen("http", "ws", 1);
+    let ws = shared
+        .cfg
+        .connect_uri_base
+        .clone()
+        .unwrap_or_else(|| shared.base_url.replacen("http", "ws", 1));
     json!({
         "connectUri": format!("{ws}/channels/{id}"),
         "id": id,

@@ -95,6 +95,8 @@ pub(crate) struct State {
     pub(crate) fails: BTreeMap<Endpoint, VecDeque<(u16, Option<u64>)>>,
     /// Every topic ever subscribed: the publisher keeps producing for it.
     pub(crate) sticky_topics: BTreeSet<String>,
+    /// Per topic, the wall-clock time (Unix ms) each `seq` was published at (index seq − 1).
+    pub(crate) publish_log: BTreeMap<String, Vec<i64>>,
     pub(crate) stats: Stats,
 }
 
@@ -166,6 +168,14 @@ impl Shared {
         t
     }
 
+    pub(crate) fn publish_log(&self, topic: &str) -> Vec<i64> {
+        self.lock()
+            .publish_log
+            .get(topic)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub(crate) fn stats(&self) -> Stats {
         let mut s = self.lock().stats.clone();
         s.sockets_open = s.sockets_opened.saturating_sub(s.sockets_closed);
@@ -179,6 +189,10 @@ impl Shared {
         let mut st = self.lock();
         match fault {
             Fault::Close(code) => st.send_all(|| Out::Close(*code, "closed by fault injection")),
+            Fault::Displace => {
+                let code = self.cfg.displaced_close_code;
+                st.send_all(|| Out::Close(code, "another connection to this channel"));
+            }
             Fault::Drop => st.send_all(|| Out::Drop),
             Fault::HalfOpen => st.send_all(|| Out::HalfOpen),
             Fault::SocketClosing => {
@@ -290,6 +304,10 @@ impl Shared {
                 *n
             };
             let frame = notification_frame(&topic, seq);
+            st.publish_log
+                .entry(topic.clone())
+                .or_default()
+                .push(jiff::Timestamp::now().as_millisecond());
             let targets: Vec<u64> = st
                 .channels
                 .values()

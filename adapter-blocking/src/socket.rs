@@ -1,0 +1,255 @@
+//! One thread per notification socket: connects, reads frames into the client's channel, and
+//! between reads sends what the session asked for.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use genesys_notify_adapter_common::Origin;
+use genesys_notify_core::{ConnId, Input, RequestError, Secret};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Connector, Message, WebSocket};
+
+use crate::Msg;
+
+/// How often a reader looks for something to send while no frame arrives.
+const POLL: Duration = Duration::from_millis(50);
+
+pub(crate) struct Settings {
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+    pub(crate) max_frame_size: usize,
+    pub(crate) connect_timeout: Duration,
+}
+
+enum Cmd {
+    Text(String),
+    Close(u16),
+}
+
+pub(crate) struct Handle {
+    cmds: Sender<Cmd>,
+    thread: JoinHandle<()>,
+}
+
+impl Handle {
+    pub(crate) fn send(&self, text: String) {
+        let _ = self.cmds.send(Cmd::Text(text));
+    }
+
+    /// Asks the thread to send a close frame and stop; returns the thread to join.
+    pub(crate) fn close(self, code: u16) -> Option<JoinHandle<()>> {
+        let _ = self.cmds.send(Cmd::Close(code));
+        Some(self.thread)
+    }
+}
+
+/// webpki roots plus an optional extra root, with the ring provider.
+pub(crate) fn tls_config(
+    extra_root_pem: Option<&str>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(pem) = extra_root_pem {
+        let mut n = 0;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            roots
+                .add(cert.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err("no certificate found".into());
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+pub(crate) fn spawn(conn: ConnId, url: Secret, settings: &Settings, tx: Sender<Msg>) -> Handle {
+    let (cmds, rx) = mpsc::channel();
+    let tls = Arc::clone(&settings.tls);
+    let max = settings.max_frame_size;
+    let timeout = settings.connect_timeout;
+    let failed = tx.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("genesys-socket-{}", conn.as_u64()))
+        .spawn(move || run(conn, &url, tls, max, timeout, &tx, &rx));
+    let thread = match spawned {
+        Ok(t) => t,
+        Err(e) => {
+            let error = RequestError::network(format!("cannot start a socket thread: {e}"));
+            let _ = failed.send(Msg::Input(Input::ConnectFailed { conn, error }));
+            std::thread::spawn(|| {})
+        }
+    };
+    Handle { cmds, thread }
+}
+
+fn run(
+    conn: ConnId,
+    url: &Secret,
+    tls: Arc<rustls::ClientConfig>,
+    max_frame_size: usize,
+    timeout: Duration,
+    tx: &Sender<Msg>,
+    cmds: &Receiver<Cmd>,
+) {
+    let mut ws = match open(url, tls, max_frame_size, timeout) {
+        Ok(ws) => ws,
+        Err(error) => {
+            let _ = tx.send(Msg::Input(Input::ConnectFailed { conn, error }));
+            return;
+        }
+    };
+    if tx.send(Msg::Input(Input::Opened { conn })).is_err() {
+        return;
+    }
+    loop {
+        loop {
+            match cmds.try_recv() {
+                Ok(Cmd::Text(t)) => {
+                    if ws.send(Message::text(t)).is_err() {
+                        break;
+                    }
+                }
+                Ok(Cmd::Close(code)) => {
+                    let frame = CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: "".into(),
+                    };
+                    let _ = ws.close(Some(frame));
+                    let _ = ws.flush();
+                    return;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    let _ = ws.close(None);
+                    let _ = ws.flush();
+                    return;
+                }
+            }
+        }
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                let text = t.as_str().to_owned();
+                if tx.send(Msg::Input(Input::Frame { conn, text })).is_err() {
+                    return;
+                }
+            }
+            Ok(Message::Close(frame)) => {
+                let (code, reason) = frame.map_or((None, String::new()), |f| {
+                    (Some(u16::from(f.code)), f.reason.as_str().to_owned())
+                });
+                let _ = tx.send(Msg::Input(Input::Closed { conn, code, reason }));
+                return;
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => {
+                let reason = describe(&e);
+                let _ = tx.send(Msg::Input(Input::Closed {
+                    conn,
+                    code: None,
+                    reason,
+                }));
+                return;
+            }
+        }
+    }
+}
+
+fn open(
+    url: &Secret,
+    tls: Arc<rustls::ClientConfig>,
+    max_frame_size: usize,
+    timeout: Duration,
+) -> Result<WebSocket<MaybeTlsStream<TcpStream>>, RequestError> {
+    let origin =
+        Origin::parse(url.expose()).map_err(|_| RequestError::network("unusable connectUri"))?;
+    let secure = origin.scheme == "wss";
+    let port = origin.port.unwrap_or(if secure { 443 } else { 80 });
+    let host = origin
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let addr = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| RequestError::network(format!("cannot resolve the streaming host: {e}")))?
+        .next()
+        .ok_or_else(|| RequestError::network("the streaming host has no address"))?;
+    let tcp = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| RequestError::network(format!("connect: {e}")))?;
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(timeout));
+    let config = WebSocketConfig::default()
+        .read_buffer_size(16 << 10)
+        .max_message_size(Some(max_frame_size))
+        .max_frame_size(Some(max_frame_size));
+    let connector = if secure {
+        Connector::Rustls(tls)
+    } else {
+        Connector::Plain
+    };
+    let (ws, _) =
+        tungstenite::client_tls_with_config(url.expose(), tcp, Some(config), Some(connector))
+            .map_err(|e| match e {
+                tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
+                    RequestError::Http {
+                        status: resp.status().as_u16(),
+                        retry_after: resp
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| {
+                                genesys_notify_adapter_common::http::parse_retry_after(v, None)
+                            }),
+                        code: None,
+                    }
+                }
+                tungstenite::HandshakeError::Failure(e) => RequestError::network(describe(&e)),
+                tungstenite::HandshakeError::Interrupted(_) => {
+                    RequestError::network("the upgrade timed out")
+                }
+            })?;
+    let stream = match ws.get_ref() {
+        MaybeTlsStream::Plain(s) => Some(s),
+        MaybeTlsStream::Rustls(s) => Some(s.get_ref()),
+        _ => None,
+    };
+    if let Some(s) = stream {
+        let _ = s.set_read_timeout(Some(POLL));
+    }
+    Ok(ws)
+}
+
+/// Error text without the URL (the channel id in it is the socket's only credential).
+fn describe(e: &tungstenite::Error) -> String {
+    match e {
+        tungstenite::Error::Io(io) => format!("{:?}: {io}", io.kind()),
+        tungstenite::Error::Tls(t) => format!("TLS: {t}"),
+        tungstenite::Error::Capacity(c) => format!("frame too large: {c}"),
+        tungstenite::Error::Protocol(p) => format!("protocol: {p}"),
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            "connection closed".to_owned()
+        }
+        tungstenite::Error::Http(r) => format!("HTTP {}", r.status()),
+        tungstenite::Error::Url(_) => "unusable connectUri".to_owned(),
+        _ => "socket error".to_owned(),
+    }
+}

@@ -1,0 +1,384 @@
+//! The HTTP requests a session's actions need, and their answers turned into session inputs.
+//!
+//! Adapters only move bytes: they send an [`HttpRequest`] and hand back an [`HttpAnswer`] (or
+//! a network error); every parsing and mapping decision lives here, once.
+
+use std::fmt;
+use std::time::Duration;
+
+use genesys_notify_core::{ChannelId, Input, ReqId, RequestError, Secret, Topic, TopicResult};
+use serde::Deserialize;
+
+use crate::Endpoints;
+
+/// An HTTP request to perform. `Debug` never shows header values or the body (they carry
+/// tokens and secrets).
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// `GET`, `POST`, `PUT`, …
+    pub method: &'static str,
+    /// The full URL.
+    pub url: String,
+    /// Headers, including `Authorization`.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body, if any.
+    pub body: Option<String>,
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| *n).collect();
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &names)
+            .field("body_len", &self.body.as_ref().map(String::len))
+            .finish()
+    }
+}
+
+/// What came back.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpAnswer {
+    /// The status.
+    pub status: u16,
+    /// The `Retry-After` header, as sent.
+    pub retry_after: Option<String>,
+    /// The `Date` header, as sent.
+    pub date: Option<String>,
+    /// The body.
+    pub body: String,
+}
+
+/// `POST {api}/api/v2/notifications/channels` with the bearer token.
+pub fn create_channel(endpoints: &Endpoints, token: &Secret) -> HttpRequest {
+    HttpRequest {
+        method: "POST",
+        url: format!("{}/api/v2/notifications/channels", endpoints.api_base()),
+        headers: vec![("Authorization", format!("Bearer {}", token.expose()))],
+        body: None,
+    }
+}
+
+/// `PUT {api}/api/v2/notifications/channels/{id}/subscriptions?ignoreErrors=true` with the
+/// whole set.
+pub fn put_subscriptions(
+    endpoints: &Endpoints,
+    channel: &ChannelId,
+    topics: &[Topic],
+    token: &Secret,
+) -> HttpRequest {
+    let body: Vec<serde_json::Value> = topics
+        .iter()
+        .map(|t| serde_json::json!({ "id": t.as_str() }))
+        .collect();
+    HttpRequest {
+        method: "PUT",
+        url: format!(
+            "{}/api/v2/notifications/channels/{}/subscriptions?ignoreErrors=true",
+            endpoints.api_base(),
+            channel.as_str()
+        ),
+        headers: vec![
+            ("Authorization", format!("Bearer {}", token.expose())),
+            ("Content-Type", "application/json".to_owned()),
+        ],
+        body: Some(serde_json::Value::Array(body).to_string()),
+    }
+}
+
+/// Seconds, or an HTTP date, relative to `date` (the answer's `Date`) or now.
+pub fn parse_retry_after(value: &str, date: Option<&str>) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = parse_http_date(v)?;
+    let now = date
+        .and_then(parse_http_date)
+        .unwrap_or_else(jiff::Timestamp::now);
+    let secs = at.duration_since(now).as_secs();
+    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+}
+
+fn parse_http_date(s: &str) -> Option<jiff::Timestamp> {
+    jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(s.trim())
+        .ok()
+}
+
+/// Time from the answer's `Date` (or now, when absent) to `expires`: clock skew between
+/// client and server cancels out.
+pub fn expires_in(expires: &str, date: Option<&str>) -> Option<Duration> {
+    let at: jiff::Timestamp = expires.trim().parse().ok()?;
+    let now = date
+        .and_then(parse_http_date)
+        .unwrap_or_else(jiff::Timestamp::now);
+    let d = at.duration_since(now);
+    Some(if d.is_negative() {
+        Duration::ZERO
+    } else {
+        d.unsigned_abs()
+    })
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// An error status as the core's [`RequestError`]: status, `Retry-After`, and the body's OAuth
+/// `error` or Genesys `code`.
+pub fn to_request_error(a: &HttpAnswer) -> RequestError {
+    let body: Option<ErrorBody> = serde_json::from_str(&a.body).ok();
+    let code = body
+        .and_then(|b| b.error.or(b.code))
+        .filter(|c| c.len() <= 100);
+    RequestError::Http {
+        status: a.status,
+        retry_after: a
+            .retry_after
+            .as_deref()
+            .and_then(|r| parse_retry_after(r, a.date.as_deref())),
+        code,
+    }
+}
+
+fn unusable(what: &str) -> RequestError {
+    RequestError::network(format!("unusable {what} answer"))
+}
+
+#[derive(Deserialize)]
+struct ChannelBody {
+    id: String,
+    #[serde(rename = "connectUri")]
+    connect_uri: String,
+    #[serde(default)]
+    expires: Option<String>,
+}
+
+/// The answer to `CreateChannel { req }` as a session input. A `connectUri` that is not the
+/// expected streaming host is refused here, before anything could connect to it.
+pub fn channel_answer(
+    req: ReqId,
+    endpoints: &Endpoints,
+    answer: Result<HttpAnswer, String>,
+) -> (Input, Option<String>) {
+    let a = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            return (
+                Input::ChannelFailed {
+                    req,
+                    error: RequestError::network(e),
+                },
+                None,
+            )
+        }
+    };
+    if !(200..300).contains(&a.status) {
+        return (
+            Input::ChannelFailed {
+                req,
+                error: to_request_error(&a),
+            },
+            None,
+        );
+    }
+    let Ok(body) = serde_json::from_str::<ChannelBody>(&a.body) else {
+        return (
+            Input::ChannelFailed {
+                req,
+                error: unusable("channel"),
+            },
+            None,
+        );
+    };
+    if let Err(why) = endpoints.check_connect_uri(&body.connect_uri) {
+        return (
+            Input::ChannelFailed {
+                req,
+                error: RequestError::network(why.clone()),
+            },
+            Some(why),
+        );
+    }
+    let expires_in = body
+        .expires
+        .as_deref()
+        .and_then(|e| expires_in(e, a.date.as_deref()))
+        .unwrap_or(Duration::from_secs(86_400));
+    (
+        Input::ChannelCreated {
+            req,
+            id: ChannelId::new(body.id),
+            connect_uri: Secret::new(body.connect_uri),
+            expires_in,
+        },
+        None,
+    )
+}
+
+#[derive(Deserialize)]
+struct SubEntity {
+    id: String,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default, rename = "rejectionReason")]
+    rejection_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SubBody {
+    #[serde(default)]
+    entities: Vec<SubEntity>,
+}
+
+/// The answer to `PutSubscriptions { req }` as a session input.
+pub fn subscriptions_answer(req: ReqId, answer: Result<HttpAnswer, String>) -> Input {
+    let a = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            return Input::SubscribeFailed {
+                req,
+                error: RequestError::network(e),
+            }
+        }
+    };
+    if !(200..300).contains(&a.status) {
+        return Input::SubscribeFailed {
+            req,
+            error: to_request_error(&a),
+        };
+    }
+    let Ok(body) = serde_json::from_str::<SubBody>(&a.body) else {
+        return Input::SubscribeFailed {
+            req,
+            error: unusable("subscription"),
+        };
+    };
+    let results = body
+        .entities
+        .into_iter()
+        .map(|e| match e.state.as_deref() {
+            Some(s) if s.eq_ignore_ascii_case("rejected") => TopicResult::rejected(
+                e.id,
+                e.rejection_reason.unwrap_or_else(|| "rejected".to_owned()),
+            ),
+            _ => TopicResult::permitted(e.id),
+        })
+        .collect();
+    Input::Subscribed { req, results }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> HttpAnswer {
+        HttpAnswer {
+            status,
+            body: body.to_owned(),
+            ..HttpAnswer::default()
+        }
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_http_date() {
+        assert_eq!(parse_retry_after("17", None), Some(Duration::from_secs(17)));
+        let date = "Sat, 28 Nov 2026 10:00:00 GMT";
+        assert_eq!(
+            parse_retry_after("Sat, 28 Nov 2026 10:00:30 GMT", Some(date)),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_retry_after("soon", None), None);
+    }
+
+    #[test]
+    fn expires_is_measured_against_the_date_header() {
+        let d = expires_in(
+            "2026-11-28T10:05:00.000Z",
+            Some("Sat, 28 Nov 2026 10:00:00 GMT"),
+        );
+        assert_eq!(d, Some(Duration::from_secs(300)));
+        assert_eq!(
+            expires_in(
+                "2020-01-01T00:00:00Z",
+                Some("Sat, 28 Nov 2026 10:00:00 GMT")
+            ),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(expires_in("garbage", None), None);
+    }
+
+    #[test]
+    fn error_bodies_give_codes() {
+        let oauth = to_request_error(&answer(
+            400,
+            r#"{"error":"invalid_grant","description":"x","error_description":"x"}"#,
+        ));
+        assert_eq!(oauth, RequestError::status_code(400, "invalid_grant"));
+        let api = to_request_error(&answer(
+            401,
+            r#"{"message":"Invalid login credentials.","code":"bad.credentials","status":401}"#,
+        ));
+        assert_eq!(api, RequestError::status_code(401, "bad.credentials"));
+        assert_eq!(
+            to_request_error(&answer(503, "<html>")),
+            RequestError::status(503)
+        );
+    }
+
+    #[test]
+    fn channel_answers_and_foreign_connect_uris() {
+        let e = Endpoints::custom("http://127.0.0.1:9", None).unwrap();
+        let req = ReqId::from_u64(1);
+        let ok = r#"{"id":"streaming-0-a","connectUri":"ws://127.0.0.1:9/channels/streaming-0-a","expires":"2099-01-01T00:00:00Z"}"#;
+        assert!(matches!(
+            channel_answer(req, &e, Ok(answer(200, ok))).0,
+            Input::ChannelCreated { .. }
+        ));
+        let evil = r#"{"id":"a","connectUri":"ws://evil.example/channels/a","expires":"2099-01-01T00:00:00Z"}"#;
+        let (input, refused) = channel_answer(req, &e, Ok(answer(200, evil)));
+        assert!(matches!(input, Input::ChannelFailed { .. }));
+        assert!(refused.unwrap().contains("evil.example"));
+        assert!(matches!(
+            channel_answer(req, &e, Ok(answer(200, "{}"))).0,
+            Input::ChannelFailed { .. }
+        ));
+        assert!(matches!(
+            channel_answer(req, &e, Err("reset".into())).0,
+            Input::ChannelFailed {
+                error: RequestError::Network(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn subscription_answers_map_per_topic() {
+        let body = r#"{"entities":[{"id":"a","state":"Permitted"},{"id":"b","state":"Rejected","rejectionReason":"no"}]}"#;
+        match subscriptions_answer(ReqId::from_u64(2), Ok(answer(200, body))) {
+            Input::Subscribed { results, .. } => {
+                assert_eq!(
+                    results,
+                    vec![
+                        TopicResult::permitted("a"),
+                        TopicResult::rejected("b", "no")
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn request_debug_hides_secrets() {
+        let e = Endpoints::custom("http://127.0.0.1:9", None).unwrap();
+        let r = create_channel(&e, &Secret::new("tok-123"));
+        assert!(!format!("{r:?}").contains("tok-123"));
+    }
+}

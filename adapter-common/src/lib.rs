@@ -1,0 +1,34 @@
+//! What every genesys-notify adapter shares, written once so the adapters stay thin and
+//! cannot drift apart: regions and the host rules ([`Endpoints`]), token sources
+//! ([`TokenSource`]), the HTTP requests each session action needs and the mapping of their
+//! answers to session inputs ([`http`]). No IO happens here: adapters move the bytes.
+#![deny(missing_docs)]
+
+mod endpoints;
+pub mod http;
+mod token;
+
+pub use endpoints::{Endpoints, Origin, Region};
+pub use token::{Credentials, PersistFn, TokenFn, TokenSource, TokenStep};
+
+/// A configuration problem, found before anything is sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// An unknown region name.
+    #[error("unknown region {given:?}; known regions: {known}")]
+    UnknownRegion {
+        /// What was given.
+        given: String,
+        /// The names that would work.
+        known: String,
+    },
+    /// A base URL that cannot be used.
+    #[error("cannot use {url:?}: {why}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        why: String,
+    },
+}

@@ -1,0 +1,447 @@
+//! End-to-end scenario machinery: run an adapter against the simulator under a fault timeline
+//! and account for every event the simulator published — delivered, lost inside a reported
+//! gap, or lost outside one (a bug) — plus duplicates, recoveries and request counts.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    missing_docs
+)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use genesys_notify_core::{Event, GapReason, Instant, Status};
+use genesys_notify_sim::{Fault, Sim, SimConfig};
+
+/// How the client logs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Creds {
+    /// Client id and secret.
+    ClientCredentials,
+    /// The refresh-token grant with the simulator's refresh token.
+    RefreshToken,
+}
+
+/// One row of the scenario table.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub sim: SimConfig,
+    pub session: genesys_notify_core::Config,
+    pub topics: Vec<&'static str>,
+    pub run_for: Duration,
+    /// Faults applied by the test at these times after the session went live.
+    pub faults: Vec<(Duration, Fault)>,
+    pub creds: Creds,
+    pub expect_login_required: bool,
+    pub max_token_requests: usize,
+    pub max_channel_requests: usize,
+    /// The simulator's connectUri points elsewhere: nothing may connect.
+    pub foreign_connect_uri: bool,
+}
+
+impl Scenario {
+    /// Short lifetimes and quick liveness so a scenario fits in seconds.
+    pub fn new(name: &'static str) -> Scenario {
+        let session = genesys_notify_core::Config {
+            idle_timeout: Duration::from_millis(1500),
+            ping_timeout: Duration::from_millis(1000),
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_secs(2),
+            stable_after: Duration::from_secs(3),
+            maintenance_grace: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(5),
+            max_channel_creations_per_minute: 30,
+            ..genesys_notify_core::Config::default()
+        };
+        Scenario {
+            name,
+            sim: SimConfig {
+                rate: 20.0,
+                heartbeat: Duration::from_secs(5),
+                maintenance_grace: Duration::from_secs(2),
+                ..SimConfig::default()
+            },
+            session,
+            topics: vec![
+                "v2.users.u1.presence",
+                "v2.routing.queues.q1.conversations",
+                "v2.users.u2.presence",
+            ],
+            run_for: Duration::from_secs(6),
+            faults: Vec::new(),
+            creds: Creds::ClientCredentials,
+            expect_login_required: false,
+            max_token_requests: 4,
+            max_channel_requests: 4,
+            foreign_connect_uri: false,
+        }
+    }
+}
+
+/// What an adapter under test must offer.
+pub trait Running {
+    fn next_event(&mut self, timeout: Duration) -> Option<Event>;
+    fn wall_time(&self, at: Instant) -> SystemTime;
+    fn status(&self) -> Status;
+    fn close(&mut self);
+}
+
+/// Starts an adapter's client against a running simulator.
+pub trait Adapter {
+    fn name(&self) -> &'static str;
+    fn start(&self, scenario: &Scenario, sim: &Sim) -> Box<dyn Running>;
+}
+
+#[derive(Debug, Clone)]
+pub struct Gap {
+    pub topics: BTreeSet<String>,
+    pub from: SystemTime,
+    pub to: SystemTime,
+    pub reason: GapReason,
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub published: u64,
+    pub delivered: u64,
+    pub duplicates: u64,
+    pub lost_inside_gaps: u64,
+    pub lost_outside_gaps: u64,
+    pub gaps: Vec<Gap>,
+    pub login_required: bool,
+    pub token_requests: usize,
+    pub channel_requests: usize,
+    pub upgrades: usize,
+    pub warnings: Vec<String>,
+    pub rejected_topics: Vec<String>,
+    pub statuses: Vec<Status>,
+    /// Per topic, the first missing sequence numbers outside gaps (for diagnosis).
+    pub unexplained: BTreeMap<String, Vec<u64>>,
+}
+
+impl Outcome {
+    pub fn max_recovery_ms(&self) -> u128 {
+        self.gaps
+            .iter()
+            .map(|g| g.to.duration_since(g.from).unwrap_or_default().as_millis())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "published={} delivered={} duplicates={} gaps={} lost_inside_gaps={} lost_outside_gaps={} max_recovery_ms={} token_requests={} channel_requests={} upgrades={} login_required={}",
+            self.published,
+            self.delivered,
+            self.duplicates,
+            self.gaps.len(),
+            self.lost_inside_gaps,
+            self.lost_outside_gaps,
+            self.max_recovery_ms(),
+            self.token_requests,
+            self.channel_requests,
+            self.upgrades,
+            self.login_required
+        )
+    }
+}
+
+/// Time allowed between a server-side publish and the edge of a gap: publishing, socket
+/// writes and the session's view of "now" are not one instant.
+const SLACK: Duration = Duration::from_millis(1000);
+
+/// Runs one scenario and accounts for every published event.
+pub fn run(scenario: &Scenario, adapter: &dyn Adapter) -> Outcome {
+    let mut sim_cfg = scenario.sim.clone();
+    if scenario.foreign_connect_uri {
+        sim_cfg.connect_uri_base = Some("ws://192.0.2.1:9".to_owned());
+    }
+    let sim = Sim::start(sim_cfg).unwrap();
+    let mut client = adapter.start(scenario, &sim);
+    let mut events = Vec::new();
+    let started = std::time::Instant::now();
+    // Wait until live (or a login is required) before the fault clock starts.
+    let live_by = started + Duration::from_secs(10);
+    while std::time::Instant::now() < live_by {
+        if let Some(e) = client.next_event(Duration::from_millis(50)) {
+            events.push((SystemTime::now(), e));
+        }
+        if matches!(client.status(), Status::Live | Status::LoginRequired)
+            || scenario.foreign_connect_uri
+        {
+            break;
+        }
+    }
+    let t0 = std::time::Instant::now();
+    let mut faults = scenario.faults.clone();
+    faults.sort_by_key(|(at, _)| *at);
+    let mut next_fault = 0;
+    while t0.elapsed() < scenario.run_for {
+        while next_fault < faults.len() && t0.elapsed() >= faults[next_fault].0 {
+            sim.fault(&faults[next_fault].1);
+            next_fault += 1;
+        }
+        if let Some(e) = client.next_event(Duration::from_millis(20)) {
+            events.push((SystemTime::now(), e));
+        }
+    }
+    let stats = sim.stats();
+    let published: BTreeMap<String, u64> = stats.published.clone();
+    let settle = std::time::Instant::now() + Duration::from_millis(700);
+    while std::time::Instant::now() < settle {
+        if let Some(e) = client.next_event(Duration::from_millis(20)) {
+            events.push((SystemTime::now(), e));
+        }
+    }
+    client.close();
+    while let Some(e) = client.next_event(Duration::from_millis(10)) {
+        events.push((SystemTime::now(), e));
+    }
+    let mut out = Outcome {
+        token_requests: stats.count("token"),
+        channel_requests: stats.count("channels.create"),
+        upgrades: stats.count("upgrade"),
+        ..Outcome::default()
+    };
+    let mut delivered: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    let mut login_required_at = None;
+    for (arrived, e) in &events {
+        match e {
+            Event::Notification { raw, .. } => {
+                let v: serde_json::Value = serde_json::from_str(raw).unwrap();
+                let topic = v["topicName"].as_str().unwrap_or_default().to_owned();
+                if let Some(seq) = v["eventBody"]["seq"].as_u64() {
+                    out.delivered += 1;
+                    if !delivered.entry(topic).or_default().insert(seq) {
+                        out.duplicates += 1;
+                    }
+                }
+            }
+            Event::Gap {
+                topics,
+                from,
+                to,
+                reason,
+            } => out.gaps.push(Gap {
+                topics: topics.iter().map(|t| t.as_str().to_owned()).collect(),
+                from: client.wall_time(*from),
+                to: client.wall_time(*to),
+                reason: *reason,
+            }),
+            Event::LoginRequired { .. } => {
+                out.login_required = true;
+                login_required_at.get_or_insert(*arrived);
+            }
+            Event::Warning(w) => out.warnings.push(w.to_string()),
+            Event::TopicRejected { topic, .. } => out.rejected_topics.push(topic.clone()),
+            Event::Status(s) => out.statuses.push(*s),
+            _ => {}
+        }
+    }
+    for topic in &scenario.topics {
+        if out.rejected_topics.iter().any(|t| t == topic) {
+            continue;
+        }
+        let last = published.get(*topic).copied().unwrap_or(0);
+        out.published += last;
+        let log = sim.publish_log(topic);
+        let got = delivered.get(*topic);
+        for seq in 1..=last {
+            if got.is_some_and(|g| g.contains(&seq)) {
+                continue;
+            }
+            let at = log
+                .get(usize::try_from(seq - 1).unwrap_or(usize::MAX))
+                .map(|ms| {
+                    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(*ms).unwrap_or(0))
+                });
+            let explained = at.is_some_and(|p| {
+                let in_gap = out
+                    .gaps
+                    .iter()
+                    .any(|g| g.topics.contains(*topic) && p + SLACK >= g.from && p <= g.to + SLACK);
+                let after_login_required =
+                    login_required_at.is_some_and(|l: SystemTime| p + SLACK >= l);
+                in_gap || after_login_required
+            });
+            if explained {
+                out.lost_inside_gaps += 1;
+            } else {
+                out.lost_outside_gaps += 1;
+                let v = out.unexplained.entry((*topic).to_owned()).or_default();
+                if v.len() < 10 {
+                    v.push(seq);
+                }
+            }
+        }
+    }
+    drop(sim);
+    out
+}
+
+/// Asserts what every scenario promises, with the outcome in the message.
+pub fn check(scenario: &Scenario, adapter: &str, out: &Outcome) {
+    println!("scenario {} adapter={adapter} {out}", scenario.name);
+    let ctx = format!(
+        "{} [{adapter}]: {out}\nunexplained: {:?}\nwarnings: {:?}",
+        scenario.name, out.unexplained, out.warnings
+    );
+    assert_eq!(
+        out.lost_outside_gaps, 0,
+        "events lost outside a reported gap — {ctx}"
+    );
+    assert_eq!(out.duplicates, 0, "duplicates — {ctx}");
+    assert_eq!(
+        out.login_required, scenario.expect_login_required,
+        "login required? — {ctx}"
+    );
+    assert!(
+        out.token_requests <= scenario.max_token_requests,
+        "too many token requests — {ctx}"
+    );
+    assert!(
+        out.channel_requests <= scenario.max_channel_requests,
+        "too many channel requests — {ctx}"
+    );
+    if !scenario.expect_login_required && !scenario.foreign_connect_uri {
+        assert!(out.delivered > 0, "nothing delivered — {ctx}");
+        assert_eq!(out.statuses.last(), Some(&Status::Closed), "{ctx}");
+    }
+}
+
+fn fault(s: &str) -> Fault {
+    s.parse().unwrap()
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// The scenario table, shared by every adapter's test file.
+pub fn scenario(name: &'static str) -> Scenario {
+    use genesys_notify_sim::OnExpiry;
+    let mut s = Scenario::new(name);
+    match name {
+        "steady" => {
+            s.run_for = secs(3.0);
+            s.max_token_requests = 1;
+            s.max_channel_requests = 1;
+        }
+        "token_expiry_close_1000"
+        | "token_expiry_close_4001"
+        | "token_expiry_silent"
+        | "token_expiry_keep_open" => {
+            s.sim.token_ttl = secs(4.0);
+            s.sim.on_token_expiry = match name {
+                "token_expiry_close_1000" => OnExpiry::Close(1000),
+                "token_expiry_close_4001" => OnExpiry::Close(4001),
+                "token_expiry_silent" => OnExpiry::Silent,
+                _ => OnExpiry::KeepOpen,
+            };
+            s.run_for = secs(9.0);
+            s.max_token_requests = 6;
+            s.max_channel_requests = 6;
+        }
+        "channel_expiry" => {
+            s.sim.channel_ttl = secs(4.0);
+            s.run_for = secs(9.0);
+            s.max_token_requests = 1;
+            s.max_channel_requests = 5;
+        }
+        "socket_closing" => {
+            s.faults = vec![(secs(1.0), Fault::SocketClosing)];
+            s.max_channel_requests = 2;
+        }
+        "abrupt_drop" => {
+            s.faults = vec![(secs(1.0), Fault::Drop)];
+            s.max_channel_requests = 1;
+        }
+        "half_open" => {
+            s.faults = vec![(secs(1.0), Fault::HalfOpen)];
+            s.max_channel_requests = 1;
+        }
+        "token_429" => {
+            s.faults = vec![
+                (secs(1.0), fault("fail token 2 429 1")),
+                (secs(1.0), Fault::ExpireTokens),
+            ];
+            s.run_for = secs(7.0);
+            s.max_token_requests = 5;
+        }
+        "channel_429" => {
+            s.faults = vec![
+                (secs(1.0), fault("fail channel 2 429 1")),
+                (secs(1.0), fault("fail upgrade 1 404")),
+                (secs(1.0), Fault::Drop),
+            ];
+            s.run_for = secs(7.0);
+            s.max_channel_requests = 4;
+        }
+        "storm_503" => {
+            s.faults = vec![
+                (secs(1.0), fault("fail channel 5 503")),
+                (secs(1.0), fault("fail upgrade 1 404")),
+                (secs(1.0), Fault::Drop),
+            ];
+            s.run_for = secs(10.0);
+            s.max_channel_requests = 7;
+        }
+        "revoked_refresh_token" => {
+            s.creds = Creds::RefreshToken;
+            s.sim.token_ttl = secs(3.0);
+            s.faults = vec![(secs(0.5), Fault::RevokeRefreshTokens)];
+            s.run_for = secs(5.0);
+            s.expect_login_required = true;
+            s.max_token_requests = 2;
+            s.max_channel_requests = 1;
+        }
+        "displaced" => {
+            s.sim.displaced_close_code = 4000;
+            s.faults = vec![(secs(1.0), Fault::Displace)];
+            s.max_channel_requests = 2;
+        }
+        "malformed_frames" => {
+            s.faults = ["not_json", "truncated", "oversized", "unknown_topic"]
+                .iter()
+                .map(|k| (secs(1.0), fault(&format!("malformed {k}"))))
+                .collect();
+            s.max_channel_requests = 1;
+        }
+        "forbidden_topic" => {
+            s.topics = vec![
+                "v2.users.u1.presence",
+                "v2.forbidden.secret",
+                "v2.users.u2.presence",
+            ];
+            s.max_channel_requests = 1;
+        }
+        "foreign_connect_uri" => {
+            s.foreign_connect_uri = true;
+            s.run_for = secs(3.0);
+            s.max_token_requests = 1;
+            s.max_channel_requests = 30;
+        }
+        "client_credentials_two_expiries" => {
+            s.sim.token_ttl = secs(3.0);
+            s.sim.on_token_expiry = OnExpiry::Close(1000);
+            s.run_for = secs(8.0);
+            s.max_token_requests = 6;
+            s.max_channel_requests = 6;
+        }
+        "tls" => {
+            s.sim.tls = true;
+            s.run_for = secs(3.0);
+            s.faults = vec![(secs(1.0), Fault::Drop)];
+            s.max_token_requests = 1;
+            s.max_channel_requests = 1;
+        }
+        other => panic!("no scenario named {other}"),
+    }
+    s
+}
