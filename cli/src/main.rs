@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod sim_cmd;
+mod tail;
 
 use std::process::ExitCode;
 
@@ -17,6 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Stream notifications to stdout as JSON lines; lifecycle on stderr.
+    Tail(tail::TailArgs),
     /// Run the local Genesys Cloud simulator in the foreground.
     Sim(sim_cmd::SimArgs),
 }
@@ -24,6 +27,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Tail(args) => tail::run(args),
         Command::Sim(args) => sim_cmd::run(args),
     }
 }

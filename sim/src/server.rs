@@ -832,7 +832,14 @@ async fn socket_task<S>(
                         }
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(frame))) => {
+                    shared.lock().stats.client_close_codes.push(frame.map(|f| u16::from(f.code)));
+                    break;
+                }
+                None | Some(Err(_)) => {
+                    shared.lock().stats.client_close_codes.push(None);
+                    break;
+                }
                 Some(Ok(_)) => {}
             },
             out = rx.recv() => match out {

@@ -73,6 +73,8 @@ pub struct Stats {
     pub sockets_open: u64,
     /// Access tokens issued.
     pub tokens_issued: u64,
+    /// Close codes clients sent, in order (`None`: the socket ended without a close frame).
+    pub client_close_codes: Vec<Option<u16>>,
 }
 
 impl Stats {

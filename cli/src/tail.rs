@@ -1,0 +1,262 @@
+//! `genesys-notify tail`: notifications to stdout as JSON lines, lifecycle to stderr.
+//!
+//! This output is a contract that scripts rely on: stdout carries nothing but notifications,
+//! exactly as received, one per line; stderr carries lifecycle lines; exit codes are 0 (signal),
+//! 2 (usage) and 3 (login required).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use genesys_notify_blocking::{Client, Config, Credentials, Endpoints, Region, Secret, Topic};
+use genesys_notify_core::{Event, Instant};
+use serde_json::json;
+
+/// Options of `genesys-notify tail`.
+#[derive(Debug, Args)]
+pub(crate) struct TailArgs {
+    /// Genesys Cloud region: us_east_1, eu_west_1, … or its domain (mypurecloud.ie).
+    #[arg(long, conflicts_with_all = ["api_base", "login_base"], required_unless_present = "api_base")]
+    region: Option<String>,
+    /// API base URL instead of a region (the simulator, a gateway). http:// only on loopback.
+    #[arg(long, value_name = "URL")]
+    api_base: Option<String>,
+    /// Login base URL (default: the API base).
+    #[arg(long, value_name = "URL", requires = "api_base")]
+    login_base: Option<String>,
+    /// A topic to subscribe to, e.g. v2.users.{id}.presence (repeatable).
+    #[arg(long = "topic", value_name = "TOPIC", required = true)]
+    topics: Vec<String>,
+    /// Lifecycle lines on stderr: human text, or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// An extra trusted root certificate (PEM), e.g. from `genesys-notify sim --tls --cert-out`.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// Keep the refresh token in this file: read at start (instead of GENESYS_REFRESH_TOKEN),
+    /// rewritten whenever the server rotates it.
+    #[arg(long, value_name = "FILE")]
+    refresh_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+const USAGE_CREDENTIALS: &str = "set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (client credentials; add \
+GENESYS_REFRESH_TOKEN or --refresh-token-file for the refresh-token grant), or GENESYS_ACCESS_TOKEN alone (a static token)";
+
+fn usage(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn credentials(args: &TailArgs) -> Result<Credentials, String> {
+    let id = env("GENESYS_CLIENT_ID");
+    let secret = env("GENESYS_CLIENT_SECRET");
+    let refresh = match &args.refresh_token_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
+            Ok(_) => return Err(format!("--refresh-token-file {} is empty", path.display())),
+            Err(e) => {
+                return Err(format!(
+                    "cannot read --refresh-token-file {}: {e}",
+                    path.display()
+                ))
+            }
+        },
+        None => env("GENESYS_REFRESH_TOKEN"),
+    };
+    match (id, secret, refresh, env("GENESYS_ACCESS_TOKEN")) {
+        (Some(client_id), Some(secret), Some(refresh), _) => {
+            let file = args.refresh_token_file.clone();
+            Ok(Credentials::RefreshToken {
+                client_id,
+                client_secret: Secret::new(secret),
+                refresh_token: Secret::new(refresh),
+                persist: Box::new(move |t| {
+                    match &file {
+                    Some(path) => std::fs::write(path, t.expose()).map_err(|e| format!("{}: {e}", path.display())),
+                    None => Err("no --refresh-token-file given; the rotated refresh token lives only in this process".to_owned()),
+                }
+                }),
+            })
+        }
+        (Some(client_id), Some(secret), None, _) => Ok(Credentials::ClientCredentials {
+            client_id,
+            client_secret: Secret::new(secret),
+        }),
+        (None, None, None, Some(token)) => Ok(Credentials::Static {
+            access_token: Secret::new(token),
+            expires_in: Duration::from_secs(86_400),
+        }),
+        (Some(_), None, _, _) => Err(format!(
+            "GENESYS_CLIENT_SECRET is missing: {USAGE_CREDENTIALS}"
+        )),
+        (None, Some(_), _, _) => Err(format!("GENESYS_CLIENT_ID is missing: {USAGE_CREDENTIALS}")),
+        _ => Err(format!("no credentials: {USAGE_CREDENTIALS}")),
+    }
+}
+
+fn endpoints(args: &TailArgs) -> Result<Endpoints, String> {
+    match (&args.region, &args.api_base) {
+        (Some(r), _) => r
+            .parse::<Region>()
+            .map(Endpoints::region)
+            .map_err(|e| e.to_string()),
+        (None, Some(api)) => {
+            Endpoints::custom(api, args.login_base.as_deref()).map_err(|e| e.to_string())
+        }
+        (None, None) => Err("give --region or --api-base".to_owned()),
+    }
+}
+
+pub(crate) fn run(args: TailArgs) -> ExitCode {
+    let endpoints = match endpoints(&args) {
+        Ok(e) => e,
+        Err(e) => return usage(e),
+    };
+    let creds = match credentials(&args) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let mut topics = Vec::new();
+    for t in &args.topics {
+        match Topic::new(t.as_str()) {
+            Ok(t) => topics.push(t),
+            Err(e) => return usage(format!("--topic: {e}")),
+        }
+    }
+    let extra_root_pem = match &args.ca_cert {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(p) => Some(p),
+            Err(e) => return usage(format!("cannot read --ca-cert {}: {e}", path.display())),
+        },
+        None => None,
+    };
+    let mut config = Config::new(endpoints, creds);
+    config.topics = topics;
+    config.extra_root_pem = extra_root_pem;
+    let mut client = match Client::connect(config) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let closer = client.closer();
+    if let Err(e) = ctrlc::set_handler(move || closer.close()) {
+        eprintln!("error: cannot install the signal handler: {e}");
+        return ExitCode::FAILURE;
+    }
+    let log = Log {
+        format: args.log_format,
+    };
+    let stdout = std::io::stdout();
+    while let Some(event) = client.next_event(Duration::from_secs(3600)) {
+        match event {
+            Event::Notification { raw, .. } => {
+                let mut out = stdout.lock();
+                // Whitespace newlines only: JSON strings cannot hold a raw newline.
+                let line = if raw.contains(['\n', '\r']) {
+                    raw.replace(['\n', '\r'], " ")
+                } else {
+                    raw
+                };
+                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                    // The reader went away (a closed pipe): stop cleanly.
+                    client.close();
+                    return ExitCode::SUCCESS;
+                }
+            }
+            Event::LoginRequired { reason } => {
+                log.emit(
+                    "login_required",
+                    json!({ "reason": reason.to_string() }),
+                    &format!("login required: {reason}"),
+                );
+                client.close();
+                return ExitCode::from(3);
+            }
+            other => log.event(&client, &other),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+struct Log {
+    format: LogFormat,
+}
+
+fn rfc3339(client: &Client, at: Instant) -> String {
+    jiff::Timestamp::try_from(client.to_system_time(at))
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+impl Log {
+    fn emit(&self, event: &str, mut fields: serde_json::Value, text: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = match self.format {
+            LogFormat::Json => {
+                fields["event"] = json!(event);
+                writeln!(err, "{fields}")
+            }
+            LogFormat::Text => writeln!(
+                err,
+                "{} {text}",
+                jiff::Timestamp::now().strftime("%H:%M:%S")
+            ),
+        };
+    }
+
+    fn event(&self, client: &Client, e: &Event) {
+        match e {
+            Event::Status(s) => self.emit(
+                "status",
+                json!({ "status": s.to_string() }),
+                &format!("status: {s}"),
+            ),
+            Event::Gap {
+                topics,
+                from,
+                to,
+                reason,
+            } => {
+                let names: Vec<&str> = topics.iter().map(Topic::as_str).collect();
+                let (f, t) = (rfc3339(client, *from), rfc3339(client, *to));
+                self.emit(
+                    "gap",
+                    json!({ "topics": names, "from": f, "to": t, "reason": reason.to_string() }),
+                    &format!("gap: {} topic(s) not covered from {f} to {t} ({reason}); re-read their state: {}", names.len(), names.join(", ")),
+                );
+            }
+            Event::TopicRejected { topic, reason } => self.emit(
+                "topic_rejected",
+                json!({ "topic": topic, "reason": reason }),
+                &format!("topic rejected: {topic}: {reason}"),
+            ),
+            Event::TokenRotated => self.emit("token_rotated", json!({}), "refresh token rotated"),
+            Event::Warning(w) => self.emit(
+                "warning",
+                json!({ "message": w.to_string() }),
+                &format!("warning: {w}"),
+            ),
+            Event::LoginRequired { reason } => self.emit(
+                "login_required",
+                json!({ "reason": reason.to_string() }),
+                &format!("login required: {reason}"),
+            ),
+            other => self.emit(
+                "other",
+                json!({ "debug": format!("{other:?}") }),
+                &format!("{other:?}"),
+            ),
+        }
+    }
+}
