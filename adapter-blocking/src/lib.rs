@@ -39,8 +39,9 @@ use std::time::{Duration, SystemTime};
 use genesys_notify_adapter_common::http::{self, HttpAnswer, HttpRequest};
 use genesys_notify_adapter_common::TokenStep;
 pub use genesys_notify_adapter_common::{ConfigError, Credentials, Endpoints, Region, TokenSource};
+pub use genesys_notify_core::Action;
 use genesys_notify_core::{
-    Action, ConnId, Error as CoreError, Event, Input, Instant, Session, Status, UsageError,
+    ConnId, Error as CoreError, Event, Input, Instant, Session, Status, UsageError,
 };
 pub use genesys_notify_core::{Secret, Topic};
 
@@ -64,6 +65,9 @@ pub struct Config {
     pub http_timeout: Duration,
     /// Seed for backoff jitter; default: from the clock.
     pub seed: Option<u64>,
+    /// Called with every action the session takes, before it is performed (for logs and
+    /// timelines; the action's `Debug` form redacts secrets).
+    pub on_action: Option<Box<dyn FnMut(&Action) + Send>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -89,6 +93,7 @@ impl Config {
             max_frame_size: 8 << 20,
             http_timeout: Duration::from_secs(30),
             seed: None,
+            on_action: None,
         }
     }
 }
@@ -136,6 +141,7 @@ pub struct Client {
     finished: Vec<JoinHandle<()>>,
     socket_config: socket::Settings,
     events: VecDeque<Event>,
+    on_action: Option<Box<dyn FnMut(&Action) + Send>>,
     mono_start: std::time::Instant,
     wall_start: SystemTime,
     last_mono: std::time::Instant,
@@ -187,6 +193,7 @@ impl Client {
                 connect_timeout: config.http_timeout,
             },
             events: VecDeque::new(),
+            on_action: config.on_action,
             mono_start,
             wall_start,
             last_mono: mono_start,
@@ -336,6 +343,9 @@ impl Client {
     /// Performs every pending action and collects every pending event.
     fn drain(&mut self) {
         while let Some(action) = self.session.poll_action() {
+            if let Some(f) = self.on_action.as_mut() {
+                f(&action);
+            }
             self.perform(action);
         }
         while let Some(e) = self.session.poll_event() {

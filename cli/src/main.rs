@@ -1,6 +1,7 @@
 //! `genesys-notify`: the command-line tool.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod demo;
 mod sim_cmd;
 mod tail;
 
@@ -18,6 +19,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Watch a live session survive token expiry, rollover, maintenance, drops and a 429
+    /// against the built-in simulator (no account needed).
+    Demo(demo::DemoArgs),
     /// Stream notifications to stdout as JSON lines; lifecycle on stderr.
     Tail(tail::TailArgs),
     /// Run the local Genesys Cloud simulator in the foreground.
@@ -27,6 +31,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Tail(args) => tail::run(args),
         Command::Sim(args) => sim_cmd::run(args),
     }

@@ -172,6 +172,9 @@ struct Link {
     sub_retry_at: Option<Instant>,
     /// Topics the server confirmed on this channel.
     server_topics: BTreeSet<Topic>,
+    /// Set on the active link once its replacement is ready: `Some(false)` until a frame
+    /// arrives on it, proving it delivered everything sent before the replacement took over.
+    handover_proof: Option<bool>,
 }
 
 impl Link {
@@ -191,6 +194,7 @@ impl Link {
             sub_dirty: false,
             sub_retry_at: None,
             server_topics: BTreeSet::new(),
+            handover_proof: None,
         }
     }
 
@@ -1244,8 +1248,41 @@ impl Session {
         // The standby takes over only once it covers the whole current set; a change made
         // while its first PUT was in flight goes out first.
         if w == Which::Standby && !l.sub_dirty {
-            self.promote_standby();
+            self.standby_ready();
         }
+    }
+
+    /// The standby is subscribed. It takes over once the old socket has shown a sign of life
+    /// since (a frame proves that everything sent before it arrived); a ping asks for one. A
+    /// silent old socket dies at its ping timeout and the gap is reported.
+    fn standby_ready(&mut self) {
+        let now = self.now;
+        let ping_timeout = self.cfg.ping_timeout;
+        let Some(a) = self.active.as_mut() else {
+            self.promote_standby();
+            return;
+        };
+        match a.handover_proof {
+            Some(true) => self.promote_standby(),
+            Some(false) => {}
+            None => {
+                a.handover_proof = Some(false);
+                if let (Step::Open { conn }, None) = (&a.step, a.ping_due) {
+                    let conn = *conn;
+                    a.ping_due = Some(now + ping_timeout);
+                    self.actions.push_back(Action::Send {
+                        conn,
+                        text: PING.to_owned(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn standby_is_ready(&self) -> bool {
+        self.standby
+            .as_ref()
+            .is_some_and(|s| s.is_live() && !s.sub_dirty && s.sub.is_none())
     }
 
     /// The standby is live: it takes over and the old socket closes (make-before-break).
@@ -1426,12 +1463,9 @@ impl Session {
                     frame::correlation_id(metadata).hash(&mut h);
                     body.hash(&mut h);
                     let key = h.finish();
-                    match self.dedup.seen.get(&key) {
-                        Some(&first) if first != tag => return,
-                        Some(_) => {}
-                        None => {
-                            self.dedup.seen.insert(key, tag);
-                        }
+                    let first = *self.dedup.seen.entry(key).or_insert(tag);
+                    if first != tag {
+                        return self.after_frame(w);
                     }
                 }
                 let topic = topic.into_owned();
@@ -1442,6 +1476,23 @@ impl Session {
                 self.malformed += 1;
                 let count = self.malformed;
                 self.warn(ProtocolError::MalformedFrame { why, count });
+            }
+        }
+        self.after_frame(w);
+    }
+
+    /// A frame on the active link while its replacement waits is the proof it needs.
+    fn after_frame(&mut self, w: Which) {
+        if w != Which::Active {
+            return;
+        }
+        let Some(a) = self.active.as_mut() else {
+            return;
+        };
+        if a.handover_proof == Some(false) {
+            a.handover_proof = Some(true);
+            if self.standby_is_ready() {
+                self.promote_standby();
             }
         }
     }
@@ -1551,18 +1602,18 @@ impl Session {
             }
         }
         if w == Which::Active && old.is_live() {
-            // A dead socket may have lost everything since its last frame; a closed one
-            // delivered everything before the close.
-            let (from, reason) = match (old.suspect_since, reason) {
+            // A close frame from the server proves everything sent before it arrived. A socket
+            // the session gives up on itself is proven only up to its last frame.
+            let (from, reason) = match (old.suspect_since, close_socket) {
                 (Some(since), _) => (since, GapReason::Suspended),
-                (None, GapReason::SocketDead) => (old.last_rx, reason),
-                (None, _) => (now, reason),
+                (None, true) => (old.last_rx, reason),
+                (None, false) => (now, reason),
             };
-            // A standby that is already subscribed keeps covering what it has.
+            // A standby subscribed before the coverage ended keeps covering what it has.
             let still = self
                 .standby
                 .as_ref()
-                .filter(|s| s.is_live())
+                .filter(|s| s.is_live() && s.live_since.is_some_and(|l| l <= from))
                 .map(|s| &s.server_topics);
             for t in old.server_topics.intersection(&self.topics) {
                 if !still.is_some_and(|s| s.contains(t)) {
@@ -1641,10 +1692,11 @@ impl Session {
             }
         }
         if let Some(l) = self.active.take().filter(Link::is_live) {
+            let from = l.suspect_since.unwrap_or(l.last_rx).min(now);
             for t in l.server_topics.intersection(&self.topics) {
                 self.uncovered
                     .entry(t.clone())
-                    .or_insert((now, GapReason::LoginRequired));
+                    .or_insert((from, GapReason::LoginRequired));
             }
         }
         self.standby = None;

@@ -541,8 +541,9 @@ impl Driver {
             prop_assert_eq!(*to, self.s.now());
             prop_assert!(from <= to);
             for t in topics {
+                // A gap may also start in the past without an observed loss: a socket found
+                // dead is reported from its last frame, while it still looked covered.
                 let lost = self.lost.remove(t.as_str());
-                prop_assert!(lost.is_some(), "gap for {} which never lost coverage", t);
                 prop_assert!(*from <= lost.unwrap_or(*from));
                 prop_assert!(gapped.insert(t.as_str().to_owned()), "two gaps for {}", t);
             }

@@ -654,3 +654,30 @@ fn rule17_bad_input_is_a_warning() {
     assert_eq!(malformed, 2);
     snap("rule17_bad_input", &h);
 }
+
+#[test]
+fn rule04_renewal_over_a_silent_old_socket_reports_the_gap() {
+    let mut h = Harness::new(cfg(), 18);
+    h.world.token_ttl = secs(300);
+    h.subscribe(&[T1]);
+    h.serve();
+    h.quiet_liveness = false;
+    h.run_for(secs(260));
+    h.publish(T1, 1);
+    h.note("the old socket goes silent just before the renewal");
+    let old = h.conn();
+    h.world.silent.insert(old);
+    h.run_for(secs(20));
+    h.publish(T1, 2);
+    let gaps = h.gaps();
+    assert_eq!(
+        gaps.len(),
+        1,
+        "the silent stretch of the old socket is reported"
+    );
+    assert!(
+        matches!(gaps[0], Event::Gap { from, reason: GapReason::SocketDead, .. } if *from == Instant::from_secs(260))
+    );
+    assert!(h.delivered.contains(&(T1.to_owned(), 2)));
+    snap("rule04_renewal_silent_old_socket", &h);
+}

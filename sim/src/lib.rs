@@ -27,6 +27,7 @@
 
 mod duration;
 mod fault;
+mod ledger;
 mod server;
 mod state;
 mod tls;
@@ -37,6 +38,7 @@ use std::time::Duration;
 
 pub use duration::parse_duration;
 pub use fault::{parse_script, Endpoint, Fault, FaultParseError, Malformed, ScriptStep};
+pub use ledger::{Ledger, Tally};
 pub use state::{RequestRecord, Stats};
 
 /// What happens to an open socket when something it depends on ends.

@@ -846,6 +846,9 @@ async fn socket_task<S>(
                 Some(Out::Text(t)) => {
                     if !silent && sink.send(Message::text(t)).await.is_err() { break; }
                 }
+                // A half-open connection delivers nothing, not even its end: the client
+                // must find out by itself.
+                Some(Out::Close(..) | Out::Drop) if silent => {}
                 Some(Out::Close(code, reason)) => {
                     let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
                     let _ = sink.send(Message::Close(Some(frame))).await;

@@ -13,7 +13,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use genesys_notify_core::{Event, GapReason, Instant, Status};
-use genesys_notify_sim::{Fault, Sim, SimConfig};
+use genesys_notify_sim::{Fault, Ledger, Sim, SimConfig};
 
 /// How the client logs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,34 +209,28 @@ pub fn run(scenario: &Scenario, adapter: &dyn Adapter) -> Outcome {
         upgrades: stats.count("upgrade"),
         ..Outcome::default()
     };
-    let mut delivered: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
-    let mut login_required_at = None;
+    let mut ledger = Ledger::new();
     for (arrived, e) in &events {
         match e {
-            Event::Notification { raw, .. } => {
-                let v: serde_json::Value = serde_json::from_str(raw).unwrap();
-                let topic = v["topicName"].as_str().unwrap_or_default().to_owned();
-                if let Some(seq) = v["eventBody"]["seq"].as_u64() {
-                    out.delivered += 1;
-                    if !delivered.entry(topic).or_default().insert(seq) {
-                        out.duplicates += 1;
-                    }
-                }
-            }
+            Event::Notification { raw, .. } => ledger.notification(raw),
             Event::Gap {
                 topics,
                 from,
                 to,
                 reason,
-            } => out.gaps.push(Gap {
-                topics: topics.iter().map(|t| t.as_str().to_owned()).collect(),
-                from: client.wall_time(*from),
-                to: client.wall_time(*to),
-                reason: *reason,
-            }),
+            } => {
+                let gap = Gap {
+                    topics: topics.iter().map(|t| t.as_str().to_owned()).collect(),
+                    from: client.wall_time(*from),
+                    to: client.wall_time(*to),
+                    reason: *reason,
+                };
+                ledger.gap(gap.topics.iter().cloned(), gap.from, gap.to);
+                out.gaps.push(gap);
+            }
             Event::LoginRequired { .. } => {
                 out.login_required = true;
-                login_required_at.get_or_insert(*arrived);
+                ledger.login_required(*arrived);
             }
             Event::Warning(w) => out.warnings.push(w.to_string()),
             Event::TopicRejected { topic, .. } => out.rejected_topics.push(topic.clone()),
@@ -244,43 +238,19 @@ pub fn run(scenario: &Scenario, adapter: &dyn Adapter) -> Outcome {
             _ => {}
         }
     }
-    for topic in &scenario.topics {
-        if out.rejected_topics.iter().any(|t| t == topic) {
-            continue;
-        }
-        let last = published.get(*topic).copied().unwrap_or(0);
-        out.published += last;
-        let log = sim.publish_log(topic);
-        let got = delivered.get(*topic);
-        for seq in 1..=last {
-            if got.is_some_and(|g| g.contains(&seq)) {
-                continue;
-            }
-            let at = log
-                .get(usize::try_from(seq - 1).unwrap_or(usize::MAX))
-                .map(|ms| {
-                    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(*ms).unwrap_or(0))
-                });
-            let explained = at.is_some_and(|p| {
-                let in_gap = out
-                    .gaps
-                    .iter()
-                    .any(|g| g.topics.contains(*topic) && p + SLACK >= g.from && p <= g.to + SLACK);
-                let after_login_required =
-                    login_required_at.is_some_and(|l: SystemTime| p + SLACK >= l);
-                in_gap || after_login_required
-            });
-            if explained {
-                out.lost_inside_gaps += 1;
-            } else {
-                out.lost_outside_gaps += 1;
-                let v = out.unexplained.entry((*topic).to_owned()).or_default();
-                if v.len() < 10 {
-                    v.push(seq);
-                }
-            }
-        }
-    }
+    let counted: Vec<&str> = scenario
+        .topics
+        .iter()
+        .copied()
+        .filter(|t| !out.rejected_topics.iter().any(|r| r == t))
+        .collect();
+    let tally = ledger.settle(&sim, &counted, &published, SLACK);
+    out.published = tally.published;
+    out.delivered = tally.delivered;
+    out.duplicates = tally.duplicates;
+    out.lost_inside_gaps = tally.lost_inside_gaps;
+    out.lost_outside_gaps = tally.lost_outside_gaps;
+    out.unexplained = tally.unexplained;
     drop(sim);
     out
 }
