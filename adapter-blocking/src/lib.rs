@@ -67,8 +67,11 @@ pub struct Config {
     pub seed: Option<u64>,
     /// Called with every action the session takes, before it is performed (for logs and
     /// timelines; the action's `Debug` form redacts secrets).
-    pub on_action: Option<Box<dyn FnMut(&Action) + Send>>,
+    pub on_action: Option<ActionObserver>,
 }
+
+/// Sees every action before it is performed.
+pub type ActionObserver = Box<dyn FnMut(&Action) + Send>;
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -141,7 +144,7 @@ pub struct Client {
     finished: Vec<JoinHandle<()>>,
     socket_config: socket::Settings,
     events: VecDeque<Event>,
-    on_action: Option<Box<dyn FnMut(&Action) + Send>>,
+    on_action: Option<ActionObserver>,
     mono_start: std::time::Instant,
     wall_start: SystemTime,
     last_mono: std::time::Instant,
