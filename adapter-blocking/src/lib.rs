@@ -37,6 +37,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use genesys_notify_adapter_common::http::{self, HttpAnswer, HttpRequest};
+use genesys_notify_adapter_common::Clock;
 use genesys_notify_adapter_common::TokenStep;
 pub use genesys_notify_adapter_common::{ConfigError, Credentials, Endpoints, Region, TokenSource};
 pub use genesys_notify_core::Action;
@@ -145,10 +146,7 @@ pub struct Client {
     socket_config: socket::Settings,
     events: VecDeque<Event>,
     on_action: Option<ActionObserver>,
-    mono_start: std::time::Instant,
-    wall_start: SystemTime,
-    last_mono: std::time::Instant,
-    last_wall: SystemTime,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Client {
@@ -159,20 +157,12 @@ impl std::fmt::Debug for Client {
     }
 }
 
-const SUSPEND_THRESHOLD: Duration = Duration::from_secs(5);
-
 impl Client {
     /// Validates the configuration and starts the session. Returns at once; the first token,
     /// channel and socket are fetched while you call [`next_event`](Self::next_event).
     pub fn connect(config: Config) -> Result<Client, ConnectError> {
-        let mono_start = std::time::Instant::now();
-        #[allow(clippy::disallowed_methods)]
-        let wall_start = SystemTime::now();
-        let seed = config.seed.unwrap_or_else(|| {
-            wall_start
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(7, |d| d.as_nanos() as u64)
-        });
+        let clock = Clock::new();
+        let seed = config.seed.unwrap_or_else(|| clock.seed());
         let mut session = Session::new(config.session, Instant::ZERO, seed)?;
         session.subscribe(Instant::ZERO, config.topics)?;
         let tls = socket::tls_config(config.extra_root_pem.as_deref())
@@ -197,10 +187,7 @@ impl Client {
             },
             events: VecDeque::new(),
             on_action: config.on_action,
-            mono_start,
-            wall_start,
-            last_mono: mono_start,
-            last_wall: wall_start,
+            clock,
         })
     }
 
@@ -223,7 +210,7 @@ impl Client {
             let wake = self
                 .session
                 .poll_timeout()
-                .map(|(at, _)| self.mono_start + Duration::from_millis(at.as_millis()));
+                .map(|(at, _)| self.clock.to_std(at));
             let until = match (wake, deadline) {
                 (Some(w), Some(d)) => w.min(d),
                 (Some(w), None) => w,
@@ -314,32 +301,18 @@ impl Client {
 
     /// The wall-clock time of a session instant (for matching gaps to server timestamps).
     pub fn to_system_time(&self, at: Instant) -> SystemTime {
-        self.wall_start + Duration::from_millis(at.as_millis())
+        self.clock.to_system_time(at)
     }
 
     fn now(&self) -> Instant {
-        Instant::from_millis(
-            u64::try_from(self.mono_start.elapsed().as_millis()).unwrap_or(u64::MAX),
-        )
+        self.clock.now()
     }
 
     /// A machine suspend stops the monotonic clock but not the wall clock.
-    #[allow(clippy::disallowed_methods)]
     fn detect_suspend(&mut self) {
-        let mono = std::time::Instant::now();
-        let wall = SystemTime::now();
-        let mono_d = mono - self.last_mono;
-        let wall_d = wall.duration_since(self.last_wall).unwrap_or_default();
-        self.last_mono = mono;
-        self.last_wall = wall;
-        if wall_d > mono_d + SUSPEND_THRESHOLD {
+        if let Some(slept) = self.clock.check_suspend() {
             let now = self.now();
-            self.session.handle_input(
-                now,
-                Input::Resumed {
-                    slept: wall_d - mono_d,
-                },
-            );
+            self.session.handle_input(now, Input::Resumed { slept });
         }
     }
 

@@ -4,10 +4,12 @@
 //! answers to session inputs ([`http`]). No IO happens here: adapters move the bytes.
 #![deny(missing_docs)]
 
+mod clock;
 mod endpoints;
 pub mod http;
 mod token;
 
+pub use clock::Clock;
 pub use endpoints::{Endpoints, Origin, Region};
 pub use token::{Credentials, PersistFn, TokenFn, TokenSource, TokenStep};
 

@@ -415,3 +415,70 @@ pub fn scenario(name: &'static str) -> Scenario {
     }
     s
 }
+
+/// What particular scenarios promise beyond [`check`].
+pub fn extra_checks(name: &str, out: &Outcome) {
+    match name {
+        "steady"
+        | "socket_closing"
+        | "token_expiry_close_1000"
+        | "channel_expiry"
+        | "client_credentials_two_expiries" => {
+            assert!(
+                out.gaps.is_empty(),
+                "{name}: planned renewals leave no gap: {out}"
+            );
+        }
+        "abrupt_drop" | "half_open" | "displaced" | "tls" => {
+            assert_eq!(out.gaps.len(), 1, "{name}: one gap for one loss: {out}");
+            assert!(out.max_recovery_ms() < 5_000, "{name}: {out}");
+        }
+        "malformed_frames" => {
+            assert!(
+                out.warnings
+                    .iter()
+                    .filter(|w| w.contains("malformed"))
+                    .count()
+                    >= 2,
+                "{:?}",
+                out.warnings
+            );
+        }
+        "forbidden_topic" => {
+            assert_eq!(out.rejected_topics, vec!["v2.forbidden.secret".to_owned()])
+        }
+        "foreign_connect_uri" => {
+            assert_eq!(out.upgrades, 0);
+            assert!(
+                out.warnings
+                    .iter()
+                    .any(|w| w.contains("connectUri refused")),
+                "{:?}",
+                out.warnings
+            );
+        }
+        _ => {}
+    }
+}
+
+/// One `#[test]` per scenario of the table, for the adapter value given.
+#[macro_export]
+macro_rules! scenario_tests {
+    ($adapter:expr) => {
+        $crate::scenario_tests!(@each $adapter;
+            steady, token_expiry_close_1000, token_expiry_close_4001, token_expiry_silent,
+            token_expiry_keep_open, channel_expiry, socket_closing, abrupt_drop, half_open,
+            token_429, channel_429, storm_503, revoked_refresh_token, displaced, malformed_frames,
+            forbidden_topic, foreign_connect_uri, client_credentials_two_expiries, tls);
+    };
+    (@each $adapter:expr; $($name:ident),*) => {$(
+        #[test]
+        fn $name() {
+            let s = $crate::scenario(stringify!($name));
+            let adapter = $adapter;
+            let out = $crate::run(&s, &adapter);
+            $crate::check(&s, $crate::Adapter::name(&adapter), &out);
+            $crate::extra_checks(stringify!($name), &out);
+        }
+    )*};
+}

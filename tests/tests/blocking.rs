@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use genesys_notify_blocking::{Client, Config, Credentials, Endpoints, Secret, Topic};
 use genesys_notify_core::{Event, Instant, Status};
 use genesys_notify_sim::Sim;
-use genesys_notify_tests::{check, run, scenario, Adapter, Creds, Running, Scenario};
+use genesys_notify_tests::{Adapter, Creds, Running, Scenario};
 
 struct Blocking;
 
@@ -54,80 +54,4 @@ impl Adapter for Blocking {
     }
 }
 
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {$(
-        #[test]
-        fn $name() {
-            let s = scenario(stringify!($name));
-            let out = run(&s, &Blocking);
-            check(&s, Blocking.name(), &out);
-            extra_checks(stringify!($name), &out);
-        }
-    )*};
-}
-
-fn extra_checks(name: &str, out: &genesys_notify_tests::Outcome) {
-    match name {
-        "steady"
-        | "socket_closing"
-        | "token_expiry_close_1000"
-        | "channel_expiry"
-        | "client_credentials_two_expiries" => {
-            assert!(
-                out.gaps.is_empty(),
-                "{name}: planned renewals leave no gap: {out}"
-            );
-        }
-        "abrupt_drop" | "half_open" | "displaced" | "tls" => {
-            assert_eq!(out.gaps.len(), 1, "{name}: one gap for one loss: {out}");
-            assert!(out.max_recovery_ms() < 5_000, "{name}: {out}");
-        }
-        "malformed_frames" => {
-            assert!(
-                out.warnings
-                    .iter()
-                    .filter(|w| w.contains("malformed"))
-                    .count()
-                    >= 2,
-                "{:?}",
-                out.warnings
-            );
-        }
-        "forbidden_topic" => {
-            assert_eq!(out.rejected_topics, vec!["v2.forbidden.secret".to_owned()])
-        }
-        "foreign_connect_uri" => {
-            assert_eq!(out.upgrades, 0);
-            assert!(
-                out.warnings
-                    .iter()
-                    .any(|w| w.contains("connectUri refused")),
-                "{:?}",
-                out.warnings
-            );
-        }
-        _ => {}
-    }
-}
-
-scenarios!(
-    steady,
-    token_expiry_close_1000,
-    token_expiry_close_4001,
-    token_expiry_silent,
-    token_expiry_keep_open,
-    channel_expiry,
-    socket_closing,
-    abrupt_drop,
-    half_open,
-    token_429,
-    channel_429,
-    storm_503,
-    revoked_refresh_token,
-    displaced,
-    malformed_frames,
-    forbidden_topic,
-    foreign_connect_uri,
-    client_credentials_two_expiries,
-    tls,
-);
+genesys_notify_tests::scenario_tests!(Blocking);

@@ -1,0 +1,506 @@
+//! The driver task: the core's loop over socket frames, HTTP results, commands and the next
+//! deadline, plus the socket and HTTP tasks it starts.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use genesys_notify_adapter_common::http::{self, HttpAnswer, HttpRequest};
+use genesys_notify_adapter_common::{Clock, Credentials, Endpoints, TokenSource, TokenStep};
+use genesys_notify_core::{
+    Action, ConnId, Error as CoreError, Event, Input, RequestError, Secret, Session, Status, Topic,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::Connector;
+use tracing::Instrument as _;
+
+use crate::queue;
+use crate::{Command, ConnectError, EventStream, Handle};
+
+pub(crate) struct Setup {
+    pub(crate) endpoints: Endpoints,
+    pub(crate) credentials: Credentials,
+    pub(crate) topics: Vec<Topic>,
+    pub(crate) session: genesys_notify_core::Config,
+    pub(crate) extra_root_pem: Option<String>,
+    pub(crate) max_frame_size: usize,
+    pub(crate) http_timeout: Duration,
+    pub(crate) queue_capacity: usize,
+    pub(crate) seed: Option<u64>,
+}
+
+enum Msg {
+    Input(Input),
+    Warning(String),
+}
+
+enum SocketCmd {
+    Text(String),
+    Close(u16),
+}
+
+struct Driver {
+    session: Session,
+    clock: Clock,
+    endpoints: Arc<Endpoints>,
+    tokens: Arc<Mutex<TokenSource>>,
+    http: reqwest::Client,
+    tls: Arc<rustls::ClientConfig>,
+    max_frame_size: usize,
+    inputs_tx: mpsc::UnboundedSender<Msg>,
+    inputs: mpsc::UnboundedReceiver<Msg>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    sockets: BTreeMap<ConnId, (mpsc::UnboundedSender<SocketCmd>, JoinHandle<()>)>,
+    closing: Vec<JoinHandle<()>>,
+    events: queue::Sender,
+    status: watch::Sender<Status>,
+    token: watch::Sender<Option<Secret>>,
+}
+
+static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+pub(crate) fn start(setup: Setup) -> Result<(Handle, EventStream), ConnectError> {
+    let clock = Clock::new();
+    let seed = setup.seed.unwrap_or_else(|| clock.seed());
+    let mut session = Session::new(setup.session, clock.now(), seed)?;
+    session.subscribe(clock.now(), setup.topics)?;
+    let tls = tls_config(setup.extra_root_pem.as_deref()).map_err(ConnectError::Tls)?;
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(rustls::ClientConfig::clone(&tls))
+        .timeout(setup.http_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ConnectError::Tls(e.to_string()))?;
+    let (commands_tx, commands) = mpsc::unbounded_channel();
+    let (inputs_tx, inputs) = mpsc::unbounded_channel();
+    let (events, stream) = queue::channel(setup.queue_capacity, commands_tx.clone());
+    let (status, status_rx) = watch::channel(session.status());
+    let (token, token_rx) = watch::channel(None);
+    let tokens = TokenSource::new(setup.credentials, &setup.endpoints);
+    let driver = Driver {
+        session,
+        clock,
+        endpoints: Arc::new(setup.endpoints),
+        tokens: Arc::new(Mutex::new(tokens)),
+        http,
+        tls,
+        max_frame_size: setup.max_frame_size,
+        inputs_tx,
+        inputs,
+        commands,
+        sockets: BTreeMap::new(),
+        closing: Vec::new(),
+        events,
+        status,
+        token,
+    };
+    let handle_clock = driver.clock.clone();
+    let id = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let span = tracing::info_span!("genesys_notify", session = id);
+    tokio::spawn(driver.run().instrument(span));
+    Ok((
+        Handle {
+            clock: handle_clock,
+            commands: commands_tx,
+            status: status_rx,
+            token: token_rx,
+        },
+        stream,
+    ))
+}
+
+fn lock(m: &Mutex<TokenSource>) -> std::sync::MutexGuard<'_, TokenSource> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let mut waiting_close: Vec<oneshot::Sender<()>> = Vec::new();
+        loop {
+            self.drain();
+            if self.session.status() == Status::Closed {
+                for h in self.closing.drain(..) {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+                }
+                self.events.close();
+                for w in waiting_close.drain(..) {
+                    let _ = w.send(());
+                }
+                tracing::debug!("session closed");
+                return;
+            }
+            let deadline = self.session.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some((at, _)) => {
+                        tokio::time::sleep_until(tokio::time::Instant::from_std(
+                            self.clock.to_std(at),
+                        ))
+                        .await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                msg = self.inputs.recv() => match msg {
+                    Some(Msg::Input(input)) => {
+                        self.suspend_check();
+                        let now = self.clock.now();
+                        self.session.handle_input(now, input);
+                    }
+                    Some(Msg::Warning(w)) => {
+                        tracing::warn!(warning = %w);
+                        self.events.push(self.clock.now(), Event::Warning(CoreError::Local(w)));
+                    }
+                    None => {}
+                },
+                cmd = self.commands.recv() => {
+                    let now = self.clock.now();
+                    match cmd {
+                        Some(Command::Subscribe(topics, reply)) => { let _ = reply.send(self.session.subscribe(now, topics)); }
+                        Some(Command::Unsubscribe(topics, reply)) => { let _ = reply.send(self.session.unsubscribe(now, topics.iter())); }
+                        Some(Command::Login(token, expires_in, reply)) => { let _ = reply.send(self.session.login(now, token, expires_in)); }
+                        Some(Command::ReportUnauthorized(token)) => self.session.report_unauthorized(now, &token),
+                        Some(Command::Close(reply)) => {
+                            waiting_close.push(reply);
+                            self.session.close(now);
+                        }
+                        // Every handle and the event stream are gone: nobody can hear us.
+                        None => self.session.close(now),
+                    }
+                }
+                () = sleep => {
+                    self.suspend_check();
+                    if let Some((_, why)) = deadline {
+                        tracing::debug!(reason = %why, "wake");
+                    }
+                    let now = self.clock.now();
+                    self.session.handle_timeout(now);
+                }
+            }
+        }
+    }
+
+    fn suspend_check(&mut self) {
+        if let Some(slept) = self.clock.check_suspend() {
+            tracing::info!(slept_ms = slept.as_millis() as u64, "machine resumed");
+            let now = self.clock.now();
+            self.session.handle_input(now, Input::Resumed { slept });
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(action) = self.session.poll_action() {
+            tracing::debug!(action = ?action);
+            self.perform(action);
+        }
+        let now = self.clock.now();
+        while let Some(e) = self.session.poll_event() {
+            match &e {
+                Event::Status(s) => tracing::info!(status = %s),
+                Event::Gap { topics, reason, .. } => {
+                    tracing::warn!(topics = topics.len(), reason = %reason, "gap")
+                }
+                Event::Warning(w) => tracing::warn!(warning = %w),
+                Event::LoginRequired { reason } => {
+                    tracing::error!(reason = %reason, "login required")
+                }
+                _ => {}
+            }
+            self.events.push(now, e);
+        }
+        let status = self.session.status();
+        self.status
+            .send_if_modified(|s| std::mem::replace(s, status) != status);
+        let token = self.session.access_token().cloned();
+        self.token.send_if_modified(|t| {
+            let changed = *t != token;
+            *t = token;
+            changed
+        });
+    }
+
+    fn perform(&mut self, action: Action) {
+        match action {
+            Action::RequestToken { req } => {
+                let tokens = Arc::clone(&self.tokens);
+                let client = self.http.clone();
+                let tx = self.inputs_tx.clone();
+                tokio::spawn(async move {
+                    let t = Arc::clone(&tokens);
+                    let step = tokio::task::spawn_blocking(move || lock(&t).begin(req)).await;
+                    let (input, problem) = match step {
+                        Ok(TokenStep::Done(input)) => (input, None),
+                        Ok(TokenStep::Http(request)) => {
+                            let answer = execute(&client, &request).await;
+                            match tokio::task::spawn_blocking(move || {
+                                lock(&tokens).finish(req, answer)
+                            })
+                            .await
+                            {
+                                Ok(done) => done,
+                                Err(e) => (
+                                    Input::TokenFailed {
+                                        req,
+                                        error: RequestError::network(format!(
+                                            "token source failed: {e}"
+                                        )),
+                                    },
+                                    None,
+                                ),
+                            }
+                        }
+                        Err(e) => (
+                            Input::TokenFailed {
+                                req,
+                                error: RequestError::network(format!("token source failed: {e}")),
+                            },
+                            None,
+                        ),
+                    };
+                    if let Some(p) = problem {
+                        let _ = tx.send(Msg::Warning(p));
+                    }
+                    let _ = tx.send(Msg::Input(input));
+                });
+            }
+            Action::CreateChannel { req, token } => {
+                let request = http::create_channel(&self.endpoints, &token);
+                let endpoints = Arc::clone(&self.endpoints);
+                self.spawn_http(request, move |a| http::channel_answer(req, &endpoints, a));
+            }
+            Action::PutSubscriptions {
+                req,
+                channel,
+                topics,
+                token,
+            } => {
+                let request = http::put_subscriptions(&self.endpoints, &channel, &topics, &token);
+                self.spawn_http(request, move |a| (http::subscriptions_answer(req, a), None));
+            }
+            Action::Connect { conn, url } => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let task = tokio::spawn(socket(
+                    conn,
+                    url,
+                    Arc::clone(&self.tls),
+                    self.max_frame_size,
+                    self.inputs_tx.clone(),
+                    rx,
+                ));
+                self.sockets.insert(conn, (tx, task));
+            }
+            Action::Send { conn, text } => {
+                if let Some((tx, _)) = self.sockets.get(&conn) {
+                    let _ = tx.send(SocketCmd::Text(text));
+                }
+            }
+            Action::Close { conn, code } => {
+                if let Some((tx, task)) = self.sockets.remove(&conn) {
+                    let _ = tx.send(SocketCmd::Close(code));
+                    self.closing.retain(|t| !t.is_finished());
+                    self.closing.push(task);
+                }
+            }
+            other => tracing::warn!(action = ?other, "unknown action ignored"),
+        }
+    }
+
+    fn spawn_http(
+        &self,
+        request: HttpRequest,
+        finish: impl FnOnce(Result<HttpAnswer, String>) -> (Input, Option<String>) + Send + 'static,
+    ) {
+        let client = self.http.clone();
+        let tx = self.inputs_tx.clone();
+        tokio::spawn(async move {
+            let (input, problem) = finish(execute(&client, &request).await);
+            if let Some(p) = problem {
+                let _ = tx.send(Msg::Warning(p));
+            }
+            let _ = tx.send(Msg::Input(input));
+        });
+    }
+}
+
+async fn execute(client: &reqwest::Client, r: &HttpRequest) -> Result<HttpAnswer, String> {
+    let method = reqwest::Method::from_bytes(r.method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut b = client.request(method, &r.url);
+    for (name, value) in &r.headers {
+        b = b.header(*name, value);
+    }
+    if let Some(body) = &r.body {
+        b = b.body(body.clone());
+    }
+    let resp = b.send().await.map_err(describe)?;
+    let header = |n: &str| {
+        resp.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let retry_after = header("retry-after");
+    let date = header("date");
+    let status = resp.status().as_u16();
+    let body = resp.text().await.map_err(describe)?;
+    Ok(HttpAnswer {
+        status,
+        retry_after,
+        date,
+        body,
+    })
+}
+
+/// reqwest errors carry the URL; ours has no secret in it, but keep the text short anyway.
+fn describe(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "unreadable answer"
+    } else {
+        "request failed"
+    };
+    let e = e.without_url();
+    format!("{kind}: {e}")
+}
+
+/// webpki roots plus an optional extra root, with the ring provider.
+fn tls_config(extra_root_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(pem) = extra_root_pem {
+        let mut n = 0;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            roots
+                .add(cert.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err("no certificate found in the extra root PEM".into());
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+async fn socket(
+    conn: ConnId,
+    url: Secret,
+    tls: Arc<rustls::ClientConfig>,
+    max_frame_size: usize,
+    tx: mpsc::UnboundedSender<Msg>,
+    mut cmds: mpsc::UnboundedReceiver<SocketCmd>,
+) {
+    let config = WebSocketConfig::default()
+        .read_buffer_size(16 << 10)
+        .write_buffer_size(0)
+        .max_message_size(Some(max_frame_size))
+        .max_frame_size(Some(max_frame_size));
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
+        url.expose(),
+        Some(config),
+        true,
+        Some(Connector::Rustls(tls)),
+    );
+    let ws = tokio::select! {
+        r = connect => r,
+        // Closed before it opened: give up the attempt.
+        _ = cmds.recv() => return,
+    };
+    let ws = match ws {
+        Ok((ws, _)) => ws,
+        Err(e) => {
+            let error = match e {
+                tungstenite::Error::Http(resp) => RequestError::Http {
+                    status: resp.status().as_u16(),
+                    retry_after: resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| http::parse_retry_after(v, None)),
+                    code: None,
+                },
+                other => RequestError::network(describe_ws(&other)),
+            };
+            let _ = tx.send(Msg::Input(Input::ConnectFailed { conn, error }));
+            return;
+        }
+    };
+    if tx.send(Msg::Input(Input::Opened { conn })).is_err() {
+        return;
+    }
+    let (mut sink, mut stream) = ws.split();
+    loop {
+        tokio::select! {
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(t))) => {
+                    if tx.send(Msg::Input(Input::Frame { conn, text: t.as_str().to_owned() })).is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(f))) => {
+                    let (code, reason) = f.map_or((None, String::new()), |f| (Some(u16::from(f.code)), f.reason.as_str().to_owned()));
+                    let _ = tx.send(Msg::Input(Input::Closed { conn, code, reason }));
+                    return;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    let _ = tx.send(Msg::Input(Input::Closed { conn, code: None, reason: describe_ws(&e) }));
+                    return;
+                }
+                None => {
+                    let _ = tx.send(Msg::Input(Input::Closed { conn, code: None, reason: "connection closed".into() }));
+                    return;
+                }
+            },
+            cmd = cmds.recv() => match cmd {
+                Some(SocketCmd::Text(t)) => {
+                    if sink.send(Message::text(t)).await.is_err() {
+                        // The read side reports the failure.
+                    }
+                }
+                Some(SocketCmd::Close(code)) => {
+                    let frame = CloseFrame { code: CloseCode::from(code), reason: "".into() };
+                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
+                    return;
+                }
+                None => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(None))).await;
+                    return;
+                }
+            },
+        }
+    }
+}
+
+/// Error text without the URL (the channel id in it is the socket's only credential).
+fn describe_ws(e: &tungstenite::Error) -> String {
+    match e {
+        tungstenite::Error::Io(io) => format!("{:?}: {io}", io.kind()),
+        tungstenite::Error::Tls(t) => format!("TLS: {t}"),
+        tungstenite::Error::Capacity(c) => format!("frame too large: {c}"),
+        tungstenite::Error::Protocol(p) => format!("protocol: {p}"),
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            "connection closed".to_owned()
+        }
+        tungstenite::Error::Http(r) => format!("HTTP {}", r.status()),
+        tungstenite::Error::Url(_) => "unusable connectUri".to_owned(),
+        _ => "socket error".to_owned(),
+    }
+}
