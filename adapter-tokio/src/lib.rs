@@ -314,14 +314,13 @@ impl Handle {
         let mut token = self.token.clone();
         let mut status = self.status.clone();
         loop {
-            if let Some(t) = token.borrow_and_update().clone() {
-                return Ok(t);
-            }
             match *status.borrow_and_update() {
                 Status::LoginRequired => return Err(HandleError::LoginRequired),
                 Status::Closed => return Err(HandleError::Ended),
-                Status::Connecting | Status::Live | Status::Recovering => {}
                 _ => {}
+            }
+            if let Some(t) = token.borrow_and_update().clone() {
+                return Ok(t);
             }
             tokio::select! {
                 changed = token.changed() => if changed.is_err() { return Err(HandleError::Ended) },

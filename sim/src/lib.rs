@@ -159,8 +159,9 @@ impl Sim {
             None
         };
         let cert_pem = tls.as_ref().map(|t| t.cert_pem.clone());
-        let listener =
-            runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", config.port)))?;
+        // Bound with std so that a simulator starts from inside another runtime too.
+        let listener = std::net::TcpListener::bind(("127.0.0.1", config.port))?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let base_url = format!("{scheme}://127.0.0.1:{}", addr.port());
@@ -171,12 +172,12 @@ impl Sim {
         let thread = std::thread::Builder::new()
             .name("genesys-sim-main".into())
             .spawn(move || {
-                runtime.block_on(server::run(
-                    serving,
-                    listener,
-                    tls.map(|t| t.acceptor),
-                    stop_rx,
-                ));
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => server::run(serving, l, tls.map(|t| t.acceptor), stop_rx).await,
+                        Err(e) => eprintln!("sim: cannot serve: {e}"),
+                    }
+                });
                 runtime.shutdown_timeout(Duration::from_millis(200));
             })?;
         Ok(Sim {
