@@ -50,6 +50,7 @@ struct Driver {
     endpoints: Arc<Endpoints>,
     tokens: Arc<Mutex<TokenSource>>,
     http: reqwest::Client,
+    http_timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
     max_frame_size: usize,
     inputs_tx: mpsc::UnboundedSender<Msg>,
@@ -69,13 +70,7 @@ pub(crate) fn start(setup: Setup) -> Result<(Handle, EventStream), ConnectError>
     let seed = setup.seed.unwrap_or_else(|| clock.seed());
     let mut session = Session::new(setup.session, clock.now(), seed)?;
     session.subscribe(clock.now(), setup.topics)?;
-    let tls = tls_config(setup.extra_root_pem.as_deref()).map_err(ConnectError::Tls)?;
-    let http = reqwest::Client::builder()
-        .tls_backend_preconfigured(rustls::ClientConfig::clone(&tls))
-        .timeout(setup.http_timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| ConnectError::Tls(e.to_string()))?;
+    let (tls, http) = clients(setup.extra_root_pem.as_deref()).map_err(ConnectError::Tls)?;
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let (inputs_tx, inputs) = mpsc::unbounded_channel();
     let (events, stream) = queue::channel(setup.queue_capacity, commands_tx.clone());
@@ -88,6 +83,7 @@ pub(crate) fn start(setup: Setup) -> Result<(Handle, EventStream), ConnectError>
         endpoints: Arc::new(setup.endpoints),
         tokens: Arc::new(Mutex::new(tokens)),
         http,
+        http_timeout: setup.http_timeout,
         tls,
         max_frame_size: setup.max_frame_size,
         inputs_tx,
@@ -231,6 +227,7 @@ impl Driver {
             Action::RequestToken { req } => {
                 let tokens = Arc::clone(&self.tokens);
                 let client = self.http.clone();
+                let timeout = self.http_timeout;
                 let tx = self.inputs_tx.clone();
                 tokio::spawn(async move {
                     let t = Arc::clone(&tokens);
@@ -238,7 +235,7 @@ impl Driver {
                     let (input, problem) = match step {
                         Ok(TokenStep::Done(input)) => (input, None),
                         Ok(TokenStep::Http(request)) => {
-                            let answer = execute(&client, &request).await;
+                            let answer = execute(&client, &request, timeout).await;
                             match tokio::task::spawn_blocking(move || {
                                 lock(&tokens).finish(req, answer)
                             })
@@ -318,9 +315,10 @@ impl Driver {
         finish: impl FnOnce(Result<HttpAnswer, String>) -> (Input, Option<String>) + Send + 'static,
     ) {
         let client = self.http.clone();
+        let timeout = self.http_timeout;
         let tx = self.inputs_tx.clone();
         tokio::spawn(async move {
-            let (input, problem) = finish(execute(&client, &request).await);
+            let (input, problem) = finish(execute(&client, &request, timeout).await);
             if let Some(p) = problem {
                 let _ = tx.send(Msg::Warning(p));
             }
@@ -329,9 +327,13 @@ impl Driver {
     }
 }
 
-async fn execute(client: &reqwest::Client, r: &HttpRequest) -> Result<HttpAnswer, String> {
+async fn execute(
+    client: &reqwest::Client,
+    r: &HttpRequest,
+    timeout: Duration,
+) -> Result<HttpAnswer, String> {
     let method = reqwest::Method::from_bytes(r.method.as_bytes()).map_err(|e| e.to_string())?;
-    let mut b = client.request(method, &r.url);
+    let mut b = client.request(method, &r.url).timeout(timeout);
     for (name, value) in &r.headers {
         b = b.header(*name, value);
     }
@@ -372,6 +374,35 @@ fn describe(e: reqwest::Error) -> String {
     format!("{kind}: {e}")
 }
 
+/// The TLS configuration and HTTP client. Sessions without an extra root share one pair:
+/// thousands of sessions in a process must not each hold a copy of the root store.
+fn clients(
+    extra_root_pem: Option<&str>,
+) -> Result<(Arc<rustls::ClientConfig>, reqwest::Client), String> {
+    static SHARED: std::sync::OnceLock<(Arc<rustls::ClientConfig>, reqwest::Client)> =
+        std::sync::OnceLock::new();
+    let build =
+        |pem: Option<&str>| -> Result<(Arc<rustls::ClientConfig>, reqwest::Client), String> {
+            let tls = tls_config(pem)?;
+            let http = reqwest::Client::builder()
+                .tls_backend_preconfigured(rustls::ClientConfig::clone(&tls))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok((tls, http))
+        };
+    match extra_root_pem {
+        Some(pem) => build(Some(pem)),
+        None => {
+            if let Some(pair) = SHARED.get() {
+                return Ok(pair.clone());
+            }
+            let pair = build(None)?;
+            Ok(SHARED.get_or_init(|| pair).clone())
+        }
+    }
+}
+
 /// webpki roots plus an optional extra root, with the ring provider.
 fn tls_config(extra_root_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
     use rustls::pki_types::pem::PemObject;
@@ -408,7 +439,7 @@ async fn socket(
     mut cmds: mpsc::UnboundedReceiver<SocketCmd>,
 ) {
     let config = WebSocketConfig::default()
-        .read_buffer_size(16 << 10)
+        .read_buffer_size(8 << 10)
         .write_buffer_size(0)
         .max_message_size(Some(max_frame_size))
         .max_frame_size(Some(max_frame_size));
