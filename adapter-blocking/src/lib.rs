@@ -220,18 +220,34 @@ impl Client {
             let msg = self.rx.recv_timeout(until.saturating_duration_since(now));
             self.detect_suspend();
             match msg {
-                Ok(Msg::Input(input)) => {
-                    let now = self.now();
-                    self.session.handle_input(now, input);
+                Ok(msg) => {
+                    self.handle(msg);
+                    // Take what else is already waiting, so a busy socket costs one wake-up
+                    // per batch rather than per frame.
+                    for _ in 0..64 {
+                        match self.rx.try_recv() {
+                            Ok(msg) => self.handle(msg),
+                            Err(_) => break,
+                        }
+                    }
                 }
-                Ok(Msg::Warning(w)) => self.events.push_back(Event::Warning(CoreError::Local(w))),
-                Ok(Msg::Close) => self.close(),
                 Err(RecvTimeoutError::Timeout) => {
                     let now = self.now();
                     self.session.handle_timeout(now);
                 }
                 Err(RecvTimeoutError::Disconnected) => {}
             }
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Input(input) => {
+                let now = self.now();
+                self.session.handle_input(now, input);
+            }
+            Msg::Warning(w) => self.events.push_back(Event::Warning(CoreError::Local(w))),
+            Msg::Close => self.close(),
         }
     }
 

@@ -198,7 +198,7 @@ fn open(
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(timeout));
     let config = WebSocketConfig::default()
-        .read_buffer_size(16 << 10)
+        .read_buffer_size(64 << 10)
         .max_message_size(Some(max_frame_size))
         .max_frame_size(Some(max_frame_size));
     let connector = if secure {

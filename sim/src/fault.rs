@@ -14,6 +14,8 @@
 //! expire_tokens                             every access token expires now
 //! malformed KIND                            send a bad frame on every socket (KIND: not_json,
 //!                                           truncated, oversized, unknown_topic)
+//! burst N                                   publish N notifications per subscribed topic as fast
+//!                                           as the sockets take them (for throughput tests)
 //! ```
 //!
 //! A script is one fault per line, each preceded by the time since start at which it fires:
@@ -80,6 +82,9 @@ pub enum Fault {
     ExpireTokens,
     /// Send a bad frame on every socket.
     Malformed(Malformed),
+    /// Publish this many notifications per subscribed topic at once, waiting for slow sockets
+    /// rather than dropping.
+    Burst(u64),
 }
 
 /// A fault line that could not be read.
@@ -118,6 +123,7 @@ impl std::str::FromStr for Fault {
             Some("displace") => Ok(Fault::Displace),
             Some("revoke_refresh_tokens") => Ok(Fault::RevokeRefreshTokens),
             Some("expire_tokens") => Ok(Fault::ExpireTokens),
+            Some("burst") => Ok(Fault::Burst(num(1, "N")?)),
             Some("malformed") => match words.get(1).copied() {
                 Some("not_json") => Ok(Fault::Malformed(Malformed::NotJson)),
                 Some("truncated") => Ok(Fault::Malformed(Malformed::Truncated)),
@@ -184,6 +190,7 @@ impl fmt::Display for Fault {
             }
             Fault::RevokeRefreshTokens => f.write_str("revoke_refresh_tokens"),
             Fault::ExpireTokens => f.write_str("expire_tokens"),
+            Fault::Burst(n) => write!(f, "burst {n}"),
             Fault::Malformed(k) => write!(
                 f,
                 "malformed {}",
@@ -252,6 +259,7 @@ mod tests {
             "revoke_refresh_tokens",
             "expire_tokens",
             "malformed truncated",
+            "burst 100",
         ] {
             let f: Fault = line.parse().unwrap();
             assert_eq!(f.to_string(), line);

@@ -641,7 +641,7 @@ async fn subscriptions(shared: &Shared, req: Request<Incoming>, id: &str, query:
     respond(200, Some(json!({ "entities": results })))
 }
 
-async fn control_fault(shared: &Shared, req: Request<Incoming>) -> Resp {
+async fn control_fault(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
     let body = match read_body(req).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -822,44 +822,79 @@ async fn socket_task<S>(
         tokio::time::interval_at(Instant::now() + shared.cfg.heartbeat, shared.cfg.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut silent = false;
+    let mut pending: Option<Out> = None;
     loop {
-        tokio::select! {
-            incoming = stream.next() => match incoming {
-                Some(Ok(Message::Text(t))) => {
-                    if !silent {
-                        if let Some(reply) = client_text(shared, channel, t.as_str()) {
-                            if sink.send(Message::text(reply)).await.is_err() { break; }
+        let out = match pending.take() {
+            Some(p) => Some(p),
+            None => tokio::select! {
+                incoming = stream.next() => {
+                    match incoming {
+                        Some(Ok(Message::Text(t))) => {
+                            if !silent {
+                                if let Some(reply) = client_text(shared, channel, t.as_str()) {
+                                    if sink.send(Message::text(reply)).await.is_err() { break; }
+                                }
+                            }
                         }
+                        Some(Ok(Message::Close(frame))) => {
+                            shared.lock().stats.client_close_codes.push(frame.map(|f| u16::from(f.code)));
+                            break;
+                        }
+                        None | Some(Err(_)) => {
+                            shared.lock().stats.client_close_codes.push(None);
+                            break;
+                        }
+                        Some(Ok(_)) => {}
+                    }
+                    continue;
+                }
+                out = rx.recv() => out,
+                _ = heartbeat.tick() => {
+                    if !silent && sink.send(Message::text(HEARTBEAT)).await.is_err() { break; }
+                    continue;
+                }
+            },
+        };
+        match out {
+            Some(Out::Text(t)) => {
+                if silent {
+                    continue;
+                }
+                // Queue what is already waiting and flush once.
+                if sink.feed(Message::text(t)).await.is_err() {
+                    break;
+                }
+                for _ in 0..63 {
+                    match rx.try_recv() {
+                        Ok(Out::Text(t)) => {
+                            if sink.feed(Message::text(t)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Ok(other) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
                     }
                 }
-                Some(Ok(Message::Close(frame))) => {
-                    shared.lock().stats.client_close_codes.push(frame.map(|f| u16::from(f.code)));
+                if sink.flush().await.is_err() {
                     break;
                 }
-                None | Some(Err(_)) => {
-                    shared.lock().stats.client_close_codes.push(None);
-                    break;
-                }
-                Some(Ok(_)) => {}
-            },
-            out = rx.recv() => match out {
-                Some(Out::Text(t)) => {
-                    if !silent && sink.send(Message::text(t)).await.is_err() { break; }
-                }
-                // A half-open connection delivers nothing, not even its end: the client
-                // must find out by itself.
-                Some(Out::Close(..) | Out::Drop) if silent => {}
-                Some(Out::Close(code, reason)) => {
-                    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    break;
-                }
-                Some(Out::Drop) | None => break,
-                Some(Out::HalfOpen) => silent = true,
-            },
-            _ = heartbeat.tick() => {
-                if !silent && sink.send(Message::text(HEARTBEAT)).await.is_err() { break; }
             }
+            // A half-open connection delivers nothing, not even its end: the client must
+            // find out by itself.
+            Some(Out::Close(..) | Out::Drop) if silent => {}
+            Some(Out::Close(code, reason)) => {
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: reason.into(),
+                };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                break;
+            }
+            Some(Out::Drop) | None => break,
+            Some(Out::HalfOpen) => silent = true,
         }
     }
     forget_socket(shared, sock_id, channel);

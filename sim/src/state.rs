@@ -184,7 +184,7 @@ impl Shared {
         s
     }
 
-    pub(crate) fn apply_fault(&self, fault: &Fault) {
+    pub(crate) fn apply_fault(self: &Arc<Self>, fault: &Fault) {
         if self.cfg.log_requests {
             eprintln!("sim: fault {fault}");
         }
@@ -229,6 +229,10 @@ impl Shared {
                 for t in st.access.values_mut() {
                     t.expires_at = now;
                 }
+            }
+            Fault::Burst(n) => {
+                drop(st);
+                self.burst(*n);
             }
             Fault::Malformed(kind) => {
                 let text = match kind {
@@ -293,12 +297,24 @@ impl Shared {
         }
     }
 
-    /// One notification per topic ever subscribed, fanned out to every channel subscribed to
-    /// it now.
-    pub(crate) fn publish(&self) {
+    /// `n` notifications per subscribed topic, sent as fast as the sockets take them.
+    fn burst(self: &Arc<Self>, n: u64) {
+        let me = Arc::clone(self);
+        self.rt.spawn(async move {
+            for _ in 0..n {
+                for (tx, frame) in me.next_events() {
+                    let _ = tx.send(Out::Text(frame)).await;
+                }
+            }
+        });
+    }
+
+    /// The next event of every topic ever subscribed, with the sockets subscribed to it now.
+    fn next_events(&self) -> Vec<(mpsc::Sender<Out>, String)> {
         let now = Instant::now();
         let mut st = self.lock();
         let topics: Vec<String> = st.sticky_topics.iter().cloned().collect();
+        let mut out = Vec::new();
         for topic in topics {
             let seq = {
                 let n = st.stats.published.entry(topic.clone()).or_insert(0);
@@ -317,12 +333,20 @@ impl Shared {
                 .filter_map(|c| c.socket)
                 .collect();
             for sock in targets {
-                let Some(s) = st.sockets.get(&sock) else {
-                    continue;
-                };
-                if s.tx.try_send(Out::Text(frame.clone())).is_err() {
-                    st.stats.dropped_frames += 1;
+                if let Some(s) = st.sockets.get(&sock) {
+                    out.push((s.tx.clone(), frame.clone()));
                 }
+            }
+        }
+        out
+    }
+
+    /// One notification per topic ever subscribed, fanned out to every channel subscribed to
+    /// it now; a socket whose queue is full misses it (counted in `dropped_frames`).
+    pub(crate) fn publish(&self) {
+        for (tx, frame) in self.next_events() {
+            if tx.try_send(Out::Text(frame)).is_err() {
+                self.lock().stats.dropped_frames += 1;
             }
         }
     }
