@@ -15,6 +15,8 @@ use std::time::{Duration, SystemTime};
 use genesys_notify_core::{Event, GapReason, Instant, Status};
 use genesys_notify_sim::{Fault, Ledger, Sim, SimConfig};
 
+pub mod adapters;
+
 /// How the client logs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Creds {
@@ -481,4 +483,96 @@ macro_rules! scenario_tests {
             $crate::extra_checks(stringify!($name), &out);
         }
     )*};
+}
+
+/// A seeded random fault schedule over `seconds`: every fault kind the simulator has, at
+/// random intervals, with short token and channel lives so renewals happen too.
+pub fn soak_scenario(seed: u64, seconds: u64) -> Scenario {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut s = Scenario::new("soak");
+    s.sim.token_ttl = secs(20.0);
+    s.sim.channel_ttl = secs(30.0);
+    s.sim.rate = 10.0;
+    s.run_for = Duration::from_secs(seconds);
+    s.max_token_requests = usize::MAX;
+    s.max_channel_requests = usize::MAX;
+    let kinds = [
+        "close 1000",
+        "close 1001",
+        "close 1011",
+        "close 4001",
+        "drop",
+        "half_open",
+        "socket_closing",
+        "displace",
+        "fail token 2 429 1",
+        "fail token 3 503",
+        "fail channel 2 429 1",
+        "fail channel 3 503",
+        "fail upgrade 1 404",
+        "expire_tokens",
+        "malformed not_json",
+        "malformed truncated",
+        "malformed unknown_topic",
+    ];
+    let mut at = 2.0;
+    while at < seconds as f64 - 2.0 {
+        let kind = kinds[(next() % kinds.len() as u64) as usize];
+        s.faults.push((secs(at), fault(kind)));
+        // A refused upgrade only matters together with a lost socket.
+        if kind == "fail upgrade 1 404" {
+            s.faults.push((secs(at), Fault::Drop));
+        }
+        at += 3.0 + (next() % 7000) as f64 / 1000.0;
+    }
+    s
+}
+
+/// Runs a soak and prints its figures; returns the outcome for assertions.
+pub fn soak(adapter: &dyn Adapter, seed: u64, seconds: u64) -> Outcome {
+    eprintln!(
+        "soak adapter={} seed={seed} seconds={seconds} (rerun with SOAK_SEED={seed})",
+        adapter.name()
+    );
+    let s = soak_scenario(seed, seconds);
+    let out = run(&s, adapter);
+    let mut rec: Vec<u128> = out
+        .gaps
+        .iter()
+        .map(|g| g.to.duration_since(g.from).unwrap_or_default().as_millis())
+        .collect();
+    rec.sort_unstable();
+    let pct = |p: f64| {
+        rec.get(((rec.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    let hours = seconds as f64 / 3600.0;
+    println!(
+        "soak adapter={} faults={} recoveries={} p50_recovery_ms={} p99_recovery_ms={} lost_inside_gaps={} token_requests_per_hour={:.0} channel_requests_per_hour={:.0}",
+        adapter.name(),
+        s.faults.len(),
+        out.gaps.len(),
+        pct(0.5),
+        pct(0.99),
+        out.lost_inside_gaps,
+        out.token_requests as f64 / hours,
+        out.channel_requests as f64 / hours
+    );
+    println!(
+        "soak adapter={} seconds={seconds} published={} lost_outside_gaps={} duplicates={} p99_recovery_ms={}",
+        adapter.name(),
+        out.published,
+        out.lost_outside_gaps,
+        out.duplicates,
+        pct(0.99)
+    );
+    out
 }

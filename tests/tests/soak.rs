@@ -1,0 +1,62 @@
+//! Chaos soak: a session against the simulator under a seeded random fault schedule.
+//!
+//! The default test run includes a 60-second soak per adapter. The long soak is ignored by
+//! default; run it with
+//! `SOAK_SECONDS=1800 cargo test --release -p genesys-notify-tests --test soak -- --ignored --nocapture`
+//! (`SOAK_SEED=N` replays a schedule).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use genesys_notify_tests::adapters::{Blocking, Tokio};
+use genesys_notify_tests::{soak, Adapter, Outcome};
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn verdict(out: &Outcome) {
+    assert_eq!(
+        out.lost_outside_gaps, 0,
+        "events lost outside a reported gap: {out}\n{:?}",
+        out.unexplained
+    );
+    assert_eq!(out.duplicates, 0, "duplicates: {out}");
+    assert!(!out.login_required, "{out}");
+    assert!(out.delivered > 0, "{out}");
+}
+
+fn short(adapter: &dyn Adapter) {
+    verdict(&soak(adapter, env("SOAK_SEED", 20261128), 60));
+}
+
+fn long(adapter: &dyn Adapter) {
+    verdict(&soak(
+        adapter,
+        env("SOAK_SEED", 20261128),
+        env("SOAK_SECONDS", 1800),
+    ));
+}
+
+#[test]
+fn soak_blocking_60s() {
+    short(&Blocking);
+}
+
+#[test]
+fn soak_tokio_60s() {
+    short(&Tokio);
+}
+
+#[test]
+#[ignore = "long: SOAK_SECONDS (default 1800)"]
+fn soak_blocking() {
+    long(&Blocking);
+}
+
+#[test]
+#[ignore = "long: SOAK_SECONDS (default 1800)"]
+fn soak_tokio() {
+    long(&Tokio);
+}
