@@ -16,6 +16,7 @@ use genesys_notify_core::{Event, GapReason, Instant, Status};
 use genesys_notify_sim::{Fault, Ledger, Sim, SimConfig};
 
 pub mod adapters;
+pub mod fuzz;
 
 /// How the client logs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,300 @@
+//! The bodies of the fuzz targets in `fuzz/`, here so that an ordinary `cargo test` replays
+//! every committed corpus file on stable (`tests/fuzz_corpus.rs`). Each panics on a broken
+//! invariant, never on bad input.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use arbitrary::{Arbitrary, Unstructured};
+use genesys_notify_adapter_common::http::{self, HttpAnswer};
+use genesys_notify_adapter_common::{Credentials, Endpoints, TokenSource};
+use genesys_notify_core::{
+    classify, Action, ChannelId, Config, ConnId, Frame, Input, Instant, ReqId, RequestError, Secret, Session, Status,
+    Topic, TopicResult,
+};
+
+/// Arbitrary bytes into the frame classifier, then into a live session.
+pub fn frame(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match classify(&text) {
+        Frame::Notification { topic, .. } => assert!(!topic.is_empty(), "a notification always has a topic"),
+        Frame::System { topic, .. } => assert!(topic.to_ascii_lowercase().starts_with("v2.system.")),
+        _ => {}
+    }
+    let (mut s, conn) = live_session();
+    s.handle_input(Instant::from_secs(1), Input::Frame { conn, text: text.into_owned() });
+    while s.poll_action().is_some() {}
+    while s.poll_event().is_some() {}
+    assert!(s.poll_timeout().is_some_and(|(at, _)| at > Instant::from_secs(1)), "no deadline after a frame");
+}
+
+fn live_session() -> (Session, ConnId) {
+    let mut s = Session::new(Config::default(), Instant::ZERO, 1).unwrap_or_else(|e| panic!("{e}"));
+    let topic = Topic::new("v2.users.fuzz.presence").unwrap_or_else(|e| panic!("{e}"));
+    let _ = s.subscribe(Instant::ZERO, [topic]);
+    let mut conn = None;
+    for _ in 0..8 {
+        while let Some(a) = s.poll_action() {
+            let input = match a {
+                Action::RequestToken { req } => Input::TokenIssued {
+                    req,
+                    token: Secret::new("t"),
+                    expires_in: Duration::from_secs(3600),
+                    rotated_refresh_token: false,
+                },
+                Action::CreateChannel { req, .. } => Input::ChannelCreated {
+                    req,
+                    id: ChannelId::new("ch"),
+                    connect_uri: Secret::new("wss://s/ch"),
+                    expires_in: Duration::from_secs(86_400),
+                },
+                Action::Connect { conn: c, .. } => {
+                    conn = Some(c);
+                    Input::Opened { conn: c }
+                }
+                Action::PutSubscriptions { req, topics, .. } => Input::Subscribed {
+                    req,
+                    results: topics.iter().map(|t| TopicResult::permitted(t.as_str())).collect(),
+                },
+                _ => continue,
+            };
+            s.handle_input(Instant::ZERO, input);
+        }
+    }
+    while s.poll_event().is_some() {}
+    (s, conn.unwrap_or_else(|| panic!("the session never connected")))
+}
+
+#[derive(Debug, Arbitrary)]
+enum Failure {
+    Status(u16, Option<u8>, bool),
+    Network,
+    CannotRefresh,
+}
+
+impl Failure {
+    fn error(&self) -> RequestError {
+        match self {
+            Failure::Status(s, ra, grant) => RequestError::Http {
+                status: 400 + s % 200,
+                retry_after: ra.map(|r| Duration::from_secs(u64::from(r))),
+                code: grant.then(|| "invalid_grant".to_owned()),
+            },
+            Failure::Network => RequestError::network("reset"),
+            Failure::CannotRefresh => RequestError::CannotRefresh("static".into()),
+        }
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+enum Op {
+    Answer { pick: u8, fail: Option<Failure>, ttl: u32 },
+    Advance(u32),
+    ToDeadline,
+    Frame { pick: u8, text: String },
+    ServerClose { pick: u8, code: Option<u16> },
+    Resumed(u32),
+    Subscribe(u8),
+    Unsubscribe(u8),
+    Login(u32),
+    Close,
+    Backwards(u16),
+    Stale(u64),
+    ReportUnauthorized,
+}
+
+const TOPICS: [&str; 3] = ["v2.users.a.presence", "v2.users.b.presence", "v2.routing.queues.q.conversations"];
+
+/// An arbitrary sequence of inputs, commands and time steps, with the session's invariants
+/// checked after every step, and the whole run replayed to check determinism.
+pub fn session(data: &[u8]) {
+    let first = session_run(data);
+    let second = session_run(data);
+    assert_eq!(first, second, "same seed and inputs must give the same outputs");
+}
+
+fn session_run(data: &[u8]) -> Vec<String> {
+    let mut u = Unstructured::new(data);
+    let seed = u64::arbitrary(&mut u).unwrap_or(0);
+    let Ok(mut s) = Session::new(Config::default(), Instant::ZERO, seed) else { return Vec::new() };
+    let mut now = Instant::ZERO;
+    let mut pending: Vec<Action> = Vec::new();
+    // Sockets asked for and not yet closed or failed, and those of them that opened.
+    let mut sockets: BTreeMap<ConnId, bool> = BTreeMap::new();
+    let mut trace = Vec::new();
+    for _ in 0..200 {
+        let Ok(op) = Op::arbitrary(&mut u) else { break };
+        let before = s.status();
+        match op {
+            Op::Answer { pick, fail, ttl } => {
+                if pending.is_empty() {
+                    continue;
+                }
+                let a = pending.remove(usize::from(pick) % pending.len());
+                let ttl = Duration::from_secs(u64::from(ttl % 100_000));
+                let input = match (a, fail) {
+                    (Action::RequestToken { req }, None) => {
+                        Input::TokenIssued { req, token: Secret::new("t"), expires_in: ttl, rotated_refresh_token: false }
+                    }
+                    (Action::RequestToken { req }, Some(f)) => Input::TokenFailed { req, error: f.error() },
+                    (Action::CreateChannel { req, .. }, None) => Input::ChannelCreated {
+                        req,
+                        id: ChannelId::new(format!("ch{}", req.as_u64())),
+                        connect_uri: Secret::new(format!("wss://s/{}", req.as_u64())),
+                        expires_in: ttl,
+                    },
+                    (Action::CreateChannel { req, .. }, Some(f)) => Input::ChannelFailed { req, error: f.error() },
+                    (Action::PutSubscriptions { req, topics, .. }, None) => Input::Subscribed {
+                        req,
+                        results: topics.iter().map(|t| TopicResult::permitted(t.as_str())).collect(),
+                    },
+                    (Action::PutSubscriptions { req, .. }, Some(f)) => Input::SubscribeFailed { req, error: f.error() },
+                    (Action::Connect { conn, .. }, None) => {
+                        if let Some(o) = sockets.get_mut(&conn) {
+                            *o = true;
+                        }
+                        Input::Opened { conn }
+                    }
+                    (Action::Connect { conn, .. }, Some(f)) => {
+                        sockets.remove(&conn);
+                        Input::ConnectFailed { conn, error: f.error() }
+                    }
+                    _ => continue,
+                };
+                s.handle_input(now, input);
+            }
+            Op::Advance(ms) => {
+                now = now + Duration::from_millis(u64::from(ms % 200_000));
+                s.handle_timeout(now);
+                if let Some((at, why)) = s.poll_timeout() {
+                    assert!(at > s.now(), "busy loop: {why} at {at} after handle_timeout({})", s.now());
+                }
+            }
+            Op::ToDeadline => {
+                if let Some((at, _)) = s.poll_timeout() {
+                    now = now.max(at);
+                    s.handle_timeout(now);
+                    if let Some((next, why)) = s.poll_timeout() {
+                        assert!(next > s.now(), "busy loop: {why}");
+                    }
+                }
+            }
+            Op::Frame { pick, text } => {
+                let conns: Vec<ConnId> = sockets.iter().filter(|(_, o)| **o).map(|(c, _)| *c).collect();
+                if let Some(conn) = conns.get(usize::from(pick) % conns.len().max(1)) {
+                    s.handle_input(now, Input::Frame { conn: *conn, text });
+                }
+            }
+            Op::ServerClose { pick, code } => {
+                let conns: Vec<ConnId> = sockets.iter().filter(|(_, o)| **o).map(|(c, _)| *c).collect();
+                if let Some(conn) = conns.get(usize::from(pick) % conns.len().max(1)).copied() {
+                    sockets.remove(&conn);
+                    s.handle_input(now, Input::Closed { conn, code, reason: String::new() });
+                }
+            }
+            Op::Resumed(ms) => s.handle_input(now, Input::Resumed { slept: Duration::from_millis(u64::from(ms)) }),
+            Op::Subscribe(t) => {
+                if let Ok(topic) = Topic::new(TOPICS[usize::from(t) % TOPICS.len()]) {
+                    let _ = s.subscribe(now, [topic]);
+                }
+            }
+            Op::Unsubscribe(t) => {
+                if let Ok(topic) = Topic::new(TOPICS[usize::from(t) % TOPICS.len()]) {
+                    let _ = s.unsubscribe(now, [&topic]);
+                }
+            }
+            Op::Login(ttl) => {
+                let _ = s.login(now, Secret::new("login"), Duration::from_secs(u64::from(ttl % 100_000)));
+            }
+            Op::Close => s.close(now),
+            Op::Backwards(ms) => s.handle_timeout(now - Duration::from_millis(u64::from(ms))),
+            Op::Stale(n) => {
+                s.handle_input(now, Input::Opened { conn: ConnId::from_u64(n) });
+                s.handle_input(now, Input::TokenFailed { req: ReqId::from_u64(n), error: RequestError::status(500) });
+            }
+            Op::ReportUnauthorized => {
+                if let Some(t) = s.access_token().cloned() {
+                    s.report_unauthorized(now, t.expose());
+                }
+            }
+        }
+        let mut emitted = 0;
+        while let Some(a) = s.poll_action() {
+            emitted += 1;
+            match &a {
+                Action::Close { conn, .. } => {
+                    sockets.remove(conn);
+                }
+                Action::Connect { conn, .. } => {
+                    sockets.insert(*conn, false);
+                }
+                _ => {}
+            }
+            trace.push(format!("{a:?}"));
+            pending.push(a);
+        }
+        if before == Status::Closed {
+            assert_eq!(emitted, 0, "IO after close");
+        }
+        while let Some(e) = s.poll_event() {
+            trace.push(format!("{e:?}"));
+        }
+        assert!(sockets.len() <= 2, "more than two sockets: {sockets:?}");
+    }
+    trace
+}
+
+/// Arbitrary HTTP answers into the mapping every adapter uses.
+pub fn http_answer(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let status = u16::arbitrary(&mut u).unwrap_or(200) % 600;
+    let retry_after = Option::<String>::arbitrary(&mut u).unwrap_or(None);
+    let date = Option::<String>::arbitrary(&mut u).unwrap_or(None);
+    let body = String::arbitrary(&mut u).unwrap_or_default();
+    let answer = HttpAnswer { status, retry_after: retry_after.clone(), date: date.clone(), body };
+    let ok = (200..300).contains(&status);
+    let endpoints = Endpoints::custom("http://127.0.0.1:9", None).unwrap_or_else(|e| panic!("{e}"));
+    let req = ReqId::from_u64(1);
+
+    let (input, refused) = http::channel_answer(req, &endpoints, Ok(answer.clone()));
+    match input {
+        Input::ChannelCreated { connect_uri, .. } => {
+            assert!(ok, "a channel from a non-2xx answer");
+            assert!(endpoints.check_connect_uri(connect_uri.expose()).is_ok(), "a foreign connectUri got through");
+        }
+        Input::ChannelFailed { .. } => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    if refused.is_some() {
+        assert!(ok);
+    }
+    match http::subscriptions_answer(req, Ok(answer.clone())) {
+        Input::Subscribed { .. } => assert!(ok),
+        Input::SubscribeFailed { .. } => {}
+        other => panic!("unexpected {other:?}"),
+    }
+    if !ok {
+        match http::to_request_error(&answer) {
+            RequestError::Http { status: s, .. } => assert_eq!(s, status),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    if let Some(r) = &retry_after {
+        let _ = http::parse_retry_after(r, date.as_deref());
+    }
+    let _ = http::expires_in(&answer.body, date.as_deref());
+    let mut source = TokenSource::new(
+        Credentials::RefreshToken {
+            client_id: "id".into(),
+            client_secret: Secret::new("secret"),
+            refresh_token: Secret::new("rt"),
+            persist: Box::new(|_| Ok(())),
+        },
+        &endpoints,
+    );
+    match source.finish(req, Ok(answer)) {
+        (Input::TokenIssued { .. }, _) => assert!(ok),
+        (Input::TokenFailed { .. }, _) => {}
+        (other, _) => panic!("unexpected {other:?}"),
+    }
+}
