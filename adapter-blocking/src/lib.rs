@@ -165,8 +165,9 @@ impl Client {
         let seed = config.seed.unwrap_or_else(|| clock.seed());
         let mut session = Session::new(config.session, Instant::ZERO, seed)?;
         session.subscribe(Instant::ZERO, config.topics)?;
-        let tls = socket::tls_config(config.extra_root_pem.as_deref())
-            .map_err(ConnectError::BadRootCertificate)?;
+        let tls =
+            genesys_notify_adapter_common::socket::tls_config(config.extra_root_pem.as_deref())
+                .map_err(ConnectError::BadRootCertificate)?;
         let agent = http_agent(config.extra_root_pem.as_deref(), config.http_timeout)
             .map_err(ConnectError::BadRootCertificate)?;
         let (tx, rx) = mpsc::channel();

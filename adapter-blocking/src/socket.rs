@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use genesys_notify_adapter_common::socket;
 use genesys_notify_adapter_common::Origin;
 use genesys_notify_core::{ConnId, Input, RequestError, Secret};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -45,35 +46,6 @@ impl Handle {
         let _ = self.cmds.send(Cmd::Close(code));
         Some(self.thread)
     }
-}
-
-/// webpki roots plus an optional extra root, with the ring provider.
-pub(crate) fn tls_config(
-    extra_root_pem: Option<&str>,
-) -> Result<Arc<rustls::ClientConfig>, String> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(pem) = extra_root_pem {
-        let mut n = 0;
-        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            roots
-                .add(cert.map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
-            n += 1;
-        }
-        if n == 0 {
-            return Err("no certificate found".into());
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 pub(crate) fn spawn(conn: ConnId, url: Secret, settings: &Settings, tx: Sender<Msg>) -> Handle {
@@ -161,7 +133,7 @@ fn run(
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) => {}
             Err(e) => {
-                let reason = describe(&e);
+                let reason = socket::describe(&e);
                 let _ = tx.send(Msg::Input(Input::Closed {
                     conn,
                     code: None,
@@ -209,20 +181,7 @@ fn open(
     let (ws, _) =
         tungstenite::client_tls_with_config(url.expose(), tcp, Some(config), Some(connector))
             .map_err(|e| match e {
-                tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp)) => {
-                    RequestError::Http {
-                        status: resp.status().as_u16(),
-                        retry_after: resp
-                            .headers()
-                            .get("retry-after")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| {
-                                genesys_notify_adapter_common::http::parse_retry_after(v, None)
-                            }),
-                        code: None,
-                    }
-                }
-                tungstenite::HandshakeError::Failure(e) => RequestError::network(describe(&e)),
+                tungstenite::HandshakeError::Failure(e) => socket::upgrade_error(&e),
                 tungstenite::HandshakeError::Interrupted(_) => {
                     RequestError::network("the upgrade timed out")
                 }
@@ -236,20 +195,4 @@ fn open(
         let _ = s.set_read_timeout(Some(POLL));
     }
     Ok(ws)
-}
-
-/// Error text without the URL (the channel id in it is the socket's only credential).
-fn describe(e: &tungstenite::Error) -> String {
-    match e {
-        tungstenite::Error::Io(io) => format!("{:?}: {io}", io.kind()),
-        tungstenite::Error::Tls(t) => format!("TLS: {t}"),
-        tungstenite::Error::Capacity(c) => format!("frame too large: {c}"),
-        tungstenite::Error::Protocol(p) => format!("protocol: {p}"),
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
-            "connection closed".to_owned()
-        }
-        tungstenite::Error::Http(r) => format!("HTTP {}", r.status()),
-        tungstenite::Error::Url(_) => "unusable connectUri".to_owned(),
-        _ => "socket error".to_owned(),
-    }
 }

@@ -1,12 +1,14 @@
 //! What every genesys-notify adapter shares, written once so the adapters stay thin and
 //! cannot drift apart: regions and the host rules ([`Endpoints`]), token sources
 //! ([`TokenSource`]), the HTTP requests each session action needs and the mapping of their
-//! answers to session inputs ([`http`]). No IO happens here: adapters move the bytes.
+//! answers to session inputs ([`http`]), TLS trust and socket-failure mapping ([`socket`]),
+//! and the session clock ([`Clock`]). No IO happens here: adapters move the bytes.
 #![deny(missing_docs)]
 
 mod clock;
 mod endpoints;
 pub mod http;
+pub mod socket;
 mod token;
 
 pub use clock::Clock;

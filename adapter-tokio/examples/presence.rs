@@ -83,18 +83,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// reqwest with rustls on the ring provider and the webpki roots.
+/// reqwest with the same TLS trust as the session (rustls, ring, webpki roots).
 fn http_client() -> Result<reqwest::Client, Box<dyn std::error::Error>> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = genesys_notify_adapter_common::socket::tls_config(None)?;
     Ok(reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
+        .tls_backend_preconfigured(rustls::ClientConfig::clone(&tls))
         .build()?)
 }

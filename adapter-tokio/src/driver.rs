@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use genesys_notify_adapter_common::http::{self, HttpAnswer, HttpRequest};
+use genesys_notify_adapter_common::socket::{self, tls_config};
 use genesys_notify_adapter_common::{Clock, Credentials, Endpoints, TokenSource, TokenStep};
 use genesys_notify_core::{
     Action, ConnId, Error as CoreError, Event, Input, RequestError, Secret, Session, Status, Topic,
@@ -15,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::Connector;
 use tracing::Instrument as _;
 
@@ -403,33 +404,6 @@ fn clients(
     }
 }
 
-/// webpki roots plus an optional extra root, with the ring provider.
-fn tls_config(extra_root_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(pem) = extra_root_pem {
-        let mut n = 0;
-        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            roots
-                .add(cert.map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
-            n += 1;
-        }
-        if n == 0 {
-            return Err("no certificate found in the extra root PEM".into());
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
 async fn socket(
     conn: ConnId,
     url: Secret,
@@ -457,18 +431,7 @@ async fn socket(
     let ws = match ws {
         Ok((ws, _)) => ws,
         Err(e) => {
-            let error = match e {
-                tungstenite::Error::Http(resp) => RequestError::Http {
-                    status: resp.status().as_u16(),
-                    retry_after: resp
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| http::parse_retry_after(v, None)),
-                    code: None,
-                },
-                other => RequestError::network(describe_ws(&other)),
-            };
+            let error = socket::upgrade_error(&e);
             let _ = tx.send(Msg::Input(Input::ConnectFailed { conn, error }));
             return;
         }
@@ -492,7 +455,7 @@ async fn socket(
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
-                    let _ = tx.send(Msg::Input(Input::Closed { conn, code: None, reason: describe_ws(&e) }));
+                    let _ = tx.send(Msg::Input(Input::Closed { conn, code: None, reason: socket::describe(&e) }));
                     return;
                 }
                 None => {
@@ -517,21 +480,5 @@ async fn socket(
                 }
             },
         }
-    }
-}
-
-/// Error text without the URL (the channel id in it is the socket's only credential).
-fn describe_ws(e: &tungstenite::Error) -> String {
-    match e {
-        tungstenite::Error::Io(io) => format!("{:?}: {io}", io.kind()),
-        tungstenite::Error::Tls(t) => format!("TLS: {t}"),
-        tungstenite::Error::Capacity(c) => format!("frame too large: {c}"),
-        tungstenite::Error::Protocol(p) => format!("protocol: {p}"),
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
-            "connection closed".to_owned()
-        }
-        tungstenite::Error::Http(r) => format!("HTTP {}", r.status()),
-        tungstenite::Error::Url(_) => "unusable connectUri".to_owned(),
-        _ => "socket error".to_owned(),
     }
 }
