@@ -306,14 +306,20 @@ impl Client {
         Closer(self.tx.clone())
     }
 
-    /// Closes every socket with 1000 and waits (briefly) for the close frames to go out.
+    /// Closes every socket with 1000 and waits (at most a second) for the close frames to go
+    /// out.
     pub fn close(&mut self) {
         let now = self.now();
         self.session.close(now);
         self.drain();
-        for h in self.finished.drain(..) {
-            let _ = h.join();
+        // A socket still connecting (a black-holed host, say) must not hold Ctrl-C hostage:
+        // wait a moment for the close frames, then leave the stragglers behind.
+        let give_up = std::time::Instant::now() + Duration::from_secs(1);
+        while self.finished.iter().any(|h| !h.is_finished()) && std::time::Instant::now() < give_up
+        {
+            std::thread::sleep(Duration::from_millis(5));
         }
+        self.finished.clear();
     }
 
     /// The wall-clock time of a session instant (for matching gaps to server timestamps).

@@ -840,7 +840,15 @@ impl Session {
         let mut l = self.new_link();
         l.min_token_gen = min_token_gen;
         self.standby = Some(l);
+        self.reset_handover_proof();
         self.begin(Which::Standby, Plan::NewChannel);
+    }
+
+    /// A proof of life counts only for the standby it was asked for.
+    fn reset_handover_proof(&mut self) {
+        if let Some(a) = self.active.as_mut() {
+            a.handover_proof = None;
+        }
     }
 
     /// Moves a link forward where it waits on nothing but local state.
@@ -1645,7 +1653,10 @@ impl Session {
         };
         match w {
             Which::Active => self.active = Some(next),
-            Which::Standby => self.standby = Some(next),
+            Which::Standby => {
+                self.standby = Some(next);
+                self.reset_handover_proof();
+            }
         }
     }
 
