@@ -164,6 +164,9 @@ pub(crate) fn run(args: DemoArgs) -> ExitCode {
     config.session.idle_timeout = Duration::from_secs(3);
     config.session.ping_timeout = Duration::from_secs(2);
     config.session.maintenance_grace = Duration::from_secs(8);
+    // The demo squeezes a day of renewals into a minute; the production budget of 6 channel
+    // creations per minute would make it wait.
+    config.session.max_channel_creations_per_minute = 20;
     config.on_action = Some(Box::new(move |a| say(t0, "session", &narrate(a))));
     let mut client = match Client::connect(config) {
         Ok(c) => c,
