@@ -480,27 +480,15 @@ fn execute(agent: &ureq::Agent, r: &HttpRequest) -> Result<HttpAnswer, String> {
         .body(r.body.clone().unwrap_or_default())
         .map_err(|e| format!("bad request: {e}"))?;
     let mut resp = agent.run(request).map_err(|e| describe(&e))?;
-    let header = |n: &str| {
-        resp.headers()
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let retry_after = header("retry-after");
-    let date = header("date");
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     let body = resp
         .body_mut()
         .with_config()
-        .limit(4 << 20)
+        .limit(http::MAX_ANSWER_BODY as u64)
         .read_to_string()
         .map_err(|e| describe(&e))?;
-    Ok(HttpAnswer {
-        status,
-        retry_after,
-        date,
-        body,
-    })
+    Ok(HttpAnswer::new(status, &headers, body))
 }
 
 fn describe(e: &ureq::Error) -> String {

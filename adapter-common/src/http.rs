@@ -50,6 +50,27 @@ pub struct HttpAnswer {
     pub body: String,
 }
 
+/// The largest answer body an adapter reads; a hostile server cannot make it hold more.
+pub const MAX_ANSWER_BODY: usize = 4 << 20;
+
+impl HttpAnswer {
+    /// An answer from its status, headers and body, keeping the headers the mapping uses.
+    pub fn new(status: u16, headers: &::http::HeaderMap, body: String) -> HttpAnswer {
+        let header = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        HttpAnswer {
+            status,
+            retry_after: header("retry-after"),
+            date: header("date"),
+            body,
+        }
+    }
+}
+
 /// `POST {api}/api/v2/notifications/channels` with the bearer token.
 pub fn create_channel(endpoints: &Endpoints, token: &Secret) -> HttpRequest {
     HttpRequest {

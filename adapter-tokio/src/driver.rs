@@ -341,23 +341,21 @@ async fn execute(
     if let Some(body) = &r.body {
         b = b.body(body.clone());
     }
-    let resp = b.send().await.map_err(describe)?;
-    let header = |n: &str| {
-        resp.headers()
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let retry_after = header("retry-after");
-    let date = header("date");
+    let mut resp = b.send().await.map_err(describe)?;
     let status = resp.status().as_u16();
-    let body = resp.text().await.map_err(describe)?;
-    Ok(HttpAnswer {
+    let headers = resp.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(describe)? {
+        if body.len() + chunk.len() > http::MAX_ANSWER_BODY {
+            return Err("the answer body is larger than 4 MiB".to_owned());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(HttpAnswer::new(
         status,
-        retry_after,
-        date,
-        body,
-    })
+        &headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    ))
 }
 
 /// reqwest errors carry the URL; ours has no secret in it, but keep the text short anyway.
