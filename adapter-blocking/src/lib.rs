@@ -499,6 +499,8 @@ fn describe(e: &ureq::Error) -> String {
         ureq::Error::ConnectionFailed => "connection failed".to_owned(),
         ureq::Error::Tls(t) => format!("TLS: {t}"),
         ureq::Error::Rustls(t) => format!("TLS: {t}"),
-        other => format!("{other}"),
+        ureq::Error::BodyExceedsLimit(n) => format!("the answer body is larger than {n} bytes"),
+        // Other variants may quote the URL, whose path can hold a channel id.
+        _ => "request failed".to_owned(),
     }
 }

@@ -222,8 +222,19 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
         shared.record(endpoint, status);
     }
     if shared.cfg.log_requests {
+        // A channel id is its socket's only credential: log a prefix.
+        let shown: Vec<String> = path
+            .split('/')
+            .map(|seg| match seg.strip_prefix("streaming-") {
+                Some(rest) if rest.len() > 4 => {
+                    format!("streaming-{}…", rest.get(..2).unwrap_or(""))
+                }
+                _ => seg.to_owned(),
+            })
+            .collect();
         eprintln!(
-            "sim: {method} {path} {status} {}ms",
+            "sim: {method} {} {status} {}ms",
+            shown.join("/"),
             start.elapsed().as_millis()
         );
     }
