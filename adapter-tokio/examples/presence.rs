@@ -73,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     println!("{topic}: {}", if status.is_null() { &v["eventBody"] } else { status });
                 }
                 Some(Event::Gap { topics, reason, .. }) => eprintln!("missed presence changes for {} users ({reason}): re-read them", topics.len()),
-                Some(Event::LoginRequired { reason }) => { eprintln!("login required: {reason}"); break; }
+                Some(Event::LoginRequired { reason, .. }) => { eprintln!("login required: {reason}"); break; }
                 Some(other) => eprintln!("{other:?}"),
                 None => break,
             },

@@ -205,7 +205,7 @@ impl Driver {
                     tracing::warn!(topics = topics.len(), reason = %reason, "gap")
                 }
                 Event::Warning(w) => tracing::warn!(warning = %w),
-                Event::LoginRequired { reason } => {
+                Event::LoginRequired { reason, .. } => {
                     tracing::error!(reason = %reason, "login required")
                 }
                 _ => {}

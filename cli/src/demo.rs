@@ -297,9 +297,9 @@ fn record(client: &Client, ledger: &mut Ledger, t0: Instant, e: Event) {
             say(t0, "rejected", &format!("{topic}: {reason}"))
         }
         Event::TokenRotated => say(t0, "token", "refresh token rotated"),
-        Event::LoginRequired { reason } => {
+        Event::LoginRequired { reason, since } => {
             say(t0, "login", &reason.to_string());
-            ledger.login_required(SystemTime::now());
+            ledger.login_required(since.map_or_else(SystemTime::now, |s| client.to_system_time(s)));
         }
         other => say(t0, "event", &format!("{other:?}")),
     }

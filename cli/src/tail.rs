@@ -174,7 +174,7 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
                     return ExitCode::SUCCESS;
                 }
             }
-            Event::LoginRequired { reason } => {
+            Event::LoginRequired { reason, .. } => {
                 log.emit(
                     "login_required",
                     json!({ "reason": reason.to_string() }),
@@ -247,7 +247,7 @@ impl Log {
                 json!({ "message": w.to_string() }),
                 &format!("warning: {w}"),
             ),
-            Event::LoginRequired { reason } => self.emit(
+            Event::LoginRequired { reason, .. } => self.emit(
                 "login_required",
                 json!({ "reason": reason.to_string() }),
                 &format!("login required: {reason}"),

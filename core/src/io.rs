@@ -283,10 +283,13 @@ pub enum Event {
     },
     /// The token source rotated the refresh token (already persisted by the adapter).
     TokenRotated,
-    /// Only a new login can continue: call `Session::login`.
+    /// Only a new login can continue: call `Session::login`. Nothing is covered until then;
+    /// the `Gap` reported once coverage is back starts at `since`.
     LoginRequired {
         /// Why.
         reason: AuthError,
+        /// Since when subscribed topics have not been covered (`None`: none was covered).
+        since: Option<Instant>,
     },
     /// Something went wrong and the session carried on.
     Warning(Error),

@@ -94,6 +94,9 @@ struct Token {
     expires_at: Instant,
     /// The API rejected it: never use it again.
     stale: bool,
+    /// It replaced a token the API had rejected: if the API rejects this one too while it is
+    /// fresh, refreshing again would loop.
+    after_rejection: bool,
 }
 
 #[derive(Debug)]
@@ -533,7 +536,7 @@ impl Session {
         if self.closed {
             return Err(UsageError::Closed);
         }
-        self.install_token(token, expires_in);
+        self.install_token(token, expires_in, false);
         self.token_req = None;
         self.auth_streak = None;
         self.login_required = None;
@@ -1011,7 +1014,7 @@ impl Session {
         self.uncovered.retain(|t, _| wanted.contains(t));
     }
 
-    fn install_token(&mut self, value: Secret, expires_in: Duration) {
+    fn install_token(&mut self, value: Secret, expires_in: Duration, after_rejection: bool) {
         self.token_gen += 1;
         self.token = Some(Token {
             value,
@@ -1019,6 +1022,7 @@ impl Session {
             issued_at: self.now,
             expires_at: self.now + expires_in,
             stale: false,
+            after_rejection,
         });
         self.token_failures = 0;
         self.token_retry_at = None;
@@ -1031,7 +1035,8 @@ impl Session {
             return;
         }
         self.token_req = None;
-        self.install_token(token, expires_in);
+        let after_rejection = self.token.as_ref().is_some_and(|t| t.stale);
+        self.install_token(token, expires_in, after_rejection);
         if rotated {
             self.events.push_back(Event::TokenRotated);
         }
@@ -1180,7 +1185,7 @@ impl Session {
         if t.gen != token_gen || t.stale {
             return true;
         }
-        if now - t.issued_at < window {
+        if t.after_rejection && now - t.issued_at < window {
             let reason = if status == 403 {
                 AuthError::InsufficientScope
             } else {
@@ -1716,6 +1721,8 @@ impl Session {
         self.token_retry_at = None;
         self.dedup = Dedup::default();
         self.login_required = Some(reason.clone());
-        self.events.push_back(Event::LoginRequired { reason });
+        let since = self.uncovered.values().map(|(from, _)| *from).min();
+        self.events
+            .push_back(Event::LoginRequired { reason, since });
     }
 }

@@ -354,7 +354,8 @@ fn rule09_invalid_grant_requires_login() {
     assert!(h.events.iter().any(|e| matches!(
         e,
         Event::LoginRequired {
-            reason: AuthError::GrantRejected { .. }
+            reason: AuthError::GrantRejected { .. },
+            ..
         }
     )));
     h.note("the user signs in again");
@@ -392,7 +393,8 @@ fn rule09_max_refresh_attempts_gives_up() {
     assert!(h.events.iter().any(|e| matches!(
         e,
         Event::LoginRequired {
-            reason: AuthError::RefreshGaveUp { attempts: 3, .. }
+            reason: AuthError::RefreshGaveUp { attempts: 3, .. },
+            ..
         }
     )));
 }
@@ -414,20 +416,37 @@ fn rule10_rest_401_refreshes_exactly_once() {
 #[test]
 fn rule10_401_with_fresh_token_requires_login() {
     let mut h = Harness::new(cfg(), 11);
-    h.world
-        .channel_faults
-        .push_back(RequestError::status_code(401, "bad.credentials"));
+    for _ in 0..5 {
+        h.world
+            .channel_faults
+            .push_back(RequestError::status_code(401, "bad.credentials"));
+    }
     h.subscribe(&[T1]);
     h.serve();
-    assert_eq!(token_requests(&h), 1, "no refresh loop");
+    assert_eq!(token_requests(&h), 2, "one refresh, then no loop");
     assert_eq!(h.s.status(), Status::LoginRequired);
     assert!(h.events.iter().any(|e| matches!(
         e,
         Event::LoginRequired {
-            reason: AuthError::TokenRejected { status: 401 }
+            reason: AuthError::TokenRejected { status: 401 },
+            ..
         }
     )));
     snap("rule10_fresh_401", &h);
+}
+
+#[test]
+fn rule10_a_token_revoked_soon_after_issue_is_replaced_once() {
+    // Server-side revocation of a young token is not a loop: one refresh, and on we go.
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.run_for(secs(5));
+    h.world
+        .sub_faults
+        .push_back(RequestError::status_code(401, "bad.credentials"));
+    h.subscribe(&[T2]);
+    h.serve();
+    assert_eq!(token_requests(&h), 2);
+    assert_eq!(h.s.status(), Status::Live);
 }
 
 #[test]

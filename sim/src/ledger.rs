@@ -11,7 +11,8 @@ use crate::Sim;
 pub struct Ledger {
     delivered: BTreeMap<String, BTreeSet<u64>>,
     delivered_count: u64,
-    duplicates: u64,
+    /// Per topic, how many deliveries repeated a `seq` already seen.
+    duplicates: BTreeMap<String, u64>,
     gaps: Vec<(BTreeSet<String>, SystemTime, SystemTime)>,
     login_required_at: Option<SystemTime>,
 }
@@ -23,7 +24,7 @@ pub struct Tally {
     pub published: u64,
     /// Notifications received (with a `seq`), duplicates included.
     pub delivered: u64,
-    /// The same `(topic, seq)` received more than once.
+    /// The same `(topic, seq)` received more than once, for the counted topics.
     pub duplicates: u64,
     /// Missing events published inside a reported gap (or after a login was required).
     pub lost_inside_gaps: u64,
@@ -55,7 +56,7 @@ impl Ledger {
             .or_default()
             .insert(seq)
         {
-            self.duplicates += 1;
+            *self.duplicates.entry(topic.to_owned()).or_default() += 1;
         }
     }
 
@@ -96,10 +97,10 @@ impl Ledger {
     ) -> Tally {
         let mut t = Tally {
             delivered: self.delivered_count,
-            duplicates: self.duplicates,
             ..Tally::default()
         };
         for topic in topics {
+            t.duplicates += self.duplicates.get(*topic).copied().unwrap_or(0);
             let last = published.get(*topic).copied().unwrap_or(0);
             t.published += last;
             let log = sim.publish_log(topic);

@@ -9,23 +9,37 @@ use arbitrary::{Arbitrary, Unstructured};
 use genesys_notify_adapter_common::http::{self, HttpAnswer};
 use genesys_notify_adapter_common::{Credentials, Endpoints, TokenSource};
 use genesys_notify_core::{
-    classify, Action, ChannelId, Config, ConnId, Frame, Input, Instant, ReqId, RequestError, Secret, Session, Status,
-    Topic, TopicResult,
+    classify, Action, ChannelId, Config, ConnId, Frame, Input, Instant, ReqId, RequestError,
+    Secret, Session, Status, Topic, TopicResult,
 };
 
 /// Arbitrary bytes into the frame classifier, then into a live session.
 pub fn frame(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     match classify(&text) {
-        Frame::Notification { topic, .. } => assert!(!topic.is_empty(), "a notification always has a topic"),
-        Frame::System { topic, .. } => assert!(topic.to_ascii_lowercase().starts_with("v2.system.")),
+        Frame::Notification { topic, .. } => {
+            assert!(!topic.is_empty(), "a notification always has a topic")
+        }
+        Frame::System { topic, .. } => {
+            assert!(topic.to_ascii_lowercase().starts_with("v2.system."))
+        }
         _ => {}
     }
     let (mut s, conn) = live_session();
-    s.handle_input(Instant::from_secs(1), Input::Frame { conn, text: text.into_owned() });
+    s.handle_input(
+        Instant::from_secs(1),
+        Input::Frame {
+            conn,
+            text: text.into_owned(),
+        },
+    );
     while s.poll_action().is_some() {}
     while s.poll_event().is_some() {}
-    assert!(s.poll_timeout().is_some_and(|(at, _)| at > Instant::from_secs(1)), "no deadline after a frame");
+    assert!(
+        s.poll_timeout()
+            .is_some_and(|(at, _)| at > Instant::from_secs(1)),
+        "no deadline after a frame"
+    );
 }
 
 fn live_session() -> (Session, ConnId) {
@@ -54,7 +68,10 @@ fn live_session() -> (Session, ConnId) {
                 }
                 Action::PutSubscriptions { req, topics, .. } => Input::Subscribed {
                     req,
-                    results: topics.iter().map(|t| TopicResult::permitted(t.as_str())).collect(),
+                    results: topics
+                        .iter()
+                        .map(|t| TopicResult::permitted(t.as_str()))
+                        .collect(),
                 },
                 _ => continue,
             };
@@ -62,7 +79,10 @@ fn live_session() -> (Session, ConnId) {
         }
     }
     while s.poll_event().is_some() {}
-    (s, conn.unwrap_or_else(|| panic!("the session never connected")))
+    (
+        s,
+        conn.unwrap_or_else(|| panic!("the session never connected")),
+    )
 }
 
 #[derive(Debug, Arbitrary)]
@@ -88,11 +108,21 @@ impl Failure {
 
 #[derive(Debug, Arbitrary)]
 enum Op {
-    Answer { pick: u8, fail: Option<Failure>, ttl: u32 },
+    Answer {
+        pick: u8,
+        fail: Option<Failure>,
+        ttl: u32,
+    },
     Advance(u32),
     ToDeadline,
-    Frame { pick: u8, text: String },
-    ServerClose { pick: u8, code: Option<u16> },
+    Frame {
+        pick: u8,
+        text: String,
+    },
+    ServerClose {
+        pick: u8,
+        code: Option<u16>,
+    },
     Resumed(u32),
     Subscribe(u8),
     Unsubscribe(u8),
@@ -103,20 +133,29 @@ enum Op {
     ReportUnauthorized,
 }
 
-const TOPICS: [&str; 3] = ["v2.users.a.presence", "v2.users.b.presence", "v2.routing.queues.q.conversations"];
+const TOPICS: [&str; 3] = [
+    "v2.users.a.presence",
+    "v2.users.b.presence",
+    "v2.routing.queues.q.conversations",
+];
 
 /// An arbitrary sequence of inputs, commands and time steps, with the session's invariants
 /// checked after every step, and the whole run replayed to check determinism.
 pub fn session(data: &[u8]) {
     let first = session_run(data);
     let second = session_run(data);
-    assert_eq!(first, second, "same seed and inputs must give the same outputs");
+    assert_eq!(
+        first, second,
+        "same seed and inputs must give the same outputs"
+    );
 }
 
 fn session_run(data: &[u8]) -> Vec<String> {
     let mut u = Unstructured::new(data);
     let seed = u64::arbitrary(&mut u).unwrap_or(0);
-    let Ok(mut s) = Session::new(Config::default(), Instant::ZERO, seed) else { return Vec::new() };
+    let Ok(mut s) = Session::new(Config::default(), Instant::ZERO, seed) else {
+        return Vec::new();
+    };
     let mut now = Instant::ZERO;
     let mut pending: Vec<Action> = Vec::new();
     // Sockets asked for and not yet closed or failed, and those of them that opened.
@@ -133,22 +172,37 @@ fn session_run(data: &[u8]) -> Vec<String> {
                 let a = pending.remove(usize::from(pick) % pending.len());
                 let ttl = Duration::from_secs(u64::from(ttl % 100_000));
                 let input = match (a, fail) {
-                    (Action::RequestToken { req }, None) => {
-                        Input::TokenIssued { req, token: Secret::new("t"), expires_in: ttl, rotated_refresh_token: false }
-                    }
-                    (Action::RequestToken { req }, Some(f)) => Input::TokenFailed { req, error: f.error() },
+                    (Action::RequestToken { req }, None) => Input::TokenIssued {
+                        req,
+                        token: Secret::new("t"),
+                        expires_in: ttl,
+                        rotated_refresh_token: false,
+                    },
+                    (Action::RequestToken { req }, Some(f)) => Input::TokenFailed {
+                        req,
+                        error: f.error(),
+                    },
                     (Action::CreateChannel { req, .. }, None) => Input::ChannelCreated {
                         req,
                         id: ChannelId::new(format!("ch{}", req.as_u64())),
                         connect_uri: Secret::new(format!("wss://s/{}", req.as_u64())),
                         expires_in: ttl,
                     },
-                    (Action::CreateChannel { req, .. }, Some(f)) => Input::ChannelFailed { req, error: f.error() },
+                    (Action::CreateChannel { req, .. }, Some(f)) => Input::ChannelFailed {
+                        req,
+                        error: f.error(),
+                    },
                     (Action::PutSubscriptions { req, topics, .. }, None) => Input::Subscribed {
                         req,
-                        results: topics.iter().map(|t| TopicResult::permitted(t.as_str())).collect(),
+                        results: topics
+                            .iter()
+                            .map(|t| TopicResult::permitted(t.as_str()))
+                            .collect(),
                     },
-                    (Action::PutSubscriptions { req, .. }, Some(f)) => Input::SubscribeFailed { req, error: f.error() },
+                    (Action::PutSubscriptions { req, .. }, Some(f)) => Input::SubscribeFailed {
+                        req,
+                        error: f.error(),
+                    },
                     (Action::Connect { conn, .. }, None) => {
                         if let Some(o) = sockets.get_mut(&conn) {
                             *o = true;
@@ -157,7 +211,10 @@ fn session_run(data: &[u8]) -> Vec<String> {
                     }
                     (Action::Connect { conn, .. }, Some(f)) => {
                         sockets.remove(&conn);
-                        Input::ConnectFailed { conn, error: f.error() }
+                        Input::ConnectFailed {
+                            conn,
+                            error: f.error(),
+                        }
                     }
                     _ => continue,
                 };
@@ -167,7 +224,11 @@ fn session_run(data: &[u8]) -> Vec<String> {
                 now = now + Duration::from_millis(u64::from(ms % 200_000));
                 s.handle_timeout(now);
                 if let Some((at, why)) = s.poll_timeout() {
-                    assert!(at > s.now(), "busy loop: {why} at {at} after handle_timeout({})", s.now());
+                    assert!(
+                        at > s.now(),
+                        "busy loop: {why} at {at} after handle_timeout({})",
+                        s.now()
+                    );
                 }
             }
             Op::ToDeadline => {
@@ -180,19 +241,39 @@ fn session_run(data: &[u8]) -> Vec<String> {
                 }
             }
             Op::Frame { pick, text } => {
-                let conns: Vec<ConnId> = sockets.iter().filter(|(_, o)| **o).map(|(c, _)| *c).collect();
+                let conns: Vec<ConnId> = sockets
+                    .iter()
+                    .filter(|(_, o)| **o)
+                    .map(|(c, _)| *c)
+                    .collect();
                 if let Some(conn) = conns.get(usize::from(pick) % conns.len().max(1)) {
                     s.handle_input(now, Input::Frame { conn: *conn, text });
                 }
             }
             Op::ServerClose { pick, code } => {
-                let conns: Vec<ConnId> = sockets.iter().filter(|(_, o)| **o).map(|(c, _)| *c).collect();
+                let conns: Vec<ConnId> = sockets
+                    .iter()
+                    .filter(|(_, o)| **o)
+                    .map(|(c, _)| *c)
+                    .collect();
                 if let Some(conn) = conns.get(usize::from(pick) % conns.len().max(1)).copied() {
                     sockets.remove(&conn);
-                    s.handle_input(now, Input::Closed { conn, code, reason: String::new() });
+                    s.handle_input(
+                        now,
+                        Input::Closed {
+                            conn,
+                            code,
+                            reason: String::new(),
+                        },
+                    );
                 }
             }
-            Op::Resumed(ms) => s.handle_input(now, Input::Resumed { slept: Duration::from_millis(u64::from(ms)) }),
+            Op::Resumed(ms) => s.handle_input(
+                now,
+                Input::Resumed {
+                    slept: Duration::from_millis(u64::from(ms)),
+                },
+            ),
             Op::Subscribe(t) => {
                 if let Ok(topic) = Topic::new(TOPICS[usize::from(t) % TOPICS.len()]) {
                     let _ = s.subscribe(now, [topic]);
@@ -204,13 +285,28 @@ fn session_run(data: &[u8]) -> Vec<String> {
                 }
             }
             Op::Login(ttl) => {
-                let _ = s.login(now, Secret::new("login"), Duration::from_secs(u64::from(ttl % 100_000)));
+                let _ = s.login(
+                    now,
+                    Secret::new("login"),
+                    Duration::from_secs(u64::from(ttl % 100_000)),
+                );
             }
             Op::Close => s.close(now),
             Op::Backwards(ms) => s.handle_timeout(now - Duration::from_millis(u64::from(ms))),
             Op::Stale(n) => {
-                s.handle_input(now, Input::Opened { conn: ConnId::from_u64(n) });
-                s.handle_input(now, Input::TokenFailed { req: ReqId::from_u64(n), error: RequestError::status(500) });
+                s.handle_input(
+                    now,
+                    Input::Opened {
+                        conn: ConnId::from_u64(n),
+                    },
+                );
+                s.handle_input(
+                    now,
+                    Input::TokenFailed {
+                        req: ReqId::from_u64(n),
+                        error: RequestError::status(500),
+                    },
+                );
             }
             Op::ReportUnauthorized => {
                 if let Some(t) = s.access_token().cloned() {
@@ -251,7 +347,12 @@ pub fn http_answer(data: &[u8]) {
     let retry_after = Option::<String>::arbitrary(&mut u).unwrap_or(None);
     let date = Option::<String>::arbitrary(&mut u).unwrap_or(None);
     let body = String::arbitrary(&mut u).unwrap_or_default();
-    let answer = HttpAnswer { status, retry_after: retry_after.clone(), date: date.clone(), body };
+    let answer = HttpAnswer {
+        status,
+        retry_after: retry_after.clone(),
+        date: date.clone(),
+        body,
+    };
     let ok = (200..300).contains(&status);
     let endpoints = Endpoints::custom("http://127.0.0.1:9", None).unwrap_or_else(|e| panic!("{e}"));
     let req = ReqId::from_u64(1);
@@ -260,7 +361,10 @@ pub fn http_answer(data: &[u8]) {
     match input {
         Input::ChannelCreated { connect_uri, .. } => {
             assert!(ok, "a channel from a non-2xx answer");
-            assert!(endpoints.check_connect_uri(connect_uri.expose()).is_ok(), "a foreign connectUri got through");
+            assert!(
+                endpoints.check_connect_uri(connect_uri.expose()).is_ok(),
+                "a foreign connectUri got through"
+            );
         }
         Input::ChannelFailed { .. } => {}
         other => panic!("unexpected {other:?}"),

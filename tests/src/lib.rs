@@ -231,9 +231,9 @@ pub fn run(scenario: &Scenario, adapter: &dyn Adapter) -> Outcome {
                 ledger.gap(gap.topics.iter().cloned(), gap.from, gap.to);
                 out.gaps.push(gap);
             }
-            Event::LoginRequired { .. } => {
+            Event::LoginRequired { since, .. } => {
                 out.login_required = true;
-                ledger.login_required(*arrived);
+                ledger.login_required(since.map_or(*arrived, |s| client.wall_time(s)));
             }
             Event::Warning(w) => out.warnings.push(w.to_string()),
             Event::TopicRejected { topic, .. } => out.rejected_topics.push(topic.clone()),

@@ -492,7 +492,10 @@ pub fn render_event(e: &Event) -> String {
         ),
         Event::TopicRejected { topic, reason } => format!("topic rejected {topic}: {reason}"),
         Event::TokenRotated => "token rotated".into(),
-        Event::LoginRequired { reason } => format!("login required: {reason}"),
+        Event::LoginRequired { reason, since } => match since {
+            Some(s) => format!("login required: {reason} (uncovered since {s})"),
+            None => format!("login required: {reason}"),
+        },
         Event::Warning(w) => format!("warning: {w}"),
         other => format!("{other:?}"),
     }
