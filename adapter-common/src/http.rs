@@ -168,8 +168,20 @@ pub fn to_request_error(a: &HttpAnswer) -> RequestError {
     }
 }
 
-fn unusable(what: &str) -> RequestError {
-    RequestError::network(format!("unusable {what} answer"))
+/// A 2xx answer's body parsed as `T`, with the answer (for its `Date`); any other outcome as
+/// the request error the session should see.
+pub fn parse_success<T: serde::de::DeserializeOwned>(
+    answer: Result<HttpAnswer, String>,
+    what: &str,
+) -> Result<(T, HttpAnswer), RequestError> {
+    let a = answer.map_err(RequestError::network)?;
+    if !(200..300).contains(&a.status) {
+        return Err(to_request_error(&a));
+    }
+    match serde_json::from_str::<T>(&a.body) {
+        Ok(body) => Ok((body, a)),
+        Err(_) => Err(RequestError::network(format!("unusable {what} answer"))),
+    }
 }
 
 #[derive(Deserialize)]
@@ -188,35 +200,9 @@ pub fn channel_answer(
     endpoints: &Endpoints,
     answer: Result<HttpAnswer, String>,
 ) -> (Input, Option<String>) {
-    let a = match answer {
-        Ok(a) => a,
-        Err(e) => {
-            return (
-                Input::ChannelFailed {
-                    req,
-                    error: RequestError::network(e),
-                },
-                None,
-            )
-        }
-    };
-    if !(200..300).contains(&a.status) {
-        return (
-            Input::ChannelFailed {
-                req,
-                error: to_request_error(&a),
-            },
-            None,
-        );
-    }
-    let Ok(body) = serde_json::from_str::<ChannelBody>(&a.body) else {
-        return (
-            Input::ChannelFailed {
-                req,
-                error: unusable("channel"),
-            },
-            None,
-        );
+    let (body, a) = match parse_success::<ChannelBody>(answer, "channel") {
+        Ok(parsed) => parsed,
+        Err(error) => return (Input::ChannelFailed { req, error }, None),
     };
     if let Err(why) = endpoints.check_connect_uri(&body.connect_uri) {
         return (
@@ -260,26 +246,9 @@ struct SubBody {
 
 /// The answer to `PutSubscriptions { req }` as a session input.
 pub fn subscriptions_answer(req: ReqId, answer: Result<HttpAnswer, String>) -> Input {
-    let a = match answer {
-        Ok(a) => a,
-        Err(e) => {
-            return Input::SubscribeFailed {
-                req,
-                error: RequestError::network(e),
-            }
-        }
-    };
-    if !(200..300).contains(&a.status) {
-        return Input::SubscribeFailed {
-            req,
-            error: to_request_error(&a),
-        };
-    }
-    let Ok(body) = serde_json::from_str::<SubBody>(&a.body) else {
-        return Input::SubscribeFailed {
-            req,
-            error: unusable("subscription"),
-        };
+    let body = match parse_success::<SubBody>(answer, "subscription") {
+        Ok((body, _)) => body,
+        Err(error) => return Input::SubscribeFailed { req, error },
     };
     let results = body
         .entities

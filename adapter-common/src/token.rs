@@ -7,7 +7,7 @@ use base64::Engine as _;
 use genesys_notify_core::{Input, ReqId, RequestError, Secret};
 use serde::Deserialize;
 
-use crate::http::{to_request_error, HttpAnswer, HttpRequest};
+use crate::http::{parse_success, HttpAnswer, HttpRequest};
 use crate::Endpoints;
 
 /// Saves a rotated refresh token. Called with the new token *before* it is used; an error is
@@ -203,35 +203,9 @@ impl TokenSource {
         req: ReqId,
         answer: Result<HttpAnswer, String>,
     ) -> (Input, Option<String>) {
-        let a = match answer {
-            Ok(a) => a,
-            Err(e) => {
-                return (
-                    Input::TokenFailed {
-                        req,
-                        error: RequestError::network(e),
-                    },
-                    None,
-                )
-            }
-        };
-        if !(200..300).contains(&a.status) {
-            return (
-                Input::TokenFailed {
-                    req,
-                    error: to_request_error(&a),
-                },
-                None,
-            );
-        }
-        let Ok(body) = serde_json::from_str::<TokenBody>(&a.body) else {
-            return (
-                Input::TokenFailed {
-                    req,
-                    error: RequestError::network("unusable token answer"),
-                },
-                None,
-            );
+        let body = match parse_success::<TokenBody>(answer, "token") {
+            Ok((body, _)) => body,
+            Err(error) => return (Input::TokenFailed { req, error }, None),
         };
         let expires_in = Duration::from_secs(body.expires_in.unwrap_or(86_399));
         let mut rotated = false;
