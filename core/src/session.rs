@@ -175,9 +175,23 @@ struct Link {
     sub_retry_at: Option<Instant>,
     /// Topics the server confirmed on this channel.
     server_topics: BTreeSet<Topic>,
-    /// Set on the active link once its replacement is ready: `Some(false)` until a frame
-    /// arrives on it, proving it delivered everything sent before the replacement took over.
-    handover_proof: Option<bool>,
+    /// Pings sent on this socket that no pong has answered yet.
+    pings_out: u32,
+    /// Whether this (active) link has shown that it delivered everything the server sent on
+    /// it before the replacement's subscription took effect.
+    handover_proof: Proof,
+}
+
+/// The old socket's proof, during make-before-break, that nothing sent on it before the new
+/// channel took over is still in flight. Only the pong to a ping sent after the new channel's
+/// subscription was confirmed proves that: frames already in flight were sent earlier, so a
+/// heartbeat or a notification proves nothing about the frames behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proof {
+    NotAsked,
+    /// This many more pongs must arrive; the last one answers the handover ping.
+    AwaitingPongs(u32),
+    Proven,
 }
 
 impl Link {
@@ -197,7 +211,8 @@ impl Link {
             sub_dirty: false,
             sub_retry_at: None,
             server_topics: BTreeSet::new(),
-            handover_proof: None,
+            pings_out: 0,
+            handover_proof: Proof::NotAsked,
         }
     }
 
@@ -761,7 +776,6 @@ impl Session {
     }
 
     fn fire(&mut self, why: Deadline, target: Target) {
-        let now = self.now;
         match (why, target) {
             (Deadline::RequestTimeout, Target::Session) => {
                 if let Some((req, _)) = self.token_req {
@@ -807,15 +821,7 @@ impl Session {
                 self.lose(w, GapReason::SocketDead, plan, true);
             }
             (Deadline::Idle, Target::Link(w)) => {
-                let ping_timeout = self.cfg.ping_timeout;
-                let Some(l) = self.link_mut(w) else { return };
-                if let Step::Open { conn } = l.step {
-                    l.ping_due = Some(now + ping_timeout);
-                    self.actions.push_back(Action::Send {
-                        conn,
-                        text: PING.to_owned(),
-                    });
-                }
+                self.ping(w);
             }
             (Deadline::TokenRefresh | Deadline::ChannelRollover, Target::Link(_)) => {
                 let needs_token =
@@ -850,7 +856,7 @@ impl Session {
     /// A proof of life counts only for the standby it was asked for.
     fn reset_handover_proof(&mut self) {
         if let Some(a) = self.active.as_mut() {
-            a.handover_proof = None;
+            a.handover_proof = Proof::NotAsked;
         }
     }
 
@@ -970,6 +976,8 @@ impl Session {
         l.step = Step::Connecting { conn, sent: now };
         l.live_since = None;
         l.ping_due = None;
+        l.pings_out = 0;
+        l.handover_proof = Proof::NotAsked;
         l.closing_by = None;
         l.sub = None;
         l.sub_retry_at = None;
@@ -1265,30 +1273,40 @@ impl Session {
         }
     }
 
-    /// The standby is subscribed. It takes over once the old socket has shown a sign of life
-    /// since (a frame proves that everything sent before it arrived); a ping asks for one. A
-    /// silent old socket dies at its ping timeout and the gap is reported.
+    /// The standby is subscribed. It takes over once the old socket answers a ping sent now:
+    /// the server wrote that pong after everything it had sent on the old socket before the
+    /// new subscription took effect, so nothing is left in flight behind it. A silent old
+    /// socket dies at its ping timeout and the gap is reported from its last frame.
     fn standby_ready(&mut self) {
-        let now = self.now;
-        let ping_timeout = self.cfg.ping_timeout;
-        let Some(a) = self.active.as_mut() else {
+        let Some(a) = self.active.as_ref() else {
             self.promote_standby();
             return;
         };
         match a.handover_proof {
-            Some(true) => self.promote_standby(),
-            Some(false) => {}
-            None => {
-                a.handover_proof = Some(false);
-                if let (Step::Open { conn }, None) = (&a.step, a.ping_due) {
-                    let conn = *conn;
-                    a.ping_due = Some(now + ping_timeout);
-                    self.actions.push_back(Action::Send {
-                        conn,
-                        text: PING.to_owned(),
-                    });
+            Proof::Proven => self.promote_standby(),
+            Proof::AwaitingPongs(_) => {}
+            Proof::NotAsked if !a.is_open() => self.promote_standby(),
+            Proof::NotAsked => {
+                self.ping(Which::Active);
+                if let Some(a) = self.active.as_mut() {
+                    a.handover_proof = Proof::AwaitingPongs(a.pings_out);
                 }
             }
+        }
+    }
+
+    /// Sends a ping on an open socket; its pong (or any frame, outside a handover) is due
+    /// within the ping timeout.
+    fn ping(&mut self, w: Which) {
+        let due = self.now + self.cfg.ping_timeout;
+        let Some(l) = self.link_mut(w) else { return };
+        if let Step::Open { conn } = l.step {
+            l.ping_due.get_or_insert(due);
+            l.pings_out = l.pings_out.saturating_add(1);
+            self.actions.push_back(Action::Send {
+                conn,
+                text: PING.to_owned(),
+            });
         }
     }
 
@@ -1452,10 +1470,24 @@ impl Session {
         let overlap = self.dedup.until.is_some();
         let Some(l) = self.link_mut(w) else { return };
         l.last_rx = now;
-        l.ping_due = None;
         l.suspect_since = None;
         let tag = l.tag;
-        match frame::classify(&text) {
+        let frame = frame::classify(&text);
+        if matches!(frame, Frame::Pong) {
+            l.pings_out = l.pings_out.saturating_sub(1);
+            if let Proof::AwaitingPongs(n) = l.handover_proof {
+                l.handover_proof = match n.saturating_sub(1) {
+                    0 => Proof::Proven,
+                    left => Proof::AwaitingPongs(left),
+                };
+            }
+        }
+        // Any frame proves the socket alive, but while a handover waits for its pong only
+        // that pong proves the old socket drained: its deadline stays.
+        if !matches!(l.handover_proof, Proof::AwaitingPongs(_)) {
+            l.ping_due = None;
+        }
+        match frame {
             Frame::Heartbeat | Frame::Pong | Frame::Metadata | Frame::SubscribeReply { .. } => {}
             Frame::SocketClosing => self.on_socket_closing(w),
             Frame::System { kind, .. } => match kind.as_deref() {
@@ -1494,19 +1526,17 @@ impl Session {
         self.after_frame(w);
     }
 
-    /// A frame on the active link while its replacement waits is the proof it needs.
+    /// The handover pong on the active link is the proof its replacement waits for.
     fn after_frame(&mut self, w: Which) {
         if w != Which::Active {
             return;
         }
-        let Some(a) = self.active.as_mut() else {
-            return;
-        };
-        if a.handover_proof == Some(false) {
-            a.handover_proof = Some(true);
-            if self.standby_is_ready() {
-                self.promote_standby();
-            }
+        let proven = self
+            .active
+            .as_ref()
+            .is_some_and(|a| a.handover_proof == Proof::Proven);
+        if proven && self.standby_is_ready() {
+            self.promote_standby();
         }
     }
 
@@ -1669,11 +1699,9 @@ impl Session {
         if slept.is_zero() {
             return;
         }
-        let now = self.now;
         if let Some(t) = self.token.as_mut() {
             t.expires_at = t.expires_at - slept;
         }
-        let ping_timeout = self.cfg.ping_timeout;
         for w in [Which::Active, Which::Standby] {
             let Some(l) = self.link_mut(w) else { continue };
             if let Some(c) = l.chan.as_mut() {
@@ -1681,14 +1709,10 @@ impl Session {
                 c.token_expires_at = c.token_expires_at - slept;
                 c.renew_at = c.renew_at - slept;
             }
-            if let Step::Open { conn } = l.step {
+            if l.is_open() {
                 l.suspect_since.get_or_insert(l.last_rx);
                 if l.ping_due.is_none() {
-                    l.ping_due = Some(now + ping_timeout);
-                    self.actions.push_back(Action::Send {
-                        conn,
-                        text: PING.to_owned(),
-                    });
+                    self.ping(w);
                 }
             }
         }

@@ -189,6 +189,56 @@ fn rule05_socket_closing_when_new_channel_cannot_be_made() {
 }
 
 #[test]
+fn rule06_handover_waits_for_the_pong_behind_frames_in_flight() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.quiet_liveness = false;
+    h.world.manual = true;
+    let old = h.conn();
+    h.frame(SOCKET_CLOSING);
+    let create = h.pending.pop_front().unwrap();
+    h.world.manual = false;
+    h.answer(create);
+    let connect = h.pending.pop_front().unwrap();
+    h.answer(connect);
+    let put = h.pending.pop_front().unwrap();
+    h.note("events 1 and 2 go out on the old socket only; the new PUT is applied after them");
+    h.subs.insert("ch2".into(), [T1.to_owned()].into());
+    h.answer(put);
+    let ping = h.pending.pop_front().unwrap();
+    assert!(
+        matches!(&ping, Action::Send { conn, text } if *conn == old && text.contains("ping")),
+        "the ready standby asks the old socket for a pong: {ping:?}"
+    );
+    h.note("1 and 2 were in flight before that ping: they prove nothing about what follows");
+    for seq in [1, 2] {
+        h.input(Input::Frame {
+            conn: old,
+            text: notification(T1, seq),
+        });
+        assert_eq!(h.open.len(), 2, "old socket closed before its pong");
+    }
+    h.publish(T1, 3);
+    h.note("the pong comes after everything the old socket carried");
+    h.answer(ping);
+    assert!(
+        !h.open.contains_key(&old),
+        "old socket closed after its pong"
+    );
+    h.publish(T1, 4);
+    assert_eq!(
+        h.delivered,
+        vec![
+            (T1.into(), 1),
+            (T1.into(), 2),
+            (T1.into(), 3),
+            (T1.into(), 4)
+        ]
+    );
+    assert!(h.gaps().is_empty());
+    snap("rule06_handover_pong", &h);
+}
+
+#[test]
 fn rule06_overlap_dedup() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.world.manual = true;

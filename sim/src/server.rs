@@ -843,6 +843,16 @@ async fn socket_task<S>(
                         Some(Ok(Message::Text(t))) => {
                             if !silent {
                                 if let Some(reply) = client_text(shared, channel, t.as_str()) {
+                                    // One ordered stream per socket: what was queued before
+                                    // this request goes out before its reply.
+                                    while let Ok(out) = rx.try_recv() {
+                                        match out {
+                                            Out::Text(t) => {
+                                                if sink.feed(Message::text(t)).await.is_err() { break; }
+                                            }
+                                            other => { pending = Some(other); break; }
+                                        }
+                                    }
                                     if sink.send(Message::text(reply)).await.is_err() { break; }
                                 }
                             }

@@ -302,7 +302,9 @@ impl Shared {
         let me = Arc::clone(self);
         self.rt.spawn(async move {
             for _ in 0..n {
-                for (tx, frame) in me.next_events() {
+                // Queued under the lock like `publish`; only a full queue waits outside it.
+                let full = me.publish_now();
+                for (tx, frame) in full {
                     let _ = tx.send(Out::Text(frame)).await;
                 }
             }
@@ -310,9 +312,8 @@ impl Shared {
     }
 
     /// The next event of every topic ever subscribed, with the sockets subscribed to it now.
-    fn next_events(&self) -> Vec<(mpsc::Sender<Out>, String)> {
+    fn next_events(st: &mut State) -> Vec<(mpsc::Sender<Out>, String)> {
         let now = Instant::now();
-        let mut st = self.lock();
         let topics: Vec<String> = st.sticky_topics.iter().cloned().collect();
         let mut out = Vec::new();
         for topic in topics {
@@ -344,11 +345,26 @@ impl Shared {
     /// One notification per topic ever subscribed, fanned out to every channel subscribed to
     /// it now; a socket whose queue is full misses it (counted in `dropped_frames`).
     pub(crate) fn publish(&self) {
-        for (tx, frame) in self.next_events() {
-            if tx.try_send(Out::Text(frame)).is_err() {
-                self.lock().stats.dropped_frames += 1;
+        let full = self.publish_now();
+        if !full.is_empty() {
+            self.lock().stats.dropped_frames += full.len() as u64;
+        }
+    }
+
+    /// Publishes the next event of every topic and queues it on each subscribed socket while
+    /// the state is locked, so a subscription change or a ping reply cannot slip between the
+    /// fan-out and the queueing. Returns what did not fit in a full queue.
+    fn publish_now(&self) -> Vec<(mpsc::Sender<Out>, String)> {
+        let mut st = self.lock();
+        let mut full = Vec::new();
+        for (tx, frame) in Self::next_events(&mut st) {
+            if let Err(mpsc::error::TrySendError::Full(Out::Text(frame))) =
+                tx.try_send(Out::Text(frame))
+            {
+                full.push((tx, frame));
             }
         }
+        full
     }
 }
 
