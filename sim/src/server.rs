@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -31,6 +31,8 @@ use crate::state::{AccessToken, Channel, Out, Shared, SocketEntry};
 type Resp = Response<Full<Bytes>>;
 
 const MAX_BODY: usize = 1 << 20;
+/// An oversized body is read and dropped up to this size before the 413 goes out.
+const DRAIN_LIMIT: usize = 16 << 20;
 const MAX_TOPICS: usize = 1000;
 const SOCKET_QUEUE: usize = 1024;
 const HEARTBEAT: &str =
@@ -242,14 +244,37 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, Resp> {
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(_) => Err(api_error(
+    let too_large = || {
+        api_error(
             413,
             "request.too.large",
             "The request body is larger than 1 MiB",
-        )),
+        )
+    };
+    let mut body = req.into_body();
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(too_large());
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= MAX_BODY {
+            buf.extend_from_slice(&data);
+        } else if seen > DRAIN_LIMIT {
+            // Beyond this the client is hostile: answer now and let the connection close.
+            return Err(too_large());
+        }
+        // Between the two limits the rest is read and dropped, so a client still sending
+        // gets its 413 instead of a reset connection.
     }
+    if seen > MAX_BODY {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(buf))
 }
 
 fn basic_auth(req: &Request<Incoming>) -> Option<(String, String)> {
