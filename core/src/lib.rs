@@ -77,6 +77,11 @@
 //! - Send the bearer token only to the API host, client secrets and refresh tokens only to the
 //!   login host, and nothing but the `connectUri` to the socket. Never log a [`Secret`].
 //! - Hold no policy of its own: every retry, delay and decision is the session's.
+//! - Feed each socket's frames in the order they arrived. A handover closes the old socket
+//!   once it answers a ping sent after the new channel was subscribed: that pong is taken as
+//!   proof that everything the server queued on the old socket before it has been read. (The
+//!   simulator writes a socket's replies after what it had already queued, as one ordered
+//!   stream; the service is assumed to do the same.)
 //!
 //! The adapter SHOULD log the [`Deadline`] reason each time it wakes.
 //!
