@@ -1002,6 +1002,11 @@ impl Session {
             topics: topics.clone(),
             token_gen,
         });
+        // A proof the old socket gave before this PUT says nothing about what it carries
+        // until the PUT applies.
+        if w == Which::Standby {
+            self.reset_handover_proof();
+        }
         self.actions.push_back(Action::PutSubscriptions {
             req,
             channel,
