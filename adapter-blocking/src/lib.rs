@@ -243,9 +243,11 @@ impl Client {
 
     fn handle(&mut self, msg: Msg) {
         match msg {
+            // One input, then its actions and events (the core's drive loop).
             Msg::Input(input) => {
                 let now = self.now();
                 self.session.handle_input(now, input);
+                self.drain();
             }
             Msg::Warning(w) => self.events.push_back(Event::Warning(CoreError::Local(w))),
             Msg::Close => self.close(),
