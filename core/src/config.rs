@@ -67,6 +67,13 @@ pub struct Config {
     /// How long after two sockets overlapped duplicate notifications are still suppressed.
     /// Default 10 s.
     pub dedup_linger: Duration,
+    /// After the old socket answered the handover ping, how long both sockets stay open
+    /// before the old one closes (duplicates are suppressed meanwhile). The session takes
+    /// that pong as proof that the old socket delivered everything the server queued on it
+    /// before the new channel took over; the linger also covers a service that would write a
+    /// pong ahead of notifications already queued (not known either way). Zero closes the old
+    /// socket at the pong. Default 1 s; must stay below `maintenance_grace`.
+    pub handover_linger: Duration,
     /// How close codes are read.
     pub close_codes: CloseCodes,
 }
@@ -88,6 +95,7 @@ impl Default for Config {
             maintenance_grace: Duration::from_secs(55),
             request_timeout: Duration::from_secs(30),
             dedup_linger: Duration::from_secs(10),
+            handover_linger: Duration::from_secs(1),
             close_codes: CloseCodes::default(),
         }
     }
@@ -123,6 +131,9 @@ impl Config {
         }
         if self.maintenance_grace == zero {
             return bad("maintenance_grace", "must be above zero");
+        }
+        if self.handover_linger >= self.maintenance_grace {
+            return bad("handover_linger", "must be below maintenance_grace");
         }
         if !(1..=50).contains(&self.renew_lead_percent) {
             return bad("renew_lead_percent", "must be between 1 and 50");
@@ -169,6 +180,15 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+        let c = Config {
+            handover_linger: Duration::from_secs(55),
+            ..Config::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("handover_linger"));
     }
 
     #[test]

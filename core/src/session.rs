@@ -43,6 +43,8 @@ pub enum Deadline {
     RequestTimeout,
     /// Forget the duplicate-suppression keys of an ended overlap.
     DedupExpiry,
+    /// The old socket has proven it drained and lingered: close it, the new one takes over.
+    HandoverLinger,
 }
 
 impl fmt::Display for Deadline {
@@ -59,6 +61,7 @@ impl fmt::Display for Deadline {
             Deadline::HandoverGrace => "handover_grace",
             Deadline::RequestTimeout => "request_timeout",
             Deadline::DedupExpiry => "dedup_expiry",
+            Deadline::HandoverLinger => "handover_linger",
         })
     }
 }
@@ -191,7 +194,16 @@ enum Proof {
     NotAsked,
     /// This many more pongs must arrive; the last one answers the handover ping.
     AwaitingPongs(u32),
-    Proven,
+    /// The handover pong arrived then.
+    Proven {
+        at: Instant,
+    },
+}
+
+impl Proof {
+    fn is_proven(self) -> bool {
+        matches!(self, Proof::Proven { .. })
+    }
 }
 
 impl Link {
@@ -741,6 +753,9 @@ impl Session {
         if let Some(at) = self.dedup.until {
             f(at, Deadline::DedupExpiry, Target::Session);
         }
+        if let Some(at) = self.linger_ends() {
+            f(at, Deadline::HandoverLinger, Target::Session);
+        }
         for w in [Which::Active, Which::Standby] {
             let Some(l) = self.link(w) else { continue };
             let t = Target::Link(w);
@@ -784,6 +799,7 @@ impl Session {
             }
             (Deadline::TokenRetry, _) => self.token_retry_at = None,
             (Deadline::DedupExpiry, _) => self.dedup = Dedup::default(),
+            (Deadline::HandoverLinger, _) => self.promote_after_linger(),
             (_, Target::Session) => {}
             (Deadline::Backoff | Deadline::ChannelBudget, Target::Link(w)) => {
                 let Some(l) = self.link_mut(w) else { return };
@@ -1288,7 +1304,7 @@ impl Session {
             return;
         };
         match a.handover_proof {
-            Proof::Proven => self.promote_standby(),
+            Proof::Proven { .. } => self.promote_after_linger(),
             Proof::AwaitingPongs(_) => {}
             Proof::NotAsked if !a.is_open() => self.promote_standby(),
             Proof::NotAsked => {
@@ -1312,6 +1328,20 @@ impl Session {
                 conn,
                 text: PING.to_owned(),
             });
+        }
+    }
+
+    /// When the ready standby may take over from a proven old socket.
+    fn linger_ends(&self) -> Option<Instant> {
+        match self.active.as_ref()?.handover_proof {
+            Proof::Proven { at } if self.standby_is_ready() => Some(at + self.cfg.handover_linger),
+            Proof::Proven { .. } | Proof::NotAsked | Proof::AwaitingPongs(_) => None,
+        }
+    }
+
+    fn promote_after_linger(&mut self) {
+        if self.linger_ends().is_some_and(|end| self.now >= end) {
+            self.promote_standby();
         }
     }
 
@@ -1482,7 +1512,7 @@ impl Session {
             l.pings_out = l.pings_out.saturating_sub(1);
             if let Proof::AwaitingPongs(n) = l.handover_proof {
                 l.handover_proof = match n.saturating_sub(1) {
-                    0 => Proof::Proven,
+                    0 => Proof::Proven { at: now },
                     left => Proof::AwaitingPongs(left),
                 };
             }
@@ -1539,9 +1569,9 @@ impl Session {
         let proven = self
             .active
             .as_ref()
-            .is_some_and(|a| a.handover_proof == Proof::Proven);
+            .is_some_and(|a| a.handover_proof.is_proven());
         if proven && self.standby_is_ready() {
-            self.promote_standby();
+            self.promote_after_linger();
         }
     }
 
@@ -1657,11 +1687,15 @@ impl Session {
                 (None, true) => (old.last_rx, reason),
                 (None, false) => (now, reason),
             };
-            // A standby subscribed before the coverage ended keeps covering what it has.
+            // A standby subscribed before the coverage ended keeps covering what it has — if
+            // the old socket was drained up to then: by the server's close frame, or by the
+            // pong to the handover ping. Otherwise frames it sent before the standby took
+            // over may never have arrived.
+            let drained = !close_socket || old.handover_proof.is_proven();
             let still = self
                 .standby
                 .as_ref()
-                .filter(|s| s.is_live() && s.live_since.is_some_and(|l| l <= from))
+                .filter(|s| drained && s.is_live() && s.live_since.is_some_and(|l| l <= from))
                 .map(|s| &s.server_topics);
             for t in old.server_topics.intersection(&self.topics) {
                 if !still.is_some_and(|s| s.contains(t)) {

@@ -151,6 +151,7 @@ fn rule05_socket_closing_handover() {
     h.run_for(secs(100));
     h.frame(SOCKET_CLOSING);
     h.publish(T1, 1);
+    h.run_for(cfg().handover_linger);
     assert!(h.gaps().is_empty());
     assert_eq!(creates(&h), 2);
     assert_eq!(
@@ -217,25 +218,63 @@ fn rule06_handover_waits_for_the_pong_behind_frames_in_flight() {
         });
         assert_eq!(h.open.len(), 2, "old socket closed before its pong");
     }
-    h.publish(T1, 3);
-    h.note("the pong comes after everything the old socket carried");
+    h.note("the pong proves the old socket drained; both stay open for the handover linger");
     h.answer(ping);
+    assert_eq!(h.open.len(), 2, "old socket kept for the linger");
+    h.note("a service that wrote its pong ahead of a queued event: 3 arrives after the pong");
+    h.input(Input::Frame {
+        conn: old,
+        text: notification(T1, 3),
+    });
+    h.publish(T1, 4);
+    h.run_for(cfg().handover_linger);
     assert!(
         !h.open.contains_key(&old),
-        "old socket closed after its pong"
+        "old socket closed after the linger"
     );
-    h.publish(T1, 4);
+    h.publish(T1, 5);
     assert_eq!(
         h.delivered,
-        vec![
-            (T1.into(), 1),
-            (T1.into(), 2),
-            (T1.into(), 3),
-            (T1.into(), 4)
-        ]
+        (1..=5).map(|n| (T1.to_owned(), n)).collect::<Vec<_>>()
     );
     assert!(h.gaps().is_empty());
     snap("rule06_handover_pong", &h);
+}
+
+#[test]
+fn rule06_old_socket_silent_before_its_pong_is_a_gap() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.world.manual = true;
+    let old = h.conn();
+    h.frame(SOCKET_CLOSING);
+    let create = h.pending.pop_front().unwrap();
+    h.world.manual = false;
+    h.answer(create);
+    let connect = h.pending.pop_front().unwrap();
+    h.answer(connect);
+    let put = h.pending.pop_front().unwrap();
+    h.subs.insert("ch2".into(), [T1.to_owned()].into());
+    h.answer(put);
+    let _ping = h.pending.pop_front().unwrap();
+    h.note("a frame still in flight arrives, then the old socket falls silent: no pong");
+    h.input(Input::Frame {
+        conn: old,
+        text: notification(T1, 1),
+    });
+    h.world.silent.insert(old);
+    h.run_for(cfg().ping_timeout);
+    assert!(!h.open.contains_key(&old), "silent old socket closed");
+    let gaps = h.gaps();
+    assert_eq!(gaps.len(), 1, "what it may have had in flight is reported");
+    assert!(matches!(
+        gaps[0],
+        Event::Gap {
+            reason: GapReason::SocketDead,
+            ..
+        }
+    ));
+    assert_eq!(h.s.status(), Status::Live);
+    snap("rule06_silent_before_pong", &h);
 }
 
 #[test]
