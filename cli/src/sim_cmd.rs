@@ -54,6 +54,10 @@ pub(crate) struct SimArgs {
     /// Channels kept per OAuth client before the oldest is evicted (the service keeps 20).
     #[arg(long, default_value_t = 20)]
     max_channels: usize,
+    /// Delay notifications by this much while pongs and heartbeats go out at once, so a
+    /// pong overtakes notifications still in the pipeline (0s: one ordered stream).
+    #[arg(long, default_value = "0s", value_parser = duration)]
+    notification_lag: Duration,
     /// Do not log requests on stderr.
     #[arg(long)]
     quiet: bool,
@@ -112,6 +116,7 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
         on_channel_expiry: args.on_channel_expiry,
         displaced_close_code: args.displaced_close_code,
         max_channels: args.max_channels,
+        notification_lag: args.notification_lag,
         log_requests: !args.quiet,
         ..SimConfig::default()
     };

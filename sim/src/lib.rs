@@ -91,6 +91,13 @@ pub struct SimConfig {
     /// Base of the `connectUri` handed out (default: this server's own `ws(s)://` origin).
     /// Set it to a foreign host to test that clients refuse to connect there.
     pub connect_uri_base: Option<String>,
+    /// How long notifications take to reach a socket after they are published, while the
+    /// socket's replies (pong, subscribe replies) and heartbeats go out at once. Zero (the
+    /// default) makes each socket one ordered stream: a pong follows every notification
+    /// queued before its ping. Above zero a pong overtakes notifications still in the
+    /// pipeline — whether the service does that is not known (PROTOCOL.md is silent), so
+    /// clients can be tested against both.
+    pub notification_lag: Duration,
     /// Log each request on stderr.
     pub log_requests: bool,
     /// The demo OAuth client.
@@ -119,6 +126,7 @@ impl Default for SimConfig {
             rotate_refresh_tokens: true,
             max_channels: 20,
             connect_uri_base: None,
+            notification_lag: Duration::ZERO,
             log_requests: false,
             client_id: "genesys-notify-sim".to_owned(),
             client_secret: "sim-secret".to_owned(),

@@ -859,7 +859,10 @@ async fn socket_task<S>(
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut silent = false;
     let mut pending: Option<Out> = None;
+    // A lagging notification waits here, holding back everything queued behind it.
+    let mut held: Option<(Instant, String)> = None;
     loop {
+        let due = held.as_ref().map(|(at, _)| *at);
         let out = match pending.take() {
             Some(p) => Some(p),
             None => tokio::select! {
@@ -869,8 +872,10 @@ async fn socket_task<S>(
                             if !silent {
                                 if let Some(reply) = client_text(shared, channel, t.as_str()) {
                                     // One ordered stream per socket: what was queued before
-                                    // this request goes out before its reply.
-                                    while let Ok(out) = rx.try_recv() {
+                                    // this request goes out before its reply (unless a
+                                    // lagging notification holds the queue back).
+                                    while held.is_none() {
+                                        let Ok(out) = rx.try_recv() else { break };
                                         match out {
                                             Out::Text(t) => {
                                                 if sink.feed(Message::text(t)).await.is_err() { break; }
@@ -894,7 +899,13 @@ async fn socket_task<S>(
                     }
                     continue;
                 }
-                out = rx.recv() => out,
+                out = rx.recv(), if due.is_none() => out,
+                () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                    if let Some((_, t)) = held.take() {
+                        if !silent && sink.send(Message::text(t)).await.is_err() { break; }
+                    }
+                    continue;
+                }
                 _ = heartbeat.tick() => {
                     if !silent && sink.send(Message::text(HEARTBEAT)).await.is_err() { break; }
                     continue;
@@ -941,6 +952,7 @@ async fn socket_task<S>(
             }
             Some(Out::Drop) | None => break,
             Some(Out::HalfOpen) => silent = true,
+            Some(Out::Later(at, t)) => held = Some((at, t)),
         }
     }
     forget_socket(shared, sock_id, channel);

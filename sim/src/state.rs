@@ -14,6 +14,8 @@ use crate::{OnExpiry, SimConfig};
 #[derive(Debug)]
 pub(crate) enum Out {
     Text(String),
+    /// A notification the socket may write from then on (`notification_lag`).
+    Later(Instant, String),
     Close(u16, &'static str),
     Drop,
     HalfOpen,
@@ -355,13 +357,20 @@ impl Shared {
     /// the state is locked, so a subscription change or a ping reply cannot slip between the
     /// fan-out and the queueing. Returns what did not fit in a full queue.
     fn publish_now(&self) -> Vec<(mpsc::Sender<Out>, String)> {
+        let lag = self.cfg.notification_lag;
+        let due = Instant::now() + lag;
         let mut st = self.lock();
         let mut full = Vec::new();
         for (tx, frame) in Self::next_events(&mut st) {
-            if let Err(mpsc::error::TrySendError::Full(Out::Text(frame))) =
-                tx.try_send(Out::Text(frame))
+            let out = if lag.is_zero() {
+                Out::Text(frame)
+            } else {
+                Out::Later(due, frame)
+            };
+            if let Err(mpsc::error::TrySendError::Full(Out::Text(f) | Out::Later(_, f))) =
+                tx.try_send(out)
             {
-                full.push((tx, frame));
+                full.push((tx, f));
             }
         }
         full
