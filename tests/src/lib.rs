@@ -321,6 +321,18 @@ pub fn scenario(name: &'static str) -> Scenario {
             s.max_token_requests = 6;
             s.max_channel_requests = 6;
         }
+        "pong_overtakes" | "pong_overtakes_no_linger" => {
+            // Renewals while notifications lag 300 ms behind the pong to the handover ping.
+            s.sim.token_ttl = secs(4.0);
+            s.sim.on_token_expiry = OnExpiry::KeepOpen;
+            s.sim.notification_lag = Duration::from_millis(300);
+            if name == "pong_overtakes_no_linger" {
+                s.session.handover_linger = Duration::ZERO;
+            }
+            s.run_for = secs(9.0);
+            s.max_token_requests = 6;
+            s.max_channel_requests = 6;
+        }
         "channel_expiry" => {
             s.sim.channel_ttl = secs(4.0);
             s.run_for = secs(9.0);
@@ -424,6 +436,7 @@ pub fn extra_checks(name: &str, out: &Outcome) {
     match name {
         "steady"
         | "socket_closing"
+        | "pong_overtakes"
         | "token_expiry_close_1000"
         | "channel_expiry"
         | "client_credentials_two_expiries" => {
@@ -470,7 +483,7 @@ macro_rules! scenario_tests {
     ($adapter:expr) => {
         $crate::scenario_tests!(@each $adapter;
             steady, token_expiry_close_1000, token_expiry_close_4001, token_expiry_silent,
-            token_expiry_keep_open, channel_expiry, socket_closing, abrupt_drop, half_open,
+            token_expiry_keep_open, pong_overtakes, channel_expiry, socket_closing, abrupt_drop, half_open,
             token_429, channel_429, storm_503, revoked_refresh_token, displaced, malformed_frames,
             forbidden_topic, foreign_connect_uri, client_credentials_two_expiries, tls);
     };
