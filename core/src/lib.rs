@@ -78,10 +78,10 @@
 //!   login host, and nothing but the `connectUri` to the socket. Never log a [`Secret`].
 //! - Hold no policy of its own: every retry, delay and decision is the session's.
 //! - Feed each socket's frames in the order they arrived. A handover closes the old socket
-//!   once it answers a ping sent after the new channel was subscribed: that pong is taken as
-//!   proof that everything the server queued on the old socket before it has been read. (The
-//!   simulator writes a socket's replies after what it had already queued, as one ordered
-//!   stream; the service is assumed to do the same.)
+//!   [`Config::handover_linger`] after it answers a ping sent once the new channel was
+//!   subscribed: that pong shows the old socket delivered what the server queued on it
+//!   before, provided the server writes it behind those notifications; the linger covers a
+//!   server that does not (the simulator can play both, see its `notification_lag`).
 //!
 //! The adapter SHOULD log the [`Deadline`] reason each time it wakes.
 //!
