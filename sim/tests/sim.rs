@@ -469,6 +469,44 @@ fn socket_heartbeats_pongs_and_subscribe_replies() {
 }
 
 #[test]
+fn a_pong_follows_queued_notifications_unless_they_lag() {
+    const TOPIC: &str = "v2.users.a.presence";
+    for (lag, overtaken) in [(Duration::ZERO, false), (Duration::from_millis(600), true)] {
+        let sim = Sim::start(SimConfig {
+            rate: 50.0,
+            notification_lag: lag,
+            ..quick()
+        })
+        .unwrap();
+        let http = Http::new(&sim);
+        let (_t, _id, mut ws) = live(&sim, &http, &[TOPIC]);
+        let first = read_until(&mut ws, Duration::from_secs(3), is_topic(TOPIC)).unwrap();
+        let published = sim.stats().published[TOPIC];
+        ws.send(Message::text(r#"{"message":"ping"}"#)).unwrap();
+        let last_seq = std::cell::Cell::new(first["eventBody"]["seq"].as_u64().unwrap());
+        read_until(&mut ws, Duration::from_secs(3), |v| {
+            if let Some(seq) = v["eventBody"]["seq"].as_u64() {
+                last_seq.set(seq);
+            }
+            v["eventBody"]["message"] == "pong"
+        })
+        .unwrap();
+        let before_pong = last_seq.get();
+        if overtaken {
+            assert!(
+                before_pong < published,
+                "lag {lag:?}: the pong overtakes notifications still lagging (seq {before_pong} of {published} before it)"
+            );
+        } else {
+            assert!(
+                before_pong >= published,
+                "one ordered stream: all {published} notifications queued before the ping precede the pong, got up to {before_pong}"
+            );
+        }
+    }
+}
+
+#[test]
 fn publisher_numbers_events_per_topic_and_fans_out() {
     let sim = Sim::start(SimConfig {
         rate: 20.0,
