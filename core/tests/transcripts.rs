@@ -193,15 +193,8 @@ fn rule05_socket_closing_when_new_channel_cannot_be_made() {
 fn rule06_handover_waits_for_the_pong_behind_frames_in_flight() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.quiet_liveness = false;
-    h.world.manual = true;
     let old = h.conn();
-    h.frame(SOCKET_CLOSING);
-    let create = h.pending.pop_front().unwrap();
-    h.world.manual = false;
-    h.answer(create);
-    let connect = h.pending.pop_front().unwrap();
-    h.answer(connect);
-    let put = h.pending.pop_front().unwrap();
+    let put = h.standby_until_put();
     h.note("events 1 and 2 go out on the old socket only; the new PUT is applied after them");
     h.subs.insert("ch2".into(), [T1.to_owned()].into());
     h.answer(put);
@@ -244,15 +237,8 @@ fn rule06_handover_waits_for_the_pong_behind_frames_in_flight() {
 #[test]
 fn rule06_old_socket_silent_before_its_pong_is_a_gap() {
     let mut h = Harness::live(cfg(), &[T1]);
-    h.world.manual = true;
     let old = h.conn();
-    h.frame(SOCKET_CLOSING);
-    let create = h.pending.pop_front().unwrap();
-    h.world.manual = false;
-    h.answer(create);
-    let connect = h.pending.pop_front().unwrap();
-    h.answer(connect);
-    let put = h.pending.pop_front().unwrap();
+    let put = h.standby_until_put();
     h.subs.insert("ch2".into(), [T1.to_owned()].into());
     h.answer(put);
     let _ping = h.pending.pop_front().unwrap();
@@ -280,15 +266,8 @@ fn rule06_old_socket_silent_before_its_pong_is_a_gap() {
 #[test]
 fn rule06_overlap_dedup() {
     let mut h = Harness::live(cfg(), &[T1]);
-    h.world.manual = true;
-    h.frame(SOCKET_CLOSING);
     // Bring the standby up by hand so events can be published while both sockets are open.
-    let create = h.pending.pop_front().unwrap();
-    h.world.manual = false;
-    h.answer(create);
-    let connect = h.pending.pop_front().unwrap();
-    h.answer(connect);
-    let put = h.pending.pop_front().unwrap();
+    let put = h.standby_until_put();
     assert_eq!(h.open.len(), 2);
     h.note("both sockets open and the new PUT applied server-side; its answer is still on the way");
     h.subs.insert("ch2".into(), [T1.to_owned()].into());

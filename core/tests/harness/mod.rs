@@ -363,6 +363,20 @@ impl Harness {
         self.serve();
     }
 
+    /// Sends `socket_closing` on the live socket and brings the standby up by hand until its
+    /// subscription PUT, which is returned unanswered: the test decides what the old socket
+    /// carries before the new subscription applies.
+    pub fn standby_until_put(&mut self) -> Action {
+        self.world.manual = true;
+        self.frame(SOCKET_CLOSING);
+        let create = self.pending.pop_front().expect("no channel request");
+        self.world.manual = false;
+        self.answer(create);
+        let connect = self.pending.pop_front().expect("no connect");
+        self.answer(connect);
+        self.pending.pop_front().expect("no subscription PUT")
+    }
+
     /// The newest socket the world considers open.
     pub fn conn(&self) -> ConnId {
         *self.open.keys().next_back().expect("no open socket")
