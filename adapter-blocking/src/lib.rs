@@ -355,6 +355,10 @@ impl Client {
     }
 
     fn perform(&mut self, action: Action) {
+        let action = match http::rest_exchange(&self.endpoints, action) {
+            Ok((request, finish)) => return self.spawn_http(request, finish),
+            Err(other) => other,
+        };
         match action {
             Action::RequestToken { req } => {
                 let step = lock(&self.tokens).begin(req);
@@ -370,24 +374,6 @@ impl Client {
                         });
                     }
                 }
-            }
-            Action::CreateChannel { req, token } => {
-                let request = http::create_channel(&self.endpoints, &token);
-                let endpoints = Arc::clone(&self.endpoints);
-                self.spawn_http(request, move |answer| {
-                    http::channel_answer(req, &endpoints, answer)
-                });
-            }
-            Action::PutSubscriptions {
-                req,
-                channel,
-                topics,
-                token,
-            } => {
-                let request = http::put_subscriptions(&self.endpoints, &channel, &topics, &token);
-                self.spawn_http(request, move |answer| {
-                    (http::subscriptions_answer(req, answer), None)
-                });
             }
             Action::Connect { conn, url } => {
                 let handle = socket::spawn(conn, url, &self.socket_config, self.tx.clone());

@@ -4,9 +4,12 @@
 //! a network error); every parsing and mapping decision lives here, once.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use genesys_notify_core::{ChannelId, Input, ReqId, RequestError, Secret, Topic, TopicResult};
+use genesys_notify_core::{
+    Action, ChannelId, Input, ReqId, RequestError, Secret, Topic, TopicResult,
+};
 use serde::Deserialize;
 
 use crate::Endpoints;
@@ -191,6 +194,37 @@ struct ChannelBody {
     connect_uri: String,
     #[serde(default)]
     expires: Option<String>,
+}
+
+/// Turns the answer to a request into the session's input, plus a warning for the application.
+pub type Finish = Box<dyn FnOnce(Result<HttpAnswer, String>) -> (Input, Option<String>) + Send>;
+
+/// The HTTP exchange behind `CreateChannel` and `PutSubscriptions`: the request to send and
+/// how to read its answer. Any other action is handed back for the adapter to perform.
+pub fn rest_exchange(
+    endpoints: &Arc<Endpoints>,
+    action: Action,
+) -> Result<(HttpRequest, Finish), Action> {
+    match action {
+        Action::CreateChannel { req, token } => {
+            let request = create_channel(endpoints, &token);
+            let endpoints = Arc::clone(endpoints);
+            Ok((
+                request,
+                Box::new(move |a| channel_answer(req, &endpoints, a)),
+            ))
+        }
+        Action::PutSubscriptions {
+            req,
+            channel,
+            topics,
+            token,
+        } => Ok((
+            put_subscriptions(endpoints, &channel, &topics, &token),
+            Box::new(move |a| (subscriptions_answer(req, a), None)),
+        )),
+        other => Err(other),
+    }
 }
 
 /// The answer to `CreateChannel { req }` as a session input. A `connectUri` that is not the

@@ -224,6 +224,10 @@ impl Driver {
     }
 
     fn perform(&mut self, action: Action) {
+        let action = match http::rest_exchange(&self.endpoints, action) {
+            Ok((request, finish)) => return self.spawn_http(request, finish),
+            Err(other) => other,
+        };
         match action {
             Action::RequestToken { req } => {
                 let tokens = Arc::clone(&self.tokens);
@@ -267,20 +271,6 @@ impl Driver {
                     }
                     let _ = tx.send(Msg::Input(input));
                 });
-            }
-            Action::CreateChannel { req, token } => {
-                let request = http::create_channel(&self.endpoints, &token);
-                let endpoints = Arc::clone(&self.endpoints);
-                self.spawn_http(request, move |a| http::channel_answer(req, &endpoints, a));
-            }
-            Action::PutSubscriptions {
-                req,
-                channel,
-                topics,
-                token,
-            } => {
-                let request = http::put_subscriptions(&self.endpoints, &channel, &topics, &token);
-                self.spawn_http(request, move |a| (http::subscriptions_answer(req, a), None));
             }
             Action::Connect { conn, url } => {
                 let (tx, rx) = mpsc::unbounded_channel();
