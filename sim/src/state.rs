@@ -305,9 +305,8 @@ impl Shared {
         self.rt.spawn(async move {
             for _ in 0..n {
                 // Queued under the lock like `publish`; only a full queue waits outside it.
-                let full = me.publish_now();
-                for (tx, frame) in full {
-                    let _ = tx.send(Out::Text(frame)).await;
+                for (tx, out) in me.publish_now() {
+                    let _ = tx.send(out).await;
                 }
             }
         });
@@ -356,7 +355,7 @@ impl Shared {
     /// Publishes the next event of every topic and queues it on each subscribed socket while
     /// the state is locked, so a subscription change or a ping reply cannot slip between the
     /// fan-out and the queueing. Returns what did not fit in a full queue.
-    fn publish_now(&self) -> Vec<(mpsc::Sender<Out>, String)> {
+    fn publish_now(&self) -> Vec<(mpsc::Sender<Out>, Out)> {
         let lag = self.cfg.notification_lag;
         let due = Instant::now() + lag;
         let mut st = self.lock();
@@ -367,10 +366,8 @@ impl Shared {
             } else {
                 Out::Later(due, frame)
             };
-            if let Err(mpsc::error::TrySendError::Full(Out::Text(f) | Out::Later(_, f))) =
-                tx.try_send(out)
-            {
-                full.push((tx, f));
+            if let Err(mpsc::error::TrySendError::Full(out)) = tx.try_send(out) {
+                full.push((tx, out));
             }
         }
         full
