@@ -58,6 +58,13 @@ pub struct Config {
     /// Channel creations allowed per minute, so a crash loop cannot evict the user's other
     /// channels (the service keeps 20 per user and client). Default 6.
     pub max_channel_creations_per_minute: u32,
+    /// Token requests allowed per minute, whatever the token endpoint answers. Default 12.
+    pub max_token_requests_per_minute: u32,
+    /// Subscription requests (PUT) allowed per minute; topic changes beyond it are coalesced
+    /// into the next PUT. Default 30.
+    pub max_subscription_requests_per_minute: u32,
+    /// Socket upgrades allowed per minute. Default 30.
+    pub max_connects_per_minute: u32,
     /// After `v2.system.socket_closing`, how long the old socket may stay while the new one
     /// comes up. Default 55 s (the server allows about one minute).
     pub maintenance_grace: Duration,
@@ -92,6 +99,9 @@ impl Default for Config {
             max_refresh_attempts: None,
             fresh_token_window: Duration::from_secs(30),
             max_channel_creations_per_minute: 6,
+            max_token_requests_per_minute: 12,
+            max_subscription_requests_per_minute: 30,
+            max_connects_per_minute: 30,
             maintenance_grace: Duration::from_secs(55),
             request_timeout: Duration::from_secs(30),
             dedup_linger: Duration::from_secs(10),
@@ -143,6 +153,15 @@ impl Config {
         }
         if self.max_channel_creations_per_minute == 0 {
             return bad("max_channel_creations_per_minute", "must be at least 1");
+        }
+        if self.max_token_requests_per_minute == 0 {
+            return bad("max_token_requests_per_minute", "must be at least 1");
+        }
+        if self.max_subscription_requests_per_minute == 0 {
+            return bad("max_subscription_requests_per_minute", "must be at least 1");
+        }
+        if self.max_connects_per_minute == 0 {
+            return bad("max_connects_per_minute", "must be at least 1");
         }
         if self.max_refresh_attempts == Some(0) {
             return bad(

@@ -24,10 +24,29 @@ pub enum Error {
     /// The application or adapter used the session wrongly.
     #[error(transparent)]
     Usage(#[from] UsageError),
+    /// The session stopped: the server's answers can never work, whatever it retries.
+    #[error(transparent)]
+    Fatal(#[from] FatalError),
     /// A failure on this side that an adapter reports (for example: a rotated refresh token
-    /// could not be saved, or a server's `connectUri` was refused).
+    /// could not be saved).
     #[error("{0}")]
     Local(String),
+}
+
+/// Why the session stopped for good ([`Status::Failed`](crate::Status::Failed)): an answer that
+/// retrying cannot fix, almost always a misconfigured API base or region. Fix the configuration
+/// and start a new session. The text never holds a secret or a channel id.
+#[derive(Debug, Clone, PartialEq, Eq, ThisError)]
+#[non_exhaustive]
+pub enum FatalError {
+    /// The same kind of request was refused twice in a row for a reason retrying cannot fix.
+    #[error("{what} refused twice: {detail}; check the region or API base URL, then start again")]
+    Refused {
+        /// Which request: `token request`, `channel creation`, `subscription`.
+        what: &'static str,
+        /// What the adapter saw (a host name at most).
+        detail: String,
+    },
 }
 
 impl Error {
@@ -95,6 +114,32 @@ pub enum AuthError {
 #[derive(Debug, Clone, PartialEq, Eq, ThisError)]
 #[non_exhaustive]
 pub enum ServerError {
+    /// A `Retry-After` longer than the session waits; it waits the cap instead.
+    #[error("{what}: the server asked to wait {asked_secs}s (Retry-After); waiting {capped_secs}s instead")]
+    RetryAfterCapped {
+        /// Which request.
+        what: &'static str,
+        /// The server's value, in seconds.
+        asked_secs: u64,
+        /// What the session waits, in seconds.
+        capped_secs: u64,
+    },
+    /// The token endpoint issued a token that lives no longer than the renewal lead.
+    #[error("the token endpoint issued a token that expires in {expires_in_ms} ms; using it for what it is worth and asking again after {retry_ms} ms")]
+    ShortLivedToken {
+        /// The token's `expires_in`.
+        expires_in_ms: u64,
+        /// When the session asks again.
+        retry_ms: u64,
+    },
+    /// The channel endpoint answered with a channel that has (almost) already expired.
+    #[error("the channel endpoint answered with a channel that expires in {expires_in_ms} ms; trying again after {retry_ms} ms")]
+    ExpiredChannel {
+        /// The channel's remaining life.
+        expires_in_ms: u64,
+        /// When the session tries again.
+        retry_ms: u64,
+    },
     /// An HTTP error status.
     #[error("{what} failed with HTTP {status}{}", retry_note(*retry_after))]
     Http {
@@ -135,6 +180,17 @@ pub enum ProtocolError {
     /// A channel answer without a usable `connectUri` or id.
     #[error("the channel answer was unusable: {0}")]
     BadChannel(String),
+    /// More malformed frames arrived after the first one was reported: one warning per
+    /// window, however many.
+    #[error("{dropped} malformed frames dropped in the last {window_secs} s ({total} so far)")]
+    MalformedFrames {
+        /// Dropped in this window.
+        dropped: u64,
+        /// The window.
+        window_secs: u64,
+        /// Dropped by this session so far.
+        total: u64,
+    },
 }
 
 /// What was wrong with a frame.
@@ -214,6 +270,10 @@ pub enum RequestError {
     Network(String),
     /// The token source cannot produce a token without the user (for example a static token).
     CannotRefresh(String),
+    /// An answer that retrying cannot fix: a `connectUri` that is not the region's streaming
+    /// host, or a redirect (never followed). The text names a host at most, never a secret
+    /// or a channel id. Twice in a row for the same kind of request stops the session.
+    Refused(String),
 }
 
 impl RequestError {
@@ -252,14 +312,27 @@ impl RequestError {
     pub(crate) fn http_status(&self) -> Option<u16> {
         match self {
             RequestError::Http { status, .. } => Some(*status),
-            RequestError::Network(_) | RequestError::CannotRefresh(_) => None,
+            RequestError::Network(_)
+            | RequestError::CannotRefresh(_)
+            | RequestError::Refused(_) => None,
+        }
+    }
+
+    pub(crate) fn retry_after_mut(&mut self) -> Option<&mut Duration> {
+        match self {
+            RequestError::Http { retry_after, .. } => retry_after.as_mut(),
+            RequestError::Network(_)
+            | RequestError::CannotRefresh(_)
+            | RequestError::Refused(_) => None,
         }
     }
 
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             RequestError::Http { retry_after, .. } => *retry_after,
-            RequestError::Network(_) | RequestError::CannotRefresh(_) => None,
+            RequestError::Network(_)
+            | RequestError::CannotRefresh(_)
+            | RequestError::Refused(_) => None,
         }
     }
 
@@ -274,7 +347,9 @@ impl RequestError {
                 status: *status,
                 retry_after: *retry_after,
             },
-            RequestError::Network(d) | RequestError::CannotRefresh(d) => ServerError::Network {
+            RequestError::Network(d)
+            | RequestError::CannotRefresh(d)
+            | RequestError::Refused(d) => ServerError::Network {
                 what,
                 detail: d.clone(),
             },
@@ -309,6 +384,7 @@ impl fmt::Display for RequestError {
             }
             RequestError::Network(d) => write!(f, "network: {d}"),
             RequestError::CannotRefresh(d) => write!(f, "cannot refresh: {d}"),
+            RequestError::Refused(d) => write!(f, "refused: {d}"),
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::error::{AuthError, Error, RequestError};
+use crate::error::{AuthError, Error, FatalError, RequestError};
 use crate::time::Instant;
 use crate::types::{ChannelId, ConnId, ReqId, Secret, Topic};
 
@@ -195,6 +195,16 @@ pub enum Status {
     LoginRequired,
     /// `Session::close` was called.
     Closed,
+    /// The session stopped by itself on an answer that retrying cannot fix (see
+    /// [`Event::Fatal`]); like `Closed`, nothing more happens.
+    Failed,
+}
+
+impl Status {
+    /// True for `Closed` and `Failed`: the session does nothing more.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Closed | Status::Failed)
+    }
 }
 
 impl fmt::Display for Status {
@@ -205,6 +215,7 @@ impl fmt::Display for Status {
             Status::Recovering => "recovering",
             Status::LoginRequired => "login_required",
             Status::Closed => "closed",
+            Status::Failed => "failed",
         })
     }
 }
@@ -293,4 +304,7 @@ pub enum Event {
     },
     /// Something went wrong and the session carried on.
     Warning(Error),
+    /// The session stopped for good: fix the configuration it names and start a new one.
+    /// Its sockets are closed; status `Failed` follows.
+    Fatal(FatalError),
 }

@@ -140,10 +140,11 @@ mod types;
 
 pub use config::{CloseCodes, Config};
 pub use error::{
-    AuthError, Error, FrameProblem, ProtocolError, RequestError, ServerError, UsageError,
+    AuthError, Error, FatalError, FrameProblem, ProtocolError, RequestError, ServerError,
+    UsageError,
 };
 pub use frame::{classify, Frame, PING};
 pub use io::{Action, Event, GapReason, Input, Status, TopicResult};
-pub use session::{Deadline, Session};
+pub use session::{Deadline, Session, MAX_RETRY_AFTER};
 pub use time::Instant;
 pub use types::{ChannelId, ConnId, ReqId, Secret, Topic, MAX_TOPICS, MAX_TOPIC_LEN};

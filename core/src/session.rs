@@ -6,7 +6,9 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::error::{AuthError, Error, ProtocolError, RequestError, UsageError};
+use crate::error::{
+    AuthError, Error, FatalError, ProtocolError, RequestError, ServerError, UsageError,
+};
 use crate::frame::{self, Frame, PING};
 use crate::io::{Action, Event, GapReason, Input, Status, TopicResult};
 use crate::rng::Rng;
@@ -16,6 +18,12 @@ use crate::types::{ChannelId, ConnId, ReqId, Secret, Topic, MAX_TOPICS};
 const NORMAL_CLOSE: u16 = 1000;
 const BUDGET_WINDOW: Duration = Duration::from_secs(60);
 const AUTH_CLOSE_LIMIT: u32 = 3;
+/// The longest `Retry-After` the session honours; a longer one is cut to this, with a warning.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+/// Malformed frames after the first are reported once per this window, with a count.
+const MALFORMED_WINDOW: Duration = Duration::from_secs(10);
+/// Refusals of the same kind of request in a row that stop the session.
+const REFUSAL_LIMIT: u32 = 2;
 
 /// Why the session wants to be woken: the reason that comes with [`Session::poll_timeout`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -45,6 +53,10 @@ pub enum Deadline {
     DedupExpiry,
     /// The old socket has proven it drained and lingered: close it, the new one takes over.
     HandoverLinger,
+    /// Wait for a per-minute request budget (upgrades) to free up.
+    RequestBudget,
+    /// Report the malformed frames counted in the last window.
+    WarningDigest,
 }
 
 impl fmt::Display for Deadline {
@@ -62,6 +74,8 @@ impl fmt::Display for Deadline {
             Deadline::RequestTimeout => "request_timeout",
             Deadline::DedupExpiry => "dedup_expiry",
             Deadline::HandoverLinger => "handover_linger",
+            Deadline::RequestBudget => "request_budget",
+            Deadline::WarningDigest => "warning_digest",
         })
     }
 }
@@ -248,6 +262,37 @@ impl Link {
     }
 }
 
+/// Requests of one kind sent in the last minute, against a per-minute bound.
+#[derive(Debug, Default)]
+struct Budget {
+    sent: VecDeque<Instant>,
+}
+
+impl Budget {
+    /// Records a request at `now` if the bound allows it; otherwise says when it will.
+    fn take(&mut self, now: Instant, max: u32) -> Result<(), Instant> {
+        self.free_at(now, max).map_or_else(
+            || {
+                self.sent.push_back(now);
+                Ok(())
+            },
+            Err,
+        )
+    }
+
+    /// `None` if a request may go out at `now`; otherwise when one may.
+    fn free_at(&mut self, now: Instant, max: u32) -> Option<Instant> {
+        while self.sent.front().is_some_and(|&t| t + BUDGET_WINDOW <= now) {
+            self.sent.pop_front();
+        }
+        if self.sent.len() >= max as usize {
+            self.sent.front().map(|&t| t + BUDGET_WINDOW)
+        } else {
+            None
+        }
+    }
+}
+
 /// Duplicate suppression while two sockets overlap (DESIGN.md §3 rule 6).
 #[derive(Debug, Default)]
 struct Dedup {
@@ -293,9 +338,19 @@ pub struct Session {
     events: VecDeque<Event>,
     uncovered: BTreeMap<Topic, (Instant, GapReason)>,
     dedup: Dedup,
-    creations: VecDeque<Instant>,
+    creations: Budget,
+    token_budget: Budget,
+    sub_budget: Budget,
+    connect_budget: Budget,
     auth_streak: Option<(u16, u32)>,
+    /// The kind of request refused last, and how many times in a row.
+    refusals: Option<(&'static str, u32)>,
+    /// Stopped by a [`FatalError`].
+    failed: bool,
     malformed: u64,
+    /// While malformed frames are being counted: when the window ends, and how many arrived
+    /// in it after the first.
+    malformed_window: Option<(Instant, u64)>,
 }
 
 /// Shows the state, never a secret.
@@ -342,9 +397,15 @@ impl Session {
             events: VecDeque::new(),
             uncovered: BTreeMap::new(),
             dedup: Dedup::default(),
-            creations: VecDeque::new(),
+            creations: Budget::default(),
+            token_budget: Budget::default(),
+            sub_budget: Budget::default(),
+            connect_budget: Budget::default(),
             auth_streak: None,
+            refusals: None,
+            failed: false,
             malformed: 0,
+            malformed_window: None,
         };
         s.active = Some(s.new_link());
         s.settle();
@@ -355,7 +416,9 @@ impl Session {
 
     /// Where the session stands.
     pub fn status(&self) -> Status {
-        if self.closed {
+        if self.failed {
+            Status::Failed
+        } else if self.closed {
             Status::Closed
         } else if self.login_required.is_some() {
             Status::LoginRequired
@@ -430,6 +493,20 @@ impl Session {
         self.set_now(now);
         if self.closed {
             return;
+        }
+        let mut input = input;
+        match &mut input {
+            Input::TokenFailed { error, .. } => self.cap_retry_after("token request", error),
+            Input::ChannelFailed { error, .. } => self.cap_retry_after("channel creation", error),
+            Input::SubscribeFailed { error, .. } => self.cap_retry_after("subscription", error),
+            Input::ConnectFailed { error, .. } => self.cap_retry_after("socket upgrade", error),
+            Input::TokenIssued { .. }
+            | Input::ChannelCreated { .. }
+            | Input::Subscribed { .. }
+            | Input::Opened { .. }
+            | Input::Frame { .. }
+            | Input::Closed { .. }
+            | Input::Resumed { .. } => {}
         }
         match input {
             Input::TokenIssued {
@@ -592,12 +669,43 @@ impl Session {
         self.settle();
     }
 
-    /// Closes every socket with 1000 and stops. Later inputs are ignored.
+    /// Closes every socket with 1000 and stops. Later inputs are ignored. A stretch that was
+    /// still uncovered (the session was recovering) is reported as a `Gap` ending now, before
+    /// the `Closed` status: nothing is lost without a report, even at exit.
     pub fn close(&mut self, now: Instant) {
         self.set_now(now);
         if self.closed {
             return;
         }
+        self.stop();
+        self.emit_status();
+    }
+
+    /// Closes every socket, reports what was still uncovered, and ends all IO.
+    fn stop(&mut self) {
+        let now = self.now;
+        if let Some(a) = self.active.as_ref().filter(|l| l.is_live()) {
+            if let Some(since) = a.suspect_since {
+                for t in a.server_topics.intersection(&self.topics) {
+                    self.uncovered
+                        .entry(t.clone())
+                        .or_insert((since, GapReason::Suspended));
+                }
+            }
+        }
+        let mut groups: BTreeMap<(Instant, GapReason), Vec<Topic>> = BTreeMap::new();
+        for (t, (from, reason)) in std::mem::take(&mut self.uncovered) {
+            groups.entry((from, reason)).or_default().push(t);
+        }
+        for ((from, reason), topics) in groups {
+            self.events.push_back(Event::Gap {
+                topics,
+                from: from.min(now),
+                to: now,
+                reason,
+            });
+        }
+        self.flush_malformed();
         for w in [Which::Active, Which::Standby] {
             if let Some(conn) = self.link(w).and_then(Link::conn) {
                 self.actions.push_back(Action::Close {
@@ -609,9 +717,57 @@ impl Session {
         self.active = None;
         self.standby = None;
         self.token_req = None;
-        self.uncovered.clear();
         self.closed = true;
-        self.emit_status();
+    }
+
+    /// An answer that retrying cannot fix: retried once, then the session stops for good.
+    /// Returns true if it stopped.
+    fn refused(&mut self, what: &'static str, detail: &str) -> bool {
+        let n = match self.refusals {
+            Some((w, n)) if w == what => n + 1,
+            _ => 1,
+        };
+        self.refusals = Some((what, n));
+        if n < REFUSAL_LIMIT {
+            return false;
+        }
+        let error = FatalError::Refused {
+            what,
+            detail: detail.to_owned(),
+        };
+        self.stop();
+        self.failed = true;
+        self.events.push_back(Event::Fatal(error));
+        true
+    }
+
+    /// A `Retry-After` beyond [`MAX_RETRY_AFTER`] is cut to it, with a warning naming the
+    /// server's value.
+    fn cap_retry_after(&mut self, what: &'static str, error: &mut RequestError) {
+        let Some(ra) = error.retry_after_mut() else {
+            return;
+        };
+        if *ra > MAX_RETRY_AFTER {
+            let asked_secs = ra.as_secs();
+            *ra = MAX_RETRY_AFTER;
+            self.warn(ServerError::RetryAfterCapped {
+                what,
+                asked_secs,
+                capped_secs: MAX_RETRY_AFTER.as_secs(),
+            });
+        }
+    }
+
+    fn flush_malformed(&mut self) {
+        if let Some((_, dropped)) = self.malformed_window.take() {
+            if dropped > 0 {
+                self.warn(ProtocolError::MalformedFrames {
+                    dropped,
+                    window_secs: MALFORMED_WINDOW.as_secs(),
+                    total: self.malformed,
+                });
+            }
+        }
     }
 
     // ----- plumbing ------------------------------------------------------------------------
@@ -689,7 +845,12 @@ impl Session {
     fn token_usable_for(&self, w: Which) -> bool {
         let min_gen = self.link(w).map_or(0, |l| l.min_token_gen);
         self.token.as_ref().is_some_and(|t| {
-            !t.stale && t.gen >= min_gen && t.expires_at > self.now + self.cfg.renew_lead_min
+            // A token that lives no longer than the lead is still used for what it is worth.
+            let lead = self
+                .cfg
+                .renew_lead_min
+                .min((t.expires_at - t.issued_at) / 2);
+            !t.stale && t.gen >= min_gen && t.expires_at > self.now + lead
         })
     }
 
@@ -756,6 +917,9 @@ impl Session {
         if let Some(at) = self.linger_ends() {
             f(at, Deadline::HandoverLinger, Target::Session);
         }
+        if let Some((at, _)) = self.malformed_window {
+            f(at, Deadline::WarningDigest, Target::Session);
+        }
         for w in [Which::Active, Which::Standby] {
             let Some(l) = self.link(w) else { continue };
             let t = Target::Link(w);
@@ -800,8 +964,18 @@ impl Session {
             (Deadline::TokenRetry, _) => self.token_retry_at = None,
             (Deadline::DedupExpiry, _) => self.dedup = Dedup::default(),
             (Deadline::HandoverLinger, _) => self.promote_after_linger(),
+            (Deadline::WarningDigest, _) => {
+                let more = self.malformed_window.is_some_and(|(_, n)| n > 0);
+                self.flush_malformed();
+                if more {
+                    self.malformed_window = Some((self.now + MALFORMED_WINDOW, 0));
+                }
+            }
             (_, Target::Session) => {}
-            (Deadline::Backoff | Deadline::ChannelBudget, Target::Link(w)) => {
+            (
+                Deadline::Backoff | Deadline::ChannelBudget | Deadline::RequestBudget,
+                Target::Link(w),
+            ) => {
                 let Some(l) = self.link_mut(w) else { return };
                 match l.step {
                     Step::Waiting { plan, .. } => self.begin(w, plan),
@@ -887,7 +1061,15 @@ impl Session {
                 if l.sub_dirty && l.sub.is_none() && l.sub_retry_at.is_none_or(|t| t <= now) =>
             {
                 if self.access_token().is_some() {
-                    self.put_subscriptions(w);
+                    let max = self.cfg.max_subscription_requests_per_minute;
+                    match self.sub_budget.take(now, max) {
+                        Ok(()) => self.put_subscriptions(w),
+                        Err(at) => {
+                            if let Some(l) = self.link_mut(w) {
+                                l.sub_retry_at = Some(at);
+                            }
+                        }
+                    }
                 }
             }
             Step::Waiting { .. }
@@ -911,6 +1093,11 @@ impl Session {
             }
         }
         if needed {
+            let max = self.cfg.max_token_requests_per_minute;
+            if let Err(at) = self.token_budget.take(self.now, max) {
+                self.token_retry_at = Some(at);
+                return;
+            }
             let req = ReqId::from_u64(self.fresh_id());
             self.token_req = Some((req, self.now));
             self.actions.push_back(Action::RequestToken { req });
@@ -934,16 +1121,9 @@ impl Session {
     fn create_channel(&mut self, w: Which) {
         let usable = self.token_usable_for(w);
         let now = self.now;
-        while self
+        let budget_free_at = self
             .creations
-            .front()
-            .is_some_and(|&t| t + BUDGET_WINDOW <= now)
-        {
-            self.creations.pop_front();
-        }
-        let budget_full =
-            self.creations.len() >= self.cfg.max_channel_creations_per_minute as usize;
-        let budget_free_at = self.creations.front().map(|&t| t + BUDGET_WINDOW);
+            .free_at(now, self.cfg.max_channel_creations_per_minute);
         let req = ReqId::from_u64(self.fresh_id());
         let not_before = self.create_not_before;
         let Some(l) = self.link_mut(w) else { return };
@@ -954,7 +1134,7 @@ impl Session {
             l.step = Step::NeedToken;
             return;
         }
-        if let (true, Some(until)) = (budget_full, budget_free_at) {
+        if let Some(until) = budget_free_at {
             l.step = Step::Waiting {
                 until,
                 plan: Plan::NewChannel,
@@ -979,13 +1159,27 @@ impl Session {
                 token_gen,
             };
         }
-        self.creations.push_back(now);
+        self.creations.sent.push_back(now);
         self.actions.push_back(Action::CreateChannel { req, token });
     }
 
     fn connect(&mut self, w: Which) {
-        let conn = ConnId::from_u64(self.fresh_id());
         let now = self.now;
+        if let Err(until) = self
+            .connect_budget
+            .free_at(now, self.cfg.max_connects_per_minute)
+            .map_or(Ok(()), Err)
+        {
+            if let Some(l) = self.link_mut(w) {
+                l.step = Step::Waiting {
+                    until,
+                    plan: Plan::Reconnect,
+                    why: Deadline::RequestBudget,
+                };
+            }
+            return;
+        }
+        let conn = ConnId::from_u64(self.fresh_id());
         let Some(l) = self.link_mut(w) else { return };
         let Some(c) = &l.chan else { return };
         let url = c.uri.clone();
@@ -997,6 +1191,7 @@ impl Session {
         l.closing_by = None;
         l.sub = None;
         l.sub_retry_at = None;
+        self.connect_budget.sent.push_back(now);
         self.actions.push_back(Action::Connect { conn, url });
     }
 
@@ -1064,10 +1259,22 @@ impl Session {
             return;
         }
         self.token_req = None;
+        self.refusals = None;
         let after_rejection = self.token.as_ref().is_some_and(|t| t.stale);
+        let failures = self.token_failures;
         self.install_token(token, expires_in, after_rejection);
         if rotated {
             self.events.push_back(Event::TokenRotated);
+        }
+        if expires_in <= self.cfg.renew_lead_min {
+            // Asking again at once would loop: back off as after a failure.
+            self.token_failures = failures.saturating_add(1);
+            let delay = self.backoff(failures, None);
+            self.token_retry_at = Some(self.now + delay);
+            self.warn(ServerError::ShortLivedToken {
+                expires_in_ms: expires_in.as_millis() as u64,
+                retry_ms: delay.as_millis() as u64,
+            });
         }
     }
 
@@ -1106,7 +1313,8 @@ impl Session {
                 };
                 self.require_login(reason);
             }
-            RequestError::Http { .. } | RequestError::Network(_) => {
+            RequestError::Refused(detail) if self.refused("token request", detail) => {}
+            RequestError::Http { .. } | RequestError::Network(_) | RequestError::Refused(_) => {
                 let failures = self.token_failures;
                 if self
                     .cfg
@@ -1138,6 +1346,15 @@ impl Session {
         if uri.expose().is_empty() || id.as_str().is_empty() {
             self.warn(ProtocolError::BadChannel("empty id or connectUri".into()));
             self.on_create_failed(w, &RequestError::network("unusable channel answer"));
+            return;
+        }
+        self.refusals = None;
+        if expires_in <= self.cfg.renew_lead_min {
+            let delay = self.retry_later(w, Plan::NewChannel, None);
+            self.warn(ServerError::ExpiredChannel {
+                expires_in_ms: expires_in.as_millis() as u64,
+                retry_ms: delay.as_millis() as u64,
+            });
             return;
         }
         let now = self.now;
@@ -1183,13 +1400,19 @@ impl Session {
                 }
             }
             _ => {
+                if let RequestError::Refused(detail) = error {
+                    if self.refused("channel creation", detail) {
+                        return;
+                    }
+                }
                 self.warn(error.to_server_error("channel creation"));
                 self.retry_later(w, Plan::NewChannel, error.retry_after());
             }
         }
     }
 
-    fn retry_later(&mut self, w: Which, plan: Plan, floor: Option<Duration>) {
+    /// Waits a backoff step before `plan`; returns the delay.
+    fn retry_later(&mut self, w: Which, plan: Plan, floor: Option<Duration>) -> Duration {
         let failures = self.link(w).map_or(0, |l| l.failures);
         let delay = self.backoff(failures, floor);
         let until = self.now + delay;
@@ -1201,6 +1424,7 @@ impl Session {
                 why: Deadline::Backoff,
             };
         }
+        delay
     }
 
     /// An API call answered 401/403. Returns true if the session should fetch a new token and
@@ -1234,6 +1458,7 @@ impl Session {
         let Some(sub) = self.link_mut(w).and_then(|l| l.sub.take()) else {
             return;
         };
+        self.refusals = None;
         let refused: BTreeMap<String, String> = results
             .into_iter()
             .filter_map(|r| r.rejected.map(|why| (r.topic, why)))
@@ -1427,6 +1652,11 @@ impl Session {
                 self.apply_subscription(w, sub.topics, &refused);
             }
             _ => {
+                if let RequestError::Refused(detail) = error {
+                    if self.refused("subscription", detail) {
+                        return;
+                    }
+                }
                 self.warn(error.to_server_error("subscription"));
                 let failures = self.link(w).map_or(0, |l| l.failures);
                 let delay = self.backoff(failures, error.retry_after());
@@ -1472,7 +1702,7 @@ impl Session {
             None => Plan::NewChannel,
         };
         self.warn(error.to_server_error("socket upgrade"));
-        self.retry_later(w, plan, error.retry_after());
+        let _ = self.retry_later(w, plan, error.retry_after());
     }
 
     /// Counts an auth-class close or upgrade refusal; true if the session stopped for a login.
@@ -1554,8 +1784,14 @@ impl Session {
             }
             Frame::Malformed(why) => {
                 self.malformed += 1;
-                let count = self.malformed;
-                self.warn(ProtocolError::MalformedFrame { why, count });
+                match self.malformed_window.as_mut() {
+                    Some((_, n)) => *n += 1,
+                    None => {
+                        let count = self.malformed;
+                        self.warn(ProtocolError::MalformedFrame { why, count });
+                        self.malformed_window = Some((now + MALFORMED_WINDOW, 0));
+                    }
+                }
             }
         }
         self.after_frame(w);

@@ -727,10 +727,18 @@ fn rule17_bad_input_is_a_warning() {
     });
     h.s.handle_timeout(Instant::from_secs(10));
     h.s.handle_timeout(Instant::from_secs(5));
-    let warning = h.s.poll_event();
+    let direct: Vec<String> = std::iter::from_fn(|| h.s.poll_event())
+        .map(|e| format!("{e:?}"))
+        .collect();
     assert!(
-        matches!(&warning, Some(Event::Warning(e)) if e.to_string().contains("backwards")),
-        "{warning:?}"
+        direct.iter().any(|e| e.contains("TimeWentBackwards")),
+        "{direct:?}"
+    );
+    assert!(
+        direct
+            .iter()
+            .any(|e| e.contains("MalformedFrames { dropped: 1,")),
+        "the second malformed frame is reported at the window's end: {direct:?}"
     );
     assert_eq!(h.s.status(), Status::Live);
     let malformed = h
@@ -738,8 +746,37 @@ fn rule17_bad_input_is_a_warning() {
         .iter()
         .filter(|e| matches!(e, Event::Warning(_)))
         .count();
-    assert_eq!(malformed, 2);
+    assert_eq!(
+        malformed, 1,
+        "the second malformed frame waits for the digest"
+    );
     snap("rule17_bad_input", &h);
+}
+
+#[test]
+fn rule17_a_malformed_flood_is_one_warning_per_window() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.frame("{");
+    for _ in 0..1000 {
+        h.frame("{");
+    }
+    h.run_for(secs(25));
+    let warnings: Vec<String> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Warning(w) => Some(w.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "dropped a malformed frame (not JSON or truncated); 1 so far",
+            "1000 malformed frames dropped in the last 10 s (1001 so far)"
+        ]
+    );
+    assert_eq!(h.s.status(), Status::Live, "the socket stays up");
 }
 
 #[test]
@@ -767,4 +804,148 @@ fn rule04_renewal_over_a_silent_old_socket_reports_the_gap() {
     );
     assert!(h.delivered.contains(&(T1.to_owned(), 2)));
     snap("rule04_renewal_silent_old_socket", &h);
+}
+
+#[test]
+fn rule18_a_token_that_lives_no_longer_than_the_lead_backs_off() {
+    let mut h = Harness::new(cfg(), 3);
+    h.world.token_ttl = Duration::ZERO;
+    h.subscribe(&[T1]);
+    h.serve();
+    h.run_for(secs(120));
+    let asks = h.times_of(|a| matches!(a, Action::RequestToken { .. }));
+    assert!(asks.len() <= 12, "{} token requests in 2 min", asks.len());
+    assert!(asks.len() >= 4, "it keeps trying: {}", asks.len());
+    let spacing: Vec<Duration> = asks.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        spacing.iter().all(|d| *d >= Duration::from_millis(500)),
+        "never sooner than a backoff step: {spacing:?}"
+    );
+    assert!(h
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Warning(w) if w.to_string().contains("expires in 0 ms"))));
+    assert_eq!(
+        h.count(|a| matches!(a, Action::CreateChannel { .. })),
+        0,
+        "a dead token is not used"
+    );
+    snap("rule18_short_token", &h);
+}
+
+#[test]
+fn rule18_an_already_expired_channel_backs_off_with_a_warning() {
+    let mut h = Harness::new(cfg(), 3);
+    h.world.channel_ttl = Duration::ZERO;
+    h.subscribe(&[T1]);
+    h.serve();
+    h.run_for(secs(180));
+    let creates = h.count(|a| matches!(a, Action::CreateChannel { .. }));
+    assert!(
+        creates <= 18,
+        "{creates} channels in 3 min: over the budget"
+    );
+    assert!(creates >= 3, "it keeps trying: {creates}");
+    assert_eq!(h.count(|a| matches!(a, Action::Connect { .. })), 0);
+    let warned = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Warning(w) if w.to_string().contains("channel that expires in 0 ms")))
+        .count();
+    assert_eq!(warned, creates, "one warning per expired channel");
+    snap("rule18_expired_channel", &h);
+}
+
+#[test]
+fn rule18_a_huge_retry_after_is_capped_with_a_warning() {
+    let mut h = Harness::new(cfg(), 3);
+    h.world
+        .channel_faults
+        .push_back(RequestError::rate_limited(secs(99_999_999_999)));
+    h.subscribe(&[T1]);
+    h.serve();
+    h.run_for(secs(700));
+    assert_eq!(h.s.status(), Status::Live);
+    let creates = h.times_of(|a| matches!(a, Action::CreateChannel { .. }));
+    assert_eq!(creates.len(), 2);
+    assert!(creates[1] - creates[0] >= secs(600) && creates[1] - creates[0] < secs(602));
+    assert!(h.events.iter().any(|e| matches!(e, Event::Warning(w)
+        if w.to_string() == "channel creation: the server asked to wait 99999999999s (Retry-After); waiting 600s instead")));
+    snap("rule18_retry_after_cap", &h);
+}
+
+#[test]
+fn rule18_a_refused_connect_uri_stops_the_session_after_one_retry() {
+    let mut h = Harness::new(cfg(), 3);
+    for _ in 0..5 {
+        h.world.channel_faults.push_back(RequestError::Refused(
+            "connectUri refused: ws://evil.example is not the streaming host wss://streaming.example".into(),
+        ));
+    }
+    h.subscribe(&[T1]);
+    h.serve();
+    h.run_for(secs(60));
+    assert_eq!(h.s.status(), Status::Failed);
+    assert_eq!(h.count(|a| matches!(a, Action::CreateChannel { .. })), 2);
+    assert_eq!(h.count(|a| matches!(a, Action::Connect { .. })), 0);
+    let fatal: Vec<String> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Fatal(f) => Some(f.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fatal.len(), 1);
+    assert!(
+        fatal[0].contains("evil.example") && fatal[0].contains("check the region"),
+        "{}",
+        fatal[0]
+    );
+    assert!(h.s.poll_timeout().is_none(), "nothing more is scheduled");
+    assert!(h.s.subscribe(h.now, [topic(T2)]).is_err());
+    snap("rule18_refused_connect_uri", &h);
+}
+
+#[test]
+fn rule18_a_redirected_token_request_stops_after_one_retry() {
+    let mut h = Harness::new(cfg(), 3);
+    for _ in 0..3 {
+        h.world.token_faults.push_back(RequestError::Refused(
+            "HTTP 302 redirect to elsewhere.example (redirects are never followed)".into(),
+        ));
+    }
+    h.subscribe(&[T1]);
+    h.serve();
+    h.run_for(secs(60));
+    assert_eq!(h.s.status(), Status::Failed);
+    assert_eq!(h.count(|a| matches!(a, Action::RequestToken { .. })), 2);
+}
+
+#[test]
+fn rule16_closing_while_recovering_reports_the_open_stretch() {
+    let mut h = Harness::live(cfg(), &[T1, T2]);
+    h.run_for(secs(40));
+    for _ in 0..20 {
+        h.world
+            .connect_faults
+            .push_back(RequestError::network("connection refused"));
+    }
+    h.note("the socket drops and every reconnect fails");
+    let lost_at = h.now;
+    h.server_close(None);
+    h.run_for(secs(5));
+    assert_eq!(h.s.status(), Status::Recovering);
+    assert!(h.gaps().is_empty());
+    h.note("the application closes while recovering");
+    h.s.close(h.now);
+    h.drain();
+    let gaps = h.gaps();
+    assert_eq!(gaps.len(), 1, "the open stretch is reported at close");
+    assert!(
+        matches!(gaps[0], Event::Gap { topics, from, to, reason: GapReason::SocketLost }
+        if topics.len() == 2 && *from == lost_at && *to == h.now)
+    );
+    assert_eq!(h.events.last(), Some(&Event::Status(Status::Closed)));
+    snap("rule16_close_while_recovering", &h);
 }

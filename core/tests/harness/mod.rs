@@ -118,7 +118,7 @@ impl Harness {
         let _ = writeln!(self.log, "-- {text}");
     }
 
-    fn drain(&mut self) {
+    pub fn drain(&mut self) {
         while let Some(a) = self.s.poll_action() {
             if !(self.quiet_liveness
                 && matches!(&a, Action::Send { text, .. } if text.contains("ping")))
@@ -511,6 +511,7 @@ pub fn render_event(e: &Event) -> String {
             None => format!("login required: {reason}"),
         },
         Event::Warning(w) => format!("warning: {w}"),
+        Event::Fatal(e) => format!("fatal: {e}"),
         other => format!("{other:?}"),
     }
 }
