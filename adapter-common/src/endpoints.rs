@@ -241,7 +241,9 @@ impl Endpoints {
     /// Refuses a `connectUri` whose scheme, host or port is not the expected streaming origin:
     /// a hostile or misconfigured server must not make the client connect elsewhere.
     pub fn check_connect_uri(&self, uri: &str) -> Result<(), String> {
-        let o = Origin::parse(uri).map_err(|e| format!("connectUri refused: {e}"))?;
+        // Never quote the URI: its path is the channel id, the socket's only credential.
+        let o = Origin::parse(uri)
+            .map_err(|_| "connectUri refused: it is not a scheme://host URL".to_owned())?;
         let want = &self.stream;
         let default_port = |s: &str| if s == "wss" { 443 } else { 80 };
         let same_port = o.port.unwrap_or(default_port(&o.scheme))

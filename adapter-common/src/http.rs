@@ -49,6 +49,8 @@ pub struct HttpAnswer {
     pub retry_after: Option<String>,
     /// The `Date` header, as sent.
     pub date: Option<String>,
+    /// The `Location` header, as sent (redirects are never followed).
+    pub location: Option<String>,
     /// The body.
     pub body: String,
 }
@@ -69,6 +71,7 @@ impl HttpAnswer {
             status,
             retry_after: header("retry-after"),
             date: header("date"),
+            location: header("location"),
             body,
         }
     }
@@ -154,9 +157,27 @@ struct ErrorBody {
     code: Option<String>,
 }
 
+/// Where a redirect pointed, host only: the path of a channel URL holds its id.
+fn redirect_target(location: Option<&str>) -> String {
+    match location.map(|l| (l, crate::Origin::parse(l))) {
+        Some((_, Ok(o))) => o.host,
+        Some((l, Err(_))) if l.starts_with('/') => "another path on the same host".to_owned(),
+        Some(_) => "an unreadable location".to_owned(),
+        None => "nowhere (no Location header)".to_owned(),
+    }
+}
+
 /// An error status as the core's [`RequestError`]: status, `Retry-After`, and the body's OAuth
-/// `error` or Genesys `code`.
+/// `error` or Genesys `code`. A redirect is a refusal: it is never followed (it could carry
+/// credentials to another host), and retrying the same URL cannot help.
 pub fn to_request_error(a: &HttpAnswer) -> RequestError {
+    if (300..400).contains(&a.status) {
+        return RequestError::Refused(format!(
+            "HTTP {} redirect to {} (redirects are never followed)",
+            a.status,
+            redirect_target(a.location.as_deref())
+        ));
+    }
     let body: Option<ErrorBody> = serde_json::from_str(&a.body).ok();
     let code = body
         .and_then(|b| b.error.or(b.code))
@@ -242,9 +263,9 @@ pub fn channel_answer(
         return (
             Input::ChannelFailed {
                 req,
-                error: RequestError::network(why.clone()),
+                error: RequestError::Refused(why),
             },
-            Some(why),
+            None,
         );
     }
     let expires_in = body
@@ -366,9 +387,22 @@ mod tests {
             Input::ChannelCreated { .. }
         ));
         let evil = r#"{"id":"a","connectUri":"ws://evil.example/channels/a","expires":"2099-01-01T00:00:00Z"}"#;
-        let (input, refused) = channel_answer(req, &e, Ok(answer(200, evil)));
-        assert!(matches!(input, Input::ChannelFailed { .. }));
-        assert!(refused.unwrap().contains("evil.example"));
+        match channel_answer(req, &e, Ok(answer(200, evil))).0 {
+            Input::ChannelFailed {
+                error: RequestError::Refused(why),
+                ..
+            } => assert!(why.contains("evil.example") && !why.contains("channels/a")),
+            other => panic!("{other:?}"),
+        }
+        let unparsable =
+            r#"{"id":"a","connectUri":"streaming-0-secretid","expires":"2099-01-01T00:00:00Z"}"#;
+        match channel_answer(req, &e, Ok(answer(200, unparsable))).0 {
+            Input::ChannelFailed {
+                error: RequestError::Refused(why),
+                ..
+            } => assert!(!why.contains("secretid"), "{why}"),
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
             channel_answer(req, &e, Ok(answer(200, "{}"))).0,
             Input::ChannelFailed { .. }
@@ -380,6 +414,26 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn redirects_are_refusals_that_name_the_host_only() {
+        let mut a = answer(302, "");
+        a.location = Some("https://elsewhere.example/api/v2/notifications/channels/abc".into());
+        match to_request_error(&a) {
+            RequestError::Refused(why) => {
+                assert!(
+                    why.contains("HTTP 302 redirect to elsewhere.example"),
+                    "{why}"
+                );
+                assert!(!why.contains("abc"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        a.location = Some("/login".into());
+        assert!(
+            matches!(to_request_error(&a), RequestError::Refused(w) if w.contains("same host"))
+        );
     }
 
     #[test]

@@ -8,12 +8,24 @@
 mod clock;
 mod endpoints;
 pub mod http;
+pub mod queue;
 pub mod socket;
 mod token;
 
 pub use clock::Clock;
 pub use endpoints::{Endpoints, Origin, Region};
+pub use queue::EventQueue;
 pub use token::{Credentials, PersistFn, TokenFn, TokenSource, TokenStep};
+
+/// Per-connection resources an adapter holds right now: after any number of reconnects, no
+/// more than the open sockets need.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Socket entries (one per socket the session has not released).
+    pub sockets: usize,
+    /// Threads or tasks started and not yet joined (socket readers and HTTP requests).
+    pub tasks: usize,
+}
 
 /// A configuration problem, found before anything is sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -347,10 +347,12 @@ pub fn http_answer(data: &[u8]) {
     let retry_after = Option::<String>::arbitrary(&mut u).unwrap_or(None);
     let date = Option::<String>::arbitrary(&mut u).unwrap_or(None);
     let body = String::arbitrary(&mut u).unwrap_or_default();
+    let location = Option::<String>::arbitrary(&mut u).unwrap_or(None);
     let answer = HttpAnswer {
         status,
         retry_after: retry_after.clone(),
         date: date.clone(),
+        location,
         body,
     };
     let ok = (200..300).contains(&status);
@@ -369,9 +371,10 @@ pub fn http_answer(data: &[u8]) {
         Input::ChannelFailed { .. } => {}
         other => panic!("unexpected {other:?}"),
     }
-    if refused.is_some() {
-        assert!(ok);
-    }
+    assert!(
+        refused.is_none(),
+        "a channel answer warned instead of refusing"
+    );
     match http::subscriptions_answer(req, Ok(answer.clone())) {
         Input::Subscribed { .. } => assert!(ok),
         Input::SubscribeFailed { .. } => {}
@@ -380,6 +383,15 @@ pub fn http_answer(data: &[u8]) {
     if !ok {
         match http::to_request_error(&answer) {
             RequestError::Http { status: s, .. } => assert_eq!(s, status),
+            RequestError::Refused(why) => {
+                assert!((300..400).contains(&status), "{status} refused: {why}");
+                if let Some(l) = &answer.location {
+                    // Only the host may be quoted, never the path (a channel id).
+                    if let Some(path) = l.split_once("://").and_then(|(_, r)| r.split_once('/')) {
+                        assert!(path.1.len() < 4 || !why.contains(path.1), "{why}");
+                    }
+                }
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
