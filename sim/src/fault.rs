@@ -16,6 +16,14 @@
 //!                                           truncated, oversized, unknown_topic)
 //! burst N                                   publish N notifications per subscribed topic as fast
 //!                                           as the sockets take them (for throughput tests)
+//! flood N                                   write N tiny malformed frames on every socket as
+//!                                           fast as it takes them
+//! redirect ENDPOINT COUNT                   the next COUNT requests answer 302 to another host
+//!                                           (ENDPOINT: token, channel, subscriptions)
+//! short_token COUNT SECS                    the next COUNT tokens live SECS (0: already dead)
+//! expired_channel COUNT                     the next COUNT channels are created already expired
+//! foreign_uri COUNT                         the next COUNT channels carry a connectUri on
+//!                                           another host
 //! ```
 //!
 //! A script is one fault per line, each preceded by the time since start at which it fires:
@@ -52,6 +60,19 @@ pub enum Malformed {
     UnknownTopic,
 }
 
+/// How an answer is bent: what a misconfigured or hostile service could send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Twist {
+    /// `302 Found` with a `Location` on another host.
+    Redirect,
+    /// A token that lives this many seconds.
+    ShortToken(u64),
+    /// A channel whose `expires` is already past.
+    ExpiredChannel,
+    /// A channel whose `connectUri` is on another host.
+    ForeignUri,
+}
+
 /// One fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
@@ -85,6 +106,17 @@ pub enum Fault {
     /// Publish this many notifications per subscribed topic at once, waiting for slow sockets
     /// rather than dropping.
     Burst(u64),
+    /// Write this many tiny malformed frames on every socket.
+    Flood(u64),
+    /// Bend the next `count` answers of `endpoint`.
+    Twist {
+        /// Which endpoint.
+        endpoint: Endpoint,
+        /// How many answers.
+        count: u32,
+        /// How.
+        twist: Twist,
+    },
 }
 
 /// A fault line that could not be read.
@@ -124,6 +156,35 @@ impl std::str::FromStr for Fault {
             Some("revoke_refresh_tokens") => Ok(Fault::RevokeRefreshTokens),
             Some("expire_tokens") => Ok(Fault::ExpireTokens),
             Some("burst") => Ok(Fault::Burst(num(1, "N")?)),
+            Some("flood") => Ok(Fault::Flood(num(1, "N")?)),
+            Some("redirect") => {
+                let endpoint = match words.get(1).copied() {
+                    Some("token") => Endpoint::Token,
+                    Some("channel") => Endpoint::Channel,
+                    Some("subscriptions") => Endpoint::Subscriptions,
+                    _ => return bad("ENDPOINT must be token, channel or subscriptions"),
+                };
+                let count = u32::try_from(num(2, "COUNT")?).unwrap_or(u32::MAX);
+                Ok(Fault::Twist {
+                    endpoint,
+                    count,
+                    twist: Twist::Redirect,
+                })
+            }
+            Some("short_token") => Ok(Fault::Twist {
+                endpoint: Endpoint::Token,
+                count: u32::try_from(num(1, "COUNT")?).unwrap_or(u32::MAX),
+                twist: Twist::ShortToken(num(2, "SECS")?),
+            }),
+            Some(w @ ("expired_channel" | "foreign_uri")) => Ok(Fault::Twist {
+                endpoint: Endpoint::Channel,
+                count: u32::try_from(num(1, "COUNT")?).unwrap_or(u32::MAX),
+                twist: if w == "expired_channel" {
+                    Twist::ExpiredChannel
+                } else {
+                    Twist::ForeignUri
+                },
+            }),
             Some("malformed") => match words.get(1).copied() {
                 Some("not_json") => Ok(Fault::Malformed(Malformed::NotJson)),
                 Some("truncated") => Ok(Fault::Malformed(Malformed::Truncated)),
@@ -191,6 +252,25 @@ impl fmt::Display for Fault {
             Fault::RevokeRefreshTokens => f.write_str("revoke_refresh_tokens"),
             Fault::ExpireTokens => f.write_str("expire_tokens"),
             Fault::Burst(n) => write!(f, "burst {n}"),
+            Fault::Flood(n) => write!(f, "flood {n}"),
+            Fault::Twist {
+                endpoint,
+                count,
+                twist,
+            } => match twist {
+                Twist::Redirect => write!(
+                    f,
+                    "redirect {} {count}",
+                    match endpoint {
+                        Endpoint::Token => "token",
+                        Endpoint::Channel => "channel",
+                        Endpoint::Subscriptions | Endpoint::Upgrade => "subscriptions",
+                    }
+                ),
+                Twist::ShortToken(secs) => write!(f, "short_token {count} {secs}"),
+                Twist::ExpiredChannel => write!(f, "expired_channel {count}"),
+                Twist::ForeignUri => write!(f, "foreign_uri {count}"),
+            },
             Fault::Malformed(k) => write!(
                 f,
                 "malformed {}",
@@ -260,6 +340,12 @@ mod tests {
             "expire_tokens",
             "malformed truncated",
             "burst 100",
+            "flood 100000",
+            "redirect channel 2",
+            "redirect token 1",
+            "short_token 3 0",
+            "expired_channel 2",
+            "foreign_uri 5",
         ] {
             let f: Fault = line.parse().unwrap();
             assert_eq!(f.to_string(), line);

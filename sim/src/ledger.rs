@@ -22,7 +22,8 @@ pub struct Ledger {
 pub struct Tally {
     /// Events published for the counted topics.
     pub published: u64,
-    /// Notifications received (with a `seq`), duplicates included.
+    /// Published events that were received (once or more): `published = delivered +
+    /// lost_inside_gaps + lost_outside_gaps`.
     pub delivered: u64,
     /// The same `(topic, seq)` received more than once, for the counted topics.
     pub duplicates: u64,
@@ -95,10 +96,7 @@ impl Ledger {
         published: &BTreeMap<String, u64>,
         slack: Duration,
     ) -> Tally {
-        let mut t = Tally {
-            delivered: self.delivered_count,
-            ..Tally::default()
-        };
+        let mut t = Tally::default();
         for topic in topics {
             t.duplicates += self.duplicates.get(*topic).copied().unwrap_or(0);
             let last = published.get(*topic).copied().unwrap_or(0);
@@ -107,6 +105,7 @@ impl Ledger {
             let got = self.delivered.get(*topic);
             for seq in 1..=last {
                 if got.is_some_and(|g| g.contains(&seq)) {
+                    t.delivered += 1;
                     continue;
                 }
                 let at = usize::try_from(seq - 1)

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use duration::parse_duration;
-pub use fault::{parse_script, Endpoint, Fault, FaultParseError, Malformed, ScriptStep};
+pub use fault::{parse_script, Endpoint, Fault, FaultParseError, Malformed, ScriptStep, Twist};
 pub use ledger::{Ledger, Tally};
 pub use state::{RequestRecord, Stats};
 
@@ -74,6 +74,9 @@ pub struct SimConfig {
     pub script: Vec<ScriptStep>,
     /// Topics starting with one of these are rejected (`Rejected`, missing permission).
     pub forbidden_prefixes: Vec<String>,
+    /// The rejection reason sent for a forbidden topic (default: the service's wording). It
+    /// is sent as given, so tests can see how clients show hostile text (terminal escapes).
+    pub rejection_reason: String,
     /// What an open socket sees when the token that created its channel expires.
     pub on_token_expiry: OnExpiry,
     /// What an open socket sees when its channel expires.
@@ -118,6 +121,7 @@ impl Default for SimConfig {
             tls: false,
             script: Vec::new(),
             forbidden_prefixes: vec!["v2.forbidden.".to_owned()],
+            rejection_reason: "Missing permission to subscribe to this topic".to_owned(),
             on_token_expiry: OnExpiry::Close(1000),
             on_channel_expiry: OnExpiry::Close(1000),
             displaced_close_code: 1000,

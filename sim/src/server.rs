@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::fault::Endpoint;
+use crate::fault::{Endpoint, Twist};
 use crate::state::{AccessToken, Channel, Out, Shared, SocketEntry};
 
 type Resp = Response<Full<Bytes>>;
@@ -174,6 +174,19 @@ fn injected(status: u16, retry_after: Option<u64>, oauth: bool) -> Resp {
             r.headers_mut().insert(header::RETRY_AFTER, v);
         }
     }
+    r
+}
+
+/// A redirect to another host; the path carries a fake channel id that a client must never
+/// print.
+fn redirected() -> Resp {
+    let mut r = respond(302, None);
+    r.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_static(
+            "https://elsewhere.invalid/api/v2/notifications/channels/streaming-0-redirected",
+        ),
+    );
     r
 }
 
@@ -336,6 +349,14 @@ async fn token(shared: &Shared, req: Request<Incoming>) -> Resp {
     if let Some((status, ra)) = shared.lock().take_fail(Endpoint::Token) {
         return injected(status, ra, true);
     }
+    let twist = shared.lock().take_twist(Endpoint::Token);
+    if twist == Some(Twist::Redirect) {
+        return redirected();
+    }
+    let ttl = match twist {
+        Some(Twist::ShortToken(secs)) => Duration::from_secs(secs),
+        _ => shared.cfg.token_ttl,
+    };
     let creds = basic_auth(&req);
     let body = match read_body(req).await {
         Ok(b) => b,
@@ -398,11 +419,12 @@ async fn token(shared: &Shared, req: Request<Incoming>) -> Resp {
         access.clone(),
         AccessToken {
             client: cfg.client_id.clone(),
-            expires_at: Instant::now() + cfg.token_ttl,
+            expires_at: Instant::now() + ttl,
         },
     );
     st.stats.tokens_issued += 1;
-    let mut body = json!({ "access_token": access, "token_type": "bearer", "expires_in": cfg.token_ttl.as_secs() });
+    let mut body =
+        json!({ "access_token": access, "token_type": "bearer", "expires_in": ttl.as_secs() });
     if let Some(r) = rotated {
         body["refresh_token"] = Value::String(r);
     }
@@ -461,6 +483,10 @@ fn create_channel(shared: &Shared, req: &Request<Incoming>) -> Resp {
     if let Some((status, ra)) = st.take_fail(Endpoint::Channel) {
         return injected(status, ra, false);
     }
+    let twist = st.take_twist(Endpoint::Channel);
+    if twist == Some(Twist::Redirect) {
+        return redirected();
+    }
     let now = Instant::now();
     let mine: Vec<(String, bool, Instant)> = st
         .channels
@@ -502,7 +528,19 @@ fn create_channel(shared: &Shared, req: &Request<Incoming>) -> Resp {
         last_used: now,
         token_dead_handled: false,
     };
-    let body = channel_json(shared, &id, &ch);
+    let mut body = channel_json(shared, &id, &ch);
+    match twist {
+        Some(Twist::ExpiredChannel) => {
+            let past = jiff::Timestamp::now()
+                .checked_sub(jiff::SignedDuration::from_secs(3600))
+                .unwrap_or(jiff::Timestamp::MIN);
+            body["expires"] = Value::String(past.to_string());
+        }
+        Some(Twist::ForeignUri) => {
+            body["connectUri"] = Value::String(format!("wss://evil.invalid/channels/{id}"));
+        }
+        Some(Twist::Redirect | Twist::ShortToken(_)) | None => {}
+    }
     st.channels.insert(id, ch);
     st.stats.channels_created += 1;
     respond(200, Some(body))
@@ -562,7 +600,7 @@ fn rejection(shared: &Shared, topic: &str) -> Option<String> {
         .forbidden_prefixes
         .iter()
         .any(|p| topic.starts_with(p.as_str()))
-        .then(|| "Missing permission to subscribe to this topic".to_owned())
+        .then(|| shared.cfg.rejection_reason.clone())
 }
 
 async fn subscriptions(shared: &Shared, req: Request<Incoming>, id: &str, query: &str) -> Resp {
@@ -573,6 +611,9 @@ async fn subscriptions(shared: &Shared, req: Request<Incoming>, id: &str, query:
     };
     if let Some((status, ra)) = shared.lock().take_fail(Endpoint::Subscriptions) {
         return injected(status, ra, false);
+    }
+    if shared.lock().take_twist(Endpoint::Subscriptions) == Some(Twist::Redirect) {
+        return redirected();
     }
     let ignore_errors = query
         .split('&')
@@ -952,6 +993,41 @@ async fn socket_task<S>(
             }
             Some(Out::Drop) | None => break,
             Some(Out::HalfOpen) => silent = true,
+            Some(Out::Flood(n)) => {
+                if silent {
+                    continue;
+                }
+                let mut failed = false;
+                for i in 0..n {
+                    if sink.feed(Message::text("{x")).await.is_err() {
+                        failed = true;
+                        break;
+                    }
+                    if i % 256 == 255 {
+                        // Notifications published meanwhile go out between the bad frames,
+                        // so the flood itself loses nothing.
+                        while pending.is_none() {
+                            match rx.try_recv() {
+                                Ok(Out::Text(t)) => {
+                                    if sink.feed(Message::text(t)).await.is_err() {
+                                        failed = true;
+                                        break;
+                                    }
+                                }
+                                Ok(other) => pending = Some(other),
+                                Err(_) => break,
+                            }
+                        }
+                        if failed || sink.flush().await.is_err() {
+                            failed = true;
+                            break;
+                        }
+                    }
+                }
+                if failed || sink.flush().await.is_err() {
+                    break;
+                }
+            }
             Some(Out::Later(at, t)) => held = Some((at, t)),
         }
     }

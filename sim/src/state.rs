@@ -7,7 +7,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::fault::{Endpoint, Fault, Malformed};
+use crate::fault::{Endpoint, Fault, Malformed, Twist};
 use crate::{OnExpiry, SimConfig};
 
 /// What a socket task is told to do.
@@ -19,6 +19,8 @@ pub(crate) enum Out {
     Close(u16, &'static str),
     Drop,
     HalfOpen,
+    /// Write this many tiny malformed frames, as fast as the socket takes them.
+    Flood(u64),
 }
 
 pub(crate) struct AccessToken {
@@ -97,6 +99,7 @@ pub(crate) struct State {
     pub(crate) channels: BTreeMap<String, Channel>,
     pub(crate) sockets: BTreeMap<u64, SocketEntry>,
     pub(crate) fails: BTreeMap<Endpoint, VecDeque<(u16, Option<u64>)>>,
+    pub(crate) twists: BTreeMap<Endpoint, VecDeque<Twist>>,
     /// Every topic ever subscribed: the publisher keeps producing for it.
     pub(crate) sticky_topics: BTreeSet<String>,
     /// Per topic, the wall-clock time (Unix ms) each `seq` was published at (index seq − 1).
@@ -115,6 +118,11 @@ impl State {
     pub(crate) fn take_fail(&mut self, endpoint: Endpoint) -> Option<(u16, Option<u64>)> {
         let q = self.fails.get_mut(&endpoint)?;
         q.pop_front()
+    }
+
+    /// Takes one scripted twist for `endpoint`, if any.
+    pub(crate) fn take_twist(&mut self, endpoint: Endpoint) -> Option<Twist> {
+        self.twists.get_mut(&endpoint)?.pop_front()
     }
 
     pub(crate) fn send_all(&mut self, make: impl Fn() -> Out) {
@@ -235,6 +243,17 @@ impl Shared {
             Fault::Burst(n) => {
                 drop(st);
                 self.burst(*n);
+            }
+            Fault::Flood(n) => st.send_all(|| Out::Flood(*n)),
+            Fault::Twist {
+                endpoint,
+                count,
+                twist,
+            } => {
+                let q = st.twists.entry(*endpoint).or_default();
+                for _ in 0..*count {
+                    q.push_back(*twist);
+                }
             }
             Fault::Malformed(kind) => {
                 let text = match kind {
