@@ -1,9 +1,13 @@
 //! A blocking driver for [`genesys_notify_core::Session`]: keeps a Genesys Cloud notification
 //! channel alive from a script or a plain thread, with no async runtime.
 //!
-//! One reader thread per socket and one short-lived thread per HTTP request feed a single
-//! channel; the caller's thread runs the session's drive loop inside [`Client::next_event`].
-//! Every decision is the session's; this crate only moves bytes.
+//! One driver thread runs the session's drive loop; one reader thread per socket and one
+//! short-lived thread per HTTP request feed it through a bounded channel. The application reads
+//! events from a bounded queue with [`Client::next_event`]. The driver never waits for the
+//! application: sockets keep being read (heartbeats included) however slowly events are taken,
+//! and when the queue is full the oldest notifications are dropped and reported as one
+//! [`GapReason::Overflow`](genesys_notify_core::GapReason::Overflow) gap. A close request is
+//! served ahead of any backlog. Every decision is the session's; this crate only moves bytes.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -28,22 +32,18 @@
 //! ```
 #![deny(missing_docs)]
 
+mod driver;
 mod socket;
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use genesys_notify_adapter_common::http::{self, HttpAnswer, HttpRequest};
-use genesys_notify_adapter_common::Clock;
-use genesys_notify_adapter_common::TokenStep;
-pub use genesys_notify_adapter_common::{ConfigError, Credentials, Endpoints, Region, TokenSource};
+use genesys_notify_adapter_common::{Clock, EventQueue, TokenSource};
+pub use genesys_notify_adapter_common::{ConfigError, Credentials, Endpoints, Held, Region};
 pub use genesys_notify_core::Action;
-use genesys_notify_core::{
-    ConnId, Error as CoreError, Event, Input, Instant, Session, Status, UsageError,
-};
+use genesys_notify_core::{Event, Input, Instant, Session, Status, UsageError};
 pub use genesys_notify_core::{Secret, Topic};
 
 /// Everything the client needs. Build with [`Config::new`], then adjust the public fields.
@@ -64,10 +64,14 @@ pub struct Config {
     pub max_frame_size: usize,
     /// HTTP request timeout. Default 30 s.
     pub http_timeout: Duration,
+    /// Events held for an application that does not keep up, before the oldest
+    /// notifications are dropped and reported as one overflow gap. Default 1024.
+    pub queue_capacity: usize,
     /// Seed for backoff jitter; default: from the clock.
     pub seed: Option<u64>,
-    /// Called with every action the session takes, before it is performed (for logs and
-    /// timelines; the action's `Debug` form redacts secrets).
+    /// Called on the driver thread with every action the session takes, before it is
+    /// performed (for logs and timelines; the action's `Debug` form redacts secrets). It
+    /// must return quickly.
     pub on_action: Option<ActionObserver>,
 }
 
@@ -81,6 +85,7 @@ impl std::fmt::Debug for Config {
             .field("credentials", &self.credentials)
             .field("topics", &self.topics)
             .field("max_frame_size", &self.max_frame_size)
+            .field("queue_capacity", &self.queue_capacity)
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +101,7 @@ impl Config {
             extra_root_pem: None,
             max_frame_size: 8 << 20,
             http_timeout: Duration::from_secs(30),
+            queue_capacity: 1024,
             seed: None,
             on_action: None,
         }
@@ -112,54 +118,131 @@ pub enum ConnectError {
     /// The extra root certificate could not be read.
     #[error("the extra root certificate is not usable PEM: {0}")]
     BadRootCertificate(String),
+    /// The driver thread could not be started (the process is out of threads or memory).
+    #[error("cannot start the driver thread: {0}")]
+    Thread(String),
 }
 
+/// What reader and HTTP threads hand the driver.
 pub(crate) enum Msg {
     Input(Input),
     Warning(String),
+    /// Look at the command queue.
+    Wake,
+}
+
+/// Inputs held for the driver before reader threads wait (TCP then pushes back).
+const INBOX: usize = 1024;
+
+pub(crate) enum Command {
+    Subscribe(Vec<Topic>, mpsc::Sender<Result<(), UsageError>>),
+    Unsubscribe(Vec<Topic>, mpsc::Sender<Result<(), UsageError>>),
+    Login(Secret, Duration, mpsc::Sender<Result<(), UsageError>>),
+    ReportUnauthorized(String),
     Close,
+}
+
+/// What the driver shares with the application's threads.
+pub(crate) struct View {
+    pub(crate) queue: EventQueue,
+    pub(crate) status: Status,
+    pub(crate) token: Option<Secret>,
+    /// Socket entries and threads the driver holds (for tests of resource release).
+    pub(crate) held: Held,
+}
+
+pub(crate) struct Shared {
+    pub(crate) view: Mutex<View>,
+    pub(crate) changed: Condvar,
+    pub(crate) commands: Mutex<Vec<Command>>,
+}
+
+impl Shared {
+    pub(crate) fn view(&self) -> MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn command(&self, wake: &SyncSender<Msg>, c: Command) {
+        self.commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(c);
+        // A full inbox means the driver is busy; it looks at commands before every input.
+        let _ = wake.try_send(Msg::Wake);
+    }
 }
 
 /// Closes a [`Client`] from another thread (a Ctrl-C handler, say).
 #[derive(Clone)]
-pub struct Closer(Sender<Msg>);
+pub struct Closer {
+    shared: Arc<Shared>,
+    wake: SyncSender<Msg>,
+    clock: Clock,
+}
 
 impl Closer {
-    /// Asks the client to close; its `next_event` then returns the final events and `None`.
+    /// Asks the client to close, ahead of anything queued; its `next_event` then returns the
+    /// final events and `None`. Returns at once.
     pub fn close(&self) {
-        let _ = self.0.send(Msg::Close);
+        self.shared.command(&self.wake, Command::Close);
+    }
+
+    /// [`close`](Self::close), then waits at most `timeout` for the driver to finish (sockets
+    /// closed with 1000, or left after a second). True if it finished.
+    pub fn close_and_wait(&self, timeout: Duration) -> bool {
+        self.close();
+        let until = std::time::Instant::now() + timeout;
+        let mut v = self.shared.view();
+        while !v.queue.is_closed() {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            v = self
+                .shared
+                .changed
+                .wait_timeout(v, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// The wall-clock time of a session instant.
+    pub fn to_system_time(&self, at: Instant) -> SystemTime {
+        self.clock.to_system_time(at)
+    }
+
+    /// For an application that is exiting and can no longer deliver notifications (a stopped
+    /// stdout reader): every event not read yet, with the queued notifications given up as
+    /// one overflow gap, so that nothing is lost without a report.
+    pub fn take_unread(&self) -> Vec<Event> {
+        let mut v = self.shared.view();
+        v.queue.abandon_notifications();
+        std::iter::from_fn(|| v.queue.pop()).collect()
     }
 }
 
-/// A running session. Call [`next_event`](Self::next_event) (or iterate
-/// [`events`](Self::events)) to drive it: nothing happens between calls except socket threads
-/// reading into a queue.
+/// A running session. Read events with [`next_event`](Self::next_event) (or iterate
+/// [`events`](Self::events)); a driver thread keeps the session going meanwhile.
 pub struct Client {
-    session: Session,
-    tx: Sender<Msg>,
-    rx: Receiver<Msg>,
-    endpoints: Arc<genesys_notify_adapter_common::Endpoints>,
-    tokens: Arc<Mutex<TokenSource>>,
-    agent: ureq::Agent,
-    sockets: BTreeMap<ConnId, socket::Handle>,
-    finished: Vec<JoinHandle<()>>,
-    socket_config: socket::Settings,
-    events: VecDeque<Event>,
-    on_action: Option<ActionObserver>,
+    shared: Arc<Shared>,
+    wake: SyncSender<Msg>,
+    driver: Option<JoinHandle<()>>,
     clock: Clock,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("session", &self.session)
+            .field("status", &self.status())
             .finish_non_exhaustive()
     }
 }
 
 impl Client {
     /// Validates the configuration and starts the session. Returns at once; the first token,
-    /// channel and socket are fetched while you call [`next_event`](Self::next_event).
+    /// channel and socket are fetched by the driver thread.
     pub fn connect(config: Config) -> Result<Client, ConnectError> {
         let clock = Clock::new();
         let seed = config.seed.unwrap_or_else(|| clock.seed());
@@ -168,103 +251,94 @@ impl Client {
         let tls =
             genesys_notify_adapter_common::socket::tls_config(config.extra_root_pem.as_deref())
                 .map_err(ConnectError::BadRootCertificate)?;
-        let agent = http_agent(config.extra_root_pem.as_deref(), config.http_timeout)
+        let agent = driver::http_agent(config.extra_root_pem.as_deref(), config.http_timeout)
             .map_err(ConnectError::BadRootCertificate)?;
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(INBOX);
+        let shared = Arc::new(Shared {
+            view: Mutex::new(View {
+                queue: EventQueue::new(config.queue_capacity),
+                status: session.status(),
+                token: None,
+                held: Held::default(),
+            }),
+            changed: Condvar::new(),
+            commands: Mutex::new(Vec::new()),
+        });
         let tokens = TokenSource::new(config.credentials, &config.endpoints);
-        Ok(Client {
+        let d = driver::Driver::new(driver::Parts {
             session,
-            tx,
             rx,
+            tx: tx.clone(),
             endpoints: Arc::new(config.endpoints),
             tokens: Arc::new(Mutex::new(tokens)),
             agent,
-            sockets: BTreeMap::new(),
-            finished: Vec::new(),
             socket_config: socket::Settings {
                 tls,
                 max_frame_size: config.max_frame_size,
                 connect_timeout: config.http_timeout,
             },
-            events: VecDeque::new(),
             on_action: config.on_action,
+            clock: clock.clone(),
+            shared: Arc::clone(&shared),
+        });
+        let driver = std::thread::Builder::new()
+            .name("genesys-driver".into())
+            .spawn(move || d.run())
+            .map_err(|e| ConnectError::Thread(e.to_string()))?;
+        Ok(Client {
+            shared,
+            wake: tx,
+            driver: Some(driver),
             clock,
         })
     }
 
-    /// The next event, waiting at most `timeout` (the session keeps working meanwhile).
-    /// `None` on timeout, or once the client is closed and every event was read.
+    /// The next event, waiting at most `timeout`. `None` on timeout, or once the session
+    /// has ended and every event was read.
     pub fn next_event(&mut self, timeout: Duration) -> Option<Event> {
-        let deadline = std::time::Instant::now().checked_add(timeout);
+        let until = std::time::Instant::now().checked_add(timeout);
+        let mut v = self.shared.view();
         loop {
-            self.drain();
-            if let Some(e) = self.events.pop_front() {
+            if let Some(e) = v.queue.pop() {
                 return Some(e);
             }
-            if self.session.status() == Status::Closed {
+            if v.queue.is_finished() {
                 return None;
             }
-            let now = std::time::Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return None;
-            }
-            let wake = self
-                .session
-                .poll_timeout()
-                .map(|(at, _)| self.clock.to_std(at));
-            let until = match (wake, deadline) {
-                (Some(w), Some(d)) => w.min(d),
-                (Some(w), None) => w,
-                (None, Some(d)) => d,
-                (None, None) => now + Duration::from_secs(3600),
+            let left = match until {
+                Some(u) => u.saturating_duration_since(std::time::Instant::now()),
+                None => Duration::from_secs(3600),
             };
-            let msg = self.rx.recv_timeout(until.saturating_duration_since(now));
-            self.detect_suspend();
-            match msg {
-                Ok(msg) => {
-                    self.handle(msg);
-                    // Take what else is already waiting, so a busy socket costs one wake-up
-                    // per batch rather than per frame.
-                    for _ in 0..64 {
-                        match self.rx.try_recv() {
-                            Ok(msg) => self.handle(msg),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    let now = self.now();
-                    self.session.handle_timeout(now);
-                }
-                Err(RecvTimeoutError::Disconnected) => {}
+            if left.is_zero() {
+                return None;
             }
+            v = self
+                .shared
+                .changed
+                .wait_timeout(v, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
-    fn handle(&mut self, msg: Msg) {
-        match msg {
-            // One input, then its actions and events (the core's drive loop).
-            Msg::Input(input) => {
-                let now = self.now();
-                self.session.handle_input(now, input);
-                self.drain();
-            }
-            Msg::Warning(w) => self.events.push_back(Event::Warning(CoreError::Local(w))),
-            Msg::Close => self.close(),
-        }
-    }
-
-    /// A blocking iterator over events; it ends after [`close`](Self::close).
+    /// A blocking iterator over events; it ends after the session has ended.
     pub fn events(&mut self) -> impl Iterator<Item = Event> + '_ {
         std::iter::from_fn(move || self.next_event(Duration::from_secs(u64::MAX / 4)))
     }
 
+    fn ask(
+        &self,
+        make: impl FnOnce(mpsc::Sender<Result<(), UsageError>>) -> Command,
+    ) -> Result<(), UsageError> {
+        let (tx, rx) = mpsc::channel();
+        self.shared.command(&self.wake, make(tx));
+        rx.recv().unwrap_or(Err(UsageError::Closed))
+    }
+
     /// Adds topics (PUT of the whole set while live).
     pub fn subscribe(&mut self, topics: impl IntoIterator<Item = Topic>) -> Result<(), UsageError> {
-        let now = self.now();
-        self.session.subscribe(now, topics)?;
-        self.drain();
-        Ok(())
+        let topics = topics.into_iter().collect();
+        self.ask(|tx| Command::Subscribe(topics, tx))
     }
 
     /// Removes topics.
@@ -272,223 +346,64 @@ impl Client {
         &mut self,
         topics: impl IntoIterator<Item = &'t Topic>,
     ) -> Result<(), UsageError> {
-        let now = self.now();
-        self.session.unsubscribe(now, topics)?;
-        self.drain();
-        Ok(())
+        let topics = topics.into_iter().cloned().collect();
+        self.ask(|tx| Command::Unsubscribe(topics, tx))
     }
 
     /// Supplies a token from a new login; leaves `LoginRequired`.
     pub fn login(&mut self, token: Secret, expires_in: Duration) -> Result<(), UsageError> {
-        let now = self.now();
-        self.session.login(now, token, expires_in)?;
-        self.drain();
-        Ok(())
+        self.ask(|tx| Command::Login(token, expires_in, tx))
     }
 
     /// The application's own API call with `token` got 401: one shared refresh follows.
     pub fn report_unauthorized(&mut self, token: &str) {
-        let now = self.now();
-        self.session.report_unauthorized(now, token);
-        self.drain();
+        self.shared
+            .command(&self.wake, Command::ReportUnauthorized(token.to_owned()));
     }
 
     /// The current valid access token, for the application's own REST calls.
-    pub fn access_token(&self) -> Option<&Secret> {
-        self.session.access_token()
+    pub fn access_token(&self) -> Option<Secret> {
+        self.shared.view().token.clone()
     }
 
     /// Where the session stands.
     pub fn status(&self) -> Status {
-        self.session.status()
+        self.shared.view().status
+    }
+
+    /// Socket entries and threads this client holds right now: after any number of
+    /// reconnects, no more than the open sockets need.
+    pub fn held(&self) -> Held {
+        self.shared.view().held
     }
 
     /// A handle that closes this client from another thread.
     pub fn closer(&self) -> Closer {
-        Closer(self.tx.clone())
+        Closer {
+            shared: Arc::clone(&self.shared),
+            wake: self.wake.clone(),
+            clock: self.clock.clone(),
+        }
     }
 
-    /// Closes every socket with 1000 and waits (at most a second) for the close frames to go
-    /// out.
+    /// Closes every socket with 1000 and waits (about a second at most) for the close frames
+    /// to go out. A stretch still uncovered is reported as a gap first. Events not read yet
+    /// stay readable.
     pub fn close(&mut self) {
-        let now = self.now();
-        self.session.close(now);
-        self.drain();
-        // A socket still connecting (a black-holed host, say) must not hold Ctrl-C hostage:
-        // wait a moment for the close frames, then leave the stragglers behind.
-        let give_up = std::time::Instant::now() + Duration::from_secs(1);
-        while self.finished.iter().any(|h| !h.is_finished()) && std::time::Instant::now() < give_up
-        {
-            std::thread::sleep(Duration::from_millis(5));
+        self.shared.command(&self.wake, Command::Close);
+        if let Some(d) = self.driver.take() {
+            let _ = d.join();
         }
-        self.finished.clear();
     }
 
     /// The wall-clock time of a session instant (for matching gaps to server timestamps).
     pub fn to_system_time(&self, at: Instant) -> SystemTime {
         self.clock.to_system_time(at)
     }
-
-    fn now(&self) -> Instant {
-        self.clock.now()
-    }
-
-    /// A machine suspend stops the monotonic clock but not the wall clock.
-    fn detect_suspend(&mut self) {
-        if let Some(slept) = self.clock.check_suspend() {
-            let now = self.now();
-            self.session.handle_input(now, Input::Resumed { slept });
-        }
-    }
-
-    /// Performs every pending action and collects every pending event.
-    fn drain(&mut self) {
-        while let Some(action) = self.session.poll_action() {
-            if let Some(f) = self.on_action.as_mut() {
-                f(&action);
-            }
-            self.perform(action);
-        }
-        while let Some(e) = self.session.poll_event() {
-            self.events.push_back(e);
-        }
-    }
-
-    fn perform(&mut self, action: Action) {
-        let action = match http::rest_exchange(&self.endpoints, action) {
-            Ok((request, finish)) => return self.spawn_http(request, finish),
-            Err(other) => other,
-        };
-        match action {
-            Action::RequestToken { req } => {
-                let step = lock(&self.tokens).begin(req);
-                match step {
-                    TokenStep::Done(input) => {
-                        let _ = self.tx.send(Msg::Input(input));
-                    }
-                    TokenStep::Http(request) => {
-                        let tokens = Arc::clone(&self.tokens);
-                        self.spawn_http(request, move |answer| {
-                            let (input, problem) = lock(&tokens).finish(req, answer);
-                            (input, problem)
-                        });
-                    }
-                }
-            }
-            Action::Connect { conn, url } => {
-                let handle = socket::spawn(conn, url, &self.socket_config, self.tx.clone());
-                self.sockets.insert(conn, handle);
-            }
-            Action::Send { conn, text } => {
-                if let Some(s) = self.sockets.get(&conn) {
-                    s.send(text);
-                }
-            }
-            Action::Close { conn, code } => {
-                if let Some(s) = self.sockets.remove(&conn) {
-                    if let Some(t) = s.close(code) {
-                        self.finished.push(t);
-                    }
-                }
-                self.finished.retain(|t| !t.is_finished());
-            }
-            other => {
-                let _ = self
-                    .tx
-                    .send(Msg::Warning(format!("unknown action {other:?} ignored")));
-            }
-        }
-    }
-
-    fn spawn_http(
-        &self,
-        request: HttpRequest,
-        finish: impl FnOnce(Result<HttpAnswer, String>) -> (Input, Option<String>) + Send + 'static,
-    ) {
-        let agent = self.agent.clone();
-        let tx = self.tx.clone();
-        let spawned = std::thread::Builder::new()
-            .name("genesys-http".into())
-            .spawn(move || {
-                let (input, problem) = finish(execute(&agent, &request));
-                if let Some(p) = problem {
-                    let _ = tx.send(Msg::Warning(p));
-                }
-                let _ = tx.send(Msg::Input(input));
-            });
-        if let Err(e) = spawned {
-            let _ = self
-                .tx
-                .send(Msg::Warning(format!("cannot start an HTTP thread: {e}")));
-        }
-    }
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
-        if self.session.status() != Status::Closed {
-            self.close();
-        }
-    }
-}
-
-fn lock(m: &Mutex<TokenSource>) -> std::sync::MutexGuard<'_, TokenSource> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn http_agent(extra_root_pem: Option<&str>, timeout: Duration) -> Result<ureq::Agent, String> {
-    let mut tls = ureq::tls::TlsConfig::builder();
-    if let Some(pem) = extra_root_pem {
-        let mut certs: Vec<ureq::tls::Certificate<'static>> = Vec::new();
-        for item in ureq::tls::parse_pem(pem.as_bytes()) {
-            if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| e.to_string())? {
-                certs.push(c);
-            }
-        }
-        if certs.is_empty() {
-            return Err("no certificate found".into());
-        }
-        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
-    }
-    Ok(ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(timeout))
-        .tls_config(tls.build())
-        .build()
-        .into())
-}
-
-/// Runs one request. Network errors are described without the URL's query or any header.
-fn execute(agent: &ureq::Agent, r: &HttpRequest) -> Result<HttpAnswer, String> {
-    let mut b = ureq::http::Request::builder().method(r.method).uri(&r.url);
-    for (name, value) in &r.headers {
-        b = b.header(*name, value);
-    }
-    let request = b
-        .body(r.body.clone().unwrap_or_default())
-        .map_err(|e| format!("bad request: {e}"))?;
-    let mut resp = agent.run(request).map_err(|e| describe(&e))?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(http::MAX_ANSWER_BODY as u64)
-        .read_to_string()
-        .map_err(|e| describe(&e))?;
-    Ok(HttpAnswer::new(status, &headers, body))
-}
-
-fn describe(e: &ureq::Error) -> String {
-    match e {
-        ureq::Error::Io(io) => format!("{:?}: {io}", io.kind()),
-        ureq::Error::Timeout(t) => format!("timed out ({t})"),
-        ureq::Error::HostNotFound => "host not found".to_owned(),
-        ureq::Error::ConnectionFailed => "connection failed".to_owned(),
-        ureq::Error::Tls(t) => format!("TLS: {t}"),
-        ureq::Error::Rustls(t) => format!("TLS: {t}"),
-        ureq::Error::BodyExceedsLimit(n) => format!("the answer body is larger than {n} bytes"),
-        // Other variants may quote the URL, whose path can hold a channel id.
-        _ => "request failed".to_owned(),
+        self.close();
     }
 }

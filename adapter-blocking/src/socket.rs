@@ -2,7 +2,7 @@
 //! between reads sends what the session asked for.
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -42,30 +42,32 @@ impl Handle {
     }
 
     /// Asks the thread to send a close frame and stop; returns the thread to join.
-    pub(crate) fn close(self, code: u16) -> Option<JoinHandle<()>> {
+    pub(crate) fn close(self, code: u16) -> JoinHandle<()> {
         let _ = self.cmds.send(Cmd::Close(code));
-        Some(self.thread)
+        self.thread
+    }
+
+    /// The thread, which has reported its socket's end and is finishing.
+    pub(crate) fn into_thread(self) -> JoinHandle<()> {
+        self.thread
     }
 }
 
-pub(crate) fn spawn(conn: ConnId, url: Secret, settings: &Settings, tx: Sender<Msg>) -> Handle {
+/// Starts the socket's thread; fails only if the OS refuses a thread.
+pub(crate) fn spawn(
+    conn: ConnId,
+    url: Secret,
+    settings: &Settings,
+    tx: SyncSender<Msg>,
+) -> std::io::Result<Handle> {
     let (cmds, rx) = mpsc::channel();
     let tls = Arc::clone(&settings.tls);
     let max = settings.max_frame_size;
     let timeout = settings.connect_timeout;
-    let failed = tx.clone();
-    let spawned = std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name(format!("genesys-socket-{}", conn.as_u64()))
-        .spawn(move || run(conn, &url, tls, max, timeout, &tx, &rx));
-    let thread = match spawned {
-        Ok(t) => t,
-        Err(e) => {
-            let error = RequestError::network(format!("cannot start a socket thread: {e}"));
-            let _ = failed.send(Msg::Input(Input::ConnectFailed { conn, error }));
-            std::thread::spawn(|| {})
-        }
-    };
-    Handle { cmds, thread }
+        .spawn(move || run(conn, &url, tls, max, timeout, &tx, &rx))?;
+    Ok(Handle { cmds, thread })
 }
 
 fn run(
@@ -74,7 +76,7 @@ fn run(
     tls: Arc<rustls::ClientConfig>,
     max_frame_size: usize,
     timeout: Duration,
-    tx: &Sender<Msg>,
+    tx: &SyncSender<Msg>,
     cmds: &Receiver<Cmd>,
 ) {
     let mut ws = match open(url, tls, max_frame_size, timeout) {
