@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use genesys_notify_adapter_common::http::{self, HttpAnswer, HttpRequest};
 use genesys_notify_adapter_common::socket::{self, tls_config};
-use genesys_notify_adapter_common::{Clock, Credentials, Endpoints, TokenSource, TokenStep};
+use genesys_notify_adapter_common::{Clock, Credentials, Endpoints, Held, TokenSource, TokenStep};
 use genesys_notify_core::{
     Action, ConnId, Error as CoreError, Event, Input, RequestError, Secret, Session, Status, Topic,
 };
@@ -40,6 +40,9 @@ enum Msg {
     Warning(String),
 }
 
+/// Inputs held for the driver before socket and HTTP tasks wait (TCP then pushes back).
+const INBOX: usize = 1024;
+
 enum SocketCmd {
     Text(String),
     Close(u16),
@@ -54,11 +57,13 @@ struct Driver {
     http_timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
     max_frame_size: usize,
-    inputs_tx: mpsc::UnboundedSender<Msg>,
-    inputs: mpsc::UnboundedReceiver<Msg>,
+    inputs_tx: mpsc::Sender<Msg>,
+    inputs: mpsc::Receiver<Msg>,
     commands: mpsc::UnboundedReceiver<Command>,
     sockets: BTreeMap<ConnId, (mpsc::UnboundedSender<SocketCmd>, JoinHandle<()>)>,
+    /// Tasks of sockets that ended or were closed, and HTTP requests: released as they finish.
     closing: Vec<JoinHandle<()>>,
+    held: Arc<Mutex<Held>>,
     events: queue::Sender,
     status: watch::Sender<Status>,
     token: watch::Sender<Option<Secret>>,
@@ -73,7 +78,7 @@ pub(crate) fn start(setup: Setup) -> Result<(Handle, EventStream), ConnectError>
     session.subscribe(clock.now(), setup.topics)?;
     let (tls, http) = clients(setup.extra_root_pem.as_deref()).map_err(ConnectError::Tls)?;
     let (commands_tx, commands) = mpsc::unbounded_channel();
-    let (inputs_tx, inputs) = mpsc::unbounded_channel();
+    let (inputs_tx, inputs) = mpsc::channel(INBOX);
     let (events, stream) = queue::channel(setup.queue_capacity, commands_tx.clone());
     let (status, status_rx) = watch::channel(session.status());
     let (token, token_rx) = watch::channel(None);
@@ -92,11 +97,13 @@ pub(crate) fn start(setup: Setup) -> Result<(Handle, EventStream), ConnectError>
         commands,
         sockets: BTreeMap::new(),
         closing: Vec::new(),
+        held: Arc::new(Mutex::new(Held::default())),
         events,
         status,
         token,
     };
     let handle_clock = driver.clock.clone();
+    let held = Arc::clone(&driver.held);
     let id = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let span = tracing::info_span!("genesys_notify", session = id);
     tokio::spawn(driver.run().instrument(span));
@@ -106,12 +113,13 @@ pub(crate) fn start(setup: Setup) -> Result<(Handle, EventStream), ConnectError>
             commands: commands_tx,
             status: status_rx,
             token: token_rx,
+            held,
         },
         stream,
     ))
 }
 
-fn lock(m: &Mutex<TokenSource>) -> std::sync::MutexGuard<'_, TokenSource> {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -120,10 +128,20 @@ impl Driver {
         let mut waiting_close: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
             self.drain();
-            if self.session.status() == Status::Closed {
-                for h in self.closing.drain(..) {
-                    let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+            if self.session.status().is_terminal() {
+                let sockets = std::mem::take(&mut self.sockets);
+                for (_, (tx, task)) in sockets {
+                    let _ = tx.send(SocketCmd::Close(1000));
+                    self.closing.push(task);
                 }
+                // The close frames get a second; a socket still connecting is abandoned.
+                let give_up = tokio::time::Instant::now() + Duration::from_secs(1);
+                for mut h in self.closing.drain(..) {
+                    if tokio::time::timeout_at(give_up, &mut h).await.is_err() {
+                        h.abort();
+                    }
+                }
+                *lock(&self.held) = Held::default();
                 self.events.close();
                 for w in waiting_close.drain(..) {
                     let _ = w.send(());
@@ -143,20 +161,9 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
+            // Commands first: a close is never stuck behind a backlog of frames.
             tokio::select! {
                 biased;
-                msg = self.inputs.recv() => match msg {
-                    Some(Msg::Input(input)) => {
-                        self.suspend_check();
-                        let now = self.clock.now();
-                        self.session.handle_input(now, input);
-                    }
-                    Some(Msg::Warning(w)) => {
-                        tracing::warn!(warning = %w);
-                        self.events.push(self.clock.now(), Event::Warning(CoreError::Local(w)));
-                    }
-                    None => {}
-                },
                 cmd = self.commands.recv() => {
                     let now = self.clock.now();
                     match cmd {
@@ -172,6 +179,7 @@ impl Driver {
                         None => self.session.close(now),
                     }
                 }
+                msg = self.inputs.recv() => if let Some(msg) = msg { self.message(msg) },
                 () = sleep => {
                     self.suspend_check();
                     if let Some((_, why)) = deadline {
@@ -180,6 +188,28 @@ impl Driver {
                     let now = self.clock.now();
                     self.session.handle_timeout(now);
                 }
+            }
+        }
+    }
+
+    fn message(&mut self, msg: Msg) {
+        match msg {
+            Msg::Input(input) => {
+                // A socket that reported its end is released here: the core sends no
+                // `Close` for it.
+                if let Input::Closed { conn, .. } | Input::ConnectFailed { conn, .. } = &input {
+                    if let Some((_, task)) = self.sockets.remove(conn) {
+                        self.closing.push(task);
+                    }
+                }
+                self.suspend_check();
+                let now = self.clock.now();
+                self.session.handle_input(now, input);
+            }
+            Msg::Warning(w) => {
+                tracing::warn!(warning = %w);
+                self.events
+                    .push(self.clock.now(), Event::Warning(CoreError::Local(w)));
             }
         }
     }
@@ -215,6 +245,11 @@ impl Driver {
         let status = self.session.status();
         self.status
             .send_if_modified(|s| std::mem::replace(s, status) != status);
+        self.closing.retain(|t| !t.is_finished());
+        *lock(&self.held) = Held {
+            sockets: self.sockets.len(),
+            tasks: self.sockets.len() + self.closing.len(),
+        };
         let token = self.session.access_token().cloned();
         self.token.send_if_modified(|t| {
             let changed = *t != token;
@@ -234,7 +269,7 @@ impl Driver {
                 let client = self.http.clone();
                 let timeout = self.http_timeout;
                 let tx = self.inputs_tx.clone();
-                tokio::spawn(async move {
+                let task = tokio::spawn(async move {
                     let t = Arc::clone(&tokens);
                     let step = tokio::task::spawn_blocking(move || lock(&t).begin(req)).await;
                     let (input, problem) = match step {
@@ -267,10 +302,11 @@ impl Driver {
                         ),
                     };
                     if let Some(p) = problem {
-                        let _ = tx.send(Msg::Warning(p));
+                        let _ = tx.send(Msg::Warning(p)).await;
                     }
-                    let _ = tx.send(Msg::Input(input));
+                    let _ = tx.send(Msg::Input(input)).await;
                 });
+                self.closing.push(task);
             }
             Action::Connect { conn, url } => {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -292,7 +328,6 @@ impl Driver {
             Action::Close { conn, code } => {
                 if let Some((tx, task)) = self.sockets.remove(&conn) {
                     let _ = tx.send(SocketCmd::Close(code));
-                    self.closing.retain(|t| !t.is_finished());
                     self.closing.push(task);
                 }
             }
@@ -301,20 +336,21 @@ impl Driver {
     }
 
     fn spawn_http(
-        &self,
+        &mut self,
         request: HttpRequest,
         finish: impl FnOnce(Result<HttpAnswer, String>) -> (Input, Option<String>) + Send + 'static,
     ) {
         let client = self.http.clone();
         let timeout = self.http_timeout;
         let tx = self.inputs_tx.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let (input, problem) = finish(execute(&client, &request, timeout).await);
             if let Some(p) = problem {
-                let _ = tx.send(Msg::Warning(p));
+                let _ = tx.send(Msg::Warning(p)).await;
             }
-            let _ = tx.send(Msg::Input(input));
+            let _ = tx.send(Msg::Input(input)).await;
         });
+        self.closing.push(task);
     }
 }
 
@@ -397,7 +433,7 @@ async fn socket(
     url: Secret,
     tls: Arc<rustls::ClientConfig>,
     max_frame_size: usize,
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::Sender<Msg>,
     mut cmds: mpsc::UnboundedReceiver<SocketCmd>,
 ) {
     let config = WebSocketConfig::default()
@@ -420,11 +456,13 @@ async fn socket(
         Ok((ws, _)) => ws,
         Err(e) => {
             let error = socket::upgrade_error(&e);
-            let _ = tx.send(Msg::Input(Input::ConnectFailed { conn, error }));
+            let _ = tx
+                .send(Msg::Input(Input::ConnectFailed { conn, error }))
+                .await;
             return;
         }
     };
-    if tx.send(Msg::Input(Input::Opened { conn })).is_err() {
+    if tx.send(Msg::Input(Input::Opened { conn })).await.is_err() {
         return;
     }
     let (mut sink, mut stream) = ws.split();
@@ -432,22 +470,22 @@ async fn socket(
         tokio::select! {
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(t))) => {
-                    if tx.send(Msg::Input(Input::Frame { conn, text: t.as_str().to_owned() })).is_err() {
+                    if tx.send(Msg::Input(Input::Frame { conn, text: t.as_str().to_owned() })).await.is_err() {
                         return;
                     }
                 }
                 Some(Ok(Message::Close(f))) => {
                     let (code, reason) = f.map_or((None, String::new()), |f| (Some(u16::from(f.code)), f.reason.as_str().to_owned()));
-                    let _ = tx.send(Msg::Input(Input::Closed { conn, code, reason }));
+                    let _ = tx.send(Msg::Input(Input::Closed { conn, code, reason })).await;
                     return;
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
-                    let _ = tx.send(Msg::Input(Input::Closed { conn, code: None, reason: socket::describe(&e) }));
+                    let _ = tx.send(Msg::Input(Input::Closed { conn, code: None, reason: socket::describe(&e) })).await;
                     return;
                 }
                 None => {
-                    let _ = tx.send(Msg::Input(Input::Closed { conn, code: None, reason: "connection closed".into() }));
+                    let _ = tx.send(Msg::Input(Input::Closed { conn, code: None, reason: "connection closed".into() })).await;
                     return;
                 }
             },

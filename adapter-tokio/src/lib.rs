@@ -39,7 +39,7 @@ mod queue;
 
 use std::time::Duration;
 
-pub use genesys_notify_adapter_common::{ConfigError, Credentials, Endpoints, Region};
+pub use genesys_notify_adapter_common::{ConfigError, Credentials, Endpoints, Held, Region};
 use genesys_notify_core::UsageError;
 pub use genesys_notify_core::{Event, GapReason, Secret, Status, Topic};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -230,6 +230,7 @@ pub struct Handle {
     commands: mpsc::UnboundedSender<Command>,
     status: watch::Receiver<Status>,
     token: watch::Receiver<Option<Secret>>,
+    held: std::sync::Arc<std::sync::Mutex<Held>>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -303,6 +304,12 @@ impl Handle {
         *self.status.borrow()
     }
 
+    /// Socket entries and tasks the driver holds right now: after any number of reconnects,
+    /// no more than the open sockets need.
+    pub fn held(&self) -> Held {
+        *self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A watch that changes with the status.
     pub fn status_watch(&self) -> watch::Receiver<Status> {
         self.status.clone()
@@ -316,7 +323,7 @@ impl Handle {
         loop {
             match *status.borrow_and_update() {
                 Status::LoginRequired => return Err(HandleError::LoginRequired),
-                Status::Closed => return Err(HandleError::Ended),
+                Status::Closed | Status::Failed => return Err(HandleError::Ended),
                 _ => {}
             }
             if let Some(t) = token.borrow_and_update().clone() {

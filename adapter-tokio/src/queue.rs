@@ -1,73 +1,39 @@
-//! The bounded event queue between the driver and the application. The driver never waits:
-//! when the queue is full the oldest notification is dropped, and the drops are reported as
-//! one overflow gap before the next event the application reads.
+//! The bounded event queue between the driver and the application: the policy every adapter
+//! shares ([`EventQueue`]) behind a lock, with a bell that wakes the reader. The driver never
+//! waits: when the queue is full the oldest notifications are dropped, and the drops are
+//! reported as one overflow gap before the next event the application reads.
 
-use std::collections::{BTreeSet, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
-use genesys_notify_core::{Event, GapReason, Instant, Topic};
+use genesys_notify_adapter_common::EventQueue;
+use genesys_notify_core::{Event, Instant};
 use tokio::sync::mpsc;
 
 use crate::Command;
 
-struct Overflow {
-    topics: BTreeSet<Topic>,
-    from: Instant,
-    to: Instant,
-}
-
-struct Inner {
-    items: VecDeque<(Instant, Event)>,
-    capacity: usize,
-    overflow: Option<Overflow>,
-    closed: bool,
-}
-
 #[derive(Clone)]
 pub(crate) struct Sender {
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Mutex<EventQueue>>,
     bell: mpsc::Sender<()>,
 }
 
-fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+fn lock(m: &Mutex<EventQueue>) -> MutexGuard<'_, EventQueue> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Sender {
-    /// Queues an event that arrived at `at`, dropping the oldest notification if full.
+    /// Queues an event that arrived at `at`, applying the overflow policy.
     pub(crate) fn push(&self, at: Instant, event: Event) {
-        {
-            let mut q = lock(&self.inner);
-            if q.items.len() >= q.capacity {
-                let oldest = q
-                    .items
-                    .iter()
-                    .position(|(_, e)| matches!(e, Event::Notification { .. }));
-                if let Some((when, Event::Notification { topic, .. })) =
-                    oldest.and_then(|i| q.items.remove(i))
-                {
-                    let o = q.overflow.get_or_insert(Overflow {
-                        topics: BTreeSet::new(),
-                        from: when,
-                        to: when,
-                    });
-                    o.to = o.to.max(when);
-                    if let Ok(t) = Topic::new(topic) {
-                        o.topics.insert(t);
-                    }
-                }
-            }
-            q.items.push_back((at, event));
-        }
+        lock(&self.inner).push(at, event);
         let _ = self.bell.try_send(());
     }
 
     /// No more events will come.
     pub(crate) fn close(&self) {
-        lock(&self.inner).closed = true;
+        lock(&self.inner).close();
         let _ = self.bell.try_send(());
     }
 }
@@ -75,7 +41,7 @@ impl Sender {
 /// The session's events, in order. Ends after the session is closed and every event was read.
 /// Dropping it (together with every [`Handle`](crate::Handle)) closes the session.
 pub struct EventStream {
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Mutex<EventQueue>>,
     bell: mpsc::Receiver<()>,
     _keepalive: mpsc::UnboundedSender<Command>,
 }
@@ -90,12 +56,7 @@ pub(crate) fn channel(
     capacity: usize,
     commands: mpsc::UnboundedSender<Command>,
 ) -> (Sender, EventStream) {
-    let inner = Arc::new(Mutex::new(Inner {
-        items: VecDeque::new(),
-        capacity,
-        overflow: None,
-        closed: false,
-    }));
+    let inner = Arc::new(Mutex::new(EventQueue::new(capacity)));
     let (tx, rx) = mpsc::channel(1);
     (
         Sender {
@@ -116,20 +77,19 @@ impl EventStream {
         futures_util::StreamExt::next(self).await
     }
 
+    /// For an application that is exiting and can no longer deliver notifications: every
+    /// event not read yet, with the queued notifications given up as one overflow gap.
+    pub fn take_unread(&mut self) -> Vec<Event> {
+        let mut q = lock(&self.inner);
+        q.abandon_notifications();
+        std::iter::from_fn(|| q.pop()).collect()
+    }
+
     fn pop(&self) -> Option<Result<Event, ()>> {
         let mut q = lock(&self.inner);
-        if let Some(o) = q.overflow.take() {
-            let topics = o.topics.into_iter().collect();
-            return Some(Ok(Event::Gap {
-                topics,
-                from: o.from,
-                to: o.to,
-                reason: GapReason::Overflow,
-            }));
-        }
-        match q.items.pop_front() {
-            Some((_, e)) => Some(Ok(e)),
-            None if q.closed => Some(Err(())),
+        match q.pop() {
+            Some(e) => Some(Ok(e)),
+            None if q.is_finished() => Some(Err(())),
             None => None,
         }
     }
