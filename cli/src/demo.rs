@@ -251,12 +251,13 @@ pub(crate) fn run(args: DemoArgs) -> ExitCode {
         );
     }
     println!(
-        "demo published={} delivered={} duplicates={} gaps={} lost_outside_gaps={}",
+        "demo published={} delivered={} lost_in_gaps={} lost_outside_gaps={} duplicates={} gaps={}",
         tally.published,
         tally.delivered,
+        tally.lost_inside_gaps,
+        tally.lost_outside_gaps,
         tally.duplicates,
         ledger.gap_count(),
-        tally.lost_outside_gaps
     );
     sim.shutdown();
     if tally.lost_outside_gaps == 0 && tally.duplicates == 0 {
@@ -300,6 +301,10 @@ fn record(client: &Client, ledger: &mut Ledger, t0: Instant, e: Event) {
         Event::LoginRequired { reason, since } => {
             say(t0, "login", &reason.to_string());
             ledger.login_required(since.map_or_else(SystemTime::now, |s| client.to_system_time(s)));
+        }
+        Event::Fatal(e) => {
+            say(t0, "fatal", &e.to_string());
+            ledger.login_required(SystemTime::now());
         }
         other => say(t0, "event", &format!("{other:?}")),
     }

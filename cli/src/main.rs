@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod demo;
+mod secret_file;
 mod sim_cmd;
 mod tail;
 

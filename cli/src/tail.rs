@@ -2,13 +2,16 @@
 //!
 //! This output is a contract that scripts rely on: stdout carries nothing but notifications,
 //! exactly as received, one per line; stderr carries lifecycle lines; exit codes are 0 (signal),
-//! 2 (usage) and 3 (login required).
+//! 2 (usage), 3 (login required) and 4 (the service's answers can never work: configuration).
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
+use crate::secret_file;
 use clap::{Args, ValueEnum};
 use genesys_notify_blocking::{Client, Config, Credentials, Endpoints, Region, Secret, Topic};
 use genesys_notify_core::{Event, Instant};
@@ -84,7 +87,8 @@ fn credentials(args: &TailArgs) -> Result<Credentials, String> {
                 refresh_token: Secret::new(refresh),
                 persist: Box::new(move |t| {
                     match &file {
-                    Some(path) => std::fs::write(path, t.expose()).map_err(|e| format!("{}: {e}", path.display())),
+                    Some(path) => secret_file::replace(path, t.expose())
+                        .map_err(|e| format!("{}: {e}", path.display())),
                     None => Err("no --refresh-token-file given; the rotated refresh token lives only in this process".to_owned()),
                 }
                 }),
@@ -149,14 +153,42 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
-    let closer = client.closer();
-    if let Err(e) = ctrlc::set_handler(move || closer.close()) {
-        eprintln!("error: cannot install the signal handler: {e}");
-        return ExitCode::FAILURE;
-    }
     let log = Log {
         format: args.log_format,
     };
+    let closer = client.closer();
+    let done = Arc::new(AtomicBool::new(false));
+    let main_done = Arc::clone(&done);
+    if let Err(e) = ctrlc::set_handler(move || on_signal(&closer, &main_done, log)) {
+        eprintln!("error: cannot install the signal handler: {e}");
+        return ExitCode::FAILURE;
+    }
+    let code = follow(&mut client, log);
+    done.store(true, Ordering::SeqCst);
+    code
+}
+
+/// Ctrl-C or SIGTERM: the session closes ahead of any backlog. The main thread normally prints
+/// the last events and exits; if it cannot within a moment (stuck writing to a stdout nobody
+/// reads), this thread reports what is left on stderr — undelivered notifications as one gap
+/// — and exits, so the process is gone within a second whatever is queued.
+fn on_signal(closer: &genesys_notify_blocking::Closer, main_done: &AtomicBool, log: Log) {
+    let _ = closer.close_and_wait(Duration::from_millis(700));
+    let until = std::time::Instant::now() + Duration::from_millis(200);
+    while std::time::Instant::now() < until {
+        if main_done.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let wall = |at| closer.to_system_time(at);
+    for e in closer.take_unread() {
+        log.event(&wall, &e);
+    }
+    std::process::exit(0);
+}
+
+fn follow(client: &mut Client, log: Log) -> ExitCode {
     let stdout = std::io::stdout();
     while let Some(event) = client.next_event(Duration::from_secs(3600)) {
         match event {
@@ -180,23 +212,68 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
                     json!({ "reason": reason.to_string() }),
                     &format!("login required: {reason}"),
                 );
-                client.close();
+                finish(client, log);
                 return ExitCode::from(3);
             }
-            other => log.event(&client, &other),
+            Event::Fatal(e) => {
+                log.emit(
+                    "fatal",
+                    json!({ "message": e.to_string() }),
+                    &format!("fatal: {e}"),
+                );
+                finish(client, log);
+                return ExitCode::from(4);
+            }
+            other => log.event(&|at| client.to_system_time(at), &other),
         }
     }
     ExitCode::SUCCESS
 }
 
+/// Closes the session after `login_required` or `fatal` and prints the gaps that close
+/// reported (a stretch still uncovered), so that line stays the last but for those.
+fn finish(client: &mut Client, log: Log) {
+    client.close();
+    let closer = client.closer();
+    let wall = |at| closer.to_system_time(at);
+    while let Some(e) = client.next_event(Duration::from_millis(100)) {
+        if matches!(e, Event::Gap { .. }) {
+            log.event(&wall, &e);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
 struct Log {
     format: LogFormat,
 }
 
-fn rfc3339(client: &Client, at: Instant) -> String {
-    jiff::Timestamp::try_from(client.to_system_time(at))
+fn rfc3339(wall: &dyn Fn(Instant) -> SystemTime, at: Instant) -> String {
+    jiff::Timestamp::try_from(wall(at))
         .map(|t| t.to_string())
         .unwrap_or_default()
+}
+
+/// Text for a terminal: control characters (ESC, CR, LF, BEL, …) and the bidirectional
+/// overrides that reorder what is shown become visible escapes, so that text from the network
+/// cannot move the cursor, clear the screen or forge a line.
+pub(crate) fn escape_terminal(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.contains(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if bad(c) {
+            out.push_str(&format!("\\u{{{:04x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 impl Log {
@@ -209,13 +286,14 @@ impl Log {
             }
             LogFormat::Text => writeln!(
                 err,
-                "{} {text}",
-                jiff::Timestamp::now().strftime("%H:%M:%S")
+                "{} {}",
+                jiff::Timestamp::now().strftime("%H:%M:%S"),
+                escape_terminal(text)
             ),
         };
     }
 
-    fn event(&self, client: &Client, e: &Event) {
+    fn event(&self, wall: &dyn Fn(Instant) -> SystemTime, e: &Event) {
         match e {
             Event::Status(s) => self.emit(
                 "status",
@@ -229,7 +307,7 @@ impl Log {
                 reason,
             } => {
                 let names: Vec<&str> = topics.iter().map(Topic::as_str).collect();
-                let (f, t) = (rfc3339(client, *from), rfc3339(client, *to));
+                let (f, t) = (rfc3339(wall, *from), rfc3339(wall, *to));
                 self.emit(
                     "gap",
                     json!({ "topics": names, "from": f, "to": t, "reason": reason.to_string() }),
@@ -252,11 +330,30 @@ impl Log {
                 json!({ "reason": reason.to_string() }),
                 &format!("login required: {reason}"),
             ),
+            Event::Fatal(e) => self.emit(
+                "fatal",
+                json!({ "message": e.to_string() }),
+                &format!("fatal: {e}"),
+            ),
             other => self.emit(
                 "other",
                 json!({ "debug": format!("{other:?}") }),
                 &format!("{other:?}"),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_terminal;
+
+    #[test]
+    fn control_characters_and_bidi_overrides_become_visible() {
+        assert_eq!(escape_terminal("plain text: ok"), "plain text: ok");
+        assert_eq!(
+            escape_terminal("bad\u{1b}[2J\nstatus: live\u{202e}"),
+            "bad\\u{001b}[2J\\u{000a}status: live\\u{202e}"
+        );
     }
 }

@@ -285,3 +285,247 @@ fn usage_errors_exit_2_and_say_what_to_fix() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+fn stderr_json(out: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect()
+}
+
+#[test]
+fn a_foreign_connect_uri_is_fatal_exit_4_and_no_channel_id_is_shown() {
+    let sim = Sim::start(SimConfig {
+        connect_uri_base: Some("ws://192.0.2.1:9".to_owned()),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut child = with_client(
+        tail(
+            &sim,
+            &["--topic", "v2.users.a.presence", "--log-format", "json"],
+        ),
+        &sim,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 4);
+    let out = child.wait_with_output().unwrap();
+    let events = stderr_json(&out);
+    let fatal: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "fatal").collect();
+    assert_eq!(fatal.len(), 1, "{events:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("192.0.2.1"), "{text}");
+    assert!(
+        !text.contains("streaming-0-"),
+        "a channel id leaked: {text}"
+    );
+    assert_eq!(
+        sim.stats().count("channels.create"),
+        2,
+        "one retry, then stop"
+    );
+    assert_eq!(sim.stats().count("upgrade"), 0);
+}
+
+#[test]
+fn redirects_are_never_followed_and_stop_with_exit_4() {
+    for endpoint in ["token", "channel"] {
+        let sim = Sim::start(SimConfig {
+            script: genesys_notify_sim::parse_script(&format!("0s redirect {endpoint} 9")).unwrap(),
+            ..SimConfig::default()
+        })
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let out = with_client(
+            tail(
+                &sim,
+                &["--topic", "v2.users.a.presence", "--log-format", "json"],
+            ),
+            &sim,
+        )
+        .output()
+        .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{endpoint}: {text}");
+        assert!(
+            text.contains("HTTP 302 redirect to elsewhere.invalid"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("streaming-0-redirected"),
+            "only the host: {text}"
+        );
+    }
+}
+
+#[test]
+fn server_text_cannot_drive_the_terminal() {
+    let sim = Sim::start(SimConfig {
+        rejection_reason: "nope\u{1b}[2J\u{1b}[H\nstatus: live\u{7}".to_owned(),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut child = with_client(
+        tail(
+            &sim,
+            &[
+                "--topic",
+                "v2.users.a.presence",
+                "--topic",
+                "v2.forbidden.x",
+            ],
+        ),
+        &sim,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let err = lines(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        let Ok(l) = err.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        let done = l.contains("topic rejected");
+        seen.push(l);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let rejected = seen
+        .iter()
+        .find(|l| l.contains("topic rejected"))
+        .unwrap_or_else(|| panic!("{seen:?}"));
+    assert!(
+        rejected.contains(r"nope\u{001b}[2J\u{001b}[H\u{000a}status: live\u{0007}"),
+        "{rejected}"
+    );
+    for l in &seen {
+        assert!(
+            !l.contains(['\u{1b}', '\u{7}']),
+            "raw control character: {l:?}"
+        );
+        assert!(
+            l.as_bytes().get(2) == Some(&b':') && l.as_bytes().get(5) == Some(&b':'),
+            "every line starts with its own time, none is forged: {l:?}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn the_refresh_token_file_holds_the_old_or_the_new_token_whatever_step_crashes() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("gn-tail-rt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for step in ["created", "written", "synced", "renamed", "none"] {
+        let sim = Sim::start(SimConfig {
+            rate: 5.0,
+            ..SimConfig::default()
+        })
+        .unwrap();
+        let path = dir.join(format!("rt-{step}"));
+        let old = sim.refresh_token().to_owned();
+        std::fs::write(&path, &old).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut cmd = tail(
+            &sim,
+            &["--topic", "v2.users.a.presence", "--refresh-token-file"],
+        );
+        cmd.arg(&path);
+        let mut child = with_client(cmd, &sim)
+            .env("GENESYS_NOTIFY_FAILPOINT", step)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if step == "none" {
+            let out = lines(child.stdout.take().unwrap());
+            out.recv_timeout(Duration::from_secs(10)).expect("live");
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+        }
+        let code = wait_exit(&mut child, Duration::from_secs(10));
+        let now = std::fs::read_to_string(&path).unwrap();
+        match step {
+            "created" | "written" | "synced" => {
+                assert_ne!(code, 0, "{step}: the process was killed");
+                assert_eq!(
+                    now, old,
+                    "{step}: a crash before the rename keeps the old token"
+                );
+            }
+            _ => {
+                assert!(
+                    now.starts_with("sim-rt-") && now != old,
+                    "{step}: the new token: {now:?}"
+                );
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{step}: the secret is private");
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+#[allow(clippy::print_stdout)]
+fn sigterm_exits_at_once_with_a_stopped_stdout_reader_and_reports_what_it_dropped() {
+    let sim = Sim::start(SimConfig {
+        rate: 20.0,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut child = with_client(
+        tail(
+            &sim,
+            &["--topic", "v2.users.a.presence", "--log-format", "json"],
+        ),
+        &sim,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Nobody reads stdout: after one line the pipe fills and tail blocks writing.
+    let _stdout = child.stdout.take().unwrap();
+    let err = lines(child.stderr.take().unwrap());
+    let live_by = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < live_by {
+        if err
+            .recv_timeout(Duration::from_millis(100))
+            .is_ok_and(|l| l.contains("\"live\""))
+        {
+            break;
+        }
+    }
+    sim.fault(&genesys_notify_sim::Fault::Burst(20_000));
+    std::thread::sleep(Duration::from_secs(1));
+    let asked = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
+    println!(
+        "SIGTERM to exit with a stopped reader: {:?}",
+        asked.elapsed()
+    );
+    let rest: Vec<String> =
+        std::iter::from_fn(|| err.recv_timeout(Duration::from_secs(1)).ok()).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("\"overflow\"")),
+        "the notifications it could not write are reported: {rest:?}"
+    );
+    assert_eq!(sim.stats().client_close_codes, vec![Some(1000)]);
+}
