@@ -26,6 +26,9 @@ impl Running for BlockingRunning {
     fn close(&mut self) {
         self.0.close();
     }
+    fn held(&self) -> genesys_notify_adapter_common::Held {
+        self.0.held()
+    }
 }
 
 impl Adapter for Blocking {
@@ -92,6 +95,9 @@ impl Running for TokioRunning {
     fn close(&mut self) {
         let h = self.handle.clone();
         self.rt.block_on(h.close());
+    }
+    fn held(&self) -> genesys_notify_adapter_common::Held {
+        self.handle.held()
     }
 }
 

@@ -17,6 +17,7 @@ use genesys_notify_sim::{Fault, Ledger, Sim, SimConfig};
 
 pub mod adapters;
 pub mod fuzz;
+pub mod hostile;
 
 /// How the client logs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,8 @@ pub struct Scenario {
     pub max_channel_requests: usize,
     /// The simulator's connectUri points elsewhere: nothing may connect.
     pub foreign_connect_uri: bool,
+    /// The session must stop with a fatal configuration error.
+    pub expect_fatal: bool,
 }
 
 impl Scenario {
@@ -80,6 +83,7 @@ impl Scenario {
             max_token_requests: 4,
             max_channel_requests: 4,
             foreign_connect_uri: false,
+            expect_fatal: false,
         }
     }
 }
@@ -90,6 +94,8 @@ pub trait Running {
     fn wall_time(&self, at: Instant) -> SystemTime;
     fn status(&self) -> Status;
     fn close(&mut self);
+    /// Socket entries and threads or tasks the adapter holds now.
+    fn held(&self) -> genesys_notify_adapter_common::Held;
 }
 
 /// Starts an adapter's client against a running simulator.
@@ -121,6 +127,7 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     pub rejected_topics: Vec<String>,
     pub statuses: Vec<Status>,
+    pub fatal: Vec<String>,
     /// Per topic, the first missing sequence numbers outside gaps (for diagnosis).
     pub unexplained: BTreeMap<String, Vec<u64>>,
 }
@@ -238,6 +245,11 @@ pub fn run(scenario: &Scenario, adapter: &dyn Adapter) -> Outcome {
             Event::Warning(w) => out.warnings.push(w.to_string()),
             Event::TopicRejected { topic, .. } => out.rejected_topics.push(topic.clone()),
             Event::Status(s) => out.statuses.push(*s),
+            Event::Fatal(f) => {
+                out.fatal.push(f.to_string());
+                // The application was told the session stopped: later losses are explained.
+                ledger.login_required(*arrived);
+            }
             _ => {}
         }
     }
@@ -289,7 +301,13 @@ pub fn check(scenario: &Scenario, adapter: &str, out: &Outcome) {
         out.channel_requests <= scenario.max_channel_requests,
         "too many channel requests — {ctx}"
     );
-    if !scenario.expect_login_required && !scenario.foreign_connect_uri {
+    if scenario.expect_fatal {
+        assert_eq!(out.fatal.len(), 1, "one fatal error — {ctx}");
+        assert_eq!(out.statuses.last(), Some(&Status::Failed), "{ctx}");
+    } else {
+        assert!(out.fatal.is_empty(), "no fatal error — {ctx}");
+    }
+    if !scenario.expect_login_required && !scenario.foreign_connect_uri && !scenario.expect_fatal {
         assert!(out.delivered > 0, "nothing delivered — {ctx}");
         assert_eq!(out.statuses.last(), Some(&Status::Closed), "{ctx}");
     }
@@ -415,9 +433,53 @@ pub fn scenario(name: &'static str) -> Scenario {
         }
         "foreign_connect_uri" => {
             s.foreign_connect_uri = true;
+            s.expect_fatal = true;
             s.run_for = secs(3.0);
             s.max_token_requests = 1;
-            s.max_channel_requests = 30;
+            // Refused, retried once, then the session stops.
+            s.max_channel_requests = 2;
+        }
+        "malformed_flood" => {
+            s.faults = vec![(secs(1.0), fault("flood 200000"))];
+            s.run_for = secs(5.0);
+            s.max_channel_requests = 1;
+        }
+        "short_token" => {
+            s.faults = vec![
+                (secs(1.0), fault("short_token 3 0")),
+                (secs(1.0), Fault::ExpireTokens),
+            ];
+            s.run_for = secs(8.0);
+            s.max_token_requests = 6;
+            s.max_channel_requests = 3;
+        }
+        "expired_channel" => {
+            s.faults = vec![
+                (secs(1.0), fault("expired_channel 2")),
+                (secs(1.0), fault("fail upgrade 1 404")),
+                (secs(1.0), Fault::Drop),
+            ];
+            s.run_for = secs(6.0);
+            s.max_channel_requests = 5;
+        }
+        "huge_retry_after" => {
+            s.faults = vec![
+                (secs(1.0), fault("fail channel 1 429 99999999999")),
+                (secs(1.0), fault("fail upgrade 1 404")),
+                (secs(1.0), Fault::Drop),
+            ];
+            s.run_for = secs(4.0);
+            s.max_channel_requests = 2;
+        }
+        "redirect" => {
+            s.expect_fatal = true;
+            s.faults = vec![
+                (secs(1.0), fault("redirect channel 3")),
+                (secs(1.0), fault("fail upgrade 1 404")),
+                (secs(1.0), Fault::Drop),
+            ];
+            s.run_for = secs(4.0);
+            s.max_channel_requests = 3;
         }
         "client_credentials_two_expiries" => {
             s.sim.token_ttl = secs(3.0);
@@ -479,6 +541,66 @@ pub fn extra_checks(name: &str, out: &Outcome) {
                 "{:?}",
                 out.warnings
             );
+            assert!(out.fatal[0].contains("192.0.2.1"), "{:?}", out.fatal);
+            assert!(
+                !out.fatal[0].contains("streaming-0"),
+                "no channel id: {:?}",
+                out.fatal
+            );
+        }
+        "malformed_flood" => {
+            let malformed: Vec<&String> = out
+                .warnings
+                .iter()
+                .filter(|w| w.contains("malformed"))
+                .collect();
+            assert!(
+                !malformed.is_empty() && malformed.len() <= 3,
+                "a flood is coalesced: {malformed:?}"
+            );
+            assert!(
+                out.gaps.is_empty(),
+                "the socket stays up through the flood: {out}"
+            );
+        }
+        "short_token" => {
+            assert!(
+                out.warnings.iter().any(|w| w.contains("expires in 0 ms")),
+                "{:?}",
+                out.warnings
+            );
+        }
+        "expired_channel" => {
+            assert!(
+                out.warnings
+                    .iter()
+                    .any(|w| w.contains("channel that expires in")),
+                "{:?}",
+                out.warnings
+            );
+        }
+        "huge_retry_after" => {
+            assert!(
+                out.warnings
+                    .iter()
+                    .any(|w| w.contains("asked to wait 99999999999s")),
+                "{:?}",
+                out.warnings
+            );
+            assert_eq!(
+                out.gaps.len(),
+                1,
+                "closing while recovering reports the stretch: {out}"
+            );
+        }
+        "redirect" => {
+            assert!(
+                out.fatal[0].contains("elsewhere.invalid"),
+                "{:?}",
+                out.fatal
+            );
+            let all = format!("{:?} {:?}", out.fatal, out.warnings);
+            assert!(!all.contains("streaming-0-redirected"), "{all}");
         }
         _ => {}
     }
@@ -492,7 +614,8 @@ macro_rules! scenario_tests {
             steady, token_expiry_close_1000, token_expiry_close_4001, token_expiry_silent,
             token_expiry_keep_open, pong_overtakes, channel_expiry, socket_closing, abrupt_drop, half_open,
             token_429, channel_429, storm_503, revoked_refresh_token, displaced, malformed_frames,
-            forbidden_topic, foreign_connect_uri, client_credentials_two_expiries, tls);
+            forbidden_topic, foreign_connect_uri, client_credentials_two_expiries, tls,
+            malformed_flood, short_token, expired_channel, huge_retry_after, redirect);
     };
     (@each $adapter:expr; $($name:ident),*) => {$(
         #[test]

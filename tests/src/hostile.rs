@@ -1,0 +1,172 @@
+//! Hostile peers and slow readers, for every adapter: many reconnects must not leak, a reader
+//! that stops must not grow memory or lose events silently, and a close is served ahead of a
+//! backlog.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use genesys_notify_adapter_common::Held;
+use genesys_notify_core::{Event, GapReason, Status};
+use genesys_notify_sim::{Fault, Ledger, Sim, SimConfig};
+
+use crate::{Adapter, Scenario};
+
+/// A number from `/proc/self/status` (`Threads`, `VmSize` in kB); `None` off Linux.
+pub fn proc_status(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// What [`reconnects`] saw.
+#[derive(Debug)]
+pub struct ReconnectReport {
+    pub reconnects: usize,
+    pub held: Held,
+    pub threads_before: Option<u64>,
+    pub threads_after: Option<u64>,
+    pub vm_kb_before: Option<u64>,
+    pub vm_kb_after: Option<u64>,
+}
+
+fn quick_reconnects() -> Scenario {
+    let mut s = Scenario::new("reconnects");
+    s.session.backoff_base = Duration::from_millis(1);
+    s.session.backoff_cap = Duration::from_millis(5);
+    s.session.stable_after = Duration::from_millis(1);
+    s.session.max_connects_per_minute = 1_000_000;
+    s.session.max_subscription_requests_per_minute = 1_000_000;
+    s.sim.rate = 2.0;
+    s
+}
+
+/// Drops the socket `n` times, each time waiting until the session is live on a new one.
+/// Thread and address-space counts are taken after a warm-up of 20 reconnects and at the end.
+pub fn reconnects(adapter: &dyn Adapter, n: usize) -> ReconnectReport {
+    let s = quick_reconnects();
+    let sim = Sim::start(s.sim.clone()).unwrap();
+    let mut client = adapter.start(&s, &sim);
+    let mut opened = 0;
+    let (mut threads_before, mut vm_kb_before) = (None, None);
+    for i in 0..=n {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            while client.next_event(Duration::from_millis(1)).is_some() {}
+            let now_open = sim.stats().sockets_opened;
+            if now_open > opened && client.status() == Status::Live {
+                opened = now_open;
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "[{}] reconnect {i} did not come back: {:?}",
+                adapter.name(),
+                client.status()
+            );
+        }
+        if i == 20 {
+            threads_before = proc_status("Threads:");
+            vm_kb_before = proc_status("VmSize:");
+        }
+        if i < n {
+            sim.fault(&Fault::Drop);
+        }
+    }
+    // Let the last dropped socket's thread or task finish.
+    let settle = std::time::Instant::now() + Duration::from_millis(300);
+    while std::time::Instant::now() < settle {
+        let _ = client.next_event(Duration::from_millis(10));
+    }
+    let report = ReconnectReport {
+        reconnects: n,
+        held: client.held(),
+        threads_before,
+        threads_after: proc_status("Threads:"),
+        vm_kb_before,
+        vm_kb_after: proc_status("VmSize:"),
+    };
+    client.close();
+    assert_eq!(client.held().sockets, 0, "close releases every socket");
+    report
+}
+
+/// What [`slow_reader`] saw.
+#[derive(Debug)]
+pub struct SlowReaderReport {
+    pub published: u64,
+    pub delivered: u64,
+    pub lost_inside_gaps: u64,
+    pub lost_outside_gaps: u64,
+    pub overflow_gaps: usize,
+    pub status_after: Status,
+    pub held_during_pause: Held,
+}
+
+/// A reader that stops for `pause` during a burst of `burst` events per topic, then reads on.
+pub fn slow_reader(adapter: &dyn Adapter, burst: u64, pause: Duration) -> SlowReaderReport {
+    let mut s = Scenario::new("slow_reader");
+    s.sim = SimConfig {
+        rate: 5.0,
+        heartbeat: Duration::from_secs(1),
+        ..s.sim
+    };
+    let sim = Sim::start(s.sim.clone()).unwrap();
+    let mut client = adapter.start(&s, &sim);
+    let mut events: Vec<(SystemTime, Event)> = Vec::new();
+    let live_by = std::time::Instant::now() + Duration::from_secs(10);
+    while client.status() != Status::Live && std::time::Instant::now() < live_by {
+        if let Some(e) = client.next_event(Duration::from_millis(20)) {
+            events.push((SystemTime::now(), e));
+        }
+    }
+    sim.fault(&Fault::Burst(burst));
+    // The application stops reading; the session must go on reading its socket (heartbeats
+    // and pongs included), so it must still be live afterwards.
+    std::thread::sleep(pause);
+    let held_during_pause = client.held();
+    let published: BTreeMap<String, u64> = sim.stats().published;
+    let read_until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < read_until {
+        if let Some(e) = client.next_event(Duration::from_millis(20)) {
+            events.push((SystemTime::now(), e));
+        }
+    }
+    let status_after = client.status();
+    client.close();
+    while let Some(e) = client.next_event(Duration::from_millis(10)) {
+        events.push((SystemTime::now(), e));
+    }
+    let mut ledger = Ledger::new();
+    let mut overflow_gaps = 0;
+    for (_, e) in &events {
+        match e {
+            Event::Notification { raw, .. } => ledger.notification(raw),
+            Event::Gap {
+                topics,
+                from,
+                to,
+                reason,
+            } => {
+                if *reason == GapReason::Overflow {
+                    overflow_gaps += 1;
+                }
+                ledger.gap(
+                    topics.iter().map(|t| t.as_str().to_owned()),
+                    client.wall_time(*from),
+                    client.wall_time(*to),
+                );
+            }
+            _ => {}
+        }
+    }
+    let tally = ledger.settle(&sim, &s.topics, &published, Duration::from_secs(1));
+    SlowReaderReport {
+        published: tally.published,
+        delivered: tally.delivered,
+        lost_inside_gaps: tally.lost_inside_gaps,
+        lost_outside_gaps: tally.lost_outside_gaps,
+        overflow_gaps,
+        status_after,
+        held_during_pause,
+    }
+}
