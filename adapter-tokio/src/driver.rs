@@ -42,6 +42,15 @@ enum Msg {
 
 /// Inputs held for the driver before socket and HTTP tasks wait (TCP then pushes back).
 const INBOX: usize = 1024;
+/// Commands held for one socket task.
+const SOCKET_COMMANDS: usize = 16;
+
+/// Asks a socket task to close with `code`; one too busy to take the request is ended.
+fn close_socket(tx: &mpsc::Sender<SocketCmd>, task: &JoinHandle<()>, code: u16) {
+    if tx.try_send(SocketCmd::Close(code)).is_err() {
+        task.abort();
+    }
+}
 
 enum SocketCmd {
     Text(String),
@@ -60,7 +69,7 @@ struct Driver {
     inputs_tx: mpsc::Sender<Msg>,
     inputs: mpsc::Receiver<Msg>,
     commands: mpsc::UnboundedReceiver<Command>,
-    sockets: BTreeMap<ConnId, (mpsc::UnboundedSender<SocketCmd>, JoinHandle<()>)>,
+    sockets: BTreeMap<ConnId, (mpsc::Sender<SocketCmd>, JoinHandle<()>)>,
     /// Tasks of sockets that ended or were closed, and HTTP requests: released as they finish.
     closing: Vec<JoinHandle<()>>,
     held: Arc<Mutex<Held>>,
@@ -131,7 +140,7 @@ impl Driver {
             if self.session.status().is_terminal() {
                 let sockets = std::mem::take(&mut self.sockets);
                 for (_, (tx, task)) in sockets {
-                    let _ = tx.send(SocketCmd::Close(1000));
+                    close_socket(&tx, &task, 1000);
                     self.closing.push(task);
                 }
                 // The close frames get a second; a socket still connecting is abandoned.
@@ -309,7 +318,7 @@ impl Driver {
                 self.closing.push(task);
             }
             Action::Connect { conn, url } => {
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (tx, rx) = mpsc::channel(SOCKET_COMMANDS);
                 let task = tokio::spawn(socket(
                     conn,
                     url,
@@ -322,12 +331,14 @@ impl Driver {
             }
             Action::Send { conn, text } => {
                 if let Some((tx, _)) = self.sockets.get(&conn) {
-                    let _ = tx.send(SocketCmd::Text(text));
+                    // The session sends a handful of pings at most; a socket that cannot take
+                    // them is not reading and will fail its ping deadline.
+                    let _ = tx.try_send(SocketCmd::Text(text));
                 }
             }
             Action::Close { conn, code } => {
                 if let Some((tx, task)) = self.sockets.remove(&conn) {
-                    let _ = tx.send(SocketCmd::Close(code));
+                    close_socket(&tx, &task, code);
                     self.closing.push(task);
                 }
             }
@@ -434,7 +445,7 @@ async fn socket(
     tls: Arc<rustls::ClientConfig>,
     max_frame_size: usize,
     tx: mpsc::Sender<Msg>,
-    mut cmds: mpsc::UnboundedReceiver<SocketCmd>,
+    mut cmds: mpsc::Receiver<SocketCmd>,
 ) {
     let config = WebSocketConfig::default()
         .read_buffer_size(8 << 10)

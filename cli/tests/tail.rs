@@ -529,3 +529,74 @@ fn sigterm_exits_at_once_with_a_stopped_stdout_reader_and_reports_what_it_droppe
     );
     assert_eq!(sim.stats().client_close_codes, vec![Some(1000)]);
 }
+
+#[test]
+fn a_malformed_flood_is_a_few_warnings_and_hostile_answers_do_not_loop() {
+    let sim = Sim::start(SimConfig {
+        rate: 10.0,
+        script: genesys_notify_sim::parse_script(
+            "0s short_token 2 0\n0s expired_channel 2\n10s flood 300000\n",
+        )
+        .unwrap(),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut child = with_client(
+        tail(
+            &sim,
+            &["--topic", "v2.users.a.presence", "--log-format", "json"],
+        ),
+        &sim,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let out = lines(child.stdout.take().unwrap());
+    let err = lines(child.stderr.take().unwrap());
+    // Live despite two dead tokens and two expired channels (by 10 s), then through the flood
+    // (at 10 s): notifications still arrive after it.
+    let started = Instant::now();
+    let mut after_flood = 0;
+    while started.elapsed() < Duration::from_secs(16) {
+        if out.recv_timeout(Duration::from_millis(100)).is_ok()
+            && started.elapsed() > Duration::from_secs(12)
+        {
+            after_flood += 1;
+        }
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
+    let lines: Vec<String> =
+        std::iter::from_fn(|| err.recv_timeout(Duration::from_secs(1)).ok()).collect();
+    let warnings: Vec<&String> = lines.iter().filter(|l| l.contains("\"warning\"")).collect();
+    let malformed = warnings.iter().filter(|l| l.contains("malformed")).count();
+    assert!(
+        (1..=3).contains(&malformed),
+        "300,000 bad frames are a few coalesced warnings: {warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|l| l.contains("expires in 0 ms")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|l| l.contains("channel that expires in")),
+        "{warnings:?}"
+    );
+    assert!(
+        after_flood >= 10,
+        "notifications flow after the flood: {after_flood}"
+    );
+    let stats = sim.stats();
+    assert!(
+        stats.count("token") <= 4,
+        "{} token requests",
+        stats.count("token")
+    );
+    assert!(stats.count("channels.create") <= 4);
+}

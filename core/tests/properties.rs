@@ -3,13 +3,13 @@
 //! step. Cases per property: `PROPTEST_CASES` (default 2000).
 #![allow(clippy::unwrap_used, clippy::wildcard_enum_match_arm)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use genesys_notify_core::{
     Action, ChannelId, Config, ConnId, Event, Input, Instant, ReqId, RequestError, Secret, Session,
-    Status, Topic, TopicResult,
+    Status, Topic, TopicResult, MAX_RETRY_AFTER,
 };
 use proptest::prelude::*;
 
@@ -30,6 +30,8 @@ enum Fail {
     S503,
     Network,
     CannotRefresh,
+    /// A refusal retrying cannot fix (a redirect, a foreign connectUri).
+    Refused,
 }
 
 impl Fail {
@@ -43,6 +45,7 @@ impl Fail {
             Fail::S503 => RequestError::status(503),
             Fail::Network => RequestError::network("reset"),
             Fail::CannotRefresh => RequestError::CannotRefresh("static token".into()),
+            Fail::Refused => RequestError::Refused("HTTP 302 redirect to elsewhere".into()),
         }
     }
 }
@@ -86,6 +89,8 @@ fn fail() -> impl Strategy<Value = Fail> {
         1 => Just(Fail::S403),
         2 => Just(Fail::S404),
         2 => (0u64..120).prop_map(Fail::S429),
+        1 => (0u64..u64::MAX / 2).prop_map(Fail::S429),
+        1 => Just(Fail::Refused),
         3 => Just(Fail::S503),
         3 => Just(Fail::Network),
         1 => Just(Fail::CannotRefresh),
@@ -106,7 +111,7 @@ fn frame_kind() -> impl Strategy<Value = FrameKind> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        30 => (any::<usize>(), prop::option::weighted(0.2, fail()), 0u64..4).prop_map(|(i, f, ttl)| Op::Answer(i, f, ttl)),
+        30 => (any::<usize>(), prop::option::weighted(0.2, fail()), 0u64..5).prop_map(|(i, f, ttl)| Op::Answer(i, f, ttl)),
         10 => (1u64..120_000).prop_map(Op::Advance),
         12 => Just(Op::ToDeadline),
         12 => (any::<usize>(), frame_kind()).prop_map(|(i, k)| Op::Frame(i, k)),
@@ -143,11 +148,13 @@ struct Driver {
     covered: BTreeSet<String>,
     token_floor: Instant,
     create_floor: Instant,
+    /// Per request kind, when it went out in the last minute.
+    sent: BTreeMap<&'static str, VecDeque<Instant>>,
     log: String,
 }
 
-fn ttl(choice: u64, options: [u64; 4]) -> Duration {
-    Duration::from_secs(options[(choice % 4) as usize])
+fn ttl(choice: u64, options: [u64; 5]) -> Duration {
+    Duration::from_secs(options[(choice % 5) as usize])
 }
 
 impl Driver {
@@ -170,6 +177,7 @@ impl Driver {
             covered: BTreeSet::new(),
             token_floor: Instant::ZERO,
             create_floor: Instant::ZERO,
+            sent: BTreeMap::new(),
             log: String::new(),
         };
         d.collect(false, true).unwrap();
@@ -304,13 +312,16 @@ impl Driver {
             }
         }
         let actions = self.collect(failure_input, relaxed)?;
-        if was == Status::Closed {
+        if was.is_terminal() {
             prop_assert_eq!(actions, 0, "IO after close");
         }
         if was == Status::LoginRequired && !relaxed {
             prop_assert_eq!(actions, 0, "IO while login is required");
         }
-        if matches!(self.s.status(), Status::LoginRequired | Status::Closed) {
+        if matches!(
+            self.s.status(),
+            Status::LoginRequired | Status::Closed | Status::Failed
+        ) {
             // The session forgot its requests; answers to them will be ignored.
             self.creating.clear();
             self.token_in_flight = None;
@@ -349,7 +360,8 @@ impl Driver {
                         self.token_floor = Instant::ZERO;
                         self.tokens += 1;
                         let token = Secret::new(format!("tok{}", self.tokens));
-                        let expires_in = ttl(t, [60, 300, 3600, 86_400]);
+                        // 0: a token that is dead on arrival.
+                        let expires_in = ttl(t, [60, 300, 3600, 86_400, 0]);
                         self.input(Input::TokenIssued {
                             req,
                             token,
@@ -359,7 +371,9 @@ impl Driver {
                     }
                     Some(f) => {
                         if let Fail::S429(s) = f {
-                            self.token_floor = self.now + Duration::from_secs(s);
+                            // The session waits the server's value, capped at 10 minutes.
+                            self.token_floor =
+                                self.now + Duration::from_secs(s).min(MAX_RETRY_AFTER);
                         }
                         self.input(Input::TokenFailed {
                             req,
@@ -375,7 +389,8 @@ impl Driver {
                         self.channels += 1;
                         let id = format!("ch{}", self.channels);
                         let connect_uri = Secret::new(format!("wss://s/{id}"));
-                        let expires_in = ttl(t, [30, 600, 3600, 86_400]);
+                        // 0: a channel that has already expired.
+                        let expires_in = ttl(t, [30, 600, 3600, 86_400, 0]);
                         self.input(Input::ChannelCreated {
                             req,
                             id: ChannelId::new(id),
@@ -385,7 +400,8 @@ impl Driver {
                     }
                     Some(f) => {
                         if let Fail::S429(s) = f {
-                            self.create_floor = self.now + Duration::from_secs(s);
+                            self.create_floor =
+                                self.now + Duration::from_secs(s).min(MAX_RETRY_AFTER);
                         }
                         self.input(Input::ChannelFailed {
                             req,
@@ -460,6 +476,7 @@ impl Driver {
         while let Some(a) = self.s.poll_action() {
             n += 1;
             let _ = writeln!(self.log, "{}   > {a:?}", self.now);
+            self.check_rate(&a)?;
             match &a {
                 Action::RequestToken { req } => {
                     if let Some((_, sent)) = self.token_in_flight {
@@ -523,6 +540,38 @@ impl Driver {
         Ok(n)
     }
 
+    /// Whatever the server answers, each request kind goes out at most its per-minute budget
+    /// in any 60 s (defaults: 12 token, 6 channel, 30 subscription, 30 upgrade requests).
+    fn check_rate(&mut self, a: &Action) -> Result<(), TestCaseError> {
+        let (kind, bound) = match a {
+            Action::RequestToken { .. } => ("token", self.cfg.max_token_requests_per_minute),
+            Action::CreateChannel { .. } => ("channel", self.cfg.max_channel_creations_per_minute),
+            Action::PutSubscriptions { .. } => (
+                "subscription",
+                self.cfg.max_subscription_requests_per_minute,
+            ),
+            Action::Connect { .. } => ("upgrade", self.cfg.max_connects_per_minute),
+            _ => return Ok(()),
+        };
+        let now = self.s.now();
+        let q = self.sent.entry(kind).or_default();
+        while q
+            .front()
+            .is_some_and(|t| *t + Duration::from_secs(60) <= now)
+        {
+            q.pop_front();
+        }
+        q.push_back(now);
+        prop_assert!(
+            q.len() <= bound as usize,
+            "{} {} requests within 60 s (bound {})",
+            q.len(),
+            kind,
+            bound
+        );
+        Ok(())
+    }
+
     fn check_events(&mut self, events: &[Event]) -> Result<(), TestCaseError> {
         let covered_now: BTreeSet<String> = self
             .s
@@ -548,12 +597,11 @@ impl Driver {
                 prop_assert!(gapped.insert(t.as_str().to_owned()), "two gaps for {}", t);
             }
         }
-        if matches!(self.s.status(), Status::Closed) {
+        if self.s.status().is_terminal() {
             self.lost.clear();
         }
         for t in &self.covered {
-            if desired.contains(t) && !covered_now.contains(t) && self.s.status() != Status::Closed
-            {
+            if desired.contains(t) && !covered_now.contains(t) && !self.s.status().is_terminal() {
                 self.lost.entry(t.clone()).or_insert(self.s.now());
             }
         }

@@ -2,7 +2,7 @@
 //! every committed corpus file on stable (`tests/fuzz_corpus.rs`). Each panics on a broken
 //! invariant, never on bad input.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -10,7 +10,7 @@ use genesys_notify_adapter_common::http::{self, HttpAnswer};
 use genesys_notify_adapter_common::{Credentials, Endpoints, TokenSource};
 use genesys_notify_core::{
     classify, Action, ChannelId, Config, ConnId, Frame, Input, Instant, ReqId, RequestError,
-    Secret, Session, Status, Topic, TopicResult,
+    Secret, Session, Topic, TopicResult,
 };
 
 /// Arbitrary bytes into the frame classifier, then into a live session.
@@ -90,6 +90,10 @@ enum Failure {
     Status(u16, Option<u8>, bool),
     Network,
     CannotRefresh,
+    /// A refusal retrying cannot fix (a foreign connectUri, a redirect).
+    Refused,
+    /// 429 with any `Retry-After` at all, however huge.
+    RateLimited(u64),
 }
 
 impl Failure {
@@ -102,7 +106,45 @@ impl Failure {
             },
             Failure::Network => RequestError::network("reset"),
             Failure::CannotRefresh => RequestError::CannotRefresh("static".into()),
+            Failure::Refused => RequestError::Refused("HTTP 302 redirect to elsewhere".into()),
+            Failure::RateLimited(secs) => RequestError::rate_limited(Duration::from_secs(*secs)),
         }
+    }
+}
+
+/// The bound on requests: whatever the server answers, each kind goes out at most the
+/// session's per-minute budget in any 60 s of session time (defaults: 12 token requests,
+/// 6 channel creations, 30 subscription requests, 30 socket upgrades).
+#[derive(Debug, Default)]
+pub struct RequestRates {
+    sent: BTreeMap<&'static str, VecDeque<Instant>>,
+}
+
+impl RequestRates {
+    /// Records an action at `now` and panics if its kind went over its bound.
+    pub fn record(&mut self, action: &Action, now: Instant, cfg: &Config) {
+        let (kind, bound) = match action {
+            Action::RequestToken { .. } => ("token", cfg.max_token_requests_per_minute),
+            Action::CreateChannel { .. } => ("channel", cfg.max_channel_creations_per_minute),
+            Action::PutSubscriptions { .. } => {
+                ("subscription", cfg.max_subscription_requests_per_minute)
+            }
+            Action::Connect { .. } => ("upgrade", cfg.max_connects_per_minute),
+            _ => return,
+        };
+        let q = self.sent.entry(kind).or_default();
+        while q
+            .front()
+            .is_some_and(|t| *t + Duration::from_secs(60) <= now)
+        {
+            q.pop_front();
+        }
+        q.push_back(now);
+        assert!(
+            q.len() <= bound as usize,
+            "{} {kind} requests within 60 s (bound {bound}) at {now}",
+            q.len()
+        );
     }
 }
 
@@ -153,9 +195,11 @@ pub fn session(data: &[u8]) {
 fn session_run(data: &[u8]) -> Vec<String> {
     let mut u = Unstructured::new(data);
     let seed = u64::arbitrary(&mut u).unwrap_or(0);
-    let Ok(mut s) = Session::new(Config::default(), Instant::ZERO, seed) else {
+    let cfg = Config::default();
+    let Ok(mut s) = Session::new(cfg.clone(), Instant::ZERO, seed) else {
         return Vec::new();
     };
+    let mut rates = RequestRates::default();
     let mut now = Instant::ZERO;
     let mut pending: Vec<Action> = Vec::new();
     // Sockets asked for and not yet closed or failed, and those of them that opened.
@@ -326,10 +370,11 @@ fn session_run(data: &[u8]) -> Vec<String> {
                 }
                 _ => {}
             }
+            rates.record(&a, s.now(), &cfg);
             trace.push(format!("{a:?}"));
             pending.push(a);
         }
-        if before == Status::Closed {
+        if before.is_terminal() {
             assert_eq!(emitted, 0, "IO after close");
         }
         while let Some(e) = s.poll_event() {
