@@ -14,6 +14,7 @@ TAIL_BIN=${1:?usage: hostile_peers.sh TAIL_BIN [SIM_BIN]}
 SIM_BIN=${2:-$TAIL_BIN}
 FLOOD=${FLOOD:-3000000}
 BURST=${BURST:-300000}
+GIVE_UP=${GIVE_UP:-60}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -48,11 +49,21 @@ run_case() {
   local t0 t1
   t0=$(date +%s%N)
   kill -TERM "$child"
-  wait "$tail_pid" || true
+  # A tail that does not exit within GIVE_UP seconds is killed and reported as such.
+  local waited=0 killed=""
+  while kill -0 "$child" 2>/dev/null && [ "$waited" -lt $((GIVE_UP * 20)) ]; do
+    sleep 0.05
+    waited=$((waited + 1))
+  done
+  if kill -0 "$child" 2>/dev/null; then
+    killed=" (still running after ${GIVE_UP}s: killed)"
+    kill -KILL "$child"
+  fi
   t1=$(date +%s%N)
+  wait "$tail_pid" || true
   kill "$sim_pid" 2>/dev/null || true
   wait "$sim_pid" 2>/dev/null || true
-  echo "hostile $name peak_rss_kib=$(tail -n1 "$work/rss") stderr_bytes=$(stat -c %s "$work/stderr") sigterm_to_exit_ms=$(( (t1 - t0) / 1000000 ))"
+  echo "hostile $name peak_rss_kib=$(tail -n1 "$work/rss" | tr -dc 0-9) stderr_bytes=$(stat -c %s "$work/stderr") sigterm_to_exit_ms=$(( (t1 - t0) / 1000000 ))$killed"
 }
 
 run_case flood /dev/null "flood $FLOOD"
