@@ -36,8 +36,8 @@ pub(crate) struct SimArgs {
     /// Where to write the certificate (PEM) for clients to trust.
     #[arg(long, value_name = "FILE", requires = "tls")]
     cert_out: Option<PathBuf>,
-    /// A fault timeline: one `TIME FAULT` per line, e.g. `20s close 4001`. Faults: close [CODE],
-    /// drop, half_open, socket_closing, displace, fail ENDPOINT COUNT STATUS [RETRY_AFTER],
+    /// A fault timeline: one `TIME FAULT` per line, e.g. `20s close 4001`. Faults: `close [CODE]`,
+    /// drop, half_open, socket_closing, displace, `fail ENDPOINT COUNT STATUS [RETRY_AFTER]`,
     /// revoke_refresh_tokens, expire_tokens, malformed KIND, burst N, flood N, redirect ENDPOINT
     /// COUNT, short_token COUNT SECS, expired_channel COUNT, foreign_uri COUNT.
     #[arg(long, value_name = "FILE")]

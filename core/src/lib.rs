@@ -76,6 +76,16 @@
 //!   `Date` header when present, so clock skew does not matter.
 //! - Send the bearer token only to the API host, client secrets and refresh tokens only to the
 //!   login host, and nothing but the `connectUri` to the socket. Never log a [`Secret`].
+//! - Report an answer that retrying cannot fix as [`RequestError::Refused`] (a `connectUri`
+//!   that is not the region's streaming host, any 3xx), naming a host at most. Never follow a
+//!   redirect. Twice in a row stops the session: [`Event::Fatal`], then status `Failed`.
+//! - Stop once [`Status::is_terminal`] (`Closed` or `Failed`): no action follows.
+//! - Bound every queue. Inputs from sockets and HTTP wait when the session's queue is full;
+//!   events the application has not read are bounded, the oldest notifications dropped and
+//!   reported as a [`GapReason::Overflow`] gap. A close request is served ahead of any
+//!   backlog of inputs.
+//! - Release a socket's resources (its entry, its thread or task) when it reports `Closed`
+//!   or `ConnectFailed`: the session sends no `Close` for a socket that ended by itself.
 //! - Hold no policy of its own: every retry, delay and decision is the session's.
 //! - Feed each socket's frames in the order they arrived. A handover closes the old socket
 //!   [`Config::handover_linger`] after it answers a ping sent once the new channel was
