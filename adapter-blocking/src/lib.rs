@@ -162,6 +162,31 @@ impl Shared {
         self.view.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Waits until `ready` gives a value or `until` passes (`None`: no limit).
+    fn wait_for<T>(
+        &self,
+        until: Option<std::time::Instant>,
+        mut ready: impl FnMut(&mut View) -> Option<T>,
+    ) -> Option<T> {
+        let mut v = self.view();
+        loop {
+            if let Some(t) = ready(&mut v) {
+                return Some(t);
+            }
+            let left = until.map_or(Duration::from_secs(3600), |u| {
+                u.saturating_duration_since(std::time::Instant::now())
+            });
+            if left.is_zero() {
+                return None;
+            }
+            v = self
+                .changed
+                .wait_timeout(v, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     fn command(&self, wake: &SyncSender<Msg>, c: Command) {
         self.commands
             .lock()
@@ -191,21 +216,10 @@ impl Closer {
     /// closed with 1000, or left after a second). True if it finished.
     pub fn close_and_wait(&self, timeout: Duration) -> bool {
         self.close();
-        let until = std::time::Instant::now() + timeout;
-        let mut v = self.shared.view();
-        while !v.queue.is_closed() {
-            let left = until.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            v = self
-                .shared
-                .changed
-                .wait_timeout(v, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        true
+        let until = std::time::Instant::now().checked_add(timeout);
+        self.shared
+            .wait_for(until, |v| v.queue.is_closed().then_some(()))
+            .is_some()
     }
 
     /// The wall-clock time of a session instant.
@@ -297,28 +311,13 @@ impl Client {
     /// has ended and every event was read.
     pub fn next_event(&mut self, timeout: Duration) -> Option<Event> {
         let until = std::time::Instant::now().checked_add(timeout);
-        let mut v = self.shared.view();
-        loop {
-            if let Some(e) = v.queue.pop() {
-                return Some(e);
-            }
-            if v.queue.is_finished() {
-                return None;
-            }
-            let left = match until {
-                Some(u) => u.saturating_duration_since(std::time::Instant::now()),
-                None => Duration::from_secs(3600),
-            };
-            if left.is_zero() {
-                return None;
-            }
-            v = self
-                .shared
-                .changed
-                .wait_timeout(v, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        self.shared
+            .wait_for(until, |v| match v.queue.pop() {
+                Some(e) => Some(Some(e)),
+                None if v.queue.is_finished() => Some(None),
+                None => None,
+            })
+            .flatten()
     }
 
     /// A blocking iterator over events; it ends after the session has ended.

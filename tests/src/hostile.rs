@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use genesys_notify_adapter_common::Held;
 use genesys_notify_core::{Event, GapReason, Status};
-use genesys_notify_sim::{Fault, Ledger, Sim, SimConfig};
+use genesys_notify_sim::{Fault, Sim, SimConfig};
 
 use crate::{Adapter, Scenario};
 
@@ -136,37 +136,38 @@ pub fn slow_reader(adapter: &dyn Adapter, burst: u64, pause: Duration) -> SlowRe
     while let Some(e) = client.next_event(Duration::from_millis(10)) {
         events.push((SystemTime::now(), e));
     }
-    let mut ledger = Ledger::new();
-    let mut overflow_gaps = 0;
-    for (_, e) in &events {
-        match e {
-            Event::Notification { raw, .. } => ledger.notification(raw),
-            Event::Gap {
-                topics,
-                from,
-                to,
-                reason,
-            } => {
-                if *reason == GapReason::Overflow {
-                    overflow_gaps += 1;
-                }
-                ledger.gap(
-                    topics.iter().map(|t| t.as_str().to_owned()),
-                    client.wall_time(*from),
-                    client.wall_time(*to),
-                );
-            }
-            _ => {}
-        }
-    }
-    let tally = ledger.settle(&sim, &s.topics, &published, Duration::from_secs(1));
+    let stats = sim.stats();
+    let out = crate::account(&s, &sim, &*client, &events, &stats, &published);
+    let overflow_gaps = out
+        .gaps
+        .iter()
+        .filter(|g| g.reason == GapReason::Overflow)
+        .count();
     SlowReaderReport {
-        published: tally.published,
-        delivered: tally.delivered,
-        lost_inside_gaps: tally.lost_inside_gaps,
-        lost_outside_gaps: tally.lost_outside_gaps,
+        published: out.published,
+        delivered: out.delivered,
+        lost_inside_gaps: out.lost_inside_gaps,
+        lost_outside_gaps: out.lost_outside_gaps,
         overflow_gaps,
         status_after,
         held_during_pause,
     }
+}
+
+/// The promises of [`slow_reader`], for every adapter's test file.
+pub fn check_slow_reader(adapter: &dyn Adapter) {
+    let r = slow_reader(adapter, 3000, Duration::from_secs(2));
+    assert_eq!(r.lost_outside_gaps, 0, "[{}] {r:?}", adapter.name());
+    assert!(r.overflow_gaps >= 1, "[{}] {r:?}", adapter.name());
+    assert!(
+        r.lost_inside_gaps > 0,
+        "[{}] the reader fell behind: {r:?}",
+        adapter.name()
+    );
+    assert_eq!(
+        r.status_after,
+        Status::Live,
+        "[{}] the socket was read throughout: {r:?}",
+        adapter.name()
+    );
 }

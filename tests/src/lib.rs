@@ -213,6 +213,21 @@ pub fn run(scenario: &Scenario, adapter: &dyn Adapter) -> Outcome {
     while let Some(e) = client.next_event(Duration::from_millis(10)) {
         events.push((SystemTime::now(), e));
     }
+    let out = account(scenario, &sim, &*client, &events, &stats, &published);
+    drop(sim);
+    out
+}
+
+/// Accounts for every event the simulator published up to `published`: delivered, lost
+/// inside a reported gap, or lost outside one.
+pub fn account(
+    scenario: &Scenario,
+    sim: &Sim,
+    client: &dyn Running,
+    events: &[(SystemTime, Event)],
+    stats: &genesys_notify_sim::Stats,
+    published: &BTreeMap<String, u64>,
+) -> Outcome {
     let mut out = Outcome {
         token_requests: stats.count("token"),
         channel_requests: stats.count("channels.create"),
@@ -220,7 +235,7 @@ pub fn run(scenario: &Scenario, adapter: &dyn Adapter) -> Outcome {
         ..Outcome::default()
     };
     let mut ledger = Ledger::new();
-    for (arrived, e) in &events {
+    for (arrived, e) in events {
         match e {
             Event::Notification { raw, .. } => ledger.notification(raw),
             Event::Gap {
@@ -262,9 +277,9 @@ pub fn run(scenario: &Scenario, adapter: &dyn Adapter) -> Outcome {
     // Gap edges are the client's receive times; a simulator that delays notifications on
     // purpose (`notification_lag`) moves every publish that much earlier than its receipt.
     let tally = ledger.settle(
-        &sim,
+        sim,
         &counted,
-        &published,
+        published,
         SLACK + scenario.sim.notification_lag,
     );
     out.published = tally.published;
@@ -273,7 +288,6 @@ pub fn run(scenario: &Scenario, adapter: &dyn Adapter) -> Outcome {
     out.lost_inside_gaps = tally.lost_inside_gaps;
     out.lost_outside_gaps = tally.lost_outside_gaps;
     out.unexplained = tally.unexplained;
-    drop(sim);
     out
 }
 
