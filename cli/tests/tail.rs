@@ -600,3 +600,50 @@ fn a_malformed_flood_is_a_few_warnings_and_hostile_answers_do_not_loop() {
     );
     assert!(stats.count("channels.create") <= 4);
 }
+
+#[test]
+fn a_huge_retry_after_is_capped_and_named_and_sigterm_still_exits_0() {
+    let sim = Sim::start(SimConfig {
+        script: genesys_notify_sim::parse_script("0s fail channel 1 429 99999999999").unwrap(),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut child = with_client(
+        tail(
+            &sim,
+            &["--topic", "v2.users.a.presence", "--log-format", "json"],
+        ),
+        &sim,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let err = lines(child.stderr.take().unwrap());
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut warned = None;
+    while Instant::now() < end && warned.is_none() {
+        if let Ok(l) = err.recv_timeout(Duration::from_millis(100)) {
+            if l.contains("Retry-After") {
+                warned = Some(l);
+            }
+        }
+    }
+    let warned = warned.expect("a warning about the Retry-After");
+    assert!(
+        warned.contains("asked to wait 99999999999s") && warned.contains("waiting 600s"),
+        "{warned}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        sim.stats().count("channels.create"),
+        1,
+        "no request before the capped wait"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
+}

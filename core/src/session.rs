@@ -834,12 +834,23 @@ impl Session {
 
     /// Full jitter above a floor: `[base, min(cap, base·2^(n+1))]`, never below `floor`.
     fn backoff(&mut self, failures: u32, floor: Option<Duration>) -> Duration {
-        let base = self.cfg.backoff_base;
-        let ceil = base
-            .saturating_mul(1u32 << failures.min(20).saturating_add(1))
-            .min(self.cfg.backoff_cap);
-        let d = self.rng.between(base.min(ceil), ceil);
+        let ceil = self.backoff_ceiling(failures);
+        let d = self.rng.between(self.cfg.backoff_base.min(ceil), ceil);
         d.max(floor.unwrap_or_default())
+    }
+
+    fn backoff_ceiling(&self, failures: u32) -> Duration {
+        self.cfg
+            .backoff_base
+            .saturating_mul(1u32 << failures.min(20).saturating_add(1))
+            .min(self.cfg.backoff_cap)
+    }
+
+    /// For an answer that is the same useless thing every time (a dead token, an expired
+    /// channel): the delay must grow with each one, so the jitter only spreads its upper half.
+    fn growing_backoff(&mut self, failures: u32) -> Duration {
+        let ceil = self.backoff_ceiling(failures);
+        self.rng.between(ceil / 2, ceil)
     }
 
     fn token_usable_for(&self, w: Which) -> bool {
@@ -1269,7 +1280,7 @@ impl Session {
         if expires_in <= self.cfg.renew_lead_min {
             // Asking again at once would loop: back off as after a failure.
             self.token_failures = failures.saturating_add(1);
-            let delay = self.backoff(failures, None);
+            let delay = self.growing_backoff(failures);
             self.token_retry_at = Some(self.now + delay);
             self.warn(ServerError::ShortLivedToken {
                 expires_in_ms: expires_in.as_millis() as u64,
@@ -1350,7 +1361,9 @@ impl Session {
         }
         self.refusals = None;
         if expires_in <= self.cfg.renew_lead_min {
-            let delay = self.retry_later(w, Plan::NewChannel, None);
+            let failures = self.link(w).map_or(0, |l| l.failures);
+            let floor = self.growing_backoff(failures);
+            let delay = self.retry_later(w, Plan::NewChannel, Some(floor));
             self.warn(ServerError::ExpiredChannel {
                 expires_in_ms: expires_in.as_millis() as u64,
                 retry_ms: delay.as_millis() as u64,

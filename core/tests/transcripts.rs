@@ -814,12 +814,12 @@ fn rule18_a_token_that_lives_no_longer_than_the_lead_backs_off() {
     h.serve();
     h.run_for(secs(120));
     let asks = h.times_of(|a| matches!(a, Action::RequestToken { .. }));
-    assert!(asks.len() <= 12, "{} token requests in 2 min", asks.len());
+    assert!(asks.len() <= 10, "{} token requests in 2 min", asks.len());
     assert!(asks.len() >= 4, "it keeps trying: {}", asks.len());
     let spacing: Vec<Duration> = asks.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(
-        spacing.iter().all(|d| *d >= Duration::from_millis(500)),
-        "never sooner than a backoff step: {spacing:?}"
+        spacing.windows(2).all(|w| w[1] >= w[0] || w[1] >= secs(15)),
+        "each wait is longer than the last, up to the cap: {spacing:?}"
     );
     assert!(h
         .events
