@@ -99,14 +99,15 @@ impl Driver {
     /// Application commands come before anything queued: a close is never stuck behind a
     /// backlog of frames.
     fn serve_commands(&mut self) {
-        let commands = std::mem::take(
-            &mut *self
-                .p
-                .shared
-                .commands
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
+        let commands = self
+            .p
+            .shared
+            .commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
         for c in commands {
             let now = self.p.clock.now();
             let s = &mut self.p.session;
@@ -285,6 +286,13 @@ impl Driver {
     }
 
     fn finish(&mut self) {
+        // Commands that came too late are answered "closed" by dropping them.
+        *self
+            .p
+            .shared
+            .commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
         let sockets = std::mem::take(&mut self.sockets);
         for (_, s) in sockets {
             self.threads.push(s.close(1000));

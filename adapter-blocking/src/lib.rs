@@ -154,7 +154,9 @@ pub(crate) struct View {
 pub(crate) struct Shared {
     pub(crate) view: Mutex<View>,
     pub(crate) changed: Condvar,
-    pub(crate) commands: Mutex<Vec<Command>>,
+    /// Commands for the driver; `None` once it has ended (a command then is dropped, and so
+    /// is its reply channel: the caller hears "closed" at once).
+    pub(crate) commands: Mutex<Option<Vec<Command>>>,
 }
 
 impl Shared {
@@ -188,10 +190,14 @@ impl Shared {
     }
 
     fn command(&self, wake: &SyncSender<Msg>, c: Command) {
-        self.commands
+        if let Some(queue) = self
+            .commands
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(c);
+            .as_mut()
+        {
+            queue.push(c);
+        }
         // A full inbox means the driver is busy; it looks at commands before every input.
         let _ = wake.try_send(Msg::Wake);
     }
@@ -276,7 +282,7 @@ impl Client {
                 held: Held::default(),
             }),
             changed: Condvar::new(),
-            commands: Mutex::new(Vec::new()),
+            commands: Mutex::new(Some(Vec::new())),
         });
         let tokens = TokenSource::new(config.credentials, &config.endpoints);
         let d = driver::Driver::new(driver::Parts {

@@ -8,3 +8,36 @@ genesys_notify_tests::scenario_tests!(genesys_notify_tests::adapters::Blocking);
 fn a_reader_that_stops_loses_nothing_silently() {
     genesys_notify_tests::hostile::check_slow_reader(&genesys_notify_tests::adapters::Blocking);
 }
+
+/// After the session stopped by itself (a fatal configuration error), the event iterator ends
+/// and commands fail at once instead of waiting for a driver that is gone.
+#[test]
+fn commands_after_a_fatal_stop_fail_at_once() {
+    use genesys_notify_blocking::{Client, Config, Credentials, Endpoints, Secret, Topic};
+    use genesys_notify_core::{Event, Status, UsageError};
+    let sim = genesys_notify_sim::Sim::start(genesys_notify_sim::SimConfig {
+        connect_uri_base: Some("ws://192.0.2.1:9".to_owned()),
+        ..genesys_notify_sim::SimConfig::default()
+    })
+    .unwrap();
+    let mut config = Config::new(
+        Endpoints::custom(sim.base_url(), None).unwrap(),
+        Credentials::ClientCredentials {
+            client_id: sim.client_id().to_owned(),
+            client_secret: Secret::new(sim.client_secret()),
+        },
+    );
+    config.topics = vec![Topic::new("v2.users.a.presence").unwrap()];
+    let mut client = Client::connect(config).unwrap();
+    let events: Vec<Event> = client.events().collect();
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Fatal(_))),
+        "{events:?}"
+    );
+    assert_eq!(client.status(), Status::Failed);
+    assert_eq!(
+        client.subscribe([Topic::new("v2.users.b.presence").unwrap()]),
+        Err(UsageError::Closed)
+    );
+    assert_eq!(client.held().sockets, 0);
+}

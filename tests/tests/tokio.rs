@@ -23,3 +23,42 @@ fn without_the_handover_linger_a_lagging_service_loses_events_silently() {
 fn a_reader_that_stops_loses_nothing_silently() {
     genesys_notify_tests::hostile::check_slow_reader(&genesys_notify_tests::adapters::Tokio);
 }
+
+/// After the session stopped by itself (a fatal configuration error), the stream ends and
+/// commands fail at once.
+#[test]
+fn commands_after_a_fatal_stop_fail_at_once() {
+    use futures_util::StreamExt;
+    use genesys_notify_tokio::{Client, Credentials, Event, HandleError, Secret, Status, Topic};
+    let sim = genesys_notify_sim::Sim::start(genesys_notify_sim::SimConfig {
+        connect_uri_base: Some("ws://192.0.2.1:9".to_owned()),
+        ..genesys_notify_sim::SimConfig::default()
+    })
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (handle, events) = Client::builder()
+            .base_urls(sim.base_url(), None)
+            .credentials(Credentials::ClientCredentials {
+                client_id: sim.client_id().to_owned(),
+                client_secret: Secret::new(sim.client_secret()),
+            })
+            .topic(Topic::new("v2.users.a.presence").unwrap())
+            .connect()
+            .await
+            .unwrap();
+        let events: Vec<Event> = events.collect().await;
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Fatal(_))),
+            "{events:?}"
+        );
+        assert_eq!(handle.status(), Status::Failed);
+        assert_eq!(
+            handle
+                .subscribe([Topic::new("v2.users.b.presence").unwrap()])
+                .await,
+            Err(HandleError::Ended)
+        );
+        assert_eq!(handle.held().sockets, 0);
+    });
+}
