@@ -156,7 +156,7 @@ pub fn slow_reader(adapter: &dyn Adapter, burst: u64, pause: Duration) -> SlowRe
 
 /// The promises of [`slow_reader`], for every adapter's test file.
 pub fn check_slow_reader(adapter: &dyn Adapter) {
-    let r = slow_reader(adapter, 3000, Duration::from_secs(2));
+    let r = slow_reader(adapter, 2000, Duration::from_secs(2));
     assert_eq!(r.lost_outside_gaps, 0, "[{}] {r:?}", adapter.name());
     assert!(r.overflow_gaps >= 1, "[{}] {r:?}", adapter.name());
     assert!(
