@@ -1,4 +1,16 @@
-//! The `Session` state machine. Every state change lives in this module.
+//! The `Session` state machine. Every state change lives in this file; the sibling modules
+//! hold the types it changes and their pure queries.
+
+mod coverage;
+mod deadline;
+mod link;
+mod token;
+
+use coverage::{Budget, Dedup};
+pub use deadline::Deadline;
+use deadline::Target;
+use link::{Chan, Link, Plan, Proof, Step, SubRequest, Which};
+use token::Token;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -16,7 +28,6 @@ use crate::time::Instant;
 use crate::types::{ChannelId, ConnId, ReqId, Secret, Topic, MAX_TOPICS};
 
 const NORMAL_CLOSE: u16 = 1000;
-const BUDGET_WINDOW: Duration = Duration::from_secs(60);
 const AUTH_CLOSE_LIMIT: u32 = 3;
 /// The longest `Retry-After` the session honours; a longer one is cut to this, with a warning.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
@@ -24,283 +35,6 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 const MALFORMED_WINDOW: Duration = Duration::from_secs(10);
 /// Refusals of the same kind of request in a row that stop the session.
 const REFUSAL_LIMIT: u32 = 2;
-
-/// Why the session wants to be woken: the reason that comes with [`Session::poll_timeout`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub enum Deadline {
-    /// Renew before the token that created the live channel expires.
-    TokenRefresh,
-    /// Retry a failed token request.
-    TokenRetry,
-    /// Renew before the live channel's 24-hour life ends.
-    ChannelRollover,
-    /// A channel (or the token bound to it) has expired.
-    ChannelExpiry,
-    /// A socket has been silent for `idle_timeout`: send a ping.
-    Idle,
-    /// A ping went unanswered for `ping_timeout`: the socket is dead.
-    PingTimeout,
-    /// Retry after a failure.
-    Backoff,
-    /// Wait for the channel-creation budget to free up.
-    ChannelBudget,
-    /// The maintenance grace after `socket_closing` ends.
-    HandoverGrace,
-    /// A request or upgrade has gone unanswered for `request_timeout`.
-    RequestTimeout,
-    /// Forget the duplicate-suppression keys of an ended overlap.
-    DedupExpiry,
-    /// The old socket has proven it drained and lingered: close it, the new one takes over.
-    HandoverLinger,
-    /// Wait for a per-minute request budget (upgrades) to free up.
-    RequestBudget,
-    /// Report the malformed frames counted in the last window.
-    WarningDigest,
-}
-
-impl fmt::Display for Deadline {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Deadline::TokenRefresh => "token_refresh",
-            Deadline::TokenRetry => "token_retry",
-            Deadline::ChannelRollover => "channel_rollover",
-            Deadline::ChannelExpiry => "channel_expiry",
-            Deadline::Idle => "idle",
-            Deadline::PingTimeout => "ping_timeout",
-            Deadline::Backoff => "backoff",
-            Deadline::ChannelBudget => "channel_budget",
-            Deadline::HandoverGrace => "handover_grace",
-            Deadline::RequestTimeout => "request_timeout",
-            Deadline::DedupExpiry => "dedup_expiry",
-            Deadline::HandoverLinger => "handover_linger",
-            Deadline::RequestBudget => "request_budget",
-            Deadline::WarningDigest => "warning_digest",
-        })
-    }
-}
-
-/// Which of the (at most) two channel links.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Which {
-    /// The link that carries (or is recovering) coverage.
-    Active,
-    /// A make-before-break replacement being brought up while `Active` is live.
-    Standby,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
-    Session,
-    Link(Which),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Plan {
-    /// Reconnect to the same `connectUri` (its subscriptions survive server-side).
-    Reconnect,
-    /// Create a new channel.
-    NewChannel,
-}
-
-#[derive(Debug)]
-struct Token {
-    value: Secret,
-    gen: u64,
-    issued_at: Instant,
-    expires_at: Instant,
-    /// The API rejected it: never use it again.
-    stale: bool,
-    /// It replaced a token the API had rejected: if the API rejects this one too while it is
-    /// fresh, refreshing again would loop.
-    after_rejection: bool,
-}
-
-#[derive(Debug)]
-struct Chan {
-    id: ChannelId,
-    uri: Secret,
-    expires_at: Instant,
-    token_gen: u64,
-    token_expires_at: Instant,
-    renew_at: Instant,
-}
-
-impl Chan {
-    /// A channel dies with the token that created it (PROTOCOL.md §2.8).
-    fn dies_at(&self) -> Instant {
-        self.expires_at.min(self.token_expires_at)
-    }
-
-    fn renew_reason(&self) -> Deadline {
-        if self.token_expires_at <= self.expires_at {
-            Deadline::TokenRefresh
-        } else {
-            Deadline::ChannelRollover
-        }
-    }
-}
-
-#[derive(Debug)]
-enum Step {
-    Waiting {
-        until: Instant,
-        plan: Plan,
-        why: Deadline,
-    },
-    NeedToken,
-    Creating {
-        req: ReqId,
-        sent: Instant,
-        token_gen: u64,
-    },
-    Connecting {
-        conn: ConnId,
-        sent: Instant,
-    },
-    Open {
-        conn: ConnId,
-    },
-}
-
-#[derive(Debug)]
-struct SubRequest {
-    req: ReqId,
-    sent: Instant,
-    topics: Vec<Topic>,
-    token_gen: u64,
-}
-
-#[derive(Debug)]
-struct Link {
-    tag: u64,
-    step: Step,
-    chan: Option<Chan>,
-    /// Failures since this link was last stable; drives backoff.
-    failures: u32,
-    /// Tokens older than this generation may not create this link's channel.
-    min_token_gen: u64,
-    live_since: Option<Instant>,
-    last_rx: Instant,
-    ping_due: Option<Instant>,
-    /// Set by a suspend: coverage since then is unproven until a frame arrives.
-    suspect_since: Option<Instant>,
-    /// Set by `socket_closing`: the server closes this socket around then.
-    closing_by: Option<Instant>,
-    sub: Option<SubRequest>,
-    sub_dirty: bool,
-    sub_retry_at: Option<Instant>,
-    /// Topics the server confirmed on this channel.
-    server_topics: BTreeSet<Topic>,
-    /// Pings sent on this socket that no pong has answered yet.
-    pings_out: u32,
-    /// Whether this (active) link has shown that it delivered everything the server sent on
-    /// it before the replacement's subscription took effect.
-    handover_proof: Proof,
-}
-
-/// The old socket's proof, during make-before-break, that nothing sent on it before the new
-/// channel took over is still in flight. Only the pong to a ping sent after the new channel's
-/// subscription was confirmed proves that: frames already in flight were sent earlier, so a
-/// heartbeat or a notification proves nothing about the frames behind it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Proof {
-    NotAsked,
-    /// This many more pongs must arrive; the last one answers the handover ping.
-    AwaitingPongs(u32),
-    /// The handover pong arrived then.
-    Proven {
-        at: Instant,
-    },
-}
-
-impl Proof {
-    fn is_proven(self) -> bool {
-        matches!(self, Proof::Proven { .. })
-    }
-}
-
-impl Link {
-    fn new(tag: u64, now: Instant) -> Link {
-        Link {
-            tag,
-            step: Step::NeedToken,
-            chan: None,
-            failures: 0,
-            min_token_gen: 0,
-            live_since: None,
-            last_rx: now,
-            ping_due: None,
-            suspect_since: None,
-            closing_by: None,
-            sub: None,
-            sub_dirty: false,
-            sub_retry_at: None,
-            server_topics: BTreeSet::new(),
-            pings_out: 0,
-            handover_proof: Proof::NotAsked,
-        }
-    }
-
-    fn conn(&self) -> Option<ConnId> {
-        match self.step {
-            Step::Connecting { conn, .. } | Step::Open { conn } => Some(conn),
-            Step::Waiting { .. } | Step::NeedToken | Step::Creating { .. } => None,
-        }
-    }
-
-    fn is_open(&self) -> bool {
-        matches!(self.step, Step::Open { .. })
-    }
-
-    fn is_live(&self) -> bool {
-        self.is_open() && self.live_since.is_some()
-    }
-
-    fn has_channel_alive(&self, now: Instant) -> bool {
-        self.chan.as_ref().is_some_and(|c| c.dies_at() > now)
-    }
-}
-
-/// Requests of one kind sent in the last minute, against a per-minute bound.
-#[derive(Debug, Default)]
-struct Budget {
-    sent: VecDeque<Instant>,
-}
-
-impl Budget {
-    /// Records a request at `now` if the bound allows it; otherwise says when it will.
-    fn take(&mut self, now: Instant, max: u32) -> Result<(), Instant> {
-        self.free_at(now, max).map_or_else(
-            || {
-                self.sent.push_back(now);
-                Ok(())
-            },
-            Err,
-        )
-    }
-
-    /// `None` if a request may go out at `now`; otherwise when one may.
-    fn free_at(&mut self, now: Instant, max: u32) -> Option<Instant> {
-        while self.sent.front().is_some_and(|&t| t + BUDGET_WINDOW <= now) {
-            self.sent.pop_front();
-        }
-        if self.sent.len() >= max as usize {
-            self.sent.front().map(|&t| t + BUDGET_WINDOW)
-        } else {
-            None
-        }
-    }
-}
-
-/// Duplicate suppression while two sockets overlap (DESIGN.md §3 rule 6).
-#[derive(Debug, Default)]
-struct Dedup {
-    /// Key → tag of the link that delivered it first.
-    seen: BTreeMap<u64, u64>,
-    /// Set while two sockets are open and for `dedup_linger` after.
-    until: Option<Instant>,
-}
 
 /// The sans-IO session: one notification channel kept alive for as long as the application
 /// wants it. See the [crate docs](crate) for the drive loop an adapter MUST follow.

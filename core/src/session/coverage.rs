@@ -1,0 +1,50 @@
+//! Bookkeeping for what is covered and what may be sent: the per-minute request budgets and
+//! duplicate suppression while two sockets overlap.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use crate::time::Instant;
+
+/// The window of every per-minute request budget.
+pub(super) const BUDGET_WINDOW: Duration = Duration::from_secs(60);
+
+/// Requests of one kind sent in the last minute, against a per-minute bound.
+#[derive(Debug, Default)]
+pub(super) struct Budget {
+    pub(super) sent: VecDeque<Instant>,
+}
+
+impl Budget {
+    /// Records a request at `now` if the bound allows it; otherwise says when it will.
+    pub(super) fn take(&mut self, now: Instant, max: u32) -> Result<(), Instant> {
+        self.free_at(now, max).map_or_else(
+            || {
+                self.sent.push_back(now);
+                Ok(())
+            },
+            Err,
+        )
+    }
+
+    /// `None` if a request may go out at `now`; otherwise when one may.
+    pub(super) fn free_at(&mut self, now: Instant, max: u32) -> Option<Instant> {
+        while self.sent.front().is_some_and(|&t| t + BUDGET_WINDOW <= now) {
+            self.sent.pop_front();
+        }
+        if self.sent.len() >= max as usize {
+            self.sent.front().map(|&t| t + BUDGET_WINDOW)
+        } else {
+            None
+        }
+    }
+}
+
+/// Duplicate suppression while two sockets overlap (DESIGN.md §3 rule 6).
+#[derive(Debug, Default)]
+pub(super) struct Dedup {
+    /// Key → tag of the link that delivered it first.
+    pub(super) seen: BTreeMap<u64, u64>,
+    /// Set while two sockets are open and for `dedup_linger` after.
+    pub(super) until: Option<Instant>,
+}
