@@ -200,8 +200,13 @@ fn session_run(data: &[u8]) -> Vec<String> {
         return Vec::new();
     };
     let mut rates = RequestRates::default();
-    let mut now = Instant::ZERO;
     let mut pending: Vec<Action> = Vec::new();
+    // What the session asked for at its start goes out at its start, not after the first step.
+    while let Some(a) = s.poll_action() {
+        rates.record(&a, s.now(), &cfg);
+        pending.push(a);
+    }
+    let mut now = Instant::ZERO;
     // Sockets asked for and not yet closed or failed, and those of them that opened.
     let mut sockets: BTreeMap<ConnId, bool> = BTreeMap::new();
     let mut trace = Vec::new();
