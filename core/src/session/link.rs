@@ -67,9 +67,8 @@ pub(super) enum Step {
         conn: ConnId,
         sent: Instant,
     },
-    Open {
-        conn: ConnId,
-    },
+    /// The socket is open; everything that only means something while it is lives here.
+    Open(OpenSocket),
 }
 
 #[derive(Debug)]
@@ -78,6 +77,101 @@ pub(super) struct SubRequest {
     pub(super) sent: Instant,
     pub(super) topics: Vec<Topic>,
     pub(super) token_gen: u64,
+}
+
+/// The subscription of an open socket.
+#[derive(Debug)]
+pub(super) enum Sub {
+    /// The server has the whole desired set.
+    Current,
+    /// The desired set is not on the server yet (the socket just opened, or the set changed):
+    /// a PUT goes out, not before `not_before`.
+    Wanted { not_before: Option<Instant> },
+    /// A PUT is in flight; `again`: the set changed meanwhile, so another follows it.
+    InFlight { request: SubRequest, again: bool },
+}
+
+impl Sub {
+    /// The PUT in flight, if any.
+    pub(super) fn request(&self) -> Option<&SubRequest> {
+        match self {
+            Sub::InFlight { request, .. } => Some(request),
+            Sub::Current | Sub::Wanted { .. } => None,
+        }
+    }
+
+    /// True when a PUT is owed (now or after the one in flight).
+    pub(super) fn is_dirty(&self) -> bool {
+        matches!(self, Sub::Wanted { .. } | Sub::InFlight { again: true, .. })
+    }
+
+    /// The desired set changed.
+    pub(super) fn mark_dirty(&mut self) {
+        match self {
+            Sub::Current => *self = Sub::Wanted { not_before: None },
+            Sub::InFlight { again, .. } => *again = true,
+            Sub::Wanted { .. } => {}
+        }
+    }
+
+    /// The PUT in flight ended (answered or failed): what is owed afterwards.
+    pub(super) fn take_request(&mut self) -> Option<SubRequest> {
+        match std::mem::replace(self, Sub::Current) {
+            Sub::InFlight { request, again } => {
+                if again {
+                    *self = Sub::Wanted { not_before: None };
+                }
+                Some(request)
+            }
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+}
+
+/// What an open socket carries: it appears with `Opened` and goes with the socket.
+#[derive(Debug)]
+pub(super) struct OpenSocket {
+    pub(super) conn: ConnId,
+    /// Since when the socket has been subscribed (live).
+    pub(super) live_since: Option<Instant>,
+    pub(super) last_rx: Instant,
+    pub(super) ping_due: Option<Instant>,
+    /// Pings sent on this socket that no pong has answered yet.
+    pub(super) pings_out: u32,
+    /// Set by a suspend: coverage since then is unproven until a frame arrives.
+    pub(super) suspect_since: Option<Instant>,
+    /// Set by `socket_closing`: the server closes this socket around then.
+    pub(super) closing_by: Option<Instant>,
+    pub(super) sub: Sub,
+    /// Topics the server confirmed on this channel.
+    pub(super) server_topics: BTreeSet<Topic>,
+    /// Whether this (active) socket has shown that it delivered everything the server sent
+    /// on it before the replacement's subscription took effect.
+    pub(super) proof: Proof,
+}
+
+impl OpenSocket {
+    pub(super) fn new(conn: ConnId, now: Instant) -> OpenSocket {
+        OpenSocket {
+            conn,
+            live_since: None,
+            last_rx: now,
+            ping_due: None,
+            pings_out: 0,
+            suspect_since: None,
+            closing_by: None,
+            sub: Sub::Wanted { not_before: None },
+            server_topics: BTreeSet::new(),
+            proof: Proof::NotAsked,
+        }
+    }
+
+    pub(super) fn is_live(&self) -> bool {
+        self.live_since.is_some()
+    }
 }
 
 #[derive(Debug)]
@@ -89,23 +183,6 @@ pub(super) struct Link {
     pub(super) failures: u32,
     /// Tokens older than this generation may not create this link's channel.
     pub(super) min_token_gen: u64,
-    pub(super) live_since: Option<Instant>,
-    pub(super) last_rx: Instant,
-    pub(super) ping_due: Option<Instant>,
-    /// Set by a suspend: coverage since then is unproven until a frame arrives.
-    pub(super) suspect_since: Option<Instant>,
-    /// Set by `socket_closing`: the server closes this socket around then.
-    pub(super) closing_by: Option<Instant>,
-    pub(super) sub: Option<SubRequest>,
-    pub(super) sub_dirty: bool,
-    pub(super) sub_retry_at: Option<Instant>,
-    /// Topics the server confirmed on this channel.
-    pub(super) server_topics: BTreeSet<Topic>,
-    /// Pings sent on this socket that no pong has answered yet.
-    pub(super) pings_out: u32,
-    /// Whether this (active) link has shown that it delivered everything the server sent on
-    /// it before the replacement's subscription took effect.
-    pub(super) handover_proof: Proof,
 }
 
 /// The old socket's proof, during make-before-break, that nothing sent on it before the new
@@ -130,40 +207,62 @@ impl Proof {
 }
 
 impl Link {
-    pub(super) fn new(tag: u64, now: Instant) -> Link {
+    pub(super) fn new(tag: u64) -> Link {
         Link {
             tag,
             step: Step::NeedToken,
             chan: None,
             failures: 0,
             min_token_gen: 0,
-            live_since: None,
-            last_rx: now,
-            ping_due: None,
-            suspect_since: None,
-            closing_by: None,
-            sub: None,
-            sub_dirty: false,
-            sub_retry_at: None,
-            server_topics: BTreeSet::new(),
-            pings_out: 0,
-            handover_proof: Proof::NotAsked,
         }
     }
 
     pub(super) fn conn(&self) -> Option<ConnId> {
-        match self.step {
-            Step::Connecting { conn, .. } | Step::Open { conn } => Some(conn),
+        match &self.step {
+            Step::Connecting { conn, .. } => Some(*conn),
+            Step::Open(o) => Some(o.conn),
             Step::Waiting { .. } | Step::NeedToken | Step::Creating { .. } => None,
         }
     }
 
+    pub(super) fn open(&self) -> Option<&OpenSocket> {
+        match &self.step {
+            Step::Open(o) => Some(o),
+            Step::Waiting { .. }
+            | Step::NeedToken
+            | Step::Creating { .. }
+            | Step::Connecting { .. } => None,
+        }
+    }
+
+    pub(super) fn open_mut(&mut self) -> Option<&mut OpenSocket> {
+        match &mut self.step {
+            Step::Open(o) => Some(o),
+            Step::Waiting { .. }
+            | Step::NeedToken
+            | Step::Creating { .. }
+            | Step::Connecting { .. } => None,
+        }
+    }
+
     pub(super) fn is_open(&self) -> bool {
-        matches!(self.step, Step::Open { .. })
+        self.open().is_some()
     }
 
     pub(super) fn is_live(&self) -> bool {
-        self.is_open() && self.live_since.is_some()
+        self.open().is_some_and(OpenSocket::is_live)
+    }
+
+    /// The handover proof of the socket; a link without one has not been asked.
+    pub(super) fn proof(&self) -> Proof {
+        self.open().map_or(Proof::NotAsked, |o| o.proof)
+    }
+
+    /// Topics a live socket of this link covers (none while it is not live).
+    pub(super) fn live_topics(&self) -> Option<&BTreeSet<Topic>> {
+        self.open()
+            .filter(|o| o.is_live())
+            .map(|o| &o.server_topics)
     }
 
     pub(super) fn has_channel_alive(&self, now: Instant) -> bool {

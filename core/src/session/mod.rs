@@ -9,7 +9,7 @@ mod token;
 use coverage::{Budget, Dedup};
 pub use deadline::Deadline;
 use deadline::Target;
-use link::{Chan, Link, Plan, Proof, Step, SubRequest, Which};
+use link::{Chan, Link, OpenSocket, Plan, Proof, Step, Sub, SubRequest, Which};
 use token::Token;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -159,7 +159,8 @@ impl Session {
         } else if self
             .active
             .as_ref()
-            .is_some_and(|l| l.is_live() && l.suspect_since.is_none())
+            .and_then(Link::open)
+            .is_some_and(|o| o.is_live() && o.suspect_since.is_none())
         {
             Status::Live
         } else if self.ever_live {
@@ -176,9 +177,9 @@ impl Session {
 
     /// Topics a live, subscribed socket covers right now.
     pub fn covered_topics(&self) -> impl Iterator<Item = &Topic> {
-        let live = self.active.as_ref().filter(|l| l.is_live());
+        let live = self.active.as_ref().and_then(Link::live_topics);
         live.into_iter()
-            .flat_map(move |l| l.server_topics.intersection(&self.topics))
+            .flat_map(move |topics| topics.intersection(&self.topics))
     }
 
     /// The current access token, if it is neither expired nor rejected: for the
@@ -418,7 +419,12 @@ impl Session {
     /// Closes every socket, reports what was still uncovered, and ends all IO.
     fn stop(&mut self) {
         let now = self.now;
-        if let Some(a) = self.active.as_ref().filter(|l| l.is_live()) {
+        if let Some(a) = self
+            .active
+            .as_ref()
+            .and_then(Link::open)
+            .filter(|o| o.is_live())
+        {
             if let Some(since) = a.suspect_since {
                 for t in a.server_topics.intersection(&self.topics) {
                     self.uncovered
@@ -527,7 +533,7 @@ impl Session {
 
     fn new_link(&mut self) -> Link {
         let tag = self.fresh_id();
-        Link::new(tag, self.now)
+        Link::new(tag)
     }
 
     fn link(&self, w: Which) -> Option<&Link> {
@@ -559,11 +565,15 @@ impl Session {
     }
 
     fn link_open(&self, conn: ConnId) -> Option<Which> {
-        self.find(|l| matches!(l.step, Step::Open { conn: c } if c == conn))
+        self.find(|l| l.open().is_some_and(|o| o.conn == conn))
     }
 
     fn link_subscribing(&self, req: ReqId) -> Option<Which> {
-        self.find(|l| l.sub.as_ref().is_some_and(|s| s.req == req))
+        self.find(|l| {
+            l.open()
+                .and_then(|o| o.sub.request())
+                .is_some_and(|s| s.req == req)
+        })
     }
 
     /// Full jitter above a floor: `[base, min(cap, base·2^(n+1))]`, never below `floor`.
@@ -668,29 +678,32 @@ impl Session {
         for w in [Which::Active, Which::Standby] {
             let Some(l) = self.link(w) else { continue };
             let t = Target::Link(w);
-            match l.step {
-                Step::Waiting { until, why, .. } => f(until, why, t),
+            match &l.step {
+                Step::Waiting { until, why, .. } => f(*until, *why, t),
                 Step::NeedToken => {}
                 Step::Creating { sent, .. } | Step::Connecting { sent, .. } => {
-                    f(sent + rt, Deadline::RequestTimeout, t)
+                    f(*sent + rt, Deadline::RequestTimeout, t)
                 }
-                Step::Open { .. } => {
-                    if let Some(s) = &l.sub {
-                        f(s.sent + rt, Deadline::RequestTimeout, t);
+                Step::Open(o) => {
+                    match &o.sub {
+                        Sub::InFlight { request, .. } => {
+                            f(request.sent + rt, Deadline::RequestTimeout, t)
+                        }
+                        Sub::Wanted {
+                            not_before: Some(at),
+                        } => f(*at, Deadline::Backoff, t),
+                        Sub::Wanted { not_before: None } | Sub::Current => {}
                     }
-                    if let Some(at) = l.sub_retry_at {
-                        f(at, Deadline::Backoff, t);
-                    }
-                    if let Some(at) = l.closing_by {
+                    if let Some(at) = o.closing_by {
                         f(at, Deadline::HandoverGrace, t);
                     }
-                    match l.ping_due {
+                    match o.ping_due {
                         Some(at) => f(at, Deadline::PingTimeout, t),
-                        None => f(l.last_rx + self.cfg.idle_timeout, Deadline::Idle, t),
+                        None => f(o.last_rx + self.cfg.idle_timeout, Deadline::Idle, t),
                     }
                     if let Some(c) = &l.chan {
                         f(c.dies_at(), Deadline::ChannelExpiry, t);
-                        if w == Which::Active && l.is_live() && self.standby.is_none() {
+                        if w == Which::Active && o.is_live() && self.standby.is_none() {
                             f(c.renew_at, c.renew_reason(), t);
                         }
                     }
@@ -722,18 +735,25 @@ impl Session {
                 Target::Link(w),
             ) => {
                 let Some(l) = self.link_mut(w) else { return };
-                match l.step {
-                    Step::Waiting { plan, .. } => self.begin(w, plan),
-                    Step::Open { .. } => l.sub_retry_at = None,
+                match &mut l.step {
+                    Step::Waiting { plan, .. } => {
+                        let plan = *plan;
+                        self.begin(w, plan)
+                    }
+                    Step::Open(o) => {
+                        if let Sub::Wanted { not_before } = &mut o.sub {
+                            *not_before = None;
+                        }
+                    }
                     Step::NeedToken | Step::Creating { .. } | Step::Connecting { .. } => {}
                 }
             }
             (Deadline::RequestTimeout, Target::Link(w)) => {
                 let timed_out = RequestError::network("no answer within request_timeout");
                 let Some(l) = self.link(w) else { return };
-                match l.step {
+                match &l.step {
                     Step::Creating { .. } => self.on_create_failed(w, &timed_out),
-                    Step::Connecting { conn, .. } => {
+                    &Step::Connecting { conn, .. } => {
                         self.actions.push_back(Action::Close {
                             conn,
                             code: NORMAL_CLOSE,
@@ -790,8 +810,8 @@ impl Session {
 
     /// A proof of life counts only for the standby it was asked for.
     fn reset_handover_proof(&mut self) {
-        if let Some(a) = self.active.as_mut() {
-            a.handover_proof = Proof::NotAsked;
+        if let Some(a) = self.active.as_mut().and_then(Link::open_mut) {
+            a.proof = Proof::NotAsked;
         }
     }
 
@@ -800,18 +820,19 @@ impl Session {
         let usable = self.token_usable_for(w);
         let now = self.now;
         let Some(l) = self.link(w) else { return };
-        match l.step {
+        let owed = |o: &OpenSocket| matches!(o.sub, Sub::Wanted { not_before } if not_before.is_none_or(|t| t <= now));
+        match &l.step {
             Step::NeedToken if usable => self.begin(w, Plan::NewChannel),
-            Step::Open { .. }
-                if l.sub_dirty && l.sub.is_none() && l.sub_retry_at.is_none_or(|t| t <= now) =>
-            {
+            Step::Open(o) if owed(o) => {
                 if self.access_token().is_some() {
                     let max = self.cfg.max_subscription_requests_per_minute;
                     match self.sub_budget.take(now, max) {
                         Ok(()) => self.put_subscriptions(w),
                         Err(at) => {
-                            if let Some(l) = self.link_mut(w) {
-                                l.sub_retry_at = Some(at);
+                            if let Some(o) = self.link_mut(w).and_then(Link::open_mut) {
+                                o.sub = Sub::Wanted {
+                                    not_before: Some(at),
+                                };
                             }
                         }
                     }
@@ -821,7 +842,7 @@ impl Session {
             | Step::NeedToken
             | Step::Creating { .. }
             | Step::Connecting { .. }
-            | Step::Open { .. } => {}
+            | Step::Open(_) => {}
         }
     }
 
@@ -834,7 +855,7 @@ impl Session {
         for w in [Which::Active, Which::Standby] {
             if let Some(l) = self.link(w) {
                 needed |= matches!(l.step, Step::NeedToken) && !self.token_usable_for(w);
-                needed |= l.is_open() && l.sub_dirty && !has_token;
+                needed |= l.open().is_some_and(|o| o.sub.is_dirty()) && !has_token;
             }
         }
         if needed {
@@ -873,8 +894,6 @@ impl Session {
         let not_before = self.create_not_before;
         let Some(l) = self.link_mut(w) else { return };
         l.chan = None;
-        l.server_topics.clear();
-        l.live_since = None;
         if !usable {
             l.step = Step::NeedToken;
             return;
@@ -929,13 +948,6 @@ impl Session {
         let Some(c) = &l.chan else { return };
         let url = c.uri.clone();
         l.step = Step::Connecting { conn, sent: now };
-        l.live_since = None;
-        l.ping_due = None;
-        l.pings_out = 0;
-        l.handover_proof = Proof::NotAsked;
-        l.closing_by = None;
-        l.sub = None;
-        l.sub_retry_at = None;
         self.connect_budget.sent.push_back(now);
         self.actions.push_back(Action::Connect { conn, url });
     }
@@ -949,15 +961,18 @@ impl Session {
         let Some(l) = self.link_mut(w) else { return };
         let Some(c) = &l.chan else { return };
         let channel = c.id.clone();
+        let Some(o) = l.open_mut() else { return };
         // A topic left out of this PUT stops being covered when the server applies it.
-        l.server_topics.retain(|t| topics.contains(t));
-        l.sub_dirty = false;
-        l.sub = Some(SubRequest {
-            req,
-            sent: now,
-            topics: topics.clone(),
-            token_gen,
-        });
+        o.server_topics.retain(|t| topics.contains(t));
+        o.sub = Sub::InFlight {
+            request: SubRequest {
+                req,
+                sent: now,
+                topics: topics.clone(),
+                token_gen,
+            },
+            again: false,
+        };
         // A proof the old socket gave before this PUT says nothing about what it carries
         // until the PUT applies.
         if w == Which::Standby {
@@ -973,10 +988,8 @@ impl Session {
 
     fn topics_changed(&mut self) {
         for w in [Which::Active, Which::Standby] {
-            if let Some(l) = self.link_mut(w) {
-                if l.is_open() {
-                    l.sub_dirty = true;
-                }
+            if let Some(o) = self.link_mut(w).and_then(Link::open_mut) {
+                o.sub.mark_dirty();
             }
         }
         let wanted = &self.topics;
@@ -1202,7 +1215,11 @@ impl Session {
         let Some(w) = self.link_subscribing(req) else {
             return;
         };
-        let Some(sub) = self.link_mut(w).and_then(|l| l.sub.take()) else {
+        let Some(sub) = self
+            .link_mut(w)
+            .and_then(Link::open_mut)
+            .and_then(|o| o.sub.take_request())
+        else {
             return;
         };
         self.refusals = None;
@@ -1229,39 +1246,32 @@ impl Session {
             }
         }
         let now = self.now;
-        let Some(l) = self.link_mut(w) else { return };
+        let Some(o) = self.link_mut(w).and_then(Link::open_mut) else {
+            return;
+        };
         let accepted: BTreeSet<Topic> = sent
             .into_iter()
             .filter(|t| !refused.contains_key(t.as_str()))
             .collect();
-        let dropped: Vec<Topic> = if w == Which::Active && l.is_live() {
-            l.server_topics.difference(&accepted).cloned().collect()
+        let dropped: Vec<Topic> = if w == Which::Active && o.is_live() {
+            o.server_topics.difference(&accepted).cloned().collect()
         } else {
             Vec::new()
         };
-        l.server_topics = accepted;
+        o.server_topics = accepted;
+        o.live_since.get_or_insert(now);
+        let owes_a_put = o.sub.is_dirty();
+        let permitted = o.server_topics.clone();
         for t in dropped.into_iter().filter(|t| self.topics.contains(t)) {
             self.uncovered
                 .entry(t)
                 .or_insert((now, GapReason::Rejected));
         }
-        let Some(l) = self.link_mut(w) else { return };
-        l.sub_retry_at = None;
-        let rejected = &mut self.rejected;
-        let permitted = match w {
-            Which::Active => self.active.as_ref(),
-            Which::Standby => self.standby.as_ref(),
-        };
-        if let Some(p) = permitted {
-            rejected.retain(|t, _| !p.server_topics.iter().any(|p| p.as_str() == t));
-        }
-        let Some(l) = self.link_mut(w) else { return };
-        if l.live_since.is_none() {
-            l.live_since = Some(now);
-        }
+        self.rejected
+            .retain(|t, _| !permitted.iter().any(|p| p.as_str() == t));
         // The standby takes over only once it covers the whole current set; a change made
         // while its first PUT was in flight goes out first.
-        if w == Which::Standby && !l.sub_dirty {
+        if w == Which::Standby && !owes_a_put {
             self.standby_ready();
         }
     }
@@ -1275,14 +1285,14 @@ impl Session {
             self.promote_standby();
             return;
         };
-        match a.handover_proof {
+        match a.proof() {
             Proof::Proven { .. } => self.promote_after_linger(),
             Proof::AwaitingPongs(_) => {}
             Proof::NotAsked if !a.is_open() => self.promote_standby(),
             Proof::NotAsked => {
                 self.ping(Which::Active);
-                if let Some(a) = self.active.as_mut() {
-                    a.handover_proof = Proof::AwaitingPongs(a.pings_out);
+                if let Some(a) = self.active.as_mut().and_then(Link::open_mut) {
+                    a.proof = Proof::AwaitingPongs(a.pings_out);
                 }
             }
         }
@@ -1292,20 +1302,21 @@ impl Session {
     /// within the ping timeout.
     fn ping(&mut self, w: Which) {
         let due = self.now + self.cfg.ping_timeout;
-        let Some(l) = self.link_mut(w) else { return };
-        if let Step::Open { conn } = l.step {
-            l.ping_due.get_or_insert(due);
-            l.pings_out = l.pings_out.saturating_add(1);
-            self.actions.push_back(Action::Send {
-                conn,
-                text: PING.to_owned(),
-            });
-        }
+        let Some(o) = self.link_mut(w).and_then(Link::open_mut) else {
+            return;
+        };
+        o.ping_due.get_or_insert(due);
+        o.pings_out = o.pings_out.saturating_add(1);
+        let conn = o.conn;
+        self.actions.push_back(Action::Send {
+            conn,
+            text: PING.to_owned(),
+        });
     }
 
     /// When the ready standby may take over from a proven old socket.
     fn linger_ends(&self) -> Option<Instant> {
-        match self.active.as_ref()?.handover_proof {
+        match self.active.as_ref()?.proof() {
             Proof::Proven { at } if self.standby_is_ready() => Some(at + self.cfg.handover_linger),
             Proof::Proven { .. } | Proof::NotAsked | Proof::AwaitingPongs(_) => None,
         }
@@ -1320,7 +1331,8 @@ impl Session {
     fn standby_is_ready(&self) -> bool {
         self.standby
             .as_ref()
-            .is_some_and(|s| s.is_live() && !s.sub_dirty && s.sub.is_none())
+            .and_then(Link::open)
+            .is_some_and(|o| o.is_live() && matches!(o.sub, Sub::Current))
     }
 
     /// The standby is live: it takes over and the old socket closes (make-before-break).
@@ -1336,8 +1348,10 @@ impl Session {
                 });
             }
             // Topics the new channel was refused stop being covered now.
-            if old.is_live() {
-                for t in old.server_topics.difference(&standby.server_topics) {
+            let empty = BTreeSet::new();
+            let taking_over = standby.live_topics().unwrap_or(&empty);
+            if let Some(old_topics) = old.live_topics() {
+                for t in old_topics.difference(taking_over) {
                     if self.topics.contains(t) {
                         self.uncovered
                             .entry(t.clone())
@@ -1351,14 +1365,14 @@ impl Session {
 
     /// Emits one `Gap` per (start, reason) for uncovered topics that the active link now covers.
     fn close_gaps(&mut self) {
-        let Some(l) = self.active.as_ref().filter(|l| l.is_live()) else {
+        let Some(live) = self.active.as_ref().and_then(Link::live_topics) else {
             return;
         };
         let mut groups: BTreeMap<(Instant, GapReason), Vec<Topic>> = BTreeMap::new();
         let covered: Vec<Topic> = self
             .uncovered
             .keys()
-            .filter(|t| l.server_topics.contains(*t))
+            .filter(|t| live.contains(*t))
             .cloned()
             .collect();
         for t in covered {
@@ -1377,14 +1391,18 @@ impl Session {
     }
 
     fn on_subscribe_failed(&mut self, w: Which, error: &RequestError) {
-        let Some(sub) = self.link_mut(w).and_then(|l| l.sub.take()) else {
+        let Some(sub) = self
+            .link_mut(w)
+            .and_then(Link::open_mut)
+            .and_then(|o| o.sub.take_request())
+        else {
             return;
         };
         match error.http_status() {
             Some(status @ (401 | 403)) => {
                 if self.rest_unauthorized(status, sub.token_gen) {
-                    if let Some(l) = self.link_mut(w) {
-                        l.sub_dirty = true;
+                    if let Some(o) = self.link_mut(w).and_then(Link::open_mut) {
+                        o.sub.mark_dirty();
                     }
                 }
             }
@@ -1410,8 +1428,11 @@ impl Session {
                 let until = self.now + delay;
                 if let Some(l) = self.link_mut(w) {
                     l.failures = l.failures.saturating_add(1);
-                    l.sub_dirty = true;
-                    l.sub_retry_at = Some(until);
+                    if let Some(o) = l.open_mut() {
+                        o.sub = Sub::Wanted {
+                            not_before: Some(until),
+                        };
+                    }
                 }
             }
         }
@@ -1425,12 +1446,7 @@ impl Session {
         };
         let now = self.now;
         if let Some(l) = self.link_mut(w) {
-            l.step = Step::Open { conn };
-            l.last_rx = now;
-            l.ping_due = None;
-            l.suspect_since = None;
-            l.sub_dirty = true;
-            l.server_topics.clear();
+            l.step = Step::Open(OpenSocket::new(conn, now));
         }
     }
 
@@ -1481,14 +1497,15 @@ impl Session {
         let now = self.now;
         let overlap = self.dedup.until.is_some();
         let Some(l) = self.link_mut(w) else { return };
-        l.last_rx = now;
-        l.suspect_since = None;
         let tag = l.tag;
+        let Some(o) = l.open_mut() else { return };
+        o.last_rx = now;
+        o.suspect_since = None;
         let frame = frame::classify(&text);
         if matches!(frame, Frame::Pong) {
-            l.pings_out = l.pings_out.saturating_sub(1);
-            if let Proof::AwaitingPongs(n) = l.handover_proof {
-                l.handover_proof = match n.saturating_sub(1) {
+            o.pings_out = o.pings_out.saturating_sub(1);
+            if let Proof::AwaitingPongs(n) = o.proof {
+                o.proof = match n.saturating_sub(1) {
                     0 => Proof::Proven { at: now },
                     left => Proof::AwaitingPongs(left),
                 };
@@ -1496,8 +1513,8 @@ impl Session {
         }
         // Any frame proves the socket alive, but while a handover waits for its pong only
         // that pong proves the old socket drained: its deadline stays.
-        if !matches!(l.handover_proof, Proof::AwaitingPongs(_)) {
-            l.ping_due = None;
+        if !matches!(o.proof, Proof::AwaitingPongs(_)) {
+            o.ping_due = None;
         }
         match frame {
             Frame::Heartbeat | Frame::Pong | Frame::Metadata | Frame::SubscribeReply { .. } => {}
@@ -1549,10 +1566,7 @@ impl Session {
         if w != Which::Active {
             return;
         }
-        let proven = self
-            .active
-            .as_ref()
-            .is_some_and(|a| a.handover_proof.is_proven());
+        let proven = self.active.as_ref().is_some_and(|a| a.proof().is_proven());
         if proven && self.standby_is_ready() {
             self.promote_after_linger();
         }
@@ -1562,8 +1576,8 @@ impl Session {
         match w {
             Which::Active => {
                 let grace = self.now + self.cfg.maintenance_grace;
-                if let Some(l) = self.active.as_mut() {
-                    l.closing_by.get_or_insert(grace);
+                if let Some(o) = self.active.as_mut().and_then(Link::open_mut) {
+                    o.closing_by.get_or_insert(grace);
                 }
                 if self.active.as_ref().is_some_and(Link::is_live) {
                     self.start_handover(0);
@@ -1595,11 +1609,15 @@ impl Session {
         let Some(w) = self.link_open(conn) else {
             return;
         };
-        let maintenance = self.link(w).is_some_and(|l| l.closing_by.is_some());
+        let maintenance = self
+            .link(w)
+            .and_then(Link::open)
+            .is_some_and(|o| o.closing_by.is_some());
         if let Some(c) = code.filter(|c| self.cfg.close_codes.auth.contains(c)) {
             let stable = self
                 .link(w)
-                .and_then(|l| l.live_since)
+                .and_then(Link::open)
+                .and_then(|o| o.live_since)
                 .is_some_and(|s| self.now - s >= self.cfg.stable_after);
             if stable {
                 self.auth_streak = None;
@@ -1633,7 +1651,8 @@ impl Session {
             return Plan::NewChannel;
         };
         let token_dead = c.token_expires_at <= now;
-        let chan_dead = c.expires_at <= now || l.closing_by.is_some() || gone_code;
+        let closing = l.open().is_some_and(|o| o.closing_by.is_some());
+        let chan_dead = c.expires_at <= now || closing || gone_code;
         if token_dead {
             self.want_fresher_token(w);
         }
@@ -1662,25 +1681,26 @@ impl Session {
                 });
             }
         }
-        if w == Which::Active && old.is_live() {
+        if let Some(o) = old.open().filter(|o| w == Which::Active && o.is_live()) {
             // A close frame from the server proves everything sent before it arrived. A socket
             // the session gives up on itself is proven only up to its last frame.
-            let (from, reason) = match (old.suspect_since, close_socket) {
+            let (from, reason) = match (o.suspect_since, close_socket) {
                 (Some(since), _) => (since, GapReason::Suspended),
-                (None, true) => (old.last_rx, reason),
+                (None, true) => (o.last_rx, reason),
                 (None, false) => (now, reason),
             };
             // A standby subscribed before the coverage ended keeps covering what it has — if
             // the old socket was drained up to then: by the server's close frame, or by the
             // pong to the handover ping. Otherwise frames it sent before the standby took
             // over may never have arrived.
-            let drained = !close_socket || old.handover_proof.is_proven();
+            let drained = !close_socket || o.proof.is_proven();
             let still = self
                 .standby
                 .as_ref()
-                .filter(|s| drained && s.is_live() && s.live_since.is_some_and(|l| l <= from))
+                .and_then(Link::open)
+                .filter(|s| drained && s.live_since.is_some_and(|l| l <= from))
                 .map(|s| &s.server_topics);
-            for t in old.server_topics.intersection(&self.topics) {
+            for t in o.server_topics.intersection(&self.topics) {
                 if !still.is_some_and(|s| s.contains(t)) {
                     self.uncovered.entry(t.clone()).or_insert((from, reason));
                 }
@@ -1693,13 +1713,14 @@ impl Session {
             }
         }
         let stable = old
-            .live_since
+            .open()
+            .and_then(|o| o.live_since)
             .is_some_and(|s| now - s >= self.cfg.stable_after);
         if stable {
             old.failures = 0;
         }
         let delay = self.backoff(old.failures, None);
-        let mut next = Link::new(old.tag, now);
+        let mut next = Link::new(old.tag);
         next.failures = old.failures.saturating_add(1);
         next.min_token_gen = old.min_token_gen;
         next.chan = old.chan.take();
@@ -1731,9 +1752,9 @@ impl Session {
                 c.token_expires_at = c.token_expires_at - slept;
                 c.renew_at = c.renew_at - slept;
             }
-            if l.is_open() {
-                l.suspect_since.get_or_insert(l.last_rx);
-                if l.ping_due.is_none() {
+            if let Some(o) = l.open_mut() {
+                o.suspect_since.get_or_insert(o.last_rx);
+                if o.ping_due.is_none() {
                     self.ping(w);
                 }
             }
@@ -1753,9 +1774,10 @@ impl Session {
                 });
             }
         }
-        if let Some(l) = self.active.take().filter(Link::is_live) {
-            let from = l.suspect_since.unwrap_or(l.last_rx).min(now);
-            for t in l.server_topics.intersection(&self.topics) {
+        let active = self.active.take();
+        if let Some(o) = active.as_ref().and_then(Link::open).filter(|o| o.is_live()) {
+            let from = o.suspect_since.unwrap_or(o.last_rx).min(now);
+            for t in o.server_topics.intersection(&self.topics) {
                 self.uncovered
                     .entry(t.clone())
                     .or_insert((from, GapReason::LoginRequired));
