@@ -123,7 +123,7 @@ impl Sub {
                 }
                 Some(request)
             }
-            other => {
+            other @ (Sub::Current | Sub::Wanted { .. }) => {
                 *self = other;
                 None
             }
