@@ -36,6 +36,25 @@ const MALFORMED_WINDOW: Duration = Duration::from_secs(10);
 /// Refusals of the same kind of request in a row that stop the session.
 const REFUSAL_LIMIT: u32 = 2;
 
+/// Where the session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    Running,
+    /// Only `login` goes on; no IO meanwhile.
+    LoginRequired,
+    /// `close` was called.
+    Closed,
+    /// Stopped by a [`FatalError`].
+    Failed,
+}
+
+impl Life {
+    /// Closed or failed: nothing more happens.
+    fn is_over(self) -> bool {
+        matches!(self, Life::Closed | Life::Failed)
+    }
+}
+
 /// The sans-IO session: one notification channel kept alive for as long as the application
 /// wants it. See the [crate docs](crate) for the drive loop an adapter MUST follow.
 ///
@@ -64,8 +83,7 @@ pub struct Session {
     create_not_before: Instant,
     active: Option<Link>,
     standby: Option<Link>,
-    login_required: Option<AuthError>,
-    closed: bool,
+    life: Life,
     ever_live: bool,
     last_status: Option<Status>,
     actions: VecDeque<Action>,
@@ -79,8 +97,6 @@ pub struct Session {
     auth_streak: Option<(u16, u32)>,
     /// The kind of request refused last, and how many times in a row.
     refusals: Option<(&'static str, u32)>,
-    /// Stopped by a [`FatalError`].
-    failed: bool,
     malformed: u64,
     /// While malformed frames are being counted: when the window ends, and how many arrived
     /// in it after the first.
@@ -123,8 +139,7 @@ impl Session {
             create_not_before: Instant::ZERO,
             active: None,
             standby: None,
-            login_required: None,
-            closed: false,
+            life: Life::Running,
             ever_live: false,
             last_status: None,
             actions: VecDeque::new(),
@@ -137,7 +152,6 @@ impl Session {
             connect_budget: Budget::default(),
             auth_streak: None,
             refusals: None,
-            failed: false,
             malformed: 0,
             malformed_window: None,
         };
@@ -150,13 +164,13 @@ impl Session {
 
     /// Where the session stands.
     pub fn status(&self) -> Status {
-        if self.failed {
-            Status::Failed
-        } else if self.closed {
-            Status::Closed
-        } else if self.login_required.is_some() {
-            Status::LoginRequired
-        } else if self
+        match self.life {
+            Life::Failed => return Status::Failed,
+            Life::Closed => return Status::Closed,
+            Life::LoginRequired => return Status::LoginRequired,
+            Life::Running => {}
+        }
+        if self
             .active
             .as_ref()
             .and_then(Link::open)
@@ -226,7 +240,7 @@ impl Session {
     /// are ignored.
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         self.set_now(now);
-        if self.closed {
+        if self.life.is_over() {
             return;
         }
         let mut input = input;
@@ -297,7 +311,7 @@ impl Session {
     /// Handles every deadline at or before `now`. Call it when `poll_timeout` says.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.set_now(now);
-        if !self.closed {
+        if !self.life.is_over() {
             self.settle();
         }
     }
@@ -314,7 +328,7 @@ impl Session {
         topics: impl IntoIterator<Item = Topic>,
     ) -> Result<(), UsageError> {
         self.set_now(now);
-        if self.closed {
+        if self.life.is_over() {
             return Err(UsageError::Closed);
         }
         let mut wanted = self.topics.clone();
@@ -347,7 +361,7 @@ impl Session {
         topics: impl IntoIterator<Item = &'t Topic>,
     ) -> Result<(), UsageError> {
         self.set_now(now);
-        if self.closed {
+        if self.life.is_over() {
             return Err(UsageError::Closed);
         }
         let mut changed = false;
@@ -372,13 +386,13 @@ impl Session {
         expires_in: Duration,
     ) -> Result<(), UsageError> {
         self.set_now(now);
-        if self.closed {
+        if self.life.is_over() {
             return Err(UsageError::Closed);
         }
         self.install_token(token, expires_in, false);
         self.token_req = None;
         self.auth_streak = None;
-        self.login_required = None;
+        self.life = Life::Running;
         if self.active.is_none() {
             self.active = Some(self.new_link());
         }
@@ -391,7 +405,7 @@ impl Session {
     /// channel is bound to the token). Reports about older tokens are ignored.
     pub fn report_unauthorized(&mut self, now: Instant, token: &str) {
         self.set_now(now);
-        if self.closed || self.login_required.is_some() {
+        if !self.running() {
             return;
         }
         let Some(t) = self.token.as_mut() else { return };
@@ -409,7 +423,7 @@ impl Session {
     /// the `Closed` status: nothing is lost without a report, even at exit.
     pub fn close(&mut self, now: Instant) {
         self.set_now(now);
-        if self.closed {
+        if self.life.is_over() {
             return;
         }
         self.stop();
@@ -457,7 +471,7 @@ impl Session {
         self.active = None;
         self.standby = None;
         self.token_req = None;
-        self.closed = true;
+        self.life = Life::Closed;
     }
 
     /// An answer that retrying cannot fix: retried once, then the session stops for good.
@@ -476,7 +490,7 @@ impl Session {
             detail: detail.to_owned(),
         };
         self.stop();
-        self.failed = true;
+        self.life = Life::Failed;
         self.events.push_back(Event::Fatal(error));
         true
     }
@@ -511,6 +525,10 @@ impl Session {
     }
 
     // ----- plumbing ------------------------------------------------------------------------
+
+    fn running(&self) -> bool {
+        self.life == Life::Running
+    }
 
     fn set_now(&mut self, now: Instant) {
         if now < self.now {
@@ -613,7 +631,7 @@ impl Session {
     /// answer, then asks for a token if someone waits for one. Ends with nothing due at `now`.
     fn settle(&mut self) {
         for _ in 0..64 {
-            if self.closed || self.login_required.is_some() {
+            if !self.running() {
                 break;
             }
             let mut due: Option<(Instant, Deadline, Target)> = None;
@@ -628,7 +646,7 @@ impl Session {
                 None => break,
             }
         }
-        if !self.closed && self.login_required.is_none() {
+        if self.running() {
             self.drive(Which::Active);
             self.drive(Which::Standby);
             self.drive_token();
@@ -656,7 +674,7 @@ impl Session {
     /// Every pending deadline, with its reason and whom it concerns. `poll_timeout` and
     /// `settle` both read this one list, so they cannot disagree.
     fn for_each_deadline(&self, mut f: impl FnMut(Instant, Deadline, Target)) {
-        if self.closed || self.login_required.is_some() {
+        if !self.running() {
             return;
         }
         let rt = self.cfg.request_timeout;
@@ -1762,7 +1780,7 @@ impl Session {
     }
 
     fn require_login(&mut self, reason: AuthError) {
-        if self.login_required.is_some() {
+        if self.life == Life::LoginRequired {
             return;
         }
         let now = self.now;
@@ -1788,7 +1806,7 @@ impl Session {
         self.token_req = None;
         self.token_retry_at = None;
         self.dedup = Dedup::default();
-        self.login_required = Some(reason.clone());
+        self.life = Life::LoginRequired;
         let since = self.uncovered.values().map(|(from, _)| *from).min();
         self.events
             .push_back(Event::LoginRequired { reason, since });
