@@ -1,10 +1,13 @@
-//! Regions, base URLs and the rules for which host may receive what (PROTOCOL.md §3.7, §3.8).
+//! Regions, base URLs and the rules for which host may receive what: the bearer token goes
+//! only to `api.<region domain>`, the client secret and refresh token only to
+//! `login.<region domain>`, and nothing but the channel's own `connectUri` to
+//! `streaming.<region domain>`.
 
 use std::fmt;
 
 use crate::ConfigError;
 
-/// Every Genesys Cloud region (PROTOCOL.md §3.7).
+/// Every Genesys Cloud region, by the names the official SDKs use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Region {

@@ -1,4 +1,4 @@
-//! Session configuration, with the defaults of DESIGN.md §3.
+//! Session configuration and its defaults.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -7,13 +7,15 @@ use crate::error::UsageError;
 
 /// How the session reads WebSocket close codes.
 ///
-/// Genesys documents no close codes (PROTOCOL.md §2.7), so this table can only make a recovery
+/// Genesys documents no close codes for the notification socket, so this table can only make a
+/// recovery
 /// *stronger* than what the session's own state says (for example: fetch a fresh token even
 /// though ours has not expired). It never makes one weaker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseCodes {
     /// Codes read as "the token was refused": recover with a fresh token and a new channel.
-    /// Default: 4001, 4003 and 1008 (the seed tutorial's reading).
+    /// Default: 4001, 4003 and 1008, the codes client code written for this service commonly
+    /// reads that way (none of them is documented).
     pub auth: BTreeSet<u16>,
     /// Codes read as "this channel is gone": recover with a new channel. Default: none.
     pub channel_gone: BTreeSet<u16>,

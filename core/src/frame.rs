@@ -1,4 +1,6 @@
-//! Classifying the text frames the notification socket carries (PROTOCOL.md §2.2).
+//! Classifying the text frames the notification socket carries: notifications (`topicName`
+//! plus `eventBody`), heartbeats and pongs on `channel.metadata`, `v2.system.*` control
+//! messages such as `socket_closing`, and replies to subscribe requests sent on the socket.
 
 use std::borrow::Cow;
 

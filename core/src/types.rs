@@ -4,9 +4,9 @@ use std::fmt;
 
 use crate::error::UsageError;
 
-/// The most topics one channel may carry (PROTOCOL.md §1.3).
+/// The most topics one channel may carry; the service answers 400 above it.
 pub const MAX_TOPICS: usize = 1000;
-/// The longest topic name, combined topics included (PROTOCOL.md §1.3).
+/// The longest topic name the service accepts, combined topics included.
 pub const MAX_TOPIC_LEN: usize = 200;
 
 /// A validated notification topic, such as `v2.users.{id}.presence`.

@@ -1,4 +1,6 @@
-//! Readable transcripts of the behaviour rules (DESIGN.md §3), snapshotted with insta.
+//! Readable transcripts of the session's behaviour rules (start, delivery, liveness, renewal,
+//! maintenance, overlap, loss, backoff, token failures, loop guard, login, gaps,
+//! subscriptions, budget, suspend, close, bad input, bounds), snapshotted with insta.
 //! Each test also asserts the fact the rule is about, so a careless snapshot update cannot
 //! hide a regression.
 #![allow(clippy::unwrap_used, clippy::wildcard_enum_match_arm)]

@@ -14,7 +14,9 @@
 //!   `eventBody.seq`, fanned out to every channel subscribed to it at that moment;
 //! - faults from a script or `POST /__sim/fault` (see [`Fault`]), and `GET /__sim/stats`.
 //!
-//! Behaviours the real service leaves unknown (PROTOCOL.md §6) are options in [`SimConfig`],
+//! Behaviours the real service leaves undocumented (what an open socket sees when its token
+//! expires, the close code of a displaced socket, whether pongs overtake queued notifications,
+//! …) are options in [`SimConfig`],
 //! so a client can be tested against every plausible answer.
 //!
 //! ```no_run
@@ -98,7 +100,7 @@ pub struct SimConfig {
     /// socket's replies (pong, subscribe replies) and heartbeats go out at once. Zero (the
     /// default) makes each socket one ordered stream: a pong follows every notification
     /// queued before its ping. Above zero a pong overtakes notifications still in the
-    /// pipeline — whether the service does that is not known (PROTOCOL.md is silent), so
+    /// pipeline — whether the service does that is not documented anywhere, so
     /// clients can be tested against both.
     pub notification_lag: Duration,
     /// Log each request on stderr.

@@ -1,4 +1,5 @@
-//! The simulator over real loopback sockets, checked against PROTOCOL.md's message shapes.
+//! The simulator over real loopback sockets, checked against the message shapes the real
+//! service sends (OAuth and API error bodies, channel and subscription answers, socket frames).
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
 use std::io::ErrorKind;

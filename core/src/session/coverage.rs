@@ -40,7 +40,9 @@ impl Budget {
     }
 }
 
-/// Duplicate suppression while two sockets overlap (DESIGN.md §3 rule 6).
+/// Duplicate suppression while two sockets overlap: a notification that arrives on both is
+/// delivered once (key: topic, `CorrelationId` and body), and the keys are kept only for the
+/// overlap and `dedup_linger` after it.
 #[derive(Debug, Default)]
 pub(super) struct Dedup {
     /// Key → tag of the link that delivered it first.

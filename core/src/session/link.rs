@@ -36,7 +36,8 @@ pub(super) struct Chan {
 }
 
 impl Chan {
-    /// A channel dies with the token that created it (PROTOCOL.md §2.8).
+    /// A channel is bound to the token that created it: once that token expires or is
+    /// revoked, the channel stops being usable (and reconnecting to it may be refused).
     pub(super) fn dies_at(&self) -> Instant {
         self.expires_at.min(self.token_expires_at)
     }
