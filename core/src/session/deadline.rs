@@ -4,7 +4,7 @@ use std::fmt;
 
 use super::link::Which;
 
-/// Why the session wants to be woken: the reason that comes with [`Session::poll_timeout`].
+/// Why the session wants to be woken: the reason that comes with [`Session::poll_timeout`](crate::Session::poll_timeout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Deadline {
