@@ -4,12 +4,14 @@
 mod coverage;
 mod deadline;
 mod link;
+mod loss;
 mod token;
 
 use coverage::{Budget, Dedup};
 pub use deadline::Deadline;
 use deadline::Target;
 use link::{Chan, Link, OpenSocket, Plan, Proof, Step, Sub, SubRequest, Which};
+use loss::{Cause, Recovery};
 use token::Token;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -35,6 +37,16 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 const MALFORMED_WINDOW: Duration = Duration::from_secs(10);
 /// Refusals of the same kind of request in a row that stop the session.
 const REFUSAL_LIMIT: u32 = 2;
+
+/// What the session knows about a socket it loses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The server closed it: everything it sent before the close arrived.
+    ClosedByServer,
+    /// The session gives up on it (and closes it): it is proven only up to its last frame,
+    /// or up to the handover pong if one came.
+    GivenUp,
+}
 
 /// Where the session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -783,16 +795,12 @@ impl Session {
                 }
             }
             (Deadline::HandoverGrace, Target::Link(w)) => {
-                self.lose(w, GapReason::Maintenance, Plan::NewChannel, true)
+                self.lose(w, GapReason::Maintenance, Plan::NewChannel, Ending::GivenUp)
             }
             (Deadline::ChannelExpiry, Target::Link(w)) => {
-                let plan = self.plan_after_loss(w, None);
-                self.lose(w, GapReason::ChannelExpired, plan, true);
+                self.give_up(w, GapReason::ChannelExpired)
             }
-            (Deadline::PingTimeout, Target::Link(w)) => {
-                let plan = self.plan_after_loss(w, None);
-                self.lose(w, GapReason::SocketDead, plan, true);
-            }
+            (Deadline::PingTimeout, Target::Link(w)) => self.give_up(w, GapReason::SocketDead),
             (Deadline::Idle, Target::Link(w)) => {
                 self.ping(w);
             }
@@ -1424,7 +1432,7 @@ impl Session {
                     }
                 }
             }
-            Some(404) => self.lose(w, GapReason::SocketLost, Plan::NewChannel, true),
+            Some(404) => self.lose(w, GapReason::SocketLost, Plan::NewChannel, Ending::GivenUp),
             Some(400) => {
                 let why = "the server refused the subscription request (HTTP 400)".to_owned();
                 let refused = sub
@@ -1469,21 +1477,39 @@ impl Session {
     }
 
     fn on_connect_failed(&mut self, w: Which, error: &RequestError) {
-        let now = self.now;
-        let plan = match error.http_status() {
-            Some(status @ (401 | 403)) => {
-                if self.count_auth_failure(status) {
-                    return;
-                }
-                self.want_fresher_token(w);
-                Plan::NewChannel
-            }
-            Some(_) => Plan::NewChannel,
-            None if self.link(w).is_some_and(|l| l.has_channel_alive(now)) => Plan::Reconnect,
-            None => Plan::NewChannel,
-        };
+        let cause = error
+            .http_status()
+            .map_or(Cause::Unanswered, Cause::Refused);
+        let r = self.classify_loss(w, cause);
+        if r.auth_failure
+            .is_some_and(|code| self.count_auth_failure(code))
+        {
+            return;
+        }
+        if r.fresher_token {
+            self.want_fresher_token(w);
+        }
         self.warn(error.to_server_error("socket upgrade"));
-        let _ = self.retry_later(w, plan, error.retry_after());
+        let _ = self.retry_later(w, r.plan, error.retry_after());
+    }
+
+    /// How to recover from losing `w`'s socket ([`loss::classify`] on the link's state).
+    fn classify_loss(&self, w: Which, cause: Cause) -> Recovery {
+        let l = self.link(w);
+        let closing = l
+            .and_then(Link::open)
+            .is_some_and(|o| o.closing_by.is_some());
+        let chan = l.and_then(|l| l.chan.as_ref());
+        loss::classify(cause, chan, closing, self.now, &self.cfg.close_codes)
+    }
+
+    /// The session gave up on an open socket.
+    fn give_up(&mut self, w: Which, reason: GapReason) {
+        let r = self.classify_loss(w, Cause::GaveUp);
+        if r.fresher_token {
+            self.want_fresher_token(w);
+        }
+        self.lose(w, reason, r.plan, Ending::GivenUp);
     }
 
     /// Counts an auth-class close or upgrade refusal; true if the session stopped for a login.
@@ -1539,9 +1565,12 @@ impl Session {
             Frame::SocketClosing => self.on_socket_closing(w),
             Frame::System { kind, .. } => match kind.as_deref() {
                 Some("token_revoked") => self.on_token_revoked(),
-                Some("no_longer_subscribed") => {
-                    self.lose(w, GapReason::SubscriptionDropped, Plan::NewChannel, true)
-                }
+                Some("no_longer_subscribed") => self.lose(
+                    w,
+                    GapReason::SubscriptionDropped,
+                    Plan::NewChannel,
+                    Ending::GivenUp,
+                ),
                 _ => {}
             },
             Frame::Notification {
@@ -1601,7 +1630,9 @@ impl Session {
                     self.start_handover(0);
                 }
             }
-            Which::Standby => self.lose(w, GapReason::Maintenance, Plan::NewChannel, true),
+            Which::Standby => {
+                self.lose(w, GapReason::Maintenance, Plan::NewChannel, Ending::GivenUp)
+            }
         }
     }
 
@@ -1631,7 +1662,8 @@ impl Session {
             .link(w)
             .and_then(Link::open)
             .is_some_and(|o| o.closing_by.is_some());
-        if let Some(c) = code.filter(|c| self.cfg.close_codes.auth.contains(c)) {
+        let r = self.classify_loss(w, Cause::Closed(code));
+        if let Some(c) = r.auth_failure {
             let stable = self
                 .link(w)
                 .and_then(Link::open)
@@ -1643,47 +1675,24 @@ impl Session {
             if self.count_auth_failure(c) {
                 return;
             }
-            self.want_fresher_token(w);
         } else {
             self.auth_streak = None;
         }
-        let plan = self.plan_after_loss(w, code);
+        if r.fresher_token {
+            self.want_fresher_token(w);
+        }
         let reason = if maintenance {
             GapReason::Maintenance
         } else {
             GapReason::SocketLost
         };
-        self.lose(w, reason, plan, false);
-    }
-
-    /// Rule 7: decide from state; close codes can only make the recovery stronger.
-    fn plan_after_loss(&mut self, w: Which, code: Option<u16>) -> Plan {
-        let now = self.now;
-        let codes = &self.cfg.close_codes;
-        let auth_code = code.is_some_and(|c| codes.auth.contains(&c));
-        let gone_code = code.is_some_and(|c| codes.channel_gone.contains(&c));
-        let Some(l) = self.link(w) else {
-            return Plan::NewChannel;
-        };
-        let Some(c) = &l.chan else {
-            return Plan::NewChannel;
-        };
-        let token_dead = c.token_expires_at <= now;
-        let closing = l.open().is_some_and(|o| o.closing_by.is_some());
-        let chan_dead = c.expires_at <= now || closing || gone_code;
-        if token_dead {
-            self.want_fresher_token(w);
-        }
-        if auth_code || token_dead || chan_dead {
-            Plan::NewChannel
-        } else {
-            Plan::Reconnect
-        }
+        self.lose(w, reason, r.plan, Ending::ClosedByServer);
     }
 
     /// A link lost its socket or channel. An active link's covered topics become uncovered;
     /// a standby takes over if there is one; otherwise the link retries after backoff.
-    fn lose(&mut self, w: Which, reason: GapReason, plan: Plan, close_socket: bool) {
+    fn lose(&mut self, w: Which, reason: GapReason, plan: Plan, ending: Ending) {
+        let close_socket = ending == Ending::GivenUp;
         let now = self.now;
         let Some(mut old) = (match w {
             Which::Active => self.active.take(),
