@@ -30,6 +30,8 @@ use crate::time::Instant;
 use crate::types::{ChannelId, ConnId, ReqId, Secret, Topic, MAX_TOPICS};
 
 const NORMAL_CLOSE: u16 = 1000;
+/// Deadlines fired in one `settle` at most.
+const SETTLE_BOUND: u32 = 64;
 const AUTH_CLOSE_LIMIT: u32 = 3;
 /// The longest `Retry-After` the session honours; a longer one is cut to this, with a warning.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
@@ -642,10 +644,18 @@ impl Session {
     /// Runs deadlines that are due, then moves every link as far as it can go without an
     /// answer, then asks for a token if someone waits for one. Ends with nothing due at `now`.
     fn settle(&mut self) {
-        for _ in 0..64 {
+        // Each firing clears or moves its own deadline, so a handful suffice; the bound only
+        // turns a bug that would spin into one that shows.
+        let mut fired = 0;
+        loop {
             if !self.running() {
                 break;
             }
+            if fired == SETTLE_BOUND {
+                debug_assert!(false, "deadlines still due after {SETTLE_BOUND} firings");
+                break;
+            }
+            fired += 1;
             let mut due: Option<(Instant, Deadline, Target)> = None;
             let now = self.now;
             self.for_each_deadline(|at, why, target| {
@@ -759,7 +769,19 @@ impl Session {
                     self.malformed_window = Some((self.now + MALFORMED_WINDOW, 0));
                 }
             }
-            (_, Target::Session) => {}
+            // The table names these for a link only.
+            (
+                Deadline::TokenRefresh
+                | Deadline::ChannelRollover
+                | Deadline::ChannelExpiry
+                | Deadline::Idle
+                | Deadline::PingTimeout
+                | Deadline::Backoff
+                | Deadline::ChannelBudget
+                | Deadline::RequestBudget
+                | Deadline::HandoverGrace,
+                Target::Session,
+            ) => debug_assert!(false, "{why} is never a session deadline"),
             (
                 Deadline::Backoff | Deadline::ChannelBudget | Deadline::RequestBudget,
                 Target::Link(w),
