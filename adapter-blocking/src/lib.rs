@@ -41,7 +41,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use genesys_notify_adapter_common::{Clock, EventQueue, TokenSource};
-pub use genesys_notify_adapter_common::{ConfigError, Credentials, Endpoints, Held, Region};
+pub use genesys_notify_adapter_common::{
+    ConfigError, ConnectError, Credentials, Endpoints, Held, Region,
+};
 pub use genesys_notify_core::Action;
 use genesys_notify_core::{Event, Input, Instant, Session, Status, UsageError};
 pub use genesys_notify_core::{Secret, Topic};
@@ -106,21 +108,6 @@ impl Config {
             on_action: None,
         }
     }
-}
-
-/// Why [`Client::connect`] refused to start. Each message says what to fix.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConnectError {
-    /// The session configuration or topic set was refused.
-    #[error(transparent)]
-    Usage(#[from] UsageError),
-    /// The extra root certificate could not be read.
-    #[error("the extra root certificate is not usable PEM: {0}")]
-    BadRootCertificate(String),
-    /// The driver thread could not be started (the process is out of threads or memory).
-    #[error("cannot start the driver thread: {0}")]
-    Thread(String),
 }
 
 /// What reader and HTTP threads hand the driver.
@@ -270,9 +257,9 @@ impl Client {
         session.subscribe(Instant::ZERO, config.topics)?;
         let tls =
             genesys_notify_adapter_common::socket::tls_config(config.extra_root_pem.as_deref())
-                .map_err(ConnectError::BadRootCertificate)?;
+                .map_err(ConnectError::Tls)?;
         let agent = driver::http_agent(config.extra_root_pem.as_deref(), config.http_timeout)
-            .map_err(ConnectError::BadRootCertificate)?;
+            .map_err(ConnectError::Tls)?;
         let (tx, rx) = mpsc::sync_channel(INBOX);
         let shared = Arc::new(Shared {
             view: Mutex::new(View {
@@ -304,7 +291,7 @@ impl Client {
         let driver = std::thread::Builder::new()
             .name("genesys-driver".into())
             .spawn(move || d.run())
-            .map_err(|e| ConnectError::Thread(e.to_string()))?;
+            .map_err(|e| ConnectError::Start(e.to_string()))?;
         Ok(Client {
             shared,
             wake: tx,

@@ -27,6 +27,31 @@ pub struct Held {
     pub tasks: usize,
 }
 
+/// Why a client refused to start, for every adapter. Each message says what to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// Neither a region nor base URLs were given.
+    #[error("no endpoints: give a region or base URLs")]
+    MissingEndpoints,
+    /// No credentials were given.
+    #[error("no credentials: give client credentials, a refresh token or an access token")]
+    MissingCredentials,
+    /// A base URL or region was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The session configuration or topic set was refused.
+    #[error(transparent)]
+    Usage(#[from] genesys_notify_core::UsageError),
+    /// TLS could not be set up: the extra root certificate is not usable PEM.
+    #[error("TLS setup failed: {0}; check the extra root certificate (PEM)")]
+    Tls(String),
+    /// The adapter could not start its thread or task (the process is out of threads or
+    /// memory).
+    #[error("cannot start the session's driver: {0}")]
+    Start(String),
+}
+
 /// A configuration problem, found before anything is sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

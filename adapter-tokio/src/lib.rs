@@ -39,7 +39,9 @@ mod queue;
 
 use std::time::Duration;
 
-pub use genesys_notify_adapter_common::{ConfigError, Credentials, Endpoints, Held, Region};
+pub use genesys_notify_adapter_common::{
+    ConfigError, ConnectError, Credentials, Endpoints, Held, Region,
+};
 use genesys_notify_core::UsageError;
 pub use genesys_notify_core::{Event, GapReason, Secret, Status, Topic};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -176,27 +178,6 @@ impl Builder {
             seed: self.seed,
         })
     }
-}
-
-/// Why [`Builder::connect`] refused to start. Each message says what to fix.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConnectError {
-    /// Neither `region` nor `base_urls` was given.
-    #[error("no endpoints: call .region(..) or .base_urls(..)")]
-    MissingEndpoints,
-    /// No credentials were given.
-    #[error("no credentials: call .credentials(..)")]
-    MissingCredentials,
-    /// A base URL or region was refused.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The session configuration or topic set was refused.
-    #[error(transparent)]
-    Usage(#[from] UsageError),
-    /// The TLS setup failed (for example an unusable extra root certificate).
-    #[error("TLS setup failed: {0}")]
-    Tls(String),
 }
 
 /// Why a [`Handle`] call failed.

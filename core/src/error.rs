@@ -105,9 +105,6 @@ pub enum AuthError {
         /// What the token source said.
         detail: String,
     },
-    /// The server said the user's tokens were revoked.
-    #[error("the server revoked the user's tokens: sign in again")]
-    TokenRevoked,
 }
 
 /// The service is unavailable or limiting us. The session backs off and retries.
@@ -201,8 +198,6 @@ pub enum FrameProblem {
     NotJson,
     /// JSON, but neither a notification nor a known control message.
     UnknownShape,
-    /// Over the size the session accepts.
-    TooLarge,
 }
 
 impl fmt::Display for FrameProblem {
@@ -210,7 +205,6 @@ impl fmt::Display for FrameProblem {
         f.write_str(match self {
             FrameProblem::NotJson => "not JSON or truncated",
             FrameProblem::UnknownShape => "no topicName and not a known reply",
-            FrameProblem::TooLarge => "too large",
         })
     }
 }
