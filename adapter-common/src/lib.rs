@@ -31,11 +31,11 @@ pub struct Held {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// Neither a region nor base URLs were given.
-    #[error("no endpoints: give a region or base URLs")]
+    /// Neither a region nor base URLs were given to a builder.
+    #[error("no endpoints: call .region(..) or .base_urls(..)")]
     MissingEndpoints,
-    /// No credentials were given.
-    #[error("no credentials: give client credentials, a refresh token or an access token")]
+    /// No credentials were given to a builder.
+    #[error("no credentials: call .credentials(..)")]
     MissingCredentials,
     /// A base URL or region was refused.
     #[error(transparent)]
