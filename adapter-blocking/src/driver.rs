@@ -10,7 +10,7 @@ use std::time::Duration;
 use genesys_notify_adapter_common::http::{self, HttpAnswer, HttpRequest};
 use genesys_notify_adapter_common::{Clock, Endpoints, TokenSource, TokenStep};
 use genesys_notify_core::{
-    Action, ConnId, Error as CoreError, Event, Input, RequestError, Session,
+    Action, ConnId, Error as CoreError, Event, Input, LocalError, RequestError, Session,
 };
 
 use crate::{socket, ActionObserver, Command, Held, Msg, Shared};
@@ -224,16 +224,16 @@ impl Driver {
                     self.threads.push(s.close(code));
                 }
             }
-            other => self
-                .local
-                .push_back(Msg::Warning(format!("unknown action {other:?} ignored"))),
+            other => self.local.push_back(Msg::Warning(LocalError::Unsupported {
+                what: format!("{other:?}"),
+            })),
         }
     }
 
     fn spawn_http(
         &mut self,
         request: HttpRequest,
-        finish: impl FnOnce(Result<HttpAnswer, String>) -> (Input, Option<String>) + Send + 'static,
+        finish: impl FnOnce(Result<HttpAnswer, String>) -> (Input, Option<LocalError>) + Send + 'static,
     ) {
         let agent = self.p.agent.clone();
         let tx = self.p.tx.clone();

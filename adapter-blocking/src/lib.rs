@@ -113,7 +113,7 @@ impl Config {
 /// What reader and HTTP threads hand the driver.
 pub(crate) enum Msg {
     Input(Input),
-    Warning(String),
+    Warning(genesys_notify_core::LocalError),
     /// Look at the command queue.
     Wake,
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use genesys_notify_core::{
-    Action, ChannelId, Input, ReqId, RequestError, Secret, Topic, TopicResult,
+    Action, ChannelId, Input, LocalError, ReqId, RequestError, Secret, Topic, TopicResult,
 };
 use serde::Deserialize;
 
@@ -218,7 +218,7 @@ struct ChannelBody {
 }
 
 /// Turns the answer to a request into the session's input, plus a warning for the application.
-pub type Finish = Box<dyn FnOnce(Result<HttpAnswer, String>) -> (Input, Option<String>) + Send>;
+pub type Finish = Box<dyn FnOnce(Result<HttpAnswer, String>) -> (Input, Option<LocalError>) + Send>;
 
 /// The HTTP exchange behind `CreateChannel` and `PutSubscriptions`: the request to send and
 /// how to read its answer. Any other action is handed back for the adapter to perform.
@@ -254,7 +254,7 @@ pub fn channel_answer(
     req: ReqId,
     endpoints: &Endpoints,
     answer: Result<HttpAnswer, String>,
-) -> (Input, Option<String>) {
+) -> (Input, Option<LocalError>) {
     let (body, a) = match parse_success::<ChannelBody>(answer, "channel") {
         Ok(parsed) => parsed,
         Err(error) => return (Input::ChannelFailed { req, error }, None),

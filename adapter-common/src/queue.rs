@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use genesys_notify_core::{Error, Event, GapReason, Instant, Topic};
+use genesys_notify_core::{Error, Event, GapReason, Instant, LocalError, Topic};
 
 /// Notifications dropped since the application last read, as one gap.
 #[derive(Debug)]
@@ -160,9 +160,9 @@ impl EventQueue {
         }
         if self.dropped_warnings > 0 {
             let n = std::mem::take(&mut self.dropped_warnings);
-            return Some(Event::Warning(Error::Local(format!(
-                "{n} warnings dropped: the application did not read events fast enough"
-            ))));
+            return Some(Event::Warning(Error::Local(LocalError::WarningsDropped {
+                count: n,
+            })));
         }
         self.items.pop_front().map(|(_, e)| e)
     }
@@ -203,7 +203,9 @@ mod tests {
     }
 
     fn warning(n: u64) -> Event {
-        Event::Warning(Error::Local(format!("w{n}")))
+        Event::Warning(Error::Local(LocalError::PersistFailed {
+            detail: format!("w{n}"),
+        }))
     }
 
     #[test]

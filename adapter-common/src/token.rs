@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use base64::Engine as _;
-use genesys_notify_core::{Input, ReqId, RequestError, Secret};
+use genesys_notify_core::{Input, LocalError, ReqId, RequestError, Secret};
 use serde::Deserialize;
 
 use crate::http::{parse_success, HttpAnswer, HttpRequest};
@@ -202,7 +202,7 @@ impl TokenSource {
         &mut self,
         req: ReqId,
         answer: Result<HttpAnswer, String>,
-    ) -> (Input, Option<String>) {
+    ) -> (Input, Option<LocalError>) {
         let body = match parse_success::<TokenBody>(answer, "token") {
             Ok((body, _)) => body,
             Err(error) => return (Input::TokenFailed { req, error }, None),
@@ -222,7 +222,7 @@ impl TokenSource {
             if new != refresh_token.expose() {
                 let new = Secret::new(new);
                 if let Err(e) = persist(&new) {
-                    problem = Some(format!("the rotated refresh token could not be saved: {e}"));
+                    problem = Some(LocalError::PersistFailed { detail: e });
                 }
                 *refresh_token = new;
                 rotated = true;

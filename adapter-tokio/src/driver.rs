@@ -10,7 +10,8 @@ use genesys_notify_adapter_common::http::{self, HttpAnswer, HttpRequest};
 use genesys_notify_adapter_common::socket::{self, tls_config};
 use genesys_notify_adapter_common::{Clock, Credentials, Endpoints, Held, TokenSource, TokenStep};
 use genesys_notify_core::{
-    Action, ConnId, Error as CoreError, Event, Input, RequestError, Secret, Session, Status, Topic,
+    Action, ConnId, Error as CoreError, Event, Input, LocalError, RequestError, Secret, Session,
+    Status, Topic,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -37,7 +38,7 @@ pub(crate) struct Setup {
 
 enum Msg {
     Input(Input),
-    Warning(String),
+    Warning(LocalError),
 }
 
 /// Inputs held for the driver before socket and HTTP tasks wait (TCP then pushes back).
@@ -349,7 +350,7 @@ impl Driver {
     fn spawn_http(
         &mut self,
         request: HttpRequest,
-        finish: impl FnOnce(Result<HttpAnswer, String>) -> (Input, Option<String>) + Send + 'static,
+        finish: impl FnOnce(Result<HttpAnswer, String>) -> (Input, Option<LocalError>) + Send + 'static,
     ) {
         let client = self.http.clone();
         let timeout = self.http_timeout;

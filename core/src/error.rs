@@ -27,10 +27,37 @@ pub enum Error {
     /// The session stopped: the server's answers can never work, whatever it retries.
     #[error(transparent)]
     Fatal(#[from] FatalError),
-    /// A failure on this side that an adapter reports (for example: a rotated refresh token
-    /// could not be saved).
-    #[error("{0}")]
-    Local(String),
+    /// A failure on this side that an adapter reports; the session carried on.
+    #[error(transparent)]
+    Local(#[from] LocalError),
+}
+
+/// A failure on the application's side of the session, reported by an adapter.
+#[derive(Debug, Clone, PartialEq, Eq, ThisError)]
+#[non_exhaustive]
+pub enum LocalError {
+    /// The rotated refresh token could not be saved: it lives only in this process, and the
+    /// next start needs a new login unless it is saved some other way.
+    #[error(
+        "the rotated refresh token could not be saved ({detail}): it lives only in this process"
+    )]
+    PersistFailed {
+        /// What the persistence callback said.
+        detail: String,
+    },
+    /// The application did not read events fast enough: this many warnings were dropped
+    /// (notifications dropped the same way come as an overflow gap).
+    #[error("{count} warnings dropped: the application did not read events fast enough")]
+    WarningsDropped {
+        /// How many.
+        count: u64,
+    },
+    /// The session asked for something this adapter cannot do; it was ignored.
+    #[error("this adapter cannot perform {what}; ignored")]
+    Unsupported {
+        /// What was asked.
+        what: String,
+    },
 }
 
 /// Why the session stopped for good ([`Status::Failed`](crate::Status::Failed)): an answer that

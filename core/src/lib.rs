@@ -150,8 +150,8 @@ mod types;
 
 pub use config::{CloseCodes, Config};
 pub use error::{
-    AuthError, Error, FatalError, FrameProblem, ProtocolError, RequestError, ServerError,
-    UsageError,
+    AuthError, Error, FatalError, FrameProblem, LocalError, ProtocolError, RequestError,
+    ServerError, UsageError,
 };
 pub use frame::{classify, Frame, PING};
 pub use io::{Action, Event, GapReason, Input, Status, TopicResult};
