@@ -38,18 +38,18 @@ fn token_requests(h: &Harness) -> usize {
 }
 
 #[test]
-fn rule01_startup() {
+fn start_startup() {
     let mut h = Harness::new(cfg(), 1);
     h.subscribe(&[T1, T2]);
     h.serve();
     h.publish(T1, 1);
     assert_eq!(h.s.status(), Status::Live);
     assert_eq!(h.delivered, vec![(T1.to_owned(), 1)]);
-    snap("rule01_startup", &h);
+    snap("start_startup", &h);
 }
 
 #[test]
-fn rule02_notifications_in_order_heartbeats_never_delivered() {
+fn delivery_notifications_in_order_heartbeats_never_delivered() {
     let mut h = Harness::live(cfg(), &[T1, T2]);
     h.quiet_liveness = false;
     h.publish(T1, 1);
@@ -61,11 +61,11 @@ fn rule02_notifications_in_order_heartbeats_never_delivered() {
         h.delivered,
         vec![(T1.into(), 1), (T2.into(), 1), (T1.into(), 2)]
     );
-    snap("rule02_order_and_heartbeats", &h);
+    snap("delivery_order_and_heartbeats", &h);
 }
 
 #[test]
-fn rule03_half_open_socket_found_within_20s() {
+fn liveness_half_open_socket_found_within_20s() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.quiet_liveness = false;
     let conn = h.conn();
@@ -84,11 +84,11 @@ fn rule03_half_open_socket_found_within_20s() {
     assert!(
         matches!(gaps[0], Event::Gap { reason: GapReason::SocketDead, from, .. } if *from == Instant::ZERO)
     );
-    snap("rule03_half_open", &h);
+    snap("liveness_half_open", &h);
 }
 
 #[test]
-fn rule03_silence_with_pongs_keeps_the_socket() {
+fn liveness_silence_with_pongs_keeps_the_socket() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.run_for(Duration::from_secs(600));
     assert_eq!(connects(&h), 1);
@@ -96,7 +96,7 @@ fn rule03_silence_with_pongs_keeps_the_socket() {
 }
 
 #[test]
-fn rule04_token_expiry_renewal_without_gap() {
+fn renewal_token_expiry_renewal_without_gap() {
     let mut h = Harness::new(cfg(), 3);
     h.world.token_ttl = secs(300);
     h.subscribe(&[T1]);
@@ -125,11 +125,11 @@ fn rule04_token_expiry_renewal_without_gap() {
         .events
         .iter()
         .all(|e| !matches!(e, Event::Status(Status::Recovering))));
-    snap("rule04_token_renewal", &h);
+    snap("renewal_token_renewal", &h);
 }
 
 #[test]
-fn rule04_channel_24h_rollover() {
+fn renewal_channel_24h_rollover() {
     let mut h = Harness::new(cfg(), 4);
     h.world.token_ttl = secs(172_800);
     h.subscribe(&[T1]);
@@ -144,11 +144,11 @@ fn rule04_channel_24h_rollover() {
     );
     assert_eq!(creates(&h), 2);
     assert_eq!(h.delivered.len(), 1);
-    snap("rule04_channel_rollover", &h);
+    snap("renewal_channel_rollover", &h);
 }
 
 #[test]
-fn rule05_socket_closing_handover() {
+fn maintenance_socket_closing_handover() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.run_for(secs(100));
     h.frame(SOCKET_CLOSING);
@@ -162,11 +162,11 @@ fn rule05_socket_closing_handover() {
         "old socket closed after the new one is live"
     );
     assert_eq!(h.delivered, vec![(T1.into(), 1)]);
-    snap("rule05_socket_closing", &h);
+    snap("maintenance_socket_closing", &h);
 }
 
 #[test]
-fn rule05_socket_closing_when_new_channel_cannot_be_made() {
+fn maintenance_socket_closing_when_new_channel_cannot_be_made() {
     let mut h = Harness::live(cfg(), &[T1]);
     for _ in 0..50 {
         h.world.channel_faults.push_back(RequestError::status(503));
@@ -192,7 +192,7 @@ fn rule05_socket_closing_when_new_channel_cannot_be_made() {
 }
 
 #[test]
-fn rule06_handover_waits_for_the_pong_behind_frames_in_flight() {
+fn handover_waits_for_the_pong_behind_frames_in_flight() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.quiet_liveness = false;
     let old = h.conn();
@@ -233,11 +233,11 @@ fn rule06_handover_waits_for_the_pong_behind_frames_in_flight() {
         (1..=5).map(|n| (T1.to_owned(), n)).collect::<Vec<_>>()
     );
     assert!(h.gaps().is_empty());
-    snap("rule06_handover_pong", &h);
+    snap("handover_pong", &h);
 }
 
 #[test]
-fn rule06_old_socket_silent_before_its_pong_is_a_gap() {
+fn handover_old_socket_silent_before_its_pong_is_a_gap() {
     let mut h = Harness::live(cfg(), &[T1]);
     let old = h.conn();
     let put = h.standby_until_put();
@@ -262,11 +262,11 @@ fn rule06_old_socket_silent_before_its_pong_is_a_gap() {
         }
     ));
     assert_eq!(h.s.status(), Status::Live);
-    snap("rule06_silent_before_pong", &h);
+    snap("handover_silent_before_pong", &h);
 }
 
 #[test]
-fn rule06_overlap_dedup() {
+fn handover_overlap_dedup() {
     let mut h = Harness::live(cfg(), &[T1]);
     // Bring the standby up by hand so events can be published while both sockets are open.
     let put = h.standby_until_put();
@@ -282,11 +282,11 @@ fn rule06_overlap_dedup() {
         h.delivered,
         vec![(T1.into(), 1), (T1.into(), 2), (T1.into(), 3)]
     );
-    snap("rule06_overlap_dedup", &h);
+    snap("handover_overlap_dedup", &h);
 }
 
 #[test]
-fn rule07_abrupt_close_reconnects_to_same_channel() {
+fn loss_abrupt_close_reconnects_to_same_channel() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.run_for(secs(60));
     h.server_close(None);
@@ -295,11 +295,11 @@ fn rule07_abrupt_close_reconnects_to_same_channel() {
     assert_eq!(connects(&h), 2);
     assert_eq!(h.s.status(), Status::Live);
     assert_eq!(h.gaps().len(), 1);
-    snap("rule07_abrupt_close", &h);
+    snap("loss_abrupt_close", &h);
 }
 
 #[test]
-fn rule07_404_on_upgrade_makes_a_new_channel() {
+fn loss_404_on_upgrade_makes_a_new_channel() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.world.connect_faults.push_back(RequestError::status(404));
     h.server_close(Some(1001));
@@ -307,11 +307,11 @@ fn rule07_404_on_upgrade_makes_a_new_channel() {
     assert_eq!(creates(&h), 2);
     assert_eq!(token_requests(&h), 1);
     assert_eq!(h.s.status(), Status::Live);
-    snap("rule07_upgrade_404", &h);
+    snap("loss_upgrade_404", &h);
 }
 
 #[test]
-fn rule07_auth_close_code_fetches_fresh_token() {
+fn loss_auth_close_code_fetches_fresh_token() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.run_for(secs(60));
     h.server_close(Some(4001));
@@ -319,11 +319,11 @@ fn rule07_auth_close_code_fetches_fresh_token() {
     assert_eq!(token_requests(&h), 2);
     assert_eq!(creates(&h), 2);
     assert_eq!(h.s.status(), Status::Live);
-    snap("rule07_auth_close", &h);
+    snap("loss_auth_close", &h);
 }
 
 #[test]
-fn rule07_expired_token_close_without_code_gets_new_token_and_channel() {
+fn loss_expired_token_close_without_code_gets_new_token_and_channel() {
     let mut h = Harness::new(cfg(), 5);
     h.world.token_ttl = secs(300);
     h.world.manual = true;
@@ -349,7 +349,7 @@ fn rule07_expired_token_close_without_code_gets_new_token_and_channel() {
 }
 
 #[test]
-fn rule08_backoff_grows_and_resets_only_after_stable() {
+fn backoff_grows_and_resets_only_after_stable() {
     let mut h = Harness::live(cfg(), &[T1]);
     let mut delays = Vec::new();
     for _ in 0..6 {
@@ -373,7 +373,7 @@ fn rule08_backoff_grows_and_resets_only_after_stable() {
 }
 
 #[test]
-fn rule08_503_storm_bounded_backoff() {
+fn backoff_503_storm_bounded_backoff() {
     let mut h = Harness::new(cfg(), 8);
     h.world
         .channel_faults
@@ -391,11 +391,11 @@ fn rule08_503_storm_bounded_backoff() {
             "{times:?}"
         );
     }
-    snap("rule08_503_storm", &h);
+    snap("backoff_503_storm", &h);
 }
 
 #[test]
-fn rule08_429_retry_after_honoured() {
+fn backoff_429_retry_after_honoured() {
     let mut h = Harness::new(cfg(), 9);
     h.world
         .token_faults
@@ -407,11 +407,11 @@ fn rule08_429_retry_after_honoured() {
     h.run_for(secs(10));
     assert_eq!(token_requests(&h), 2);
     assert_eq!(h.s.status(), Status::Live);
-    snap("rule08_429_retry_after", &h);
+    snap("backoff_429_retry_after", &h);
 }
 
 #[test]
-fn rule09_invalid_grant_requires_login() {
+fn token_invalid_grant_requires_login() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.world
         .token_faults
@@ -439,11 +439,11 @@ fn rule09_invalid_grant_requires_login() {
             ..
         })
     ));
-    snap("rule09_invalid_grant", &h);
+    snap("token_invalid_grant", &h);
 }
 
 #[test]
-fn rule09_max_refresh_attempts_gives_up() {
+fn token_max_refresh_attempts_gives_up() {
     let config = Config {
         max_refresh_attempts: Some(3),
         ..cfg()
@@ -470,7 +470,7 @@ fn rule09_max_refresh_attempts_gives_up() {
 }
 
 #[test]
-fn rule10_rest_401_refreshes_exactly_once() {
+fn loop_guard_rest_401_refreshes_exactly_once() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.run_for(secs(120));
     h.world
@@ -480,11 +480,11 @@ fn rule10_rest_401_refreshes_exactly_once() {
     h.serve();
     assert_eq!(token_requests(&h), 2, "exactly one refresh");
     assert_eq!(h.s.status(), Status::Live);
-    snap("rule10_rest_401", &h);
+    snap("loop_guard_rest_401", &h);
 }
 
 #[test]
-fn rule10_401_with_fresh_token_requires_login() {
+fn loop_guard_401_with_fresh_token_requires_login() {
     let mut h = Harness::new(cfg(), 11);
     for _ in 0..5 {
         h.world
@@ -502,11 +502,11 @@ fn rule10_401_with_fresh_token_requires_login() {
             ..
         }
     )));
-    snap("rule10_fresh_401", &h);
+    snap("loop_guard_fresh_401", &h);
 }
 
 #[test]
-fn rule10_a_token_revoked_soon_after_issue_is_replaced_once() {
+fn loop_guard_a_token_revoked_soon_after_issue_is_replaced_once() {
     // Server-side revocation of a young token is not a loop: one refresh, and on we go.
     let mut h = Harness::live(cfg(), &[T1]);
     h.run_for(secs(5));
@@ -520,7 +520,7 @@ fn rule10_a_token_revoked_soon_after_issue_is_replaced_once() {
 }
 
 #[test]
-fn rule10_repeated_auth_close_requires_login() {
+fn loop_guard_repeated_auth_close_requires_login() {
     let mut h = Harness::live(cfg(), &[T1]);
     for _ in 0..3 {
         h.run_for(secs(5));
@@ -528,11 +528,11 @@ fn rule10_repeated_auth_close_requires_login() {
     }
     assert_eq!(h.s.status(), Status::LoginRequired);
     assert!(token_requests(&h) <= 3);
-    snap("rule10_repeated_auth_close", &h);
+    snap("loop_guard_repeated_auth_close", &h);
 }
 
 #[test]
-fn rule11_login_resumes_same_topics() {
+fn login_resumes_same_topics() {
     let mut h = Harness::live(cfg(), &[T1, T2]);
     h.world
         .token_faults
@@ -547,11 +547,11 @@ fn rule11_login_resumes_same_topics() {
     });
     assert_eq!(last_put, Some(2));
     assert_eq!(h.s.status(), Status::Live);
-    snap("rule11_login_resumes", &h);
+    snap("login_resumes", &h);
 }
 
 #[test]
-fn rule12_gap_report() {
+fn gap_report() {
     let mut h = Harness::live(cfg(), &[T1, T2]);
     h.run_for(secs(40));
     h.world
@@ -575,11 +575,11 @@ fn rule12_gap_report() {
         }
         other => panic!("{other:?}"),
     }
-    snap("rule12_gap", &h);
+    snap("gap", &h);
 }
 
 #[test]
-fn rule13_subscription_changes_and_rejected_topic() {
+fn subscriptions_subscription_changes_and_rejected_topic() {
     let mut h = Harness::new(cfg(), 13);
     h.world.rejected.insert(
         "v2.users.other.presence".into(),
@@ -607,11 +607,11 @@ fn rule13_subscription_changes_and_rejected_topic() {
         .filter(|e| matches!(e, Event::TopicRejected { .. }))
         .count();
     assert_eq!(rejected, 1, "reported once, not on every PUT");
-    snap("rule13_subscriptions", &h);
+    snap("subscriptions", &h);
 }
 
 #[test]
-fn rule13_limits_at_the_call() {
+fn subscriptions_limits_at_the_call() {
     let mut h = Harness::new(cfg(), 14);
     let many: Vec<_> = (0..1001)
         .map(|i| topic(&format!("v2.users.{i}.presence")))
@@ -622,7 +622,7 @@ fn rule13_limits_at_the_call() {
 }
 
 #[test]
-fn rule14_channel_budget() {
+fn budget_channel_budget() {
     let mut h = Harness::live(cfg(), &[T1]);
     for _ in 0..12 {
         h.world.connect_faults.push_back(RequestError::status(404));
@@ -645,11 +645,11 @@ fn rule14_channel_budget() {
             "more than 6 creations in the minute after {t}: {times:?}"
         );
     }
-    snap("rule14_channel_budget", &h);
+    snap("budget_channel_budget", &h);
 }
 
 #[test]
-fn rule15_suspend_and_resume() {
+fn suspend_and_resume() {
     let mut h = Harness::new(cfg(), 15);
     h.world.token_ttl = secs(3600);
     h.subscribe(&[T1]);
@@ -677,11 +677,11 @@ fn rule15_suspend_and_resume() {
             ..
         }
     ));
-    snap("rule15_suspend", &h);
+    snap("suspend", &h);
 }
 
 #[test]
-fn rule16_close_and_late_results() {
+fn close_and_late_results() {
     let mut h = Harness::new(cfg(), 16);
     h.world.manual = true;
     h.subscribe(&[T1]);
@@ -702,11 +702,11 @@ fn rule16_close_and_late_results() {
     assert!(h.s.poll_timeout().is_none());
     assert_eq!(h.actions.len(), 1, "nothing after close");
     assert!(h.s.subscribe(h.now, [topic(T2)]).is_err());
-    snap("rule16_close_late_results", &h);
+    snap("close_late_results", &h);
 }
 
 #[test]
-fn rule16_close_while_live_closes_sockets() {
+fn close_while_live_closes_sockets() {
     let mut h = Harness::live(cfg(), &[T1]);
     let conn = h.conn();
     h.s.close(h.now);
@@ -715,7 +715,7 @@ fn rule16_close_while_live_closes_sockets() {
 }
 
 #[test]
-fn rule17_bad_input_is_a_warning() {
+fn bad_input_is_a_warning() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.frame("not json");
     h.frame(r#"{"topicName":"v2.users.u1.presence","eventBody":{"seq":"#);
@@ -752,11 +752,11 @@ fn rule17_bad_input_is_a_warning() {
         malformed, 1,
         "the second malformed frame waits for the digest"
     );
-    snap("rule17_bad_input", &h);
+    snap("bad_input", &h);
 }
 
 #[test]
-fn rule17_a_malformed_flood_is_one_warning_per_window() {
+fn bad_input_a_malformed_flood_is_one_warning_per_window() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.frame("{");
     for _ in 0..1000 {
@@ -782,7 +782,7 @@ fn rule17_a_malformed_flood_is_one_warning_per_window() {
 }
 
 #[test]
-fn rule04_renewal_over_a_silent_old_socket_reports_the_gap() {
+fn renewal_over_a_silent_old_socket_reports_the_gap() {
     let mut h = Harness::new(cfg(), 18);
     h.world.token_ttl = secs(300);
     h.subscribe(&[T1]);
@@ -805,11 +805,11 @@ fn rule04_renewal_over_a_silent_old_socket_reports_the_gap() {
         matches!(gaps[0], Event::Gap { from, reason: GapReason::SocketDead, .. } if *from == Instant::from_secs(260))
     );
     assert!(h.delivered.contains(&(T1.to_owned(), 2)));
-    snap("rule04_renewal_silent_old_socket", &h);
+    snap("renewal_silent_old_socket", &h);
 }
 
 #[test]
-fn rule18_a_token_that_lives_no_longer_than_the_lead_backs_off() {
+fn bounds_a_token_that_lives_no_longer_than_the_lead_backs_off() {
     let mut h = Harness::new(cfg(), 3);
     h.world.token_ttl = Duration::ZERO;
     h.subscribe(&[T1]);
@@ -832,11 +832,11 @@ fn rule18_a_token_that_lives_no_longer_than_the_lead_backs_off() {
         0,
         "a dead token is not used"
     );
-    snap("rule18_short_token", &h);
+    snap("bounds_short_token", &h);
 }
 
 #[test]
-fn rule18_an_already_expired_channel_backs_off_with_a_warning() {
+fn bounds_an_already_expired_channel_backs_off_with_a_warning() {
     let mut h = Harness::new(cfg(), 3);
     h.world.channel_ttl = Duration::ZERO;
     h.subscribe(&[T1]);
@@ -855,11 +855,11 @@ fn rule18_an_already_expired_channel_backs_off_with_a_warning() {
         .filter(|e| matches!(e, Event::Warning(w) if w.to_string().contains("channel that expires in 0 ms")))
         .count();
     assert_eq!(warned, creates, "one warning per expired channel");
-    snap("rule18_expired_channel", &h);
+    snap("bounds_expired_channel", &h);
 }
 
 #[test]
-fn rule18_a_huge_retry_after_is_capped_with_a_warning() {
+fn bounds_a_huge_retry_after_is_capped_with_a_warning() {
     let mut h = Harness::new(cfg(), 3);
     h.world
         .channel_faults
@@ -873,11 +873,11 @@ fn rule18_a_huge_retry_after_is_capped_with_a_warning() {
     assert!(creates[1] - creates[0] >= secs(600) && creates[1] - creates[0] < secs(602));
     assert!(h.events.iter().any(|e| matches!(e, Event::Warning(w)
         if w.to_string() == "channel creation: the server asked to wait 99999999999s (Retry-After); waiting 600s instead")));
-    snap("rule18_retry_after_cap", &h);
+    snap("bounds_retry_after_cap", &h);
 }
 
 #[test]
-fn rule18_a_refused_connect_uri_stops_the_session_after_one_retry() {
+fn bounds_a_refused_connect_uri_stops_the_session_after_one_retry() {
     let mut h = Harness::new(cfg(), 3);
     for _ in 0..5 {
         h.world.channel_faults.push_back(RequestError::Refused(
@@ -906,11 +906,11 @@ fn rule18_a_refused_connect_uri_stops_the_session_after_one_retry() {
     );
     assert!(h.s.poll_timeout().is_none(), "nothing more is scheduled");
     assert!(h.s.subscribe(h.now, [topic(T2)]).is_err());
-    snap("rule18_refused_connect_uri", &h);
+    snap("bounds_refused_connect_uri", &h);
 }
 
 #[test]
-fn rule18_a_redirected_token_request_stops_after_one_retry() {
+fn bounds_a_redirected_token_request_stops_after_one_retry() {
     let mut h = Harness::new(cfg(), 3);
     for _ in 0..3 {
         h.world.token_faults.push_back(RequestError::Refused(
@@ -925,7 +925,7 @@ fn rule18_a_redirected_token_request_stops_after_one_retry() {
 }
 
 #[test]
-fn rule16_closing_while_recovering_reports_the_open_stretch() {
+fn close_closing_while_recovering_reports_the_open_stretch() {
     let mut h = Harness::live(cfg(), &[T1, T2]);
     h.run_for(secs(40));
     for _ in 0..20 {
@@ -949,5 +949,5 @@ fn rule16_closing_while_recovering_reports_the_open_stretch() {
         if topics.len() == 2 && *from == lost_at && *to == h.now)
     );
     assert_eq!(h.events.last(), Some(&Event::Status(Status::Closed)));
-    snap("rule16_close_while_recovering", &h);
+    snap("close_while_recovering", &h);
 }
