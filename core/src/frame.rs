@@ -12,6 +12,13 @@ use crate::error::FrameProblem;
 /// The text the client sends as a health check; the server answers with a pong.
 pub const PING: &str = r#"{"message":"ping"}"#;
 
+/// The heartbeat the service sends about every 30 seconds, as it writes it.
+pub const HEARTBEAT: &str =
+    r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#;
+
+/// The service's answer to [`PING`], as it writes it.
+pub const PONG: &str = r#"{"topicName":"channel.metadata","eventBody":{"message":"pong"}}"#;
+
 /// What a text frame from the notification socket is.
 ///
 /// Borrowed from the frame text: classifying a heartbeat or a pong allocates nothing, and a

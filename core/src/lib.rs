@@ -153,7 +153,7 @@ pub use error::{
     AuthError, Error, FatalError, FrameProblem, LocalError, ProtocolError, RequestError,
     ServerError, UsageError,
 };
-pub use frame::{classify, Frame, PING};
+pub use frame::{classify, Frame, HEARTBEAT, PING, PONG};
 pub use io::{Action, Event, GapReason, Input, Status, TopicResult};
 pub use session::{Deadline, Session, MAX_RETRY_AFTER};
 pub use time::Instant;

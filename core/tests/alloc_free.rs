@@ -5,13 +5,9 @@
 
 use genesys_notify_core::{
     classify, ChannelId, Config, Event, Frame, Input, Instant, Secret, Session, Status, Topic,
-    TopicResult,
+    TopicResult, HEARTBEAT, PONG,
 };
 use std::time::Duration;
-
-const HEARTBEAT: &str =
-    r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#;
-const PONG: &str = r#"{"topicName":"channel.metadata","eventBody":{"message":"pong"}}"#;
 
 fn live_session() -> (Session, genesys_notify_core::ConnId) {
     let mut s = Session::new(Config::default(), Instant::ZERO, 1).unwrap();

@@ -219,8 +219,8 @@ impl Driver {
                 }
                 let conn = conns[i % conns.len()];
                 let text = match kind {
-                    FrameKind::Heartbeat => r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#.to_owned(),
-                    FrameKind::Pong => r#"{"topicName":"channel.metadata","eventBody":{"message":"pong"}}"#.to_owned(),
+                    FrameKind::Heartbeat => genesys_notify_core::HEARTBEAT.to_owned(),
+                    FrameKind::Pong => genesys_notify_core::PONG.to_owned(),
                     FrameKind::Notification(t, seq) => format!(
                         r#"{{"topicName":"{}","eventBody":{{"seq":{seq}}},"metadata":{{"CorrelationId":"c{seq}"}}}}"#,
                         TOPICS[t]

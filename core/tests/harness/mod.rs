@@ -31,9 +31,7 @@ pub fn notification(topic: &str, seq: u64) -> String {
     )
 }
 
-pub const HEARTBEAT: &str =
-    r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#;
-pub const PONG: &str = r#"{"topicName":"channel.metadata","eventBody":{"message":"pong"}}"#;
+pub use genesys_notify_core::{HEARTBEAT, PONG};
 pub const SOCKET_CLOSING: &str =
     r#"{"topicName":"v2.system.socket_closing","eventBody":{"message":"maintenance"}}"#;
 
@@ -337,11 +335,6 @@ impl Harness {
     pub fn run_for(&mut self, d: Duration) {
         let to = self.now + d;
         self.run_until(to);
-    }
-
-    /// Moves the clock without waking the session (an input arrives later).
-    pub fn advance(&mut self, d: Duration) {
-        self.run_for(d);
     }
 
     /// Publishes one event the way the service does: to every open socket whose channel has
