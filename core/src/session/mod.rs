@@ -12,7 +12,7 @@ pub use deadline::Deadline;
 use deadline::Target;
 use link::{Chan, Link, OpenSocket, Plan, Proof, Step, Sub, SubRequest, Which};
 use loss::{Cause, Recovery};
-use token::Token;
+use token::{Token, Tokens};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -88,11 +88,7 @@ pub struct Session {
     next_id: u64,
     topics: BTreeSet<Topic>,
     rejected: BTreeMap<String, String>,
-    token: Option<Token>,
-    token_gen: u64,
-    token_req: Option<(ReqId, Instant)>,
-    token_failures: u32,
-    token_retry_at: Option<Instant>,
+    tokens: Tokens,
     /// A `Retry-After` from the channel endpoint: no creation before this.
     create_not_before: Instant,
     active: Option<Link>,
@@ -105,7 +101,6 @@ pub struct Session {
     uncovered: BTreeMap<Topic, (Instant, GapReason)>,
     dedup: Dedup,
     creations: Budget,
-    token_budget: Budget,
     sub_budget: Budget,
     connect_budget: Budget,
     auth_streak: Option<(u16, u32)>,
@@ -126,7 +121,7 @@ impl fmt::Debug for Session {
             .field("topics", &self.topics.len())
             .field("active", &self.active.as_ref().map(|l| &l.step))
             .field("standby", &self.standby.as_ref().map(|l| &l.step))
-            .field("token_gen", &self.token.as_ref().map(|t| t.gen))
+            .field("token_gen", &self.tokens.current.as_ref().map(|t| t.gen))
             .finish_non_exhaustive()
     }
 }
@@ -145,11 +140,7 @@ impl Session {
             next_id: 1,
             topics: BTreeSet::new(),
             rejected: BTreeMap::new(),
-            token: None,
-            token_gen: 0,
-            token_req: None,
-            token_failures: 0,
-            token_retry_at: None,
+            tokens: Tokens::default(),
             create_not_before: Instant::ZERO,
             active: None,
             standby: None,
@@ -161,7 +152,6 @@ impl Session {
             uncovered: BTreeMap::new(),
             dedup: Dedup::default(),
             creations: Budget::default(),
-            token_budget: Budget::default(),
             sub_budget: Budget::default(),
             connect_budget: Budget::default(),
             auth_streak: None,
@@ -213,7 +203,8 @@ impl Session {
     /// The current access token, if it is neither expired nor rejected: for the
     /// application's own REST calls.
     pub fn access_token(&self) -> Option<&Secret> {
-        self.token
+        self.tokens
+            .current
             .as_ref()
             .filter(|t| !t.stale && t.expires_at > self.now)
             .map(|t| &t.value)
@@ -282,10 +273,10 @@ impl Session {
                 // A Retry-After is honoured even on an answer the session stopped waiting for.
                 if let Some(ra) = error
                     .retry_after()
-                    .filter(|_| self.token_req.is_none_or(|(r, _)| r != req))
+                    .filter(|_| self.tokens.req.is_none_or(|(r, _)| r != req))
                 {
                     let at = self.now + ra;
-                    self.token_retry_at = Some(self.token_retry_at.map_or(at, |t| t.max(at)));
+                    self.tokens.retry_at = Some(self.tokens.retry_at.map_or(at, |t| t.max(at)));
                 }
                 self.on_token_failed(req, error)
             }
@@ -404,7 +395,7 @@ impl Session {
             return Err(UsageError::Closed);
         }
         self.install_token(token, expires_in, false);
-        self.token_req = None;
+        self.tokens.req = None;
         self.auth_streak = None;
         self.life = Life::Running;
         if self.active.is_none() {
@@ -422,7 +413,9 @@ impl Session {
         if !self.running() {
             return;
         }
-        let Some(t) = self.token.as_mut() else { return };
+        let Some(t) = self.tokens.current.as_mut() else {
+            return;
+        };
         if t.stale || t.value.expose() != token {
             return;
         }
@@ -484,7 +477,7 @@ impl Session {
         }
         self.active = None;
         self.standby = None;
-        self.token_req = None;
+        self.tokens.req = None;
         self.life = Life::Closed;
     }
 
@@ -631,7 +624,7 @@ impl Session {
 
     fn token_usable_for(&self, w: Which) -> bool {
         let min_gen = self.link(w).map_or(0, |l| l.min_token_gen);
-        self.token.as_ref().is_some_and(|t| {
+        self.tokens.current.as_ref().is_some_and(|t| {
             // A token that lives no longer than the lead is still used for what it is worth.
             let lead = self
                 .cfg
@@ -700,10 +693,10 @@ impl Session {
             return;
         }
         let rt = self.cfg.request_timeout;
-        if let Some((_, sent)) = self.token_req {
+        if let Some((_, sent)) = self.tokens.req {
             f(sent + rt, Deadline::RequestTimeout, Target::Session);
         }
-        if let Some(at) = self.token_retry_at {
+        if let Some(at) = self.tokens.retry_at {
             f(at, Deadline::TokenRetry, Target::Session);
         }
         if let Some(at) = self.dedup.until {
@@ -755,11 +748,11 @@ impl Session {
     fn fire(&mut self, why: Deadline, target: Target) {
         match (why, target) {
             (Deadline::RequestTimeout, Target::Session) => {
-                if let Some((req, _)) = self.token_req {
+                if let Some((req, _)) = self.tokens.req {
                     self.on_token_failed(req, RequestError::network("token request timed out"));
                 }
             }
-            (Deadline::TokenRetry, _) => self.token_retry_at = None,
+            (Deadline::TokenRetry, _) => self.tokens.retry_at = None,
             (Deadline::DedupExpiry, _) => self.dedup = Dedup::default(),
             (Deadline::HandoverLinger, _) => self.promote_after_linger(),
             (Deadline::WarningDigest, _) => {
@@ -895,7 +888,7 @@ impl Session {
     }
 
     fn drive_token(&mut self) {
-        if self.token_req.is_some() || self.token_retry_at.is_some() {
+        if self.tokens.req.is_some() || self.tokens.retry_at.is_some() {
             return;
         }
         let has_token = self.access_token().is_some();
@@ -908,12 +901,12 @@ impl Session {
         }
         if needed {
             let max = self.cfg.max_token_requests_per_minute;
-            if let Err(at) = self.token_budget.take(self.now, max) {
-                self.token_retry_at = Some(at);
+            if let Err(at) = self.tokens.budget.take(self.now, max) {
+                self.tokens.retry_at = Some(at);
                 return;
             }
             let req = ReqId::from_u64(self.fresh_id());
-            self.token_req = Some((req, self.now));
+            self.tokens.req = Some((req, self.now));
             self.actions.push_back(Action::RequestToken { req });
         }
     }
@@ -962,7 +955,9 @@ impl Session {
             };
             return;
         }
-        let Some(t) = self.token.as_ref() else { return };
+        let Some(t) = self.tokens.current.as_ref() else {
+            return;
+        };
         let (token, token_gen) = (t.value.clone(), t.gen);
         if let Some(l) = self.link_mut(w) {
             l.step = Step::Creating {
@@ -1004,7 +999,9 @@ impl Session {
         let req = ReqId::from_u64(self.fresh_id());
         let now = self.now;
         let topics: Vec<Topic> = self.topics.iter().cloned().collect();
-        let Some(t) = self.token.as_ref() else { return };
+        let Some(t) = self.tokens.current.as_ref() else {
+            return;
+        };
         let (token, token_gen) = (t.value.clone(), t.gen);
         let Some(l) = self.link_mut(w) else { return };
         let Some(c) = &l.chan else { return };
@@ -1045,38 +1042,38 @@ impl Session {
     }
 
     fn install_token(&mut self, value: Secret, expires_in: Duration, after_rejection: bool) {
-        self.token_gen += 1;
-        self.token = Some(Token {
+        self.tokens.gen += 1;
+        self.tokens.current = Some(Token {
             value,
-            gen: self.token_gen,
+            gen: self.tokens.gen,
             issued_at: self.now,
             expires_at: self.now + expires_in,
             stale: false,
             after_rejection,
         });
-        self.token_failures = 0;
-        self.token_retry_at = None;
+        self.tokens.failures = 0;
+        self.tokens.retry_at = None;
     }
 
     // ----- token results -------------------------------------------------------------------
 
     fn on_token_issued(&mut self, req: ReqId, token: Secret, expires_in: Duration, rotated: bool) {
-        if self.token_req.is_none_or(|(r, _)| r != req) {
+        if self.tokens.req.is_none_or(|(r, _)| r != req) {
             return;
         }
-        self.token_req = None;
+        self.tokens.req = None;
         self.refusals = None;
-        let after_rejection = self.token.as_ref().is_some_and(|t| t.stale);
-        let failures = self.token_failures;
+        let after_rejection = self.tokens.current.as_ref().is_some_and(|t| t.stale);
+        let failures = self.tokens.failures;
         self.install_token(token, expires_in, after_rejection);
         if rotated {
             self.events.push_back(Event::TokenRotated);
         }
         if expires_in <= self.cfg.renew_lead_min {
             // Asking again at once would loop: back off as after a failure.
-            self.token_failures = failures.saturating_add(1);
+            self.tokens.failures = failures.saturating_add(1);
             let delay = self.growing_backoff(failures);
-            self.token_retry_at = Some(self.now + delay);
+            self.tokens.retry_at = Some(self.now + delay);
             self.warn(ServerError::ShortLivedToken {
                 expires_in_ms: expires_in.as_millis() as u64,
                 retry_ms: delay.as_millis() as u64,
@@ -1085,20 +1082,20 @@ impl Session {
     }
 
     fn on_token_failed(&mut self, req: ReqId, error: RequestError) {
-        if self.token_req.is_none_or(|(r, _)| r != req) {
+        if self.tokens.req.is_none_or(|(r, _)| r != req) {
             return;
         }
-        self.token_req = None;
-        self.token_failures = self.token_failures.saturating_add(1);
+        self.tokens.req = None;
+        self.tokens.failures = self.tokens.failures.saturating_add(1);
         let now = self.now;
         match &error {
             RequestError::CannotRefresh(detail) => {
                 let valid_until = self
                     .access_token()
-                    .and(self.token.as_ref())
+                    .and(self.tokens.current.as_ref())
                     .map(|t| t.expires_at);
                 match valid_until {
-                    Some(at) => self.token_retry_at = Some(at),
+                    Some(at) => self.tokens.retry_at = Some(at),
                     None => self.require_login(AuthError::CannotRefresh {
                         detail: detail.clone(),
                     }),
@@ -1121,7 +1118,7 @@ impl Session {
             }
             RequestError::Refused(detail) if self.refused("token request", detail) => {}
             RequestError::Http { .. } | RequestError::Network(_) | RequestError::Refused(_) => {
-                let failures = self.token_failures;
+                let failures = self.tokens.failures;
                 if self
                     .cfg
                     .max_refresh_attempts
@@ -1134,8 +1131,9 @@ impl Session {
                     return;
                 }
                 let delay = self.backoff(failures - 1, error.retry_after());
-                self.token_retry_at = Some(
-                    self.token_retry_at
+                self.tokens.retry_at = Some(
+                    self.tokens
+                        .retry_at
                         .map_or(now + delay, |t| t.max(now + delay)),
                 );
                 self.warn(error.to_server_error("token request"));
@@ -1171,7 +1169,8 @@ impl Session {
         };
         let token_gen = *token_gen;
         let token_expires_at = self
-            .token
+            .tokens
+            .current
             .as_ref()
             .filter(|t| t.gen == token_gen)
             .map_or(now + expires_in, |t| t.expires_at);
@@ -1240,7 +1239,7 @@ impl Session {
     fn rest_unauthorized(&mut self, status: u16, token_gen: u64) -> bool {
         let now = self.now;
         let window = self.cfg.fresh_token_window;
-        let Some(t) = self.token.as_mut() else {
+        let Some(t) = self.tokens.current.as_mut() else {
             return true;
         };
         if t.gen != token_gen || t.stale {
@@ -1659,7 +1658,9 @@ impl Session {
     }
 
     fn on_token_revoked(&mut self) {
-        let Some(t) = self.token.as_mut() else { return };
+        let Some(t) = self.tokens.current.as_mut() else {
+            return;
+        };
         t.stale = true;
         let gen = t.gen;
         self.start_handover(gen + 1);
@@ -1791,7 +1792,7 @@ impl Session {
         if slept.is_zero() {
             return;
         }
-        if let Some(t) = self.token.as_mut() {
+        if let Some(t) = self.tokens.current.as_mut() {
             t.expires_at = t.expires_at - slept;
         }
         for w in [Which::Active, Which::Standby] {
@@ -1833,9 +1834,9 @@ impl Session {
             }
         }
         self.standby = None;
-        self.token = None;
-        self.token_req = None;
-        self.token_retry_at = None;
+        self.tokens.current = None;
+        self.tokens.req = None;
+        self.tokens.retry_at = None;
         self.dedup = Dedup::default();
         self.life = Life::LoginRequired;
         let since = self.uncovered.values().map(|(from, _)| *from).min();

@@ -1,7 +1,24 @@
 //! The access token the session holds.
 
 use crate::time::Instant;
-use crate::types::Secret;
+use crate::types::{ReqId, Secret};
+
+use super::coverage::Budget;
+
+/// Everything about getting tokens: the one held, the request in flight, failures and when
+/// the next request may go.
+#[derive(Debug, Default)]
+pub(super) struct Tokens {
+    pub(super) current: Option<Token>,
+    /// Generations issued so far (a channel remembers the generation that created it).
+    pub(super) gen: u64,
+    pub(super) req: Option<(ReqId, Instant)>,
+    /// Failed (or useless) answers in a row; drives backoff.
+    pub(super) failures: u32,
+    /// No token request before this (a `Retry-After`, a backoff step, the budget).
+    pub(super) retry_at: Option<Instant>,
+    pub(super) budget: Budget,
+}
 
 #[derive(Debug)]
 pub(super) struct Token {
