@@ -40,6 +40,14 @@ impl Budget {
     }
 }
 
+/// The per-minute budgets of the requests that are not tokens (those are in `Tokens`).
+#[derive(Debug, Default)]
+pub(super) struct Budgets {
+    pub(super) channel: Budget,
+    pub(super) subscription: Budget,
+    pub(super) connect: Budget,
+}
+
 /// Duplicate suppression while two sockets overlap: a notification that arrives on both is
 /// delivered once (key: topic, `CorrelationId` and body), and the keys are kept only for the
 /// overlap and `dedup_linger` after it.

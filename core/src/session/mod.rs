@@ -7,7 +7,7 @@ mod link;
 mod loss;
 mod token;
 
-use coverage::{Budget, Dedup};
+use coverage::{Budgets, Dedup};
 pub use deadline::Deadline;
 use deadline::Target;
 use link::{Chan, Link, OpenSocket, Plan, Proof, Step, Sub, SubRequest, Which};
@@ -100,9 +100,7 @@ pub struct Session {
     events: VecDeque<Event>,
     uncovered: BTreeMap<Topic, (Instant, GapReason)>,
     dedup: Dedup,
-    creations: Budget,
-    sub_budget: Budget,
-    connect_budget: Budget,
+    budgets: Budgets,
     auth_streak: Option<(u16, u32)>,
     /// The kind of request refused last, and how many times in a row.
     refusals: Option<(&'static str, u32)>,
@@ -151,9 +149,7 @@ impl Session {
             events: VecDeque::new(),
             uncovered: BTreeMap::new(),
             dedup: Dedup::default(),
-            creations: Budget::default(),
-            sub_budget: Budget::default(),
-            connect_budget: Budget::default(),
+            budgets: Budgets::default(),
             auth_streak: None,
             refusals: None,
             malformed: 0,
@@ -867,7 +863,7 @@ impl Session {
             Step::Open(o) if owed(o) => {
                 if self.access_token().is_some() {
                     let max = self.cfg.max_subscription_requests_per_minute;
-                    match self.sub_budget.take(now, max) {
+                    match self.budgets.subscription.take(now, max) {
                         Ok(()) => self.put_subscriptions(w),
                         Err(at) => {
                             if let Some(o) = self.link_mut(w).and_then(Link::open_mut) {
@@ -929,7 +925,8 @@ impl Session {
         let usable = self.token_usable_for(w);
         let now = self.now;
         let budget_free_at = self
-            .creations
+            .budgets
+            .channel
             .free_at(now, self.cfg.max_channel_creations_per_minute);
         let req = ReqId::from_u64(self.fresh_id());
         let not_before = self.create_not_before;
@@ -966,14 +963,15 @@ impl Session {
                 token_gen,
             };
         }
-        self.creations.sent.push_back(now);
+        self.budgets.channel.sent.push_back(now);
         self.actions.push_back(Action::CreateChannel { req, token });
     }
 
     fn connect(&mut self, w: Which) {
         let now = self.now;
         if let Err(until) = self
-            .connect_budget
+            .budgets
+            .connect
             .free_at(now, self.cfg.max_connects_per_minute)
             .map_or(Ok(()), Err)
         {
@@ -991,7 +989,7 @@ impl Session {
         let Some(c) = &l.chan else { return };
         let url = c.uri.clone();
         l.step = Step::Connecting { conn, sent: now };
-        self.connect_budget.sent.push_back(now);
+        self.budgets.connect.sent.push_back(now);
         self.actions.push_back(Action::Connect { conn, url });
     }
 
