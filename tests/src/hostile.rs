@@ -171,3 +171,13 @@ pub fn check_slow_reader(adapter: &dyn Adapter) {
         adapter.name()
     );
 }
+
+/// A simulator whose channels carry a `connectUri` on another host: a session against it must
+/// stop with a fatal configuration error.
+pub fn sim_with_foreign_connect_uri() -> Sim {
+    Sim::start(SimConfig {
+        connect_uri_base: Some("ws://192.0.2.1:9".to_owned()),
+        ..SimConfig::default()
+    })
+    .unwrap()
+}

@@ -15,11 +15,7 @@ fn a_reader_that_stops_loses_nothing_silently() {
 fn commands_after_a_fatal_stop_fail_at_once() {
     use genesys_notify_blocking::{Client, Config, Credentials, Endpoints, Secret, Topic};
     use genesys_notify_core::{Event, Status, UsageError};
-    let sim = genesys_notify_sim::Sim::start(genesys_notify_sim::SimConfig {
-        connect_uri_base: Some("ws://192.0.2.1:9".to_owned()),
-        ..genesys_notify_sim::SimConfig::default()
-    })
-    .unwrap();
+    let sim = genesys_notify_tests::hostile::sim_with_foreign_connect_uri();
     let mut config = Config::new(
         Endpoints::custom(sim.base_url(), None).unwrap(),
         Credentials::ClientCredentials {

@@ -30,11 +30,7 @@ fn a_reader_that_stops_loses_nothing_silently() {
 fn commands_after_a_fatal_stop_fail_at_once() {
     use futures_util::StreamExt;
     use genesys_notify_tokio::{Client, Credentials, Event, HandleError, Secret, Status, Topic};
-    let sim = genesys_notify_sim::Sim::start(genesys_notify_sim::SimConfig {
-        connect_uri_base: Some("ws://192.0.2.1:9".to_owned()),
-        ..genesys_notify_sim::SimConfig::default()
-    })
-    .unwrap();
+    let sim = genesys_notify_tests::hostile::sim_with_foreign_connect_uri();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (handle, events) = Client::builder()
