@@ -40,6 +40,13 @@ const MALFORMED_WINDOW: Duration = Duration::from_secs(10);
 /// Refusals of the same kind of request in a row that stop the session.
 const REFUSAL_LIMIT: u32 = 2;
 
+/// Request kinds whose `Retry-After` holds back every request of the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Token,
+    Channel,
+}
+
 /// What the session knows about a socket it loses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
@@ -266,14 +273,7 @@ impl Session {
                 rotated_refresh_token,
             } => self.on_token_issued(req, token, expires_in, rotated_refresh_token),
             Input::TokenFailed { req, error } => {
-                // A Retry-After is honoured even on an answer the session stopped waiting for.
-                if let Some(ra) = error
-                    .retry_after()
-                    .filter(|_| self.tokens.req.is_none_or(|(r, _)| r != req))
-                {
-                    let at = self.now + ra;
-                    self.tokens.retry_at = Some(self.tokens.retry_at.map_or(at, |t| t.max(at)));
-                }
+                self.honour_retry_after(Kind::Token, &error);
                 self.on_token_failed(req, error)
             }
             Input::ChannelCreated {
@@ -283,9 +283,7 @@ impl Session {
                 expires_in,
             } => self.on_channel_created(req, id, connect_uri, expires_in),
             Input::ChannelFailed { req, error } => {
-                if let Some(ra) = error.retry_after() {
-                    self.create_not_before = self.create_not_before.max(self.now + ra);
-                }
+                self.honour_retry_after(Kind::Channel, &error);
                 if let Some(w) = self.link_creating(req) {
                     self.on_create_failed(w, &error);
                 }
@@ -496,6 +494,21 @@ impl Session {
         self.life = Life::Failed;
         self.events.push_back(Event::Fatal(error));
         true
+    }
+
+    /// The one place a token or channel `Retry-After` is read: no request of that kind goes
+    /// out before it, whether the session still waits for the answer or not.
+    fn honour_retry_after(&mut self, kind: Kind, error: &RequestError) {
+        let Some(ra) = error.retry_after() else {
+            return;
+        };
+        let at = self.now + ra;
+        match kind {
+            Kind::Token => {
+                self.tokens.retry_at = Some(self.tokens.retry_at.map_or(at, |t| t.max(at)));
+            }
+            Kind::Channel => self.create_not_before = self.create_not_before.max(at),
+        }
     }
 
     /// A `Retry-After` beyond [`MAX_RETRY_AFTER`] is cut to it, with a warning naming the
@@ -1128,7 +1141,8 @@ impl Session {
                     });
                     return;
                 }
-                let delay = self.backoff(failures - 1, error.retry_after());
+                // The Retry-After, if any, is already in `retry_at`.
+                let delay = self.backoff(failures - 1, None);
                 self.tokens.retry_at = Some(
                     self.tokens
                         .retry_at
@@ -1211,7 +1225,8 @@ impl Session {
                     }
                 }
                 self.warn(error.to_server_error("channel creation"));
-                self.retry_later(w, Plan::NewChannel, error.retry_after());
+                let wait = self.create_not_before.saturating_duration_since(self.now);
+                self.retry_later(w, Plan::NewChannel, Some(wait).filter(|d| !d.is_zero()));
             }
         }
     }
