@@ -138,6 +138,15 @@ pub enum AuthError {
 #[derive(Debug, Clone, PartialEq, Eq, ThisError)]
 #[non_exhaustive]
 pub enum ServerError {
+    /// The server closed an open notification socket (a close frame, or an error or EOF the
+    /// adapter saw); the session recovers.
+    #[error("the notification socket was closed ({})", close_note(*code, reason))]
+    SocketClosed {
+        /// The close code, if a close frame arrived.
+        code: Option<u16>,
+        /// The close reason or the adapter's error text (at most 200 characters).
+        reason: String,
+    },
     /// A `Retry-After` longer than the session waits; it waits the cap instead.
     #[error("{what}: the server asked to wait {asked_secs}s (Retry-After); waiting {capped_secs}s instead")]
     RetryAfterCapped {
@@ -182,6 +191,15 @@ pub enum ServerError {
         /// What the adapter saw.
         detail: String,
     },
+}
+
+fn close_note(code: Option<u16>, reason: &str) -> String {
+    match (code, reason.is_empty()) {
+        (Some(c), true) => format!("code {c}"),
+        (Some(c), false) => format!("code {c}: {reason}"),
+        (None, true) => "no close frame".to_owned(),
+        (None, false) => format!("no close frame: {reason}"),
+    }
 }
 
 fn retry_note(d: Option<Duration>) -> String {

@@ -30,6 +30,8 @@ use crate::time::Instant;
 use crate::types::{ChannelId, ConnId, ReqId, Secret, Topic, MAX_TOPICS};
 
 const NORMAL_CLOSE: u16 = 1000;
+/// The longest close reason a warning repeats, in characters.
+const MAX_CLOSE_REASON: usize = 200;
 /// Deadlines fired in one `settle` at most.
 const SETTLE_BOUND: u32 = 64;
 const AUTH_CLOSE_LIMIT: u32 = 3;
@@ -301,7 +303,7 @@ impl Session {
                 }
             }
             Input::Frame { conn, text } => self.on_frame(conn, text),
-            Input::Closed { conn, code, .. } => self.on_closed(conn, code),
+            Input::Closed { conn, code, reason } => self.on_closed(conn, code, reason),
             Input::Resumed { slept } => self.on_resumed(slept),
         }
         self.settle();
@@ -1682,7 +1684,11 @@ impl Session {
         }
     }
 
-    fn on_closed(&mut self, conn: ConnId, code: Option<u16>) {
+    fn on_closed(&mut self, conn: ConnId, code: Option<u16>, reason: String) {
+        let mut reason = reason;
+        if let Some((cut, _)) = reason.char_indices().nth(MAX_CLOSE_REASON) {
+            reason.truncate(cut);
+        }
         if let Some(w) = self.link_connecting(conn) {
             let error = match code {
                 Some(c) => RequestError::network(format!("closed with {c} before opening")),
@@ -1694,6 +1700,7 @@ impl Session {
         let Some(w) = self.link_open(conn) else {
             return;
         };
+        self.warn(ServerError::SocketClosed { code, reason });
         let maintenance = self
             .link(w)
             .and_then(Link::open)
