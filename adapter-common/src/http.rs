@@ -159,8 +159,14 @@ struct ErrorBody {
 
 /// Where a redirect pointed, host only: the path of a channel URL holds its id.
 fn redirect_target(location: Option<&str>) -> String {
+    let plausible = |h: &str| {
+        !h.is_empty()
+            && h.len() <= 253
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    };
     match location.map(|l| (l, crate::Origin::parse(l))) {
-        Some((_, Ok(o))) => o.host,
+        Some((_, Ok(o))) if plausible(&o.host) => o.host,
         Some((l, Err(_))) if l.starts_with('/') => "another path on the same host".to_owned(),
         Some(_) => "an unreadable location".to_owned(),
         None => "nowhere (no Location header)".to_owned(),
