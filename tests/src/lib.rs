@@ -59,7 +59,12 @@ impl Scenario {
             stable_after: Duration::from_secs(3),
             maintenance_grace: Duration::from_secs(3),
             request_timeout: Duration::from_secs(5),
+            // Lifetimes here are minutes squeezed into seconds: the per-minute budgets scale
+            // with them, or a fault storm would wait for the budget instead of the server.
             max_channel_creations_per_minute: 30,
+            max_token_requests_per_minute: 60,
+            max_connects_per_minute: 120,
+            max_subscription_requests_per_minute: 120,
             ..genesys_notify_core::Config::default()
         };
         Scenario {
