@@ -12,19 +12,24 @@ pub(super) const BUDGET_WINDOW: Duration = Duration::from_secs(60);
 /// Requests of one kind sent in the last minute, against a per-minute bound.
 #[derive(Debug, Default)]
 pub(super) struct Budget {
-    pub(super) sent: VecDeque<Instant>,
+    sent: VecDeque<Instant>,
 }
 
 impl Budget {
     /// Records a request at `now` if the bound allows it; otherwise says when it will.
     pub(super) fn take(&mut self, now: Instant, max: u32) -> Result<(), Instant> {
-        self.free_at(now, max).map_or_else(
-            || {
-                self.sent.push_back(now);
+        match self.free_at(now, max) {
+            Some(at) => Err(at),
+            None => {
+                self.record(now);
                 Ok(())
-            },
-            Err,
-        )
+            }
+        }
+    }
+
+    /// Records a request sent at `now` (after [`free_at`](Self::free_at) allowed it).
+    pub(super) fn record(&mut self, now: Instant) {
+        self.sent.push_back(now);
     }
 
     /// `None` if a request may go out at `now`; otherwise when one may.

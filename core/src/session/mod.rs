@@ -978,17 +978,16 @@ impl Session {
                 token_gen,
             };
         }
-        self.budgets.channel.sent.push_back(now);
+        self.budgets.channel.record(now);
         self.actions.push_back(Action::CreateChannel { req, token });
     }
 
     fn connect(&mut self, w: Which) {
         let now = self.now;
-        if let Err(until) = self
+        if let Some(until) = self
             .budgets
             .connect
             .free_at(now, self.cfg.max_connects_per_minute)
-            .map_or(Ok(()), Err)
         {
             if let Some(l) = self.link_mut(w) {
                 l.step = Step::Waiting {
@@ -1004,7 +1003,7 @@ impl Session {
         let Some(c) = &l.chan else { return };
         let url = c.uri.clone();
         l.step = Step::Connecting { conn, sent: now };
-        self.budgets.connect.sent.push_back(now);
+        self.budgets.connect.record(now);
         self.actions.push_back(Action::Connect { conn, url });
     }
 
