@@ -13,9 +13,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput};
-use genesys_notify_core::{
-    Action, ChannelId, Config, ConnId, Input, Instant, Secret, Session, Topic, TopicResult,
-};
+use genesys_notify_core::testing::{live, FakeServer};
+use genesys_notify_core::{Config, ConnId, Input, Instant, Session};
 use serde::de::IgnoredAny;
 
 const FRAMES: usize = 2_000;
@@ -49,44 +48,14 @@ fn frames() -> Vec<String> {
         .collect()
 }
 
+/// A session subscribed to the eight users' presence, live on one socket.
 fn live_session() -> (Session, ConnId) {
-    let mut s = Session::new(Config::default(), Instant::ZERO, 1).unwrap();
-    let topics = (0..8).map(|u| Topic::new(format!("v2.users.{u}.presence")).unwrap());
-    s.subscribe(Instant::ZERO, topics).unwrap();
-    let mut conn = None;
-    for _ in 0..8 {
-        while let Some(a) = s.poll_action() {
-            let input = match a {
-                Action::RequestToken { req } => Input::TokenIssued {
-                    req,
-                    token: Secret::new("t"),
-                    expires_in: Duration::from_secs(86_400),
-                    rotated_refresh_token: false,
-                },
-                Action::CreateChannel { req, .. } => Input::ChannelCreated {
-                    req,
-                    id: ChannelId::new("ch"),
-                    connect_uri: Secret::new("wss://s/ch"),
-                    expires_in: Duration::from_secs(86_400),
-                },
-                Action::Connect { conn: c, .. } => {
-                    conn = Some(c);
-                    Input::Opened { conn: c }
-                }
-                Action::PutSubscriptions { req, topics, .. } => Input::Subscribed {
-                    req,
-                    results: topics
-                        .iter()
-                        .map(|t| TopicResult::permitted(t.as_str()))
-                        .collect(),
-                },
-                other => panic!("unexpected {other:?}"),
-            };
-            s.handle_input(Instant::ZERO, input);
-        }
-    }
-    while s.poll_event().is_some() {}
-    (s, conn.unwrap())
+    let topics: Vec<String> = (0..8).map(|u| format!("v2.users.{u}.presence")).collect();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let mut server = FakeServer::new();
+    server.token_ttl = Duration::from_secs(86_400);
+    let (s, server) = live(Config::default(), &topics, server);
+    (s, server.newest().unwrap())
 }
 
 fn validate(frames: &[String]) {

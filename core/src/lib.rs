@@ -145,6 +145,8 @@ mod frame;
 mod io;
 mod rng;
 mod session;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod time;
 mod types;
 

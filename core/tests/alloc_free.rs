@@ -3,54 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::wildcard_enum_match_arm)]
 
-use genesys_notify_core::{
-    classify, ChannelId, Config, Event, Frame, Input, Instant, Secret, Session, Status, Topic,
-    TopicResult, HEARTBEAT, PONG,
-};
-use std::time::Duration;
-
-fn live_session() -> (Session, genesys_notify_core::ConnId) {
-    let mut s = Session::new(Config::default(), Instant::ZERO, 1).unwrap();
-    s.subscribe(Instant::ZERO, [Topic::new("v2.users.u1.presence").unwrap()])
-        .unwrap();
-    let mut conn = None;
-    for _ in 0..10 {
-        while let Some(a) = s.poll_action() {
-            let input = match a {
-                genesys_notify_core::Action::RequestToken { req } => Input::TokenIssued {
-                    req,
-                    token: Secret::new("t"),
-                    expires_in: Duration::from_secs(3600),
-                    rotated_refresh_token: false,
-                },
-                genesys_notify_core::Action::CreateChannel { req, .. } => Input::ChannelCreated {
-                    req,
-                    id: ChannelId::new("ch"),
-                    connect_uri: Secret::new("wss://s/ch"),
-                    expires_in: Duration::from_secs(86_400),
-                },
-                genesys_notify_core::Action::Connect { conn: c, .. } => {
-                    conn = Some(c);
-                    Input::Opened { conn: c }
-                }
-                genesys_notify_core::Action::PutSubscriptions { req, topics, .. } => {
-                    Input::Subscribed {
-                        req,
-                        results: topics
-                            .iter()
-                            .map(|t| TopicResult::permitted(t.as_str()))
-                            .collect(),
-                    }
-                }
-                other => panic!("unexpected {other:?}"),
-            };
-            s.handle_input(Instant::ZERO, input);
-        }
-    }
-    while s.poll_event().is_some() {}
-    assert_eq!(s.status(), Status::Live);
-    (s, conn.unwrap())
-}
+use genesys_notify_core::testing::{live, FakeServer};
+use genesys_notify_core::{classify, Config, Event, Frame, Input, Instant, HEARTBEAT, PONG};
 
 #[test]
 fn classifying_heartbeats_and_pongs_allocates_nothing() {
@@ -63,7 +17,12 @@ fn classifying_heartbeats_and_pongs_allocates_nothing() {
 
 #[test]
 fn session_handles_heartbeats_and_pongs_without_allocating() {
-    let (mut s, conn) = live_session();
+    let (mut s, server) = live(
+        Config::default(),
+        &["v2.users.u1.presence"],
+        FakeServer::new(),
+    );
+    let conn = server.newest().unwrap();
     // The adapter owns the frame text; building it is the adapter's allocation, not ours.
     let frames: Vec<String> = (0..100)
         .map(|i| if i % 2 == 0 { HEARTBEAT } else { PONG }.to_owned())

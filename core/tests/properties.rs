@@ -3,13 +3,14 @@
 //! step. Cases per property: `PROPTEST_CASES` (default 2000).
 #![allow(clippy::unwrap_used, clippy::wildcard_enum_match_arm)]
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use genesys_notify_core::testing::{self, FakeServer, RequestRates};
 use genesys_notify_core::{
-    Action, ChannelId, Config, ConnId, Event, Input, Instant, ReqId, RequestError, Secret, Session,
-    Status, Topic, TopicResult, MAX_RETRY_AFTER,
+    Action, Config, ConnId, Event, Input, Instant, ReqId, RequestError, Secret, Session, Status,
+    Topic, MAX_RETRY_AFTER,
 };
 use proptest::prelude::*;
 
@@ -128,28 +129,25 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The pretend server and the invariant checker.
+/// The invariant checker, answering through the shared pretend server.
 struct Driver {
     s: Session,
     cfg: Config,
     now: Instant,
     pending: Vec<Action>,
-    /// Sockets the driver considers connecting or open: conn → channel.
-    sockets: BTreeMap<ConnId, String>,
-    opened: BTreeSet<ConnId>,
+    server: FakeServer,
     /// Create requests not yet answered, with when they were sent.
     creating: BTreeMap<ReqId, Instant>,
     token_in_flight: Option<(ReqId, Instant)>,
     last_input: Option<Input>,
-    channels: u32,
-    tokens: u32,
+    /// Tokens handed over by `login`.
+    logins: u32,
     /// Per topic: when coverage was lost (while subscribed).
     lost: BTreeMap<String, Instant>,
     covered: BTreeSet<String>,
     token_floor: Instant,
     create_floor: Instant,
-    /// Per request kind, when it went out in the last minute.
-    sent: BTreeMap<&'static str, VecDeque<Instant>>,
+    rates: RequestRates,
     log: String,
 }
 
@@ -166,18 +164,16 @@ impl Driver {
             cfg,
             now: Instant::ZERO,
             pending: Vec::new(),
-            sockets: BTreeMap::new(),
-            opened: BTreeSet::new(),
+            server: FakeServer::new(),
             creating: BTreeMap::new(),
             token_in_flight: None,
             last_input: None,
-            channels: 0,
-            tokens: 0,
+            logins: 0,
             lost: BTreeMap::new(),
             covered: BTreeSet::new(),
             token_floor: Instant::ZERO,
             create_floor: Instant::ZERO,
-            sent: BTreeMap::new(),
+            rates: RequestRates::default(),
             log: String::new(),
         };
         d.collect(false, true).unwrap();
@@ -213,7 +209,7 @@ impl Driver {
                 }
             }
             Op::Frame(i, kind) => {
-                let conns: Vec<ConnId> = self.opened.iter().copied().collect();
+                let conns: Vec<ConnId> = self.server.open().collect();
                 if conns.is_empty() {
                     return Ok(());
                 }
@@ -221,25 +217,21 @@ impl Driver {
                 let text = match kind {
                     FrameKind::Heartbeat => genesys_notify_core::HEARTBEAT.to_owned(),
                     FrameKind::Pong => genesys_notify_core::PONG.to_owned(),
-                    FrameKind::Notification(t, seq) => format!(
-                        r#"{{"topicName":"{}","eventBody":{{"seq":{seq}}},"metadata":{{"CorrelationId":"c{seq}"}}}}"#,
-                        TOPICS[t]
-                    ),
-                    FrameKind::SocketClosing => r#"{"topicName":"v2.system.socket_closing","eventBody":{}}"#.to_owned(),
-                    FrameKind::TokenRevoked => r#"{"topicName":"v2.system.x","eventBody":{"systemTopicType":"token_revoked"}}"#.to_owned(),
-                    FrameKind::NoLongerSubscribed => r#"{"topicName":"v2.system.x","eventBody":{"systemTopicType":"no_longer_subscribed"}}"#.to_owned(),
+                    FrameKind::Notification(t, seq) => testing::notification(TOPICS[t], seq),
+                    FrameKind::SocketClosing => testing::SOCKET_CLOSING.to_owned(),
+                    FrameKind::TokenRevoked => testing::TOKEN_REVOKED.to_owned(),
+                    FrameKind::NoLongerSubscribed => testing::NO_LONGER_SUBSCRIBED.to_owned(),
                     FrameKind::Garbage(g) => g,
                 };
                 self.input(Input::Frame { conn, text });
             }
             Op::ServerClose(i, code) => {
-                let conns: Vec<ConnId> = self.opened.iter().copied().collect();
+                let conns: Vec<ConnId> = self.server.open().collect();
                 if conns.is_empty() {
                     return Ok(());
                 }
                 let conn = conns[i % conns.len()];
-                self.opened.remove(&conn);
-                self.sockets.remove(&conn);
+                self.server.drop_socket(conn);
                 failure_input = true;
                 self.input(Input::Closed {
                     conn,
@@ -261,10 +253,10 @@ impl Driver {
             }
             Op::Login => {
                 relaxed = true;
-                self.tokens += 1;
+                self.logins += 1;
                 let _ = self.s.login(
                     self.now,
-                    Secret::new(format!("login{}", self.tokens)),
+                    Secret::new(format!("login{}", self.logins)),
                     Duration::from_secs(3600),
                 );
                 self.token_in_flight = None;
@@ -341,7 +333,9 @@ impl Driver {
         Ok(())
     }
 
-    /// Answers an action; returns true if the answer was a non-auth failure.
+    /// Answers an action with success or the failure `f`; `t` picks the lifetime of a token
+    /// or channel (and, for a subscription, whether the service refuses the last topic).
+    /// Returns true if the answer was a non-auth failure.
     fn answer(&mut self, a: Action, f: Option<Fail>, t: u64) -> bool {
         let failed = f.as_ref().is_some_and(|f| {
             !matches!(
@@ -349,122 +343,48 @@ impl Driver {
                 Fail::S401 | Fail::S403 | Fail::S400 | Fail::CannotRefresh
             )
         });
-        match a {
+        let retry_after = match f {
+            Some(Fail::S429(s)) => Some(self.now + Duration::from_secs(s).min(MAX_RETRY_AFTER)),
+            _ => None,
+        };
+        match &a {
             Action::RequestToken { req } => {
-                if self.token_in_flight.is_some_and(|(r, _)| r == req) {
+                if self.token_in_flight.is_some_and(|(r, _)| r == *req) {
                     self.token_in_flight = None;
                 }
-                match f {
-                    None => {
-                        // A success answered after a Retry-After supersedes it.
-                        self.token_floor = Instant::ZERO;
-                        self.tokens += 1;
-                        let token = Secret::new(format!("tok{}", self.tokens));
-                        // 0: a token that is dead on arrival.
-                        let expires_in = ttl(t, [60, 300, 3600, 86_400, 0]);
-                        self.input(Input::TokenIssued {
-                            req,
-                            token,
-                            expires_in,
-                            rotated_refresh_token: t == 0,
-                        });
-                    }
-                    Some(f) => {
-                        if let Fail::S429(s) = f {
-                            // The session waits the server's value, capped at 10 minutes.
-                            self.token_floor =
-                                self.now + Duration::from_secs(s).min(MAX_RETRY_AFTER);
-                        }
-                        self.input(Input::TokenFailed {
-                            req,
-                            error: f.error(),
-                        });
-                    }
+                match retry_after {
+                    // The session waits the server's value, capped at 10 minutes.
+                    Some(floor) => self.token_floor = floor,
+                    // A success answered after a Retry-After supersedes it.
+                    None if f.is_none() => self.token_floor = Instant::ZERO,
+                    None => {}
                 }
+                // 0: a token that is dead on arrival.
+                self.server.token_ttl = ttl(t, [60, 300, 3600, 86_400, 0]);
+                self.server.rotate_refresh_token = t == 0;
             }
             Action::CreateChannel { req, .. } => {
-                self.creating.remove(&req);
-                match f {
-                    None => {
-                        self.channels += 1;
-                        let id = format!("ch{}", self.channels);
-                        let connect_uri = Secret::new(format!("wss://s/{id}"));
-                        // 0: a channel that has already expired.
-                        let expires_in = ttl(t, [30, 600, 3600, 86_400, 0]);
-                        self.input(Input::ChannelCreated {
-                            req,
-                            id: ChannelId::new(id),
-                            connect_uri,
-                            expires_in,
-                        });
-                    }
-                    Some(f) => {
-                        if let Fail::S429(s) = f {
-                            self.create_floor =
-                                self.now + Duration::from_secs(s).min(MAX_RETRY_AFTER);
-                        }
-                        self.input(Input::ChannelFailed {
-                            req,
-                            error: f.error(),
-                        });
-                    }
+                self.creating.remove(req);
+                if let Some(floor) = retry_after {
+                    self.create_floor = floor;
+                }
+                // 0: a channel that has already expired.
+                self.server.channel_ttl = ttl(t, [30, 600, 3600, 86_400, 0]);
+            }
+            Action::PutSubscriptions { .. } => {
+                if t == 3 {
+                    self.server
+                        .rejected
+                        .insert(TOPICS[3].to_owned(), "no permission".to_owned());
+                } else {
+                    self.server.rejected.clear();
                 }
             }
-            Action::Connect { conn, url } => match f {
-                None => {
-                    let ch = url
-                        .expose()
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let displaced: Vec<ConnId> = self
-                        .sockets
-                        .iter()
-                        .filter(|(c, x)| **x == ch && self.opened.contains(c))
-                        .map(|(c, _)| *c)
-                        .collect();
-                    self.opened.insert(conn);
-                    self.input(Input::Opened { conn });
-                    for old in displaced {
-                        self.opened.remove(&old);
-                        self.sockets.remove(&old);
-                        self.input(Input::Closed {
-                            conn: old,
-                            code: Some(1000),
-                            reason: "displaced".into(),
-                        });
-                    }
-                }
-                Some(f) => {
-                    self.sockets.remove(&conn);
-                    self.input(Input::ConnectFailed {
-                        conn,
-                        error: f.error(),
-                    });
-                }
-            },
-            Action::PutSubscriptions { req, topics, .. } => match f {
-                None => {
-                    let results = topics
-                        .iter()
-                        .map(|x| {
-                            if t == 3 && x.as_str() == TOPICS[3] {
-                                TopicResult::rejected(x.as_str(), "no permission")
-                            } else {
-                                TopicResult::permitted(x.as_str())
-                            }
-                        })
-                        .collect();
-                    self.input(Input::Subscribed { req, results });
-                }
-                Some(f) => self.input(Input::SubscribeFailed {
-                    req,
-                    error: f.error(),
-                }),
-            },
-            Action::Send { .. } | Action::Close { .. } => {}
+            Action::Connect { .. } | Action::Send { .. } | Action::Close { .. } => {}
             other => panic!("unexpected {other:?}"),
+        }
+        for input in self.server.answer(a, f.map(|f| f.error())) {
+            self.input(input);
         }
         failed
     }
@@ -476,7 +396,10 @@ impl Driver {
         while let Some(a) = self.s.poll_action() {
             n += 1;
             let _ = writeln!(self.log, "{}   > {a:?}", self.now);
-            self.check_rate(&a)?;
+            self.server.emitted(&a);
+            if let Err(e) = self.rates.record(&a, self.s.now(), &self.cfg) {
+                prop_assert!(false, "{}", e);
+            }
             match &a {
                 Action::RequestToken { req } => {
                     if let Some((_, sent)) = self.token_in_flight {
@@ -499,24 +422,13 @@ impl Driver {
                     );
                     self.creating.insert(*req, self.now);
                 }
-                Action::Connect { conn, url } => {
+                Action::Connect { .. } => {
                     prop_assert!(!after_failure, "reconnect in the same step as a failure");
-                    let ch = url
-                        .expose()
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    self.sockets.insert(*conn, ch);
-                }
-                Action::Close { conn, .. } => {
-                    self.sockets.remove(conn);
-                    self.opened.remove(conn);
                 }
                 Action::PutSubscriptions { topics, .. } => {
                     prop_assert!(topics.len() <= 1000);
                 }
-                Action::Send { .. } => {}
+                Action::Send { .. } | Action::Close { .. } => {}
                 other => panic!("unexpected {other:?}"),
             }
             self.pending.push(a);
@@ -524,11 +436,11 @@ impl Driver {
         let now = self.now;
         self.creating.retain(|_, sent| *sent + rt > now);
         prop_assert!(
-            self.sockets.len() <= 2,
+            self.server.sockets() <= 2,
             "more than two sockets: {:?}",
-            self.sockets
+            self.server
         );
-        let mut channels: BTreeSet<String> = self.sockets.values().cloned().collect();
+        let mut channels = self.server.socket_channels();
         channels.extend(self.creating.keys().map(|r| format!("{r}")));
         prop_assert!(channels.len() <= 2, "more than two channels: {channels:?}");
         let mut events = Vec::new();
@@ -538,38 +450,6 @@ impl Driver {
         }
         self.check_events(&events)?;
         Ok(n)
-    }
-
-    /// Whatever the server answers, each request kind goes out at most its per-minute budget
-    /// in any 60 s (defaults: 12 token, 6 channel, 30 subscription, 30 upgrade requests).
-    fn check_rate(&mut self, a: &Action) -> Result<(), TestCaseError> {
-        let (kind, bound) = match a {
-            Action::RequestToken { .. } => ("token", self.cfg.max_token_requests_per_minute),
-            Action::CreateChannel { .. } => ("channel", self.cfg.max_channel_creations_per_minute),
-            Action::PutSubscriptions { .. } => (
-                "subscription",
-                self.cfg.max_subscription_requests_per_minute,
-            ),
-            Action::Connect { .. } => ("upgrade", self.cfg.max_connects_per_minute),
-            _ => return Ok(()),
-        };
-        let now = self.s.now();
-        let q = self.sent.entry(kind).or_default();
-        while q
-            .front()
-            .is_some_and(|t| *t + Duration::from_secs(60) <= now)
-        {
-            q.pop_front();
-        }
-        q.push_back(now);
-        prop_assert!(
-            q.len() <= bound as usize,
-            "{} {} requests within 60 s (bound {})",
-            q.len(),
-            kind,
-            bound
-        );
-        Ok(())
     }
 
     fn check_events(&mut self, events: &[Event]) -> Result<(), TestCaseError> {

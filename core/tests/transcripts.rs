@@ -69,7 +69,7 @@ fn liveness_half_open_socket_found_within_20s() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.quiet_liveness = false;
     let conn = h.conn();
-    h.world.silent.insert(conn);
+    h.server.silent.insert(conn);
     h.note("the socket goes half-open: nothing arrives and pings are not answered");
     h.run_for(Duration::from_secs(21));
     let closed_at = h
@@ -92,13 +92,17 @@ fn liveness_silence_with_pongs_keeps_the_socket() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.run_for(Duration::from_secs(600));
     assert_eq!(connects(&h), 1);
-    assert!(h.pings >= 39, "pings every 15 s of silence: {}", h.pings);
+    assert!(
+        h.server.pings >= 39,
+        "pings every 15 s of silence: {}",
+        h.server.pings
+    );
 }
 
 #[test]
 fn renewal_token_expiry_renewal_without_gap() {
     let mut h = Harness::new(cfg(), 3);
-    h.world.token_ttl = secs(300);
+    h.server.token_ttl = secs(300);
     h.subscribe(&[T1]);
     h.serve();
     h.run_for(secs(280));
@@ -131,7 +135,7 @@ fn renewal_token_expiry_renewal_without_gap() {
 #[test]
 fn renewal_channel_24h_rollover() {
     let mut h = Harness::new(cfg(), 4);
-    h.world.token_ttl = secs(172_800);
+    h.server.token_ttl = secs(172_800);
     h.subscribe(&[T1]);
     h.serve();
     h.run_for(secs(86_400 + 60));
@@ -157,7 +161,7 @@ fn maintenance_socket_closing_handover() {
     assert!(h.gaps().is_empty());
     assert_eq!(creates(&h), 2);
     assert_eq!(
-        h.open.len(),
+        h.server.open().count(),
         1,
         "old socket closed after the new one is live"
     );
@@ -198,7 +202,7 @@ fn handover_waits_for_the_pong_behind_frames_in_flight() {
     let old = h.conn();
     let put = h.standby_until_put();
     h.note("events 1 and 2 go out on the old socket only; the new PUT is applied after them");
-    h.subs.insert("ch2".into(), [T1.to_owned()].into());
+    h.server.set_topics("ch2", [T1]);
     h.answer(put);
     let ping = h.pending.pop_front().unwrap();
     assert!(
@@ -211,11 +215,15 @@ fn handover_waits_for_the_pong_behind_frames_in_flight() {
             conn: old,
             text: notification(T1, seq),
         });
-        assert_eq!(h.open.len(), 2, "old socket closed before its pong");
+        assert_eq!(
+            h.server.open().count(),
+            2,
+            "old socket closed before its pong"
+        );
     }
     h.note("the pong proves the old socket drained; both stay open for the handover linger");
     h.answer(ping);
-    assert_eq!(h.open.len(), 2, "old socket kept for the linger");
+    assert_eq!(h.server.open().count(), 2, "old socket kept for the linger");
     h.note("a service that wrote its pong ahead of a queued event: 3 arrives after the pong");
     h.input(Input::Frame {
         conn: old,
@@ -223,10 +231,7 @@ fn handover_waits_for_the_pong_behind_frames_in_flight() {
     });
     h.publish(T1, 4);
     h.run_for(cfg().handover_linger);
-    assert!(
-        !h.open.contains_key(&old),
-        "old socket closed after the linger"
-    );
+    assert!(!h.server.is_open(old), "old socket closed after the linger");
     h.publish(T1, 5);
     assert_eq!(
         h.delivered,
@@ -241,7 +246,7 @@ fn handover_old_socket_silent_before_its_pong_is_a_gap() {
     let mut h = Harness::live(cfg(), &[T1]);
     let old = h.conn();
     let put = h.standby_until_put();
-    h.subs.insert("ch2".into(), [T1.to_owned()].into());
+    h.server.set_topics("ch2", [T1]);
     h.answer(put);
     let _ping = h.pending.pop_front().unwrap();
     h.note("a frame still in flight arrives, then the old socket falls silent: no pong");
@@ -249,9 +254,9 @@ fn handover_old_socket_silent_before_its_pong_is_a_gap() {
         conn: old,
         text: notification(T1, 1),
     });
-    h.world.silent.insert(old);
+    h.server.silent.insert(old);
     h.run_for(cfg().ping_timeout);
-    assert!(!h.open.contains_key(&old), "silent old socket closed");
+    assert!(!h.server.is_open(old), "silent old socket closed");
     let gaps = h.gaps();
     assert_eq!(gaps.len(), 1, "what it may have had in flight is reported");
     assert!(matches!(
@@ -270,9 +275,9 @@ fn handover_overlap_dedup() {
     let mut h = Harness::live(cfg(), &[T1]);
     // Bring the standby up by hand so events can be published while both sockets are open.
     let put = h.standby_until_put();
-    assert_eq!(h.open.len(), 2);
+    assert_eq!(h.server.open().count(), 2);
     h.note("both sockets open and the new PUT applied server-side; its answer is still on the way");
-    h.subs.insert("ch2".into(), [T1.to_owned()].into());
+    h.server.set_topics("ch2", [T1]);
     h.publish(T1, 1);
     h.publish(T1, 2);
     h.answer(put);
@@ -325,7 +330,7 @@ fn loss_auth_close_code_fetches_fresh_token() {
 #[test]
 fn loss_expired_token_close_without_code_gets_new_token_and_channel() {
     let mut h = Harness::new(cfg(), 5);
-    h.world.token_ttl = secs(300);
+    h.server.token_ttl = secs(300);
     h.world.manual = true;
     h.subscribe(&[T1]);
     h.world.manual = false;
@@ -449,7 +454,7 @@ fn token_max_refresh_attempts_gives_up() {
         ..cfg()
     };
     let mut h = Harness::new(config, 10);
-    h.world.token_ttl = secs(600);
+    h.server.token_ttl = secs(600);
     h.subscribe(&[T1]);
     h.serve();
     h.world
@@ -581,7 +586,7 @@ fn gap_report() {
 #[test]
 fn subscriptions_subscription_changes_and_rejected_topic() {
     let mut h = Harness::new(cfg(), 13);
-    h.world.rejected.insert(
+    h.server.rejected.insert(
         "v2.users.other.presence".into(),
         "missing permission presence:view".into(),
     );
@@ -651,13 +656,13 @@ fn budget_channel_budget() {
 #[test]
 fn suspend_and_resume() {
     let mut h = Harness::new(cfg(), 15);
-    h.world.token_ttl = secs(3600);
+    h.server.token_ttl = secs(3600);
     h.subscribe(&[T1]);
     h.serve();
     h.quiet_liveness = false;
     h.run_for(secs(10));
     h.note("the laptop sleeps for 2 hours; the monotonic clock does not count it");
-    h.world.silent.insert(h.conn());
+    h.server.silent.insert(h.conn());
     h.input(Input::Resumed { slept: secs(7200) });
     assert_ne!(
         h.s.status(),
@@ -784,7 +789,7 @@ fn bad_input_a_malformed_flood_is_one_warning_per_window() {
 #[test]
 fn renewal_over_a_silent_old_socket_reports_the_gap() {
     let mut h = Harness::new(cfg(), 18);
-    h.world.token_ttl = secs(300);
+    h.server.token_ttl = secs(300);
     h.subscribe(&[T1]);
     h.serve();
     h.quiet_liveness = false;
@@ -792,7 +797,7 @@ fn renewal_over_a_silent_old_socket_reports_the_gap() {
     h.publish(T1, 1);
     h.note("the old socket goes silent just before the renewal");
     let old = h.conn();
-    h.world.silent.insert(old);
+    h.server.silent.insert(old);
     h.run_for(secs(20));
     h.publish(T1, 2);
     let gaps = h.gaps();
@@ -811,7 +816,7 @@ fn renewal_over_a_silent_old_socket_reports_the_gap() {
 #[test]
 fn bounds_a_token_that_lives_no_longer_than_the_lead_backs_off() {
     let mut h = Harness::new(cfg(), 3);
-    h.world.token_ttl = Duration::ZERO;
+    h.server.token_ttl = Duration::ZERO;
     h.subscribe(&[T1]);
     h.serve();
     h.run_for(secs(120));
@@ -838,7 +843,7 @@ fn bounds_a_token_that_lives_no_longer_than_the_lead_backs_off() {
 #[test]
 fn bounds_an_already_expired_channel_backs_off_with_a_warning() {
     let mut h = Harness::new(cfg(), 3);
-    h.world.channel_ttl = Duration::ZERO;
+    h.server.channel_ttl = Duration::ZERO;
     h.subscribe(&[T1]);
     h.serve();
     h.run_for(secs(180));

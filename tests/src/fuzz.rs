@@ -2,15 +2,15 @@
 //! every committed corpus file on stable (`tests/fuzz_corpus.rs`). Each panics on a broken
 //! invariant, never on bad input.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use genesys_notify_adapter_common::http::{self, HttpAnswer};
 use genesys_notify_adapter_common::{Credentials, Endpoints, TokenSource};
+use genesys_notify_core::testing::{live, FakeServer, RequestRates};
 use genesys_notify_core::{
-    classify, Action, ChannelId, Config, ConnId, Frame, Input, Instant, ReqId, RequestError,
-    Secret, Session, Topic, TopicResult,
+    classify, Action, Config, ConnId, Frame, Input, Instant, ReqId, RequestError, Secret, Session,
+    Topic,
 };
 
 /// Arbitrary bytes into the frame classifier, then into a live session.
@@ -25,7 +25,14 @@ pub fn frame(data: &[u8]) {
         }
         _ => {}
     }
-    let (mut s, conn) = live_session();
+    let (mut s, server) = live(
+        Config::default(),
+        &["v2.users.fuzz.presence"],
+        FakeServer::new(),
+    );
+    let conn = server
+        .newest()
+        .unwrap_or_else(|| panic!("a live session has a socket"));
     s.handle_input(
         Instant::from_secs(1),
         Input::Frame {
@@ -40,49 +47,6 @@ pub fn frame(data: &[u8]) {
             .is_some_and(|(at, _)| at > Instant::from_secs(1)),
         "no deadline after a frame"
     );
-}
-
-fn live_session() -> (Session, ConnId) {
-    let mut s = Session::new(Config::default(), Instant::ZERO, 1).unwrap_or_else(|e| panic!("{e}"));
-    let topic = Topic::new("v2.users.fuzz.presence").unwrap_or_else(|e| panic!("{e}"));
-    let _ = s.subscribe(Instant::ZERO, [topic]);
-    let mut conn = None;
-    for _ in 0..8 {
-        while let Some(a) = s.poll_action() {
-            let input = match a {
-                Action::RequestToken { req } => Input::TokenIssued {
-                    req,
-                    token: Secret::new("t"),
-                    expires_in: Duration::from_secs(3600),
-                    rotated_refresh_token: false,
-                },
-                Action::CreateChannel { req, .. } => Input::ChannelCreated {
-                    req,
-                    id: ChannelId::new("ch"),
-                    connect_uri: Secret::new("wss://s/ch"),
-                    expires_in: Duration::from_secs(86_400),
-                },
-                Action::Connect { conn: c, .. } => {
-                    conn = Some(c);
-                    Input::Opened { conn: c }
-                }
-                Action::PutSubscriptions { req, topics, .. } => Input::Subscribed {
-                    req,
-                    results: topics
-                        .iter()
-                        .map(|t| TopicResult::permitted(t.as_str()))
-                        .collect(),
-                },
-                _ => continue,
-            };
-            s.handle_input(Instant::ZERO, input);
-        }
-    }
-    while s.poll_event().is_some() {}
-    (
-        s,
-        conn.unwrap_or_else(|| panic!("the session never connected")),
-    )
 }
 
 #[derive(Debug, Arbitrary)]
@@ -109,42 +73,6 @@ impl Failure {
             Failure::Refused => RequestError::Refused("HTTP 302 redirect to elsewhere".into()),
             Failure::RateLimited(secs) => RequestError::rate_limited(Duration::from_secs(*secs)),
         }
-    }
-}
-
-/// The bound on requests: whatever the server answers, each kind goes out at most the
-/// session's per-minute budget in any 60 s of session time (defaults: 12 token requests,
-/// 6 channel creations, 30 subscription requests, 30 socket upgrades).
-#[derive(Debug, Default)]
-pub struct RequestRates {
-    sent: BTreeMap<&'static str, VecDeque<Instant>>,
-}
-
-impl RequestRates {
-    /// Records an action at `now` and panics if its kind went over its bound.
-    pub fn record(&mut self, action: &Action, now: Instant, cfg: &Config) {
-        let (kind, bound) = match action {
-            Action::RequestToken { .. } => ("token", cfg.max_token_requests_per_minute),
-            Action::CreateChannel { .. } => ("channel", cfg.max_channel_creations_per_minute),
-            Action::PutSubscriptions { .. } => {
-                ("subscription", cfg.max_subscription_requests_per_minute)
-            }
-            Action::Connect { .. } => ("upgrade", cfg.max_connects_per_minute),
-            _ => return,
-        };
-        let q = self.sent.entry(kind).or_default();
-        while q
-            .front()
-            .is_some_and(|t| *t + Duration::from_secs(60) <= now)
-        {
-            q.pop_front();
-        }
-        q.push_back(now);
-        assert!(
-            q.len() <= bound as usize,
-            "{} {kind} requests within 60 s (bound {bound}) at {now}",
-            q.len()
-        );
     }
 }
 
@@ -200,15 +128,15 @@ fn session_run(data: &[u8]) -> Vec<String> {
         return Vec::new();
     };
     let mut rates = RequestRates::default();
+    let mut server = FakeServer::new();
     let mut pending: Vec<Action> = Vec::new();
     // What the session asked for at its start goes out at its start, not after the first step.
     while let Some(a) = s.poll_action() {
-        rates.record(&a, s.now(), &cfg);
+        server.emitted(&a);
+        check(rates.record(&a, s.now(), &cfg));
         pending.push(a);
     }
     let mut now = Instant::ZERO;
-    // Sockets asked for and not yet closed or failed, and those of them that opened.
-    let mut sockets: BTreeMap<ConnId, bool> = BTreeMap::new();
     let mut trace = Vec::new();
     for _ in 0..200 {
         let Ok(op) = Op::arbitrary(&mut u) else { break };
@@ -220,54 +148,11 @@ fn session_run(data: &[u8]) -> Vec<String> {
                 }
                 let a = pending.remove(usize::from(pick) % pending.len());
                 let ttl = Duration::from_secs(u64::from(ttl % 100_000));
-                let input = match (a, fail) {
-                    (Action::RequestToken { req }, None) => Input::TokenIssued {
-                        req,
-                        token: Secret::new("t"),
-                        expires_in: ttl,
-                        rotated_refresh_token: false,
-                    },
-                    (Action::RequestToken { req }, Some(f)) => Input::TokenFailed {
-                        req,
-                        error: f.error(),
-                    },
-                    (Action::CreateChannel { req, .. }, None) => Input::ChannelCreated {
-                        req,
-                        id: ChannelId::new(format!("ch{}", req.as_u64())),
-                        connect_uri: Secret::new(format!("wss://s/{}", req.as_u64())),
-                        expires_in: ttl,
-                    },
-                    (Action::CreateChannel { req, .. }, Some(f)) => Input::ChannelFailed {
-                        req,
-                        error: f.error(),
-                    },
-                    (Action::PutSubscriptions { req, topics, .. }, None) => Input::Subscribed {
-                        req,
-                        results: topics
-                            .iter()
-                            .map(|t| TopicResult::permitted(t.as_str()))
-                            .collect(),
-                    },
-                    (Action::PutSubscriptions { req, .. }, Some(f)) => Input::SubscribeFailed {
-                        req,
-                        error: f.error(),
-                    },
-                    (Action::Connect { conn, .. }, None) => {
-                        if let Some(o) = sockets.get_mut(&conn) {
-                            *o = true;
-                        }
-                        Input::Opened { conn }
-                    }
-                    (Action::Connect { conn, .. }, Some(f)) => {
-                        sockets.remove(&conn);
-                        Input::ConnectFailed {
-                            conn,
-                            error: f.error(),
-                        }
-                    }
-                    _ => continue,
-                };
-                s.handle_input(now, input);
+                server.token_ttl = ttl;
+                server.channel_ttl = ttl;
+                for input in server.answer(a, fail.map(|f| f.error())) {
+                    s.handle_input(now, input);
+                }
             }
             Op::Advance(ms) => {
                 now = now + Duration::from_millis(u64::from(ms % 200_000));
@@ -290,23 +175,15 @@ fn session_run(data: &[u8]) -> Vec<String> {
                 }
             }
             Op::Frame { pick, text } => {
-                let conns: Vec<ConnId> = sockets
-                    .iter()
-                    .filter(|(_, o)| **o)
-                    .map(|(c, _)| *c)
-                    .collect();
+                let conns: Vec<ConnId> = server.open().collect();
                 if let Some(conn) = conns.get(usize::from(pick) % conns.len().max(1)) {
                     s.handle_input(now, Input::Frame { conn: *conn, text });
                 }
             }
             Op::ServerClose { pick, code } => {
-                let conns: Vec<ConnId> = sockets
-                    .iter()
-                    .filter(|(_, o)| **o)
-                    .map(|(c, _)| *c)
-                    .collect();
+                let conns: Vec<ConnId> = server.open().collect();
                 if let Some(conn) = conns.get(usize::from(pick) % conns.len().max(1)).copied() {
-                    sockets.remove(&conn);
+                    server.drop_socket(conn);
                     s.handle_input(
                         now,
                         Input::Closed {
@@ -366,16 +243,8 @@ fn session_run(data: &[u8]) -> Vec<String> {
         let mut emitted = 0;
         while let Some(a) = s.poll_action() {
             emitted += 1;
-            match &a {
-                Action::Close { conn, .. } => {
-                    sockets.remove(conn);
-                }
-                Action::Connect { conn, .. } => {
-                    sockets.insert(*conn, false);
-                }
-                _ => {}
-            }
-            rates.record(&a, s.now(), &cfg);
+            server.emitted(&a);
+            check(rates.record(&a, s.now(), &cfg));
             trace.push(format!("{a:?}"));
             pending.push(a);
         }
@@ -385,9 +254,16 @@ fn session_run(data: &[u8]) -> Vec<String> {
         while let Some(e) = s.poll_event() {
             trace.push(format!("{e:?}"));
         }
-        assert!(sockets.len() <= 2, "more than two sockets: {sockets:?}");
+        assert!(server.sockets() <= 2, "more than two sockets: {server:?}");
     }
     trace
+}
+
+/// Panics with the broken bound's description.
+fn check(bound: Result<(), String>) {
+    if let Err(e) = bound {
+        panic!("{e}");
+    }
 }
 
 /// Arbitrary HTTP answers into the mapping every adapter uses.

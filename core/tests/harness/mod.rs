@@ -1,5 +1,6 @@
-//! A scripted Genesys look-alike that drives a `Session` in simulated time and writes every
-//! input, action, event and wake-up as a line of text.
+//! Drives a `Session` in simulated time against the crate's `testing::FakeServer`, answering
+//! with the faults a script queues, and writes every input, action, event and wake-up as a
+//! line of text: the transcripts.
 #![allow(
     dead_code,
     clippy::unwrap_used,
@@ -8,13 +9,12 @@
     missing_docs
 )]
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use genesys_notify_core::{
-    Action, ChannelId, Config, ConnId, Event, Input, Instant, RequestError, Secret, Session, Topic,
-    TopicResult,
+    Action, Config, ConnId, Event, Input, Instant, RequestError, Session, Topic,
 };
 
 pub fn secs(s: u64) -> Duration {
@@ -25,32 +25,18 @@ pub fn topic(s: &str) -> Topic {
     Topic::new(s).unwrap()
 }
 
-pub fn notification(topic: &str, seq: u64) -> String {
-    format!(
-        r#"{{"topicName":"{topic}","version":"2","eventBody":{{"seq":{seq}}},"metadata":{{"CorrelationId":"c-{topic}-{seq}"}}}}"#
-    )
-}
-
+pub use genesys_notify_core::testing::{notification, FakeServer, SOCKET_CLOSING};
 pub use genesys_notify_core::{HEARTBEAT, PONG};
-pub const SOCKET_CLOSING: &str =
-    r#"{"topicName":"v2.system.socket_closing","eventBody":{"message":"maintenance"}}"#;
 
-/// How the pretend server answers; faults are consumed front first.
+/// The faults the script queues for the pretend server, consumed front first.
 #[derive(Default)]
 pub struct World {
-    pub token_ttl: Duration,
-    pub channel_ttl: Duration,
     pub token_faults: VecDeque<RequestError>,
     pub channel_faults: VecDeque<RequestError>,
     pub connect_faults: VecDeque<RequestError>,
     pub sub_faults: VecDeque<RequestError>,
-    pub rejected: BTreeMap<String, String>,
-    /// Sockets that never answer (half-open).
-    pub silent: BTreeSet<ConnId>,
-    /// When false, actions wait in `pending` until the test answers them.
+    /// When true, actions wait in `pending` until the test answers them.
     pub manual: bool,
-    pub tokens_issued: u32,
-    pub channels_created: u32,
 }
 
 pub struct Harness {
@@ -58,11 +44,8 @@ pub struct Harness {
     pub now: Instant,
     pub log: String,
     pub world: World,
+    pub server: FakeServer,
     pub pending: VecDeque<Action>,
-    /// conn → channel name, for sockets the world considers open.
-    pub open: BTreeMap<ConnId, String>,
-    /// channel name → subscribed topics.
-    pub subs: BTreeMap<String, BTreeSet<String>>,
     pub delivered: Vec<(String, u64)>,
     pub events: Vec<Event>,
     pub actions: Vec<Action>,
@@ -70,7 +53,6 @@ pub struct Harness {
     pub action_at: Vec<Instant>,
     /// Hide pings and pongs from the log (they are still exchanged).
     pub quiet_liveness: bool,
-    pub pings: u32,
 }
 
 impl Harness {
@@ -80,20 +62,14 @@ impl Harness {
             s,
             now: Instant::ZERO,
             log: String::new(),
-            world: World {
-                token_ttl: secs(3600),
-                channel_ttl: secs(86_400),
-                ..World::default()
-            },
+            world: World::default(),
+            server: FakeServer::new(),
             pending: VecDeque::new(),
-            open: BTreeMap::new(),
-            subs: BTreeMap::new(),
             delivered: Vec::new(),
             events: Vec::new(),
             actions: Vec::new(),
             action_at: Vec::new(),
             quiet_liveness: true,
-            pings: 0,
         };
         h.line("new session");
         h.drain();
@@ -124,9 +100,7 @@ impl Harness {
                 let line = format!("  > {}", self.render_action(&a));
                 self.line(&line);
             }
-            if let Action::Close { conn, .. } = &a {
-                self.open.remove(conn);
-            }
+            self.server.emitted(&a);
             self.actions.push(a.clone());
             self.action_at.push(self.now);
             self.pending.push_back(a);
@@ -207,103 +181,18 @@ impl Harness {
         }
     }
 
+    /// Answers one action: with the next queued fault of its kind, else as the server would.
     pub fn answer(&mut self, a: Action) {
-        match a {
-            Action::RequestToken { req } => match self.world.token_faults.pop_front() {
-                Some(error) => self.input(Input::TokenFailed { req, error }),
-                None => {
-                    self.world.tokens_issued += 1;
-                    let token = Secret::new(format!("tok{}", self.world.tokens_issued));
-                    let expires_in = self.world.token_ttl;
-                    self.input(Input::TokenIssued {
-                        req,
-                        token,
-                        expires_in,
-                        rotated_refresh_token: false,
-                    })
-                }
-            },
-            Action::CreateChannel { req, .. } => match self.world.channel_faults.pop_front() {
-                Some(error) => self.input(Input::ChannelFailed { req, error }),
-                None => {
-                    self.world.channels_created += 1;
-                    let id = format!("ch{}", self.world.channels_created);
-                    let connect_uri = Secret::new(format!("wss://streaming.example/channels/{id}"));
-                    let expires_in = self.world.channel_ttl;
-                    self.input(Input::ChannelCreated {
-                        req,
-                        id: ChannelId::new(id),
-                        connect_uri,
-                        expires_in,
-                    })
-                }
-            },
-            Action::Connect { conn, url } => match self.world.connect_faults.pop_front() {
-                Some(error) => self.input(Input::ConnectFailed { conn, error }),
-                None => {
-                    let channel = url
-                        .expose()
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    // One socket per channel: a second connection displaces the first.
-                    let displaced: Vec<ConnId> = self
-                        .open
-                        .iter()
-                        .filter(|(_, c)| **c == channel)
-                        .map(|(k, _)| *k)
-                        .collect();
-                    self.open.insert(conn, channel);
-                    self.input(Input::Opened { conn });
-                    for old in displaced {
-                        self.open.remove(&old);
-                        self.input(Input::Closed {
-                            conn: old,
-                            code: Some(1000),
-                            reason: "displaced".into(),
-                        });
-                    }
-                }
-            },
-            Action::PutSubscriptions {
-                req,
-                channel,
-                topics,
-                ..
-            } => match self.world.sub_faults.pop_front() {
-                Some(error) => self.input(Input::SubscribeFailed { req, error }),
-                None => {
-                    let mut results = Vec::new();
-                    let mut set = BTreeSet::new();
-                    for t in topics {
-                        match self.world.rejected.get(t.as_str()) {
-                            Some(why) => {
-                                results.push(TopicResult::rejected(t.as_str(), why.clone()))
-                            }
-                            None => {
-                                set.insert(t.as_str().to_owned());
-                                results.push(TopicResult::permitted(t.as_str()));
-                            }
-                        }
-                    }
-                    self.subs.insert(channel.as_str().to_owned(), set);
-                    self.input(Input::Subscribed { req, results });
-                }
-            },
-            Action::Send { conn, text } => {
-                if text.contains("ping") {
-                    self.pings += 1;
-                    if self.open.contains_key(&conn) && !self.world.silent.contains(&conn) {
-                        self.input(Input::Frame {
-                            conn,
-                            text: PONG.into(),
-                        });
-                    }
-                }
-            }
-            Action::Close { .. } => {}
+        let fault = match &a {
+            Action::RequestToken { .. } => self.world.token_faults.pop_front(),
+            Action::CreateChannel { .. } => self.world.channel_faults.pop_front(),
+            Action::Connect { .. } => self.world.connect_faults.pop_front(),
+            Action::PutSubscriptions { .. } => self.world.sub_faults.pop_front(),
+            Action::Send { .. } | Action::Close { .. } => None,
             other => panic!("unexpected action {other:?}"),
+        };
+        for input in self.server.answer(a, fault) {
+            self.input(input);
         }
     }
 
@@ -340,14 +229,7 @@ impl Harness {
     /// Publishes one event the way the service does: to every open socket whose channel has
     /// the topic subscribed.
     pub fn publish(&mut self, topic: &str, seq: u64) {
-        let targets: Vec<ConnId> = self
-            .open
-            .iter()
-            .filter(|(_, ch)| self.subs.get(*ch).is_some_and(|s| s.contains(topic)))
-            .map(|(c, _)| *c)
-            .filter(|c| !self.world.silent.contains(c))
-            .collect();
-        for conn in targets {
+        for conn in self.server.audience(topic) {
             self.input(Input::Frame {
                 conn,
                 text: notification(topic, seq),
@@ -372,7 +254,7 @@ impl Harness {
 
     /// The newest socket the world considers open.
     pub fn conn(&self) -> ConnId {
-        *self.open.keys().next_back().expect("no open socket")
+        self.server.newest().expect("no open socket")
     }
 
     pub fn frame(&mut self, text: &str) {
@@ -387,7 +269,7 @@ impl Harness {
     /// The server closes the newest socket.
     pub fn server_close(&mut self, code: Option<u16>) {
         let conn = self.conn();
-        self.open.remove(&conn);
+        self.server.drop_socket(conn);
         self.input(Input::Closed {
             conn,
             code,
