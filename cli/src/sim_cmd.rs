@@ -61,6 +61,10 @@ pub(crate) struct SimArgs {
     /// pong overtakes notifications still in the pipeline (0s: one ordered stream).
     #[arg(long, default_value = "0s", value_parser = duration)]
     notification_lag: Duration,
+    /// Delay every HTTP answer and socket upgrade by this much, as a real round trip would
+    /// (e.g. 100ms; 0s answers at once).
+    #[arg(long, default_value = "0s", value_parser = duration)]
+    latency: Duration,
     /// Do not log requests on stderr.
     #[arg(long)]
     quiet: bool,
@@ -120,6 +124,7 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
         displaced_close_code: args.displaced_close_code,
         max_channels: args.max_channels,
         notification_lag: args.notification_lag,
+        latency: args.latency,
         log_requests: !args.quiet,
         ..SimConfig::default()
     };

@@ -103,6 +103,10 @@ pub struct SimConfig {
     /// pipeline — whether the service does that is not documented anywhere, so
     /// clients can be tested against both.
     pub notification_lag: Duration,
+    /// Added to every HTTP answer and socket upgrade (not to the simulator's own `/__sim`
+    /// control endpoints), so a run on loopback pays what a real round trip costs. Zero (the
+    /// default) answers at once.
+    pub latency: Duration,
     /// Log each request on stderr.
     pub log_requests: bool,
     /// The demo OAuth client.
@@ -133,6 +137,7 @@ impl Default for SimConfig {
             max_channels: 20,
             connect_uri_base: None,
             notification_lag: Duration::ZERO,
+            latency: Duration::ZERO,
             log_requests: false,
             client_id: "genesys-notify-sim".to_owned(),
             client_secret: "sim-secret".to_owned(),

@@ -196,6 +196,9 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if !shared.cfg.latency.is_zero() && parts.first() != Some(&"__sim") {
+        tokio::time::sleep(shared.cfg.latency).await;
+    }
     let (endpoint, resp) = match (&method, parts.as_slice()) {
         (&Method::POST, ["oauth", "token"]) => ("token", token(&shared, req).await),
         (&Method::POST, ["api", "v2", "notifications", "channels"]) => {
@@ -580,10 +583,15 @@ fn head_channel(shared: &Shared, req: &Request<Incoming>, id: &str) -> Resp {
         Err(r) => return r,
     };
     let st = shared.lock();
-    match st.channels.get(id) {
-        Some(c) if c.client == client && c.expires_at > Instant::now() => respond(200, None),
-        _ => respond(404, None),
-    }
+    let now = Instant::now();
+    // A channel is bound to the token that created it: once that token has expired the
+    // channel is as dead here as on its socket.
+    let alive = st.channels.get(id).is_some_and(|c| {
+        c.client == client
+            && c.expires_at > now
+            && st.access.get(&c.token).is_some_and(|a| a.expires_at > now)
+    });
+    respond(if alive { 200 } else { 404 }, None)
 }
 
 fn rejection(shared: &Shared, topic: &str) -> Option<String> {

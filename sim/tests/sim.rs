@@ -842,3 +842,48 @@ fn rustls_pki_der(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> 
         .map(Result::unwrap)
         .collect()
 }
+
+/// A channel is bound to its creating token: once that token has expired, `HEAD` says the
+/// channel is gone (404) as the socket upgrade does, even to a newer token of the same client.
+#[test]
+fn head_reports_a_channel_dead_once_its_creating_token_expired() {
+    let sim = Sim::start(quick()).unwrap();
+    let http = Http::new(&sim);
+    let old = http.access(&sim);
+    let id = http.create(&old).body["id"].as_str().unwrap().to_owned();
+    let head = |token: &str| {
+        Http::answer(
+            http.agent
+                .head(format!(
+                    "{}/api/v2/notifications/channels/{id}",
+                    sim.base_url()
+                ))
+                .header("Authorization", format!("Bearer {token}"))
+                .call(),
+        )
+        .status
+    };
+    assert_eq!(head(&old), 200);
+    sim.fault(&Fault::ExpireTokens);
+    let new = http.access(&sim);
+    assert_eq!(head(&new), 404);
+}
+
+/// `latency` delays every answer and upgrade by at least that much.
+#[test]
+fn latency_delays_every_answer_and_upgrade() {
+    let latency = Duration::from_millis(150);
+    let sim = Sim::start(SimConfig { latency, ..quick() }).unwrap();
+    let http = Http::new(&sim);
+    let start = Instant::now();
+    let token = http.access(&sim);
+    assert!(start.elapsed() >= latency);
+    let start = Instant::now();
+    let ch = http.create(&token);
+    assert_eq!(ch.status, 200);
+    assert!(start.elapsed() >= latency);
+    let start = Instant::now();
+    let _ws = connect(ch.body["connectUri"].as_str().unwrap());
+    assert!(start.elapsed() >= latency);
+    assert_eq!(sim.stats().count("upgrade"), 1);
+}
