@@ -34,11 +34,19 @@ impl Default for CloseCodes {
 /// [`Config::validate`] refuses values that make no sense.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Silence on a socket after which the session sends a ping. Default 15 s (the server
-    /// heartbeats only about every 30 s).
+    /// Longest silence on a socket after which the session sends a ping. Default 15 s (the
+    /// server heartbeats only about every 30 s). On a socket that carries more than
+    /// heartbeats the session pings sooner: after three times the 90th percentile of the
+    /// gaps between the frames it delivered, but never sooner than `min_idle_timeout`.
     pub idle_timeout: Duration,
-    /// How long a ping may go unanswered before the socket is declared dead. Default 5 s.
+    /// Shortest silence after which a busy socket is pinged. Default 1 s.
+    pub min_idle_timeout: Duration,
+    /// Longest a ping may go unanswered before the socket is declared dead. Default 5 s.
+    /// Once pongs have come back on a socket, the wait is four times the slowest of its
+    /// recent round trips, but never shorter than `min_ping_timeout`.
     pub ping_timeout: Duration,
+    /// Shortest wait for a pong. Default 1 s.
+    pub min_ping_timeout: Duration,
     /// Renewal lead as a percentage of the channel's or token's lifetime. Default 10.
     pub renew_lead_percent: u32,
     /// Smallest renewal lead. Default 1 s.
@@ -47,8 +55,18 @@ pub struct Config {
     pub renew_lead_max: Duration,
     /// First backoff step. Default 500 ms.
     pub backoff_base: Duration,
-    /// Longest backoff. Default 30 s.
+    /// Longest backoff while nothing is lost yet (a renewal ahead of expiry). Default 30 s.
     pub backoff_cap: Duration,
+    /// Longest backoff while coverage is lost (some topic has no live socket): retries stay
+    /// close together, and a server's `Retry-After` is the moment to retry rather than a
+    /// floor under another backoff step. Default 2 s.
+    pub urgent_backoff_cap: Duration,
+    /// After a connection that was stable (or on the first loss), the first reconnect goes
+    /// out after a random delay below this, so that many clients dropped at once do not
+    /// reconnect in the same instant; backoff grows from the second failure on. Default
+    /// 100 ms. A process that runs many sessions should widen it (about 0.5 ms per session
+    /// keeps a thousand of them from crowding any 50 ms).
+    pub first_retry_spread: Duration,
     /// Time `Live` after which the backoff counter resets. Default 30 s.
     pub stable_after: Duration,
     /// Failed token refreshes in a row after which the session asks for a login. Default
@@ -91,12 +109,16 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             idle_timeout: Duration::from_secs(15),
+            min_idle_timeout: Duration::from_secs(1),
             ping_timeout: Duration::from_secs(5),
+            min_ping_timeout: Duration::from_secs(1),
             renew_lead_percent: 10,
             renew_lead_min: Duration::from_secs(1),
             renew_lead_max: Duration::from_secs(300),
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(30),
+            urgent_backoff_cap: Duration::from_secs(2),
+            first_retry_spread: Duration::from_millis(100),
             stable_after: Duration::from_secs(30),
             max_refresh_attempts: None,
             fresh_token_window: Duration::from_secs(30),
@@ -131,6 +153,15 @@ impl Config {
         }
         if self.ping_timeout == zero {
             return bad("ping_timeout", "must be above zero");
+        }
+        if self.min_idle_timeout == zero {
+            return bad("min_idle_timeout", "must be above zero");
+        }
+        if self.min_ping_timeout == zero {
+            return bad("min_ping_timeout", "must be above zero");
+        }
+        if self.urgent_backoff_cap == zero {
+            return bad("urgent_backoff_cap", "must be above zero");
         }
         if self.backoff_base == zero {
             return bad("backoff_base", "must be above zero");

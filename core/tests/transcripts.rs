@@ -87,6 +87,116 @@ fn liveness_half_open_socket_found_within_20s() {
     snap("liveness_half_open", &h);
 }
 
+/// Publishes `n` events on T1, `every` apart, continuing from `seq`.
+fn traffic(h: &mut Harness, seq: &mut u64, n: u32, every: Duration) {
+    for _ in 0..n {
+        *seq += 1;
+        h.publish(T1, *seq);
+        h.run_for(every);
+    }
+}
+
+/// A fixed-seed xorshift, for traffic shapes that repeat run after run.
+fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+fn socket_dead_gaps(h: &Harness) -> usize {
+    h.events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Gap {
+                    reason: GapReason::SocketDead,
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+#[test]
+fn liveness_busy_socket_half_open_found_within_3s() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    let mut seq = 0;
+    traffic(&mut h, &mut seq, 100, Duration::from_millis(100));
+    let conn = h.conn();
+    let silent_from = h.now;
+    h.server.silent.insert(conn);
+    h.run_for(secs(10));
+    let closed = h.times_of(|a| matches!(a, Action::Close { conn: c, .. } if *c == conn));
+    assert_eq!(closed.len(), 1, "the dead socket is closed once");
+    let found_after = closed[0] - silent_from;
+    assert!(
+        found_after <= secs(3),
+        "a socket that carried 10 events/s is found dead {found_after:?} after it fell silent"
+    );
+    assert_eq!(socket_dead_gaps(&h), 1);
+    assert_eq!(h.s.status(), Status::Live);
+}
+
+#[test]
+fn liveness_bursty_traffic_gives_no_false_dead_verdict() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    let mut x = 0x9E37_79B9_7F4A_7C15;
+    let mut seq = 0;
+    let mut silence = Duration::ZERO;
+    let mut pauses = 0;
+    let end = h.now + secs(1800);
+    while h.now < end {
+        // A burst of 5–40 events 20–300 ms apart, then a pause of 2–90 s.
+        for _ in 0..5 + xorshift(&mut x) % 36 {
+            seq += 1;
+            h.publish(T1, seq);
+            h.run_for(Duration::from_millis(20 + xorshift(&mut x) % 281));
+        }
+        let pause = Duration::from_millis(2_000 + xorshift(&mut x) % 88_000);
+        silence += pause;
+        pauses += 1;
+        h.run_for(pause);
+    }
+    assert_eq!(connects(&h), 1, "the socket was never replaced");
+    assert_eq!(socket_dead_gaps(&h), 0);
+    assert!(h.gaps().is_empty());
+    assert_eq!(h.delivered.len() as u64, seq);
+    // About one ping per second of silence at most (each pause may start with one more).
+    let bound = silence.as_secs() + pauses;
+    assert!(
+        u64::from(h.server.pings) <= bound,
+        "{} pings over {}s of silence in {pauses} pauses",
+        h.server.pings,
+        silence.as_secs()
+    );
+}
+
+#[test]
+fn liveness_slow_but_alive_server_gives_no_false_dead_verdict() {
+    // Every pong takes 2.5 s, from the first one on: the session learns that from the ping
+    // it sends as the socket goes live.
+    let mut h = Harness::new(cfg(), 7);
+    h.world.pong_delay = Duration::from_millis(2_500);
+    h.subscribe(&[T1]);
+    h.serve();
+    let mut x = 0x2545_F491_4F6C_DD1D;
+    let mut seq = 0;
+    for _ in 0..60 {
+        traffic(&mut h, &mut seq, 20, Duration::from_millis(100));
+        h.run_for(Duration::from_millis(1_000 + xorshift(&mut x) % 20_000));
+    }
+    assert!(
+        h.server.pings > 60,
+        "the pauses were pinged: {}",
+        h.server.pings
+    );
+    assert_eq!(connects(&h), 1, "the socket was never replaced");
+    assert_eq!(socket_dead_gaps(&h), 0);
+    assert_eq!(h.delivered.len() as u64, seq);
+}
+
 #[test]
 fn liveness_silence_with_pongs_keeps_the_socket() {
     let mut h = Harness::live(cfg(), &[T1]);

@@ -7,6 +7,7 @@ use crate::time::Instant;
 use crate::types::{ChannelId, ConnId, ReqId, Secret, Topic};
 
 use super::deadline::Deadline;
+use super::liveness::Cadence;
 
 /// Which of the (at most) two channel links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +143,9 @@ pub(super) struct OpenSocket {
     pub(super) ping_due: Option<Instant>,
     /// Pings sent on this socket that no pong has answered yet.
     pub(super) pings_out: u32,
+    /// What the socket's traffic has shown: when to ping it, how long to wait for a pong.
+    /// (Boxed: it holds the recent gaps and round trips, a few hundred bytes.)
+    pub(super) cadence: Box<Cadence>,
     /// Set by a suspend: coverage since then is unproven until a frame arrives.
     pub(super) suspect_since: Option<Instant>,
     /// Set by `socket_closing`: the server closes this socket around then.
@@ -155,13 +159,14 @@ pub(super) struct OpenSocket {
 }
 
 impl OpenSocket {
-    pub(super) fn new(conn: ConnId, now: Instant) -> OpenSocket {
+    pub(super) fn new(conn: ConnId, now: Instant, cadence: Cadence) -> OpenSocket {
         OpenSocket {
             conn,
             live_since: None,
             last_rx: now,
             ping_due: None,
             pings_out: 0,
+            cadence: Box::new(cadence),
             suspect_since: None,
             closing_by: None,
             sub: Sub::Wanted { not_before: None },

@@ -4,6 +4,7 @@
 mod coverage;
 mod deadline;
 mod link;
+mod liveness;
 mod loss;
 mod token;
 
@@ -11,6 +12,7 @@ use coverage::{Budgets, Dedup};
 pub use deadline::Deadline;
 use deadline::Target;
 use link::{Chan, Link, OpenSocket, Plan, Proof, Step, Sub, SubRequest, Which};
+use liveness::{Bounds, Cadence};
 use loss::{Cause, Recovery};
 use token::{Token, Tokens};
 
@@ -743,7 +745,7 @@ impl Session {
                     }
                     match o.ping_due {
                         Some(at) => f(at, Deadline::PingTimeout, t),
-                        None => f(o.last_rx + self.cfg.idle_timeout, Deadline::Idle, t),
+                        None => f(o.last_rx + o.cadence.idle(), Deadline::Idle, t),
                     }
                     if let Some(c) = &l.chan {
                         f(c.dies_at(), Deadline::ChannelExpiry, t);
@@ -1320,6 +1322,9 @@ impl Session {
             Vec::new()
         };
         o.server_topics = accepted;
+        // A socket's first ping goes out as it goes live: its pong tells how long pongs take
+        // on it, so a busy socket that later falls silent is judged by its own round trip.
+        let probe = o.live_since.is_none() && o.pings_out == 0;
         o.live_since.get_or_insert(now);
         let owes_a_put = o.sub.is_dirty();
         let permitted = o.server_topics.clone();
@@ -1334,6 +1339,9 @@ impl Session {
         // while its first PUT was in flight goes out first.
         if w == Which::Standby && !owes_a_put {
             self.standby_ready();
+        }
+        if probe {
+            self.ping(w);
         }
     }
 
@@ -1362,11 +1370,12 @@ impl Session {
     /// Sends a ping on an open socket; its pong (or any frame, outside a handover) is due
     /// within the ping timeout.
     fn ping(&mut self, w: Which) {
-        let due = self.now + self.cfg.ping_timeout;
+        let now = self.now;
         let Some(o) = self.link_mut(w).and_then(Link::open_mut) else {
             return;
         };
-        o.ping_due.get_or_insert(due);
+        o.cadence.ping_sent(now, o.pings_out == 0);
+        o.ping_due.get_or_insert(now + o.cadence.pong_wait());
         o.pings_out = o.pings_out.saturating_add(1);
         let conn = o.conn;
         self.actions.push_back(Action::Send {
@@ -1506,8 +1515,9 @@ impl Session {
             return;
         };
         let now = self.now;
+        let cadence = Cadence::new(Bounds::new(&self.cfg));
         if let Some(l) = self.link_mut(w) {
-            l.step = Step::Open(OpenSocket::new(conn, now));
+            l.step = Step::Open(OpenSocket::new(conn, now, cadence));
         }
     }
 
@@ -1574,6 +1584,7 @@ impl Session {
             return;
         };
         let now = self.now;
+        let bounds = Bounds::new(&self.cfg);
         let overlap = self.dedup.until.is_some();
         let Some(l) = self.link_mut(w) else { return };
         let tag = l.tag;
@@ -1583,12 +1594,15 @@ impl Session {
         let frame = frame::classify(&text);
         if matches!(frame, Frame::Pong) {
             o.pings_out = o.pings_out.saturating_sub(1);
+            o.cadence.pong(now, o.pings_out == 0, bounds);
             if let Proof::AwaitingPongs(n) = o.proof {
                 o.proof = match n.saturating_sub(1) {
                     0 => Proof::Proven { at: now },
                     left => Proof::AwaitingPongs(left),
                 };
             }
+        } else {
+            o.cadence.frame(now, bounds);
         }
         // Any frame proves the socket alive, but while a handover waits for its pong only
         // that pong proves the old socket drained: its deadline stays.

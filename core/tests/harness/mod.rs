@@ -37,6 +37,8 @@ pub struct World {
     pub sub_faults: VecDeque<RequestError>,
     /// When true, actions wait in `pending` until the test answers them.
     pub manual: bool,
+    /// How long the server takes to answer a ping (zero: at once).
+    pub pong_delay: Duration,
 }
 
 pub struct Harness {
@@ -46,6 +48,8 @@ pub struct Harness {
     pub world: World,
     pub server: FakeServer,
     pub pending: VecDeque<Action>,
+    /// Answers on their way, by when they arrive.
+    pub delayed: VecDeque<(Instant, Input)>,
     pub delivered: Vec<(String, u64)>,
     pub events: Vec<Event>,
     pub actions: Vec<Action>,
@@ -65,6 +69,7 @@ impl Harness {
             world: World::default(),
             server: FakeServer::new(),
             pending: VecDeque::new(),
+            delayed: VecDeque::new(),
             delivered: Vec::new(),
             events: Vec::new(),
             actions: Vec::new(),
@@ -191,8 +196,14 @@ impl Harness {
             Action::Send { .. } | Action::Close { .. } => None,
             other => panic!("unexpected action {other:?}"),
         };
+        let is_ping = matches!(&a, Action::Send { text, .. } if text.contains("ping"));
         for input in self.server.answer(a, fault) {
-            self.input(input);
+            if is_ping && !self.world.pong_delay.is_zero() {
+                self.delayed
+                    .push_back((self.now + self.world.pong_delay, input));
+            } else {
+                self.input(input);
+            }
         }
     }
 
@@ -201,8 +212,29 @@ impl Harness {
     pub fn run_until(&mut self, to: Instant) {
         self.serve();
         for _ in 0..200_000 {
-            match self.s.poll_timeout() {
-                Some((at, why)) if at <= to => {
+            let next_answer = self
+                .delayed
+                .front()
+                .map(|(at, _)| *at)
+                .filter(|at| *at <= to);
+            let wake = self.s.poll_timeout().filter(|(at, _)| *at <= to);
+            if let Some(at) = next_answer.filter(|a| wake.is_none_or(|(w, _)| *a <= w)) {
+                self.now = self.now.max(at);
+                if let Some((_, input)) = self.delayed.pop_front() {
+                    // A delayed pong for a socket closed meanwhile goes nowhere.
+                    let to_open = match &input {
+                        Input::Frame { conn, .. } => self.server.is_open(*conn),
+                        _ => true,
+                    };
+                    if to_open {
+                        self.input(input);
+                    }
+                }
+                self.serve();
+                continue;
+            }
+            match wake {
+                Some((at, why)) => {
                     assert!(at >= self.now, "deadline {at} before now {}", self.now);
                     self.now = at;
                     if !(self.quiet_liveness && why.to_string() == "idle") {
