@@ -10,6 +10,9 @@
 //! fail ENDPOINT COUNT STATUS [RETRY_AFTER]  the next COUNT requests answer STATUS
 //!                                           (ENDPOINT: token, channel, subscriptions, upgrade;
 //!                                           RETRY_AFTER in seconds)
+//! heal ENDPOINT                             ENDPOINT answers normally again: its queued
+//!                                           failures are forgotten (`fail token 1000 503` then,
+//!                                           15 s later, `heal token`: an outage of 15 s)
 //! revoke_refresh_tokens                     every refresh token stops working (invalid_grant)
 //! expire_tokens                             every access token expires now
 //! malformed KIND                            send a bad frame on every socket (KIND: not_json,
@@ -45,6 +48,18 @@ pub enum Endpoint {
     Subscriptions,
     /// The WebSocket upgrade.
     Upgrade,
+}
+
+impl Endpoint {
+    /// The endpoint's word in the fault language.
+    fn word(self) -> &'static str {
+        match self {
+            Endpoint::Token => "token",
+            Endpoint::Channel => "channel",
+            Endpoint::Subscriptions => "subscriptions",
+            Endpoint::Upgrade => "upgrade",
+        }
+    }
 }
 
 /// Kinds of bad frame.
@@ -97,6 +112,8 @@ pub enum Fault {
         /// `Retry-After`, in seconds.
         retry_after: Option<u64>,
     },
+    /// The endpoint's queued failures are forgotten: it answers normally again.
+    Heal(Endpoint),
     /// Every refresh token stops working.
     RevokeRefreshTokens,
     /// Every access token expires now.
@@ -192,7 +209,7 @@ impl std::str::FromStr for Fault {
                 Some("unknown_topic") => Ok(Fault::Malformed(Malformed::UnknownTopic)),
                 _ => bad("KIND must be not_json, truncated, oversized or unknown_topic"),
             },
-            Some("fail") => {
+            Some(w @ ("fail" | "heal")) => {
                 let endpoint = match words.get(1).copied() {
                     Some("token") => Endpoint::Token,
                     Some("channel") => Endpoint::Channel,
@@ -200,6 +217,9 @@ impl std::str::FromStr for Fault {
                     Some("upgrade") => Endpoint::Upgrade,
                     _ => return bad("ENDPOINT must be token, channel, subscriptions or upgrade"),
                 };
+                if w == "heal" {
+                    return Ok(Fault::Heal(endpoint));
+                }
                 let count = u32::try_from(num(2, "COUNT")?).unwrap_or(u32::MAX);
                 let status = match u16::try_from(num(3, "STATUS")?) {
                     Ok(s) if (400..600).contains(&s) => s,
@@ -237,18 +257,13 @@ impl fmt::Display for Fault {
                 status,
                 retry_after,
             } => {
-                let e = match endpoint {
-                    Endpoint::Token => "token",
-                    Endpoint::Channel => "channel",
-                    Endpoint::Subscriptions => "subscriptions",
-                    Endpoint::Upgrade => "upgrade",
-                };
-                write!(f, "fail {e} {count} {status}")?;
+                write!(f, "fail {} {count} {status}", endpoint.word())?;
                 if let Some(r) = retry_after {
                     write!(f, " {r}")?;
                 }
                 Ok(())
             }
+            Fault::Heal(endpoint) => write!(f, "heal {}", endpoint.word()),
             Fault::RevokeRefreshTokens => f.write_str("revoke_refresh_tokens"),
             Fault::ExpireTokens => f.write_str("expire_tokens"),
             Fault::Burst(n) => write!(f, "burst {n}"),
@@ -336,6 +351,7 @@ mod tests {
             "displace",
             "fail token 3 429 5",
             "fail upgrade 1 404",
+            "heal token",
             "revoke_refresh_tokens",
             "expire_tokens",
             "malformed truncated",

@@ -233,6 +233,9 @@ impl Shared {
                     q.push_back((*status, *retry_after));
                 }
             }
+            Fault::Heal(endpoint) => {
+                st.fails.remove(endpoint);
+            }
             Fault::RevokeRefreshTokens => st.refresh.clear(),
             Fault::ExpireTokens => {
                 let now = Instant::now();
