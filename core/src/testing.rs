@@ -318,7 +318,8 @@ pub fn live(config: Config, topics: &[&str], mut server: FakeServer) -> (Session
 }
 
 /// Checks the bound on requests: whatever the server answers, each request kind goes out at
-/// most its per-minute budget in any 60 s of session time.
+/// most its per-minute budget in any 60 s of session time (token requests: the calm budget,
+/// or one a second while coverage is lost, whichever is more).
 #[derive(Debug, Default)]
 pub struct RequestRates {
     sent: BTreeMap<&'static str, VecDeque<Instant>>,
@@ -328,7 +329,11 @@ impl RequestRates {
     /// Records an action emitted at `now`; an error says which kind went over its bound.
     pub fn record(&mut self, action: &Action, now: Instant, cfg: &Config) -> Result<(), String> {
         let (kind, bound) = match action {
-            Action::RequestToken { .. } => ("token", cfg.max_token_requests_per_minute),
+            Action::RequestToken { .. } => (
+                "token",
+                cfg.max_token_requests_per_minute
+                    .max(crate::URGENT_TOKEN_REQUESTS_PER_MINUTE),
+            ),
             Action::CreateChannel { .. } => ("channel", cfg.max_channel_creations_per_minute),
             Action::PutSubscriptions { .. } => {
                 ("subscription", cfg.max_subscription_requests_per_minute)

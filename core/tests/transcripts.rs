@@ -1066,3 +1066,97 @@ fn close_closing_while_recovering_reports_the_open_stretch() {
     assert_eq!(h.events.last(), Some(&Event::Status(Status::Closed)));
     snap("close_while_recovering", &h);
 }
+
+#[test]
+fn urgency_a_retry_after_is_the_moment_to_retry_while_coverage_is_lost() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.quiet_liveness = false;
+    h.run_for(secs(60));
+    h.note("the socket drops; its channel refuses the upgrade, and the next creation gets 429");
+    h.world.connect_faults.push_back(RequestError::status(404));
+    h.world
+        .channel_faults
+        .push_back(RequestError::rate_limited(secs(3)));
+    h.server_close(None);
+    h.run_for(secs(10));
+    let creates = h.times_of(|a| matches!(a, Action::CreateChannel { .. }));
+    assert_eq!(creates.len(), 3, "{creates:?}");
+    assert_eq!(
+        creates[2] - creates[1],
+        secs(3),
+        "the retry goes out when the service said, not a backoff step later"
+    );
+    assert_eq!(h.s.status(), Status::Live);
+    snap("urgency_retry_after", &h);
+}
+
+#[test]
+fn urgency_a_token_outage_is_retried_about_once_a_second_and_recovers_at_once() {
+    let mut h = Harness::new(cfg(), 5);
+    h.server.token_ttl = secs(15);
+    h.subscribe(&[T1]);
+    h.serve();
+    h.run_for(secs(5));
+    h.note("the token endpoint answers 503 from t=5 s to t=25 s; the token dies at t=15 s");
+    h.world
+        .token_faults
+        .extend((0..1000).map(|_| RequestError::status(503)));
+    let outage_from = h.now;
+    h.run_for(secs(20));
+    let healed_at = h.now;
+    h.world.token_faults.clear();
+    let mut waited = Duration::ZERO;
+    while h.s.status() != Status::Live && waited < secs(30) {
+        h.run_for(Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+    }
+    assert!(
+        waited <= Duration::from_millis(2_500),
+        "live {waited:?} after the endpoint answers again"
+    );
+    let asks: Vec<Instant> = h
+        .times_of(|a| matches!(a, Action::RequestToken { .. }))
+        .into_iter()
+        .filter(|t| *t >= outage_from && *t < healed_at)
+        .collect();
+    assert!(
+        asks.len() as u64 <= (healed_at - outage_from).as_secs(),
+        "{} token requests in a {:?} outage",
+        asks.len(),
+        healed_at - outage_from
+    );
+    assert!(asks.len() >= 8, "it keeps trying: {}", asks.len());
+    assert_eq!(h.gaps().len(), 1, "one gap for the one loss");
+}
+
+#[test]
+fn renewal_of_a_short_token_survives_two_refusals() {
+    // With the backoff: the renewal of a 15 s token is refused twice with 503.
+    let mut h = Harness::new(cfg(), 6);
+    h.server.token_ttl = secs(15);
+    h.subscribe(&[T1]);
+    h.serve();
+    h.world
+        .token_faults
+        .extend([RequestError::status(503), RequestError::status(503)]);
+    h.run_for(secs(40));
+    assert!(h.gaps().is_empty(), "{:?}", h.gaps());
+    assert_eq!(h.s.status(), Status::Live);
+
+    // With the Retry-After the service gave last: 3 s at the start, then twice at renewal.
+    let mut h = Harness::new(cfg(), 6);
+    h.server.token_ttl = secs(15);
+    h.world
+        .token_faults
+        .push_back(RequestError::rate_limited(secs(3)));
+    h.subscribe(&[T1]);
+    h.serve();
+    h.run_for(secs(5));
+    h.world.token_faults.extend([
+        RequestError::rate_limited(secs(3)),
+        RequestError::rate_limited(secs(3)),
+    ]);
+    h.run_for(secs(40));
+    assert!(h.gaps().is_empty(), "{:?}", h.gaps());
+    assert_eq!(h.s.status(), Status::Live);
+}

@@ -6,6 +6,7 @@ mod deadline;
 mod link;
 mod liveness;
 mod loss;
+mod schedule;
 mod token;
 
 use coverage::{Budgets, Dedup};
@@ -14,6 +15,7 @@ use deadline::Target;
 use link::{Chan, Link, OpenSocket, Plan, Proof, Step, Sub, SubRequest, Which};
 use liveness::{Bounds, Cadence};
 use loss::{Cause, Recovery};
+use schedule::Pace;
 use token::{Token, Tokens};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -43,6 +45,11 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 const MALFORMED_WINDOW: Duration = Duration::from_secs(10);
 /// Refusals of the same kind of request in a row that stop the session.
 const REFUSAL_LIMIT: u32 = 2;
+/// While coverage is lost the token budget allows this many requests a minute (one a second
+/// on average), whatever `max_token_requests_per_minute` says for calm times.
+pub const URGENT_TOKEN_REQUESTS_PER_MINUTE: u32 = 60;
+/// While coverage is lost, the average spacing of token requests.
+const URGENT_TOKEN_SPACING: Duration = Duration::from_secs(1);
 
 /// Request kinds whose `Retry-After` holds back every request of the kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +126,8 @@ pub struct Session {
     /// While malformed frames are being counted: when the window ends, and how many arrived
     /// in it after the first.
     malformed_window: Option<(Instant, u64)>,
+    /// The service's pace as seen so far: its last `Retry-After`, its round trips.
+    pace: Pace,
 }
 
 /// Shows the state, never a secret.
@@ -165,6 +174,7 @@ impl Session {
             refusals: None,
             malformed: 0,
             malformed_window: None,
+            pace: Pace::default(),
         };
         s.active = Some(s.new_link());
         s.settle();
@@ -506,6 +516,7 @@ impl Session {
         let Some(ra) = error.retry_after() else {
             return;
         };
+        self.pace.last_retry_after = Some(ra);
         let at = self.now + ra;
         match kind {
             Kind::Token => {
@@ -615,23 +626,76 @@ impl Session {
     }
 
     /// Full jitter above a floor: `[base, min(cap, base·2^(n+1))]`, never below `floor`.
+    /// The wait before the next attempt after `failures` failures. `floor`: a wait the
+    /// server asked for. While coverage is lost that wait is the moment to retry (but never
+    /// sooner than `backoff_base`); otherwise it is a floor under a backoff step.
     fn backoff(&mut self, failures: u32, floor: Option<Duration>) -> Duration {
+        if let Some(f) = floor.filter(|_| self.coverage_lost()) {
+            // A `Retry-After: 0` still waits the first step: no retry in the same instant.
+            return f.max(self.cfg.backoff_base);
+        }
         let ceil = self.backoff_ceiling(failures);
         let d = self.rng.between(self.cfg.backoff_base.min(ceil), ceil);
         d.max(floor.unwrap_or_default())
     }
 
+    /// The longest backoff step after `failures` failures: short while coverage is lost.
     fn backoff_ceiling(&self, failures: u32) -> Duration {
+        let calm = self.calm_ceiling(failures);
+        if self.coverage_lost() {
+            calm.min(self.cfg.urgent_backoff_cap)
+        } else {
+            calm
+        }
+    }
+
+    /// The longest backoff step while nothing is lost.
+    fn calm_ceiling(&self, failures: u32) -> Duration {
         self.cfg
             .backoff_base
             .saturating_mul(1u32 << failures.min(20).saturating_add(1))
             .min(self.cfg.backoff_cap)
     }
 
+    /// True while some desired topic has no live socket: retries are urgent.
+    fn coverage_lost(&self) -> bool {
+        if self.topics.is_empty() {
+            return false;
+        }
+        let live = self
+            .active
+            .as_ref()
+            .and_then(Link::open)
+            .is_some_and(OpenSocket::is_live);
+        !live || !self.uncovered.is_empty()
+    }
+
+    /// The token budget: while coverage is lost, up to one request a second; otherwise
+    /// `max_token_requests_per_minute`.
+    fn token_budget(&self) -> u32 {
+        let calm = self.cfg.max_token_requests_per_minute;
+        if self.coverage_lost() {
+            calm.max(URGENT_TOKEN_REQUESTS_PER_MINUTE)
+        } else {
+            calm
+        }
+    }
+
+    /// While coverage is lost, token requests keep at least a second apart on average.
+    fn urgent_token_floor(&mut self) -> Duration {
+        if self.coverage_lost() {
+            self.rng
+                .between(URGENT_TOKEN_SPACING / 2, URGENT_TOKEN_SPACING * 3 / 2)
+        } else {
+            Duration::ZERO
+        }
+    }
+
     /// For an answer that is the same useless thing every time (a dead token, an expired
     /// channel): the delay must grow with each one, so the jitter only spreads its upper half.
+    /// Urgency does not shorten it: asking sooner would only get the same answer sooner.
     fn growing_backoff(&mut self, failures: u32) -> Duration {
-        let ceil = self.backoff_ceiling(failures);
+        let ceil = self.calm_ceiling(failures);
         self.rng.between(ceil / 2, ceil)
     }
 
@@ -913,7 +977,7 @@ impl Session {
             }
         }
         if needed {
-            let max = self.cfg.max_token_requests_per_minute;
+            let max = self.token_budget();
             if let Err(at) = self.tokens.budget.take(self.now, max) {
                 self.tokens.retry_at = Some(at);
                 return;
@@ -1072,9 +1136,11 @@ impl Session {
     // ----- token results -------------------------------------------------------------------
 
     fn on_token_issued(&mut self, req: ReqId, token: Secret, expires_in: Duration, rotated: bool) {
-        if self.tokens.req.is_none_or(|(r, _)| r != req) {
+        let Some((_, sent)) = self.tokens.req.filter(|(r, _)| *r == req) else {
             return;
-        }
+        };
+        self.pace
+            .round_trip(self.now.saturating_duration_since(sent));
         self.tokens.req = None;
         self.refusals = None;
         let after_rejection = self.tokens.current.as_ref().is_some_and(|t| t.stale);
@@ -1144,8 +1210,14 @@ impl Session {
                     });
                     return;
                 }
-                // The Retry-After, if any, is already in `retry_at`.
-                let delay = self.backoff(failures - 1, None);
+                // The Retry-After, if any, is already in `retry_at`; while coverage is lost
+                // it is the moment to retry, not a floor under another step.
+                let delay = if self.coverage_lost() && error.retry_after().is_some() {
+                    self.cfg.backoff_base
+                } else {
+                    self.backoff(failures - 1, None)
+                        .max(self.urgent_token_floor())
+                };
                 self.tokens.retry_at = Some(
                     self.tokens
                         .retry_at
@@ -1183,6 +1255,9 @@ impl Session {
             return;
         };
         let token_gen = *token_gen;
+        if let Some(Step::Creating { sent, .. }) = self.link(w).map(|l| &l.step) {
+            self.pace.round_trip(now.saturating_duration_since(*sent));
+        }
         let token_expires_at = self
             .tokens
             .current
@@ -1192,7 +1267,8 @@ impl Session {
         let expires_at = now + expires_in;
         let dies_at = expires_at.min(token_expires_at);
         let lifetime = dies_at - now;
-        let lead = self.cfg.renew_lead(lifetime);
+        let two_steps = self.calm_ceiling(0) + self.calm_ceiling(1);
+        let lead = self.pace.renewal_lead(&self.cfg, lifetime, two_steps);
         let jittered = self.rng.between(lead, lead * 3 / 2).min(lifetime / 2);
         let chan = Chan {
             id,
@@ -1515,6 +1591,9 @@ impl Session {
             return;
         };
         let now = self.now;
+        if let Some(Step::Connecting { sent, .. }) = self.link(w).map(|l| &l.step) {
+            self.pace.round_trip(now.saturating_duration_since(*sent));
+        }
         let cadence = Cadence::new(Bounds::new(&self.cfg));
         if let Some(l) = self.link_mut(w) {
             l.step = Step::Open(OpenSocket::new(conn, now, cadence));
@@ -1802,7 +1881,17 @@ impl Session {
         if stable {
             old.failures = 0;
         }
-        let delay = self.backoff(old.failures, None);
+        // The first retry after a stable connection goes out at once, spread a little so a
+        // crowd of clients dropped together does not arrive together; backoff grows from the
+        // second failure on.
+        let delay = if old.failures == 0 {
+            // Never in the same instant as the loss: that stays a separate wake-up.
+            let least = Duration::from_millis(1);
+            self.rng
+                .between(least, self.cfg.first_retry_spread.max(least))
+        } else {
+            self.backoff(old.failures, None)
+        };
         let mut next = Link::new(old.tag);
         next.failures = old.failures.saturating_add(1);
         next.min_token_gen = old.min_token_gen;

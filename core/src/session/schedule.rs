@@ -1,0 +1,107 @@
+//! When the next attempt goes out: how far ahead of a channel's death its renewal starts, and
+//! what the session has learned about the service's pace that feeds into it.
+//!
+//! A renewal must survive trouble: two refused attempts — each followed by the wait the
+//! service asked for last (`Retry-After`), or by the backoff if it asked for none — and then a
+//! successful one, all before the old channel dies. So the lead is at least two such waits
+//! plus the round trips of a token request, a channel creation, a socket upgrade and a
+//! subscription. Long lifetimes keep the configured lead (10 % of the lifetime, at most 5
+//! minutes), which is far longer; short ones (a 15 s token) get the lead trouble needs, up to
+//! half their life.
+
+use std::time::Duration;
+
+use crate::config::Config;
+
+/// What the session has seen of the service's pace.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Pace {
+    /// The `Retry-After` the token or channel endpoint gave last.
+    pub(super) last_retry_after: Option<Duration>,
+    /// A slowly forgetting maximum of the recent request round trips.
+    pub(super) round_trip: Duration,
+}
+
+/// Round trips a renewal needs: token, channel, upgrade, subscription.
+const RENEWAL_ROUND_TRIPS: u32 = 4;
+
+impl Pace {
+    /// A request answered `rtt` after it went out.
+    pub(super) fn round_trip(&mut self, rtt: Duration) {
+        // Rises at once, falls by a quarter of the difference per sample.
+        self.round_trip = if rtt >= self.round_trip {
+            rtt
+        } else {
+            self.round_trip - (self.round_trip - rtt) / 4
+        };
+    }
+
+    /// How long before `lifetime` runs out its renewal starts (before jitter).
+    /// `first_two_steps` is what two backoff steps may cost at most.
+    pub(super) fn renewal_lead(
+        &self,
+        cfg: &Config,
+        lifetime: Duration,
+        first_two_steps: Duration,
+    ) -> Duration {
+        let waits = match self.last_retry_after {
+            Some(ra) => (ra * 2).max(first_two_steps),
+            None => first_two_steps,
+        };
+        let trouble = waits + self.round_trip * RENEWAL_ROUND_TRIPS;
+        cfg.renew_lead(lifetime)
+            .max(trouble.min(cfg.renew_lead_max))
+            .min(lifetime / 2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn a_day_long_channel_keeps_the_five_minute_lead() {
+        let cfg = Config::default();
+        let p = Pace {
+            last_retry_after: Some(s(30)),
+            round_trip: Duration::from_millis(300),
+        };
+        assert_eq!(p.renewal_lead(&cfg, s(86_400), s(3)), s(300));
+    }
+
+    #[test]
+    fn a_short_token_gets_room_for_two_refusals() {
+        let cfg = Config::default();
+        let mut p = Pace::default();
+        p.round_trip(Duration::from_millis(100));
+        // No Retry-After seen: two backoff steps (1 s + 2 s) and four round trips.
+        assert_eq!(
+            p.renewal_lead(&cfg, s(15), s(3)),
+            Duration::from_millis(3_400)
+        );
+        // The service asked for 3 s last time: two such waits.
+        p.last_retry_after = Some(s(3));
+        assert_eq!(
+            p.renewal_lead(&cfg, s(15), s(3)),
+            Duration::from_millis(6_400)
+        );
+        // Never more than half the life.
+        p.last_retry_after = Some(s(60));
+        assert_eq!(
+            p.renewal_lead(&cfg, s(15), s(3)),
+            Duration::from_millis(7_500)
+        );
+    }
+
+    #[test]
+    fn the_round_trip_rises_at_once_and_falls_slowly() {
+        let mut p = Pace::default();
+        p.round_trip(Duration::from_millis(400));
+        p.round_trip(Duration::from_millis(0));
+        assert_eq!(p.round_trip, Duration::from_millis(300));
+    }
+}
