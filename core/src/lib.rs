@@ -157,6 +157,9 @@ pub use error::{
 };
 pub use frame::{classify, Frame, HEARTBEAT, PING, PONG};
 pub use io::{Action, Event, GapReason, Input, Status, TopicResult};
-pub use session::{Deadline, Session, MAX_RETRY_AFTER, URGENT_TOKEN_REQUESTS_PER_MINUTE};
+pub use session::{
+    Deadline, Session, CHANNEL_REQUESTS_PER_MINUTE, MAX_RETRY_AFTER,
+    URGENT_TOKEN_REQUESTS_PER_MINUTE,
+};
 pub use time::Instant;
 pub use types::{ChannelId, ConnId, ReqId, Secret, Topic, MAX_TOPICS, MAX_TOPIC_LEN};

@@ -319,7 +319,9 @@ pub fn live(config: Config, topics: &[&str], mut server: FakeServer) -> (Session
 
 /// Checks the bound on requests: whatever the server answers, each request kind goes out at
 /// most its per-minute budget in any 60 s of session time (token requests: the calm budget,
-/// or one a second while coverage is lost, whichever is more).
+/// or one a second while coverage is lost, whichever is more; channel requests:
+/// [`CHANNEL_REQUESTS_PER_MINUTE`](crate::CHANNEL_REQUESTS_PER_MINUTE) — those that made a
+/// channel are checked by [`ChannelsMade`]).
 #[derive(Debug, Default)]
 pub struct RequestRates {
     sent: BTreeMap<&'static str, VecDeque<Instant>>,
@@ -334,7 +336,7 @@ impl RequestRates {
                 cfg.max_token_requests_per_minute
                     .max(crate::URGENT_TOKEN_REQUESTS_PER_MINUTE),
             ),
-            Action::CreateChannel { .. } => ("channel", cfg.max_channel_creations_per_minute),
+            Action::CreateChannel { .. } => ("channel", crate::CHANNEL_REQUESTS_PER_MINUTE),
             Action::PutSubscriptions { .. } => {
                 ("subscription", cfg.max_subscription_requests_per_minute)
             }
@@ -354,6 +356,50 @@ impl RequestRates {
                 "{} {kind} requests within 60 s (bound {bound}) at {now}",
                 q.len()
             ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the channel budget: channel requests that may have made a channel (all but those
+/// answered with an HTTP error) stay within `max_channel_creations_per_minute` in any 60 s.
+#[derive(Debug, Default)]
+pub struct ChannelsMade {
+    sent: BTreeMap<crate::ReqId, Instant>,
+    refused: BTreeSet<crate::ReqId>,
+}
+
+impl ChannelsMade {
+    /// A channel request went out at `now`.
+    pub fn sent(&mut self, req: crate::ReqId, now: Instant) {
+        self.sent.insert(req, now);
+    }
+
+    /// The request was answered with an HTTP error: it made no channel.
+    pub fn refused(&mut self, req: crate::ReqId) {
+        self.refused.insert(req);
+    }
+
+    /// An error if more than the budget may have made channels within 60 s.
+    pub fn check(&self, cfg: &Config) -> Result<(), String> {
+        let mut times: Vec<Instant> = self
+            .sent
+            .iter()
+            .filter(|(r, _)| !self.refused.contains(r))
+            .map(|(_, t)| *t)
+            .collect();
+        times.sort_unstable();
+        let max = cfg.max_channel_creations_per_minute as usize;
+        for (i, start) in times.iter().enumerate() {
+            let within = times[i..]
+                .iter()
+                .take_while(|t| **t < *start + Duration::from_secs(60))
+                .count();
+            if within > max {
+                return Err(format!(
+                    "{within} channel requests that may have made a channel within 60 s from {start} (bound {max})"
+                ));
+            }
         }
         Ok(())
     }

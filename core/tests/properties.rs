@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use genesys_notify_core::testing::{self, FakeServer, RequestRates};
+use genesys_notify_core::testing::{self, ChannelsMade, FakeServer, RequestRates};
 use genesys_notify_core::{
     Action, Config, ConnId, Event, Input, Instant, ReqId, RequestError, Secret, Session, Status,
     Topic, MAX_RETRY_AFTER,
@@ -148,6 +148,7 @@ struct Driver {
     token_floor: Instant,
     create_floor: Instant,
     rates: RequestRates,
+    made: ChannelsMade,
     log: String,
 }
 
@@ -174,6 +175,7 @@ impl Driver {
             token_floor: Instant::ZERO,
             create_floor: Instant::ZERO,
             rates: RequestRates::default(),
+            made: ChannelsMade::default(),
             log: String::new(),
         };
         d.collect(false, true).unwrap();
@@ -365,6 +367,11 @@ impl Driver {
             }
             Action::CreateChannel { req, .. } => {
                 self.creating.remove(req);
+                if f.as_ref()
+                    .is_some_and(|f| matches!(f.error(), RequestError::Http { .. }))
+                {
+                    self.made.refused(*req);
+                }
                 if let Some(floor) = retry_after {
                     self.create_floor = floor;
                 }
@@ -416,6 +423,7 @@ impl Driver {
                 }
                 Action::CreateChannel { req, .. } => {
                     prop_assert!(!after_failure, "new channel in the same step as a failure");
+                    self.made.sent(*req, self.s.now());
                     prop_assert!(
                         self.now >= self.create_floor,
                         "channel request before Retry-After"
@@ -432,6 +440,9 @@ impl Driver {
                 other => panic!("unexpected {other:?}"),
             }
             self.pending.push(a);
+        }
+        if let Err(e) = self.made.check(&self.cfg) {
+            prop_assert!(false, "{}", e);
         }
         let now = self.now;
         self.creating.retain(|_, sent| *sent + rt > now);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use genesys_notify_adapter_common::http::{self, HttpAnswer};
 use genesys_notify_adapter_common::{Credentials, Endpoints, TokenSource};
-use genesys_notify_core::testing::{live, FakeServer, RequestRates};
+use genesys_notify_core::testing::{live, ChannelsMade, FakeServer, RequestRates};
 use genesys_notify_core::{
     classify, Action, Config, ConnId, Frame, Input, Instant, ReqId, RequestError, Secret, Session,
     Topic,
@@ -128,12 +128,16 @@ fn session_run(data: &[u8]) -> Vec<String> {
         return Vec::new();
     };
     let mut rates = RequestRates::default();
+    let mut made = ChannelsMade::default();
     let mut server = FakeServer::new();
     let mut pending: Vec<Action> = Vec::new();
     // What the session asked for at its start goes out at its start, not after the first step.
     while let Some(a) = s.poll_action() {
         server.emitted(&a);
         check(rates.record(&a, s.now(), &cfg));
+        if let Action::CreateChannel { req, .. } = &a {
+            made.sent(*req, s.now());
+        }
         pending.push(a);
     }
     let mut now = Instant::ZERO;
@@ -150,7 +154,13 @@ fn session_run(data: &[u8]) -> Vec<String> {
                 let ttl = Duration::from_secs(u64::from(ttl % 100_000));
                 server.token_ttl = ttl;
                 server.channel_ttl = ttl;
-                for input in server.answer(a, fail.map(|f| f.error())) {
+                let error = fail.map(|f| f.error());
+                if let (Action::CreateChannel { req, .. }, Some(RequestError::Http { .. })) =
+                    (&a, &error)
+                {
+                    made.refused(*req);
+                }
+                for input in server.answer(a, error) {
                     s.handle_input(now, input);
                 }
             }
@@ -245,6 +255,9 @@ fn session_run(data: &[u8]) -> Vec<String> {
             emitted += 1;
             server.emitted(&a);
             check(rates.record(&a, s.now(), &cfg));
+            if let Action::CreateChannel { req, .. } = &a {
+                made.sent(*req, s.now());
+            }
             trace.push(format!("{a:?}"));
             pending.push(a);
         }
@@ -255,6 +268,7 @@ fn session_run(data: &[u8]) -> Vec<String> {
             trace.push(format!("{e:?}"));
         }
         assert!(server.sockets() <= 2, "more than two sockets: {server:?}");
+        check(made.check(&cfg));
     }
     trace
 }

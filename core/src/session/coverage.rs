@@ -32,6 +32,14 @@ impl Budget {
         self.sent.push_back(now);
     }
 
+    /// Forgets the request sent at `sent`: it was refused and so used up nothing the budget
+    /// protects.
+    pub(super) fn refund(&mut self, sent: Instant) {
+        if let Some(i) = self.sent.iter().rposition(|&t| t == sent) {
+            self.sent.remove(i);
+        }
+    }
+
     /// `None` if a request may go out at `now`; otherwise when one may.
     pub(super) fn free_at(&mut self, now: Instant, max: u32) -> Option<Instant> {
         while self.sent.front().is_some_and(|&t| t + BUDGET_WINDOW <= now) {
@@ -48,7 +56,12 @@ impl Budget {
 /// The per-minute budgets of the requests that are not tokens (those are in `Tokens`).
 #[derive(Debug, Default)]
 pub(super) struct Budgets {
+    /// Channel creations that may have made a channel (a refused one is refunded): the
+    /// service keeps 20 channels per user and client, so these must not evict the user's
+    /// other channels.
     pub(super) channel: Budget,
+    /// Every channel request, refused or not.
+    pub(super) channel_requests: Budget,
     pub(super) subscription: Budget,
     pub(super) connect: Budget,
 }

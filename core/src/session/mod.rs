@@ -48,6 +48,9 @@ const REFUSAL_LIMIT: u32 = 2;
 /// While coverage is lost the token budget allows this many requests a minute (one a second
 /// on average), whatever `max_token_requests_per_minute` says for calm times.
 pub const URGENT_TOKEN_REQUESTS_PER_MINUTE: u32 = 60;
+/// Channel requests allowed per minute, refused ones included (those that may have made a
+/// channel are bounded by `max_channel_creations_per_minute`).
+pub const CHANNEL_REQUESTS_PER_MINUTE: u32 = 30;
 /// While coverage is lost, the average spacing of token requests.
 const URGENT_TOKEN_SPACING: Duration = Duration::from_secs(1);
 
@@ -1005,10 +1008,15 @@ impl Session {
     fn create_channel(&mut self, w: Which) {
         let usable = self.token_usable_for(w);
         let now = self.now;
-        let budget_free_at = self
+        let created_free_at = self
             .budgets
             .channel
             .free_at(now, self.cfg.max_channel_creations_per_minute);
+        let requests_free_at = self
+            .budgets
+            .channel_requests
+            .free_at(now, CHANNEL_REQUESTS_PER_MINUTE);
+        let budget_free_at = created_free_at.max(requests_free_at);
         let req = ReqId::from_u64(self.fresh_id());
         let not_before = self.create_not_before;
         let Some(l) = self.link_mut(w) else { return };
@@ -1045,6 +1053,7 @@ impl Session {
             };
         }
         self.budgets.channel.record(now);
+        self.budgets.channel_requests.record(now);
         self.actions.push_back(Action::CreateChannel { req, token });
     }
 
@@ -1285,10 +1294,16 @@ impl Session {
     }
 
     fn on_create_failed(&mut self, w: Which, error: &RequestError) {
-        let token_gen = match self.link(w).map(|l| &l.step) {
-            Some(Step::Creating { token_gen, .. }) => *token_gen,
+        let (token_gen, sent) = match self.link(w).map(|l| &l.step) {
+            Some(Step::Creating {
+                token_gen, sent, ..
+            }) => (*token_gen, *sent),
             _ => return,
         };
+        // An answer with an error status made no channel. A timeout or a reset might have.
+        if matches!(error, RequestError::Http { .. }) {
+            self.budgets.channel.refund(sent);
+        }
         match error.http_status() {
             Some(status @ (401 | 403)) => {
                 if self.rest_unauthorized(status, token_gen) {
