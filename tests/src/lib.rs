@@ -46,6 +46,8 @@ pub struct Scenario {
     pub foreign_connect_uri: bool,
     /// The session must stop with a fatal configuration error.
     pub expect_fatal: bool,
+    /// At most this many events may be lost (inside reported gaps) over the run.
+    pub max_lost: Option<u64>,
 }
 
 impl Scenario {
@@ -89,7 +91,20 @@ impl Scenario {
             max_channel_requests: 4,
             foreign_connect_uri: false,
             expect_fatal: false,
+            max_lost: None,
         }
+    }
+
+    /// The recovery table's setting: production session defaults, two topics at 5 events/s
+    /// each, and a simulator that costs 100 ms per HTTP answer and socket upgrade.
+    pub fn recovery(name: &'static str) -> Scenario {
+        let mut s = Scenario::new(name);
+        s.session = genesys_notify_core::Config::default();
+        s.sim.rate = 5.0;
+        s.sim.latency = Duration::from_millis(100);
+        s.sim.heartbeat = Duration::from_secs(30);
+        s.topics = vec!["v2.users.u1.presence", "v2.users.u2.presence"];
+        s
     }
 }
 
@@ -129,6 +144,11 @@ pub struct Outcome {
     pub token_requests: usize,
     pub channel_requests: usize,
     pub upgrades: usize,
+    pub subscription_requests: usize,
+    /// Per fault, how long after it the first notification arrived (None: none did).
+    pub first_event_after_fault_ms: Vec<Option<u128>>,
+    /// Per fault, how long after it the session first said it was no longer live.
+    pub left_live_after_fault_ms: Vec<Option<u128>>,
     pub warnings: Vec<String>,
     pub rejected_topics: Vec<String>,
     pub statuses: Vec<Status>,
@@ -151,7 +171,7 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "published={} delivered={} duplicates={} gaps={} lost_inside_gaps={} lost_outside_gaps={} max_recovery_ms={} token_requests={} channel_requests={} upgrades={} login_required={}",
+            "published={} delivered={} duplicates={} gaps={} lost_inside_gaps={} lost_outside_gaps={} max_recovery_ms={} first_event_after_fault_ms={} left_live_after_fault_ms={} token_requests={} channel_requests={} upgrades={} subscription_requests={} login_required={}",
             self.published,
             self.delivered,
             self.duplicates,
@@ -159,12 +179,39 @@ impl fmt::Display for Outcome {
             self.lost_inside_gaps,
             self.lost_outside_gaps,
             self.max_recovery_ms(),
+            per_fault(&self.first_event_after_fault_ms),
+            per_fault(&self.left_live_after_fault_ms),
             self.token_requests,
             self.channel_requests,
             self.upgrades,
+            self.subscription_requests,
             self.login_required
         )
     }
+}
+
+/// Per-fault figures, comma-separated (`none` where nothing happened).
+fn per_fault(ms: &[Option<u128>]) -> String {
+    ms.iter()
+        .map(|m| m.map_or("none".to_owned(), |m| m.to_string()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The time from each of `faults` to the first event after it that `pred` accepts.
+fn first_after(
+    faults: &[SystemTime],
+    events: &[(SystemTime, Event)],
+    pred: impl Fn(&Event) -> bool,
+) -> Vec<Option<u128>> {
+    faults
+        .iter()
+        .map(|at| {
+            events.iter().find_map(|(t, e)| {
+                (t >= at && pred(e)).then(|| t.duration_since(*at).unwrap_or_default().as_millis())
+            })
+        })
+        .collect()
 }
 
 /// Time allowed between a server-side publish and the edge of a gap: publishing, socket
@@ -197,9 +244,11 @@ pub fn run(scenario: &Scenario, adapter: &dyn Adapter) -> Outcome {
     let mut faults = scenario.faults.clone();
     faults.sort_by_key(|(at, _)| *at);
     let mut next_fault = 0;
+    let mut fault_times = Vec::new();
     while t0.elapsed() < scenario.run_for {
         while next_fault < faults.len() && t0.elapsed() >= faults[next_fault].0 {
             sim.fault(&faults[next_fault].1);
+            fault_times.push(SystemTime::now());
             next_fault += 1;
         }
         if let Some(e) = client.next_event(Duration::from_millis(20)) {
@@ -218,7 +267,15 @@ pub fn run(scenario: &Scenario, adapter: &dyn Adapter) -> Outcome {
     while let Some(e) = client.next_event(Duration::from_millis(10)) {
         events.push((SystemTime::now(), e));
     }
-    let out = account(scenario, &sim, &*client, &events, &stats, &published);
+    let mut out = account(scenario, &sim, &*client, &events, &stats, &published);
+    out.first_event_after_fault_ms = first_after(&fault_times, &events, |e| {
+        matches!(e, Event::Notification { .. })
+    });
+    out.left_live_after_fault_ms = first_after(
+        &fault_times,
+        &events,
+        |e| matches!(e, Event::Status(s) if *s != Status::Live),
+    );
     drop(sim);
     out
 }
@@ -237,6 +294,7 @@ pub fn account(
         token_requests: stats.count("token"),
         channel_requests: stats.count("channels.create"),
         upgrades: stats.count("upgrade"),
+        subscription_requests: stats.count("subscriptions.put"),
         ..Outcome::default()
     };
     let mut ledger = Ledger::new();
@@ -320,6 +378,13 @@ pub fn check(scenario: &Scenario, adapter: &str, out: &Outcome) {
         out.channel_requests <= scenario.max_channel_requests,
         "too many channel requests — {ctx}"
     );
+    if let Some(max) = scenario.max_lost {
+        assert!(
+            out.lost_inside_gaps <= max,
+            "{} events lost, the bound is {max} — {ctx}",
+            out.lost_inside_gaps
+        );
+    }
     if scenario.expect_fatal {
         assert_eq!(out.fatal.len(), 1, "one fatal error — {ctx}");
         assert_eq!(out.statuses.last(), Some(&Status::Failed), "{ctx}");
@@ -327,7 +392,11 @@ pub fn check(scenario: &Scenario, adapter: &str, out: &Outcome) {
         assert!(out.fatal.is_empty(), "no fatal error — {ctx}");
     }
     if !scenario.expect_login_required && !scenario.foreign_connect_uri && !scenario.expect_fatal {
-        assert!(out.delivered > 0, "nothing delivered — {ctx}");
+        // A channel with nothing published (heartbeats only) has nothing to deliver.
+        assert!(
+            scenario.sim.rate == 0.0 || out.delivered > 0,
+            "nothing delivered — {ctx}"
+        );
         assert_eq!(out.statuses.last(), Some(&Status::Closed), "{ctx}");
     }
 }
@@ -514,6 +583,80 @@ pub fn scenario(name: &'static str) -> Scenario {
             s.max_token_requests = 1;
             s.max_channel_requests = 1;
         }
+        other => return recovery_scenario(other),
+    }
+    s
+}
+
+/// The recovery table: one row per unplanned fault, measured at 100 ms per round trip, with
+/// the events it may cost as the bound.
+fn recovery_scenario(name: &'static str) -> Scenario {
+    let mut s = Scenario::recovery(name);
+    match name {
+        // Two abrupt TCP resets; at most 3 events lost each.
+        "recovery_reset" => {
+            // The second comes once the first recovery has been stable (`stable_after`).
+            s.faults = vec![(secs(2.0), Fault::Drop), (secs(34.0), Fault::Drop)];
+            s.run_for = secs(37.0);
+            s.max_lost = Some(6);
+            s.max_channel_requests = 1;
+        }
+        // Two displacements by a second connection; at most 3 events lost each.
+        "recovery_displaced" => {
+            // The second comes once the first recovery has been stable (`stable_after`).
+            s.faults = vec![(secs(2.0), Fault::Displace), (secs(34.0), Fault::Displace)];
+            s.run_for = secs(37.0);
+            s.max_lost = Some(6);
+            s.max_channel_requests = 1;
+        }
+        // A busy channel goes half-open: found within 3 s, at most 30 events lost.
+        "recovery_half_open_busy" => {
+            s.faults = vec![(secs(3.0), Fault::HalfOpen)];
+            s.run_for = secs(25.0);
+            s.max_lost = Some(30);
+            s.max_channel_requests = 2;
+        }
+        // A quiet channel (heartbeats only, every 30 s) goes half-open: found within
+        // idle_timeout + ping_timeout (20 s); nothing is published, so nothing to count.
+        "recovery_half_open_quiet" => {
+            s.sim.rate = 0.0;
+            s.faults = vec![(secs(1.0), Fault::HalfOpen)];
+            s.run_for = secs(23.0);
+            s.max_channel_requests = 2;
+        }
+        // The token (15 s) runs out while its endpoint answers 429, Retry-After 3 s, three
+        // times in a row.
+        "recovery_token_429" => {
+            s.sim.token_ttl = secs(15.0);
+            s.faults = vec![(secs(5.0), fault("fail token 3 429 3"))];
+            s.run_for = secs(30.0);
+            s.max_lost = Some(65);
+            s.max_token_requests = 8;
+            s.max_channel_requests = 4;
+        }
+        // The token endpoint answers 503 for 15 s while the token (15 s) runs out.
+        "recovery_token_503" => {
+            s.sim.token_ttl = secs(15.0);
+            s.faults = vec![
+                (secs(5.0), fault("fail token 1000 503")),
+                (secs(20.0), fault("heal token")),
+            ];
+            s.run_for = secs(30.0);
+            s.max_lost = Some(120);
+            s.max_token_requests = 40;
+            s.max_channel_requests = 4;
+        }
+        // Channel creation answers 429, Retry-After 2 s, twice at the start and twice when
+        // the token (15 s) is renewed.
+        "recovery_channel_429" => {
+            s.sim.token_ttl = secs(15.0);
+            s.sim.script = genesys_notify_sim::parse_script("0s fail channel 2 429 2").unwrap();
+            s.faults = vec![(secs(5.0), fault("fail channel 2 429 2"))];
+            s.run_for = secs(25.0);
+            s.max_lost = Some(18);
+            s.max_token_requests = 4;
+            s.max_channel_requests = 9;
+        }
         other => panic!("no scenario named {other}"),
     }
     s
@@ -634,7 +777,9 @@ macro_rules! scenario_tests {
             token_expiry_keep_open, pong_overtakes, channel_expiry, socket_closing, abrupt_drop, half_open,
             token_429, channel_429, storm_503, revoked_refresh_token, displaced, malformed_frames,
             forbidden_topic, foreign_connect_uri, client_credentials_two_expiries, tls,
-            malformed_flood, short_token, expired_channel, huge_retry_after, redirect);
+            malformed_flood, short_token, expired_channel, huge_retry_after, redirect,
+            recovery_reset, recovery_displaced, recovery_half_open_busy, recovery_half_open_quiet,
+            recovery_token_429, recovery_token_503, recovery_channel_429);
     };
     (@each $adapter:expr; $($name:ident),*) => {$(
         #[test]
