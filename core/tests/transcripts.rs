@@ -1160,3 +1160,29 @@ fn renewal_of_a_short_token_survives_two_refusals() {
     assert!(h.gaps().is_empty(), "{:?}", h.gaps());
     assert_eq!(h.s.status(), Status::Live);
 }
+
+#[test]
+fn overlap_the_put_beside_the_upgrade_may_be_answered_first() {
+    let mut h = Harness::new(cfg(), 8);
+    h.world.manual = true;
+    h.subscribe(&[T1]);
+    let token = h.pending.pop_front().unwrap();
+    h.answer(token);
+    let create = h.pending.pop_front().unwrap();
+    h.answer(create);
+    let connect = h.pending.pop_front().unwrap();
+    let put = h.pending.pop_front().unwrap();
+    assert!(matches!(connect, Action::Connect { .. }), "{connect:?}");
+    assert!(matches!(put, Action::PutSubscriptions { .. }), "{put:?}");
+    h.note("the subscription is confirmed before the upgrade completes: not live yet");
+    h.answer(put);
+    assert_eq!(h.s.status(), Status::Connecting);
+    assert_eq!(h.s.covered_topics().count(), 0);
+    h.answer(connect);
+    assert_eq!(h.s.status(), Status::Live);
+    h.world.manual = false;
+    h.serve();
+    h.publish(T1, 1);
+    assert_eq!(h.delivered, vec![(T1.to_owned(), 1)]);
+    snap("overlap_put_first", &h);
+}

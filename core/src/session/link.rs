@@ -1,7 +1,7 @@
 //! A channel link and its steps: the channel, the socket, the subscription and the handover
 //! proof, with their pure queries. Every change to them happens in the parent module.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::time::Instant;
 use crate::types::{ChannelId, ConnId, ReqId, Secret, Topic};
@@ -68,6 +68,8 @@ pub(super) enum Step {
     Connecting {
         conn: ConnId,
         sent: Instant,
+        /// The subscription PUT that went out beside the upgrade.
+        early: Early,
     },
     /// The socket is open; everything that only means something while it is lives here.
     Open(OpenSocket),
@@ -79,6 +81,40 @@ pub(super) struct SubRequest {
     pub(super) sent: Instant,
     pub(super) topics: Vec<Topic>,
     pub(super) token_gen: u64,
+}
+
+/// A subscription PUT sent while the socket is still being upgraded: the two do not depend
+/// on each other, so they go out together, and coverage is claimed only once both succeeded.
+#[derive(Debug)]
+pub(super) enum Early {
+    /// None went out (no token yet, or the budget is spent): one goes out once open.
+    None,
+    /// In flight; `again`: the desired set changed meanwhile.
+    InFlight { request: SubRequest, again: bool },
+    /// Answered before the socket opened: applied when it opens.
+    Answered {
+        topics: Vec<Topic>,
+        refused: BTreeMap<String, String>,
+        again: bool,
+    },
+}
+
+impl Early {
+    /// The PUT in flight, if any.
+    pub(super) fn request(&self) -> Option<&SubRequest> {
+        match self {
+            Early::InFlight { request, .. } => Some(request),
+            Early::None | Early::Answered { .. } => None,
+        }
+    }
+
+    /// The desired set changed after the PUT went out.
+    pub(super) fn mark_dirty(&mut self) {
+        match self {
+            Early::InFlight { again, .. } | Early::Answered { again, .. } => *again = true,
+            Early::None => {}
+        }
+    }
 }
 
 /// The subscription of an open socket.

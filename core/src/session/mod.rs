@@ -12,7 +12,7 @@ mod token;
 use coverage::{Budgets, Dedup};
 pub use deadline::Deadline;
 use deadline::Target;
-use link::{Chan, Link, OpenSocket, Plan, Proof, Step, Sub, SubRequest, Which};
+use link::{Chan, Early, Link, OpenSocket, Plan, Proof, Step, Sub, SubRequest, Which};
 use liveness::{Bounds, Cadence};
 use loss::{Cause, Recovery};
 use schedule::Pace;
@@ -324,6 +324,18 @@ impl Session {
         self.settle();
     }
 
+    /// Sets [`Config::first_retry_spread`] from now on. An adapter that runs many sessions in
+    /// one process widens it with their number, so that sessions dropped together do not
+    /// reconnect together.
+    pub fn set_first_retry_spread(&mut self, spread: Duration) {
+        self.cfg.first_retry_spread = spread;
+    }
+
+    /// The first-retry spread in force (see [`set_first_retry_spread`](Self::set_first_retry_spread)).
+    pub fn first_retry_spread(&self) -> Duration {
+        self.cfg.first_retry_spread
+    }
+
     /// Handles every deadline at or before `now`. Call it when `poll_timeout` says.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.set_now(now);
@@ -622,9 +634,12 @@ impl Session {
 
     fn link_subscribing(&self, req: ReqId) -> Option<Which> {
         self.find(|l| {
-            l.open()
-                .and_then(|o| o.sub.request())
-                .is_some_and(|s| s.req == req)
+            let request = match &l.step {
+                Step::Open(o) => o.sub.request(),
+                Step::Connecting { early, .. } => early.request(),
+                Step::Waiting { .. } | Step::NeedToken | Step::Creating { .. } => None,
+            };
+            request.is_some_and(|s| s.req == req)
         })
     }
 
@@ -1077,32 +1092,81 @@ impl Session {
         let Some(l) = self.link_mut(w) else { return };
         let Some(c) = &l.chan else { return };
         let url = c.uri.clone();
-        l.step = Step::Connecting { conn, sent: now };
+        l.step = Step::Connecting {
+            conn,
+            sent: now,
+            early: Early::None,
+        };
         self.budgets.connect.record(now);
         self.actions.push_back(Action::Connect { conn, url });
+        self.early_put(w);
+    }
+
+    /// Sends the subscription PUT beside the upgrade, if a token and the budget allow — on a
+    /// first or second attempt only: while upgrades keep failing, a PUT beside each would be
+    /// wasted, so it waits for the socket.
+    fn early_put(&mut self, w: Which) {
+        let now = self.now;
+        let retrying = self.link(w).is_some_and(|l| l.failures > 1);
+        if retrying || self.access_token().is_none() {
+            return;
+        }
+        let max = self.cfg.max_subscription_requests_per_minute;
+        if self.budgets.subscription.free_at(now, max).is_some() {
+            return;
+        }
+        let Some(put) = self.subscription_put(w) else {
+            return;
+        };
+        self.budgets.subscription.record(now);
+        if w == Which::Standby {
+            self.reset_handover_proof();
+        }
+        if let Some(Step::Connecting { early, .. }) = self.link_mut(w).map(|l| &mut l.step) {
+            *early = Early::InFlight {
+                request: put.1,
+                again: false,
+            };
+        }
+        self.actions.push_back(put.0);
+    }
+
+    /// A PUT of the whole desired set to this link's channel, and its record.
+    fn subscription_put(&mut self, w: Which) -> Option<(Action, SubRequest)> {
+        let req = ReqId::from_u64(self.fresh_id());
+        let topics: Vec<Topic> = self.topics.iter().cloned().collect();
+        let t = self.tokens.current.as_ref()?;
+        let (token, token_gen) = (t.value.clone(), t.gen);
+        let channel = self.link(w)?.chan.as_ref()?.id.clone();
+        let request = SubRequest {
+            req,
+            sent: self.now,
+            topics: topics.clone(),
+            token_gen,
+        };
+        let action = Action::PutSubscriptions {
+            req,
+            channel,
+            topics,
+            token,
+        };
+        Some((action, request))
     }
 
     fn put_subscriptions(&mut self, w: Which) {
-        let req = ReqId::from_u64(self.fresh_id());
-        let now = self.now;
-        let topics: Vec<Topic> = self.topics.iter().cloned().collect();
-        let Some(t) = self.tokens.current.as_ref() else {
+        if self.link(w).and_then(Link::open).is_none() {
+            return;
+        }
+        let Some((action, request)) = self.subscription_put(w) else {
             return;
         };
-        let (token, token_gen) = (t.value.clone(), t.gen);
-        let Some(l) = self.link_mut(w) else { return };
-        let Some(c) = &l.chan else { return };
-        let channel = c.id.clone();
-        let Some(o) = l.open_mut() else { return };
+        let Some(o) = self.link_mut(w).and_then(Link::open_mut) else {
+            return;
+        };
         // A topic left out of this PUT stops being covered when the server applies it.
-        o.server_topics.retain(|t| topics.contains(t));
+        o.server_topics.retain(|t| request.topics.contains(t));
         o.sub = Sub::InFlight {
-            request: SubRequest {
-                req,
-                sent: now,
-                topics: topics.clone(),
-                token_gen,
-            },
+            request,
             again: false,
         };
         // A proof the old socket gave before this PUT says nothing about what it carries
@@ -1110,18 +1174,15 @@ impl Session {
         if w == Which::Standby {
             self.reset_handover_proof();
         }
-        self.actions.push_back(Action::PutSubscriptions {
-            req,
-            channel,
-            topics,
-            token,
-        });
+        self.actions.push_back(action);
     }
 
     fn topics_changed(&mut self) {
         for w in [Which::Active, Which::Standby] {
-            if let Some(o) = self.link_mut(w).and_then(Link::open_mut) {
-                o.sub.mark_dirty();
+            match self.link_mut(w).map(|l| &mut l.step) {
+                Some(Step::Open(o)) => o.sub.mark_dirty(),
+                Some(Step::Connecting { early, .. }) => early.mark_dirty(),
+                Some(Step::Waiting { .. } | Step::NeedToken | Step::Creating { .. }) | None => {}
             }
         }
         let wanted = &self.topics;
@@ -1369,6 +1430,22 @@ impl Session {
         let Some(w) = self.link_subscribing(req) else {
             return;
         };
+        if let Some(Step::Connecting { early, .. }) = self.link_mut(w).map(|l| &mut l.step) {
+            // Answered before the upgrade finished: kept until the socket opens.
+            if let Early::InFlight { request, again } = std::mem::replace(early, Early::None) {
+                let refused = results
+                    .into_iter()
+                    .filter_map(|r| r.rejected.map(|why| (r.topic, why)))
+                    .collect();
+                *early = Early::Answered {
+                    topics: request.topics,
+                    refused,
+                    again,
+                };
+            }
+            self.refusals = None;
+            return;
+        }
         let Some(sub) = self
             .link_mut(w)
             .and_then(Link::open_mut)
@@ -1552,6 +1629,12 @@ impl Session {
     }
 
     fn on_subscribe_failed(&mut self, w: Which, error: &RequestError) {
+        if let Some(Step::Connecting { early, .. }) = self.link_mut(w).map(|l| &mut l.step) {
+            // The PUT beside the upgrade failed: once open, the socket sends its own, and
+            // whatever this failure means is met there.
+            *early = Early::None;
+            return;
+        }
         let Some(sub) = self
             .link_mut(w)
             .and_then(Link::open_mut)
@@ -1610,8 +1693,41 @@ impl Session {
             self.pace.round_trip(now.saturating_duration_since(*sent));
         }
         let cadence = Cadence::new(Bounds::new(&self.cfg));
-        if let Some(l) = self.link_mut(w) {
-            l.step = Step::Open(OpenSocket::new(conn, now, cadence));
+        let Some(l) = self.link_mut(w) else { return };
+        let early = match std::mem::replace(&mut l.step, Step::NeedToken) {
+            Step::Connecting { early, .. } => early,
+            other @ (Step::Waiting { .. }
+            | Step::NeedToken
+            | Step::Creating { .. }
+            | Step::Open(_)) => {
+                l.step = other;
+                return;
+            }
+        };
+        let mut open = OpenSocket::new(conn, now, cadence);
+        let answered = match early {
+            Early::None => None,
+            Early::InFlight { request, again } => {
+                open.sub = Sub::InFlight { request, again };
+                None
+            }
+            Early::Answered {
+                topics,
+                refused,
+                again,
+            } => {
+                open.sub = if again {
+                    Sub::Wanted { not_before: None }
+                } else {
+                    Sub::Current
+                };
+                Some((topics, refused))
+            }
+        };
+        l.step = Step::Open(open);
+        // The PUT that went out beside the upgrade was answered first: the socket is live now.
+        if let Some((topics, refused)) = answered {
+            self.apply_subscription(w, topics, &refused);
         }
     }
 
