@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use genesys_notify_adapter_common::herd::Member;
 use genesys_notify_adapter_common::http::{self, HttpAnswer, HttpRequest};
 use genesys_notify_adapter_common::{Clock, Endpoints, TokenSource, TokenStep};
 use genesys_notify_core::{
@@ -41,6 +42,10 @@ pub(crate) struct Driver {
     /// Results produced on this thread, fed before the inbox (the inbox is bounded, and this
     /// thread must never wait on itself).
     local: VecDeque<Msg>,
+    /// This session's place among the sessions of the process, and its own first-retry
+    /// spread, which the herd may widen.
+    herd: Member,
+    base_spread: Duration,
 }
 
 fn lock(m: &Mutex<TokenSource>) -> std::sync::MutexGuard<'_, TokenSource> {
@@ -49,11 +54,14 @@ fn lock(m: &Mutex<TokenSource>) -> std::sync::MutexGuard<'_, TokenSource> {
 
 impl Driver {
     pub(crate) fn new(p: Parts) -> Driver {
+        let base_spread = p.session.first_retry_spread();
         Driver {
             p,
             sockets: BTreeMap::new(),
             threads: Vec::new(),
             local: VecDeque::new(),
+            herd: Member::join(),
+            base_spread,
         }
     }
 
@@ -85,6 +93,7 @@ impl Driver {
                 Ok(Msg::Warning(w)) => self.publish(Event::Warning(CoreError::Local(w))),
                 Ok(Msg::Wake) => {}
                 Err(RecvTimeoutError::Timeout) => {
+                    self.follow_herd();
                     let now = self.p.clock.now();
                     self.p.session.handle_timeout(now);
                 }
@@ -136,9 +145,16 @@ impl Driver {
                 self.threads.push(h.into_thread());
             }
         }
+        self.follow_herd();
         let now = self.p.clock.now();
         self.p.session.handle_input(now, input);
         self.drain();
+    }
+
+    /// Widens the first-retry spread with the number of sessions in the process.
+    fn follow_herd(&mut self) {
+        let spread = self.herd.spread(self.base_spread);
+        self.p.session.set_first_retry_spread(spread);
     }
 
     /// A machine suspend stops the monotonic clock but not the wall clock.

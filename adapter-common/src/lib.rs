@@ -7,6 +7,7 @@
 
 mod clock;
 mod endpoints;
+pub mod herd;
 pub mod http;
 pub mod queue;
 pub mod socket;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use genesys_notify_adapter_common::herd::Member;
 use genesys_notify_adapter_common::http::{self, HttpAnswer, HttpRequest};
 use genesys_notify_adapter_common::socket::{self, tls_config};
 use genesys_notify_adapter_common::{Clock, Credentials, Endpoints, Held, TokenSource, TokenStep};
@@ -77,6 +78,10 @@ struct Driver {
     events: queue::Sender,
     status: watch::Sender<Status>,
     token: watch::Sender<Option<Secret>>,
+    /// This session's place among the sessions of the process, and its own first-retry
+    /// spread, which the herd may widen.
+    herd: Member,
+    base_spread: Duration,
 }
 
 static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -84,6 +89,7 @@ static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 pub(crate) fn start(setup: Setup) -> Result<(Handle, EventStream), ConnectError> {
     let clock = Clock::new();
     let seed = setup.seed.unwrap_or_else(|| clock.seed());
+    let base_spread = setup.session.first_retry_spread;
     let mut session = Session::new(setup.session, clock.now(), seed)?;
     session.subscribe(clock.now(), setup.topics)?;
     let (tls, http) = clients(setup.extra_root_pem.as_deref()).map_err(ConnectError::Tls)?;
@@ -108,6 +114,8 @@ pub(crate) fn start(setup: Setup) -> Result<(Handle, EventStream), ConnectError>
         sockets: BTreeMap::new(),
         closing: Vec::new(),
         held: Arc::new(Mutex::new(Held::default())),
+        herd: Member::join(),
+        base_spread,
         events,
         status,
         token,
@@ -195,6 +203,7 @@ impl Driver {
                     if let Some((_, why)) = deadline {
                         tracing::debug!(reason = %why, "wake");
                     }
+                    self.follow_herd();
                     let now = self.clock.now();
                     self.session.handle_timeout(now);
                 }
@@ -213,6 +222,7 @@ impl Driver {
                     }
                 }
                 self.suspend_check();
+                self.follow_herd();
                 let now = self.clock.now();
                 self.session.handle_input(now, input);
             }
@@ -222,6 +232,12 @@ impl Driver {
                     .push(self.clock.now(), Event::Warning(CoreError::Local(w)));
             }
         }
+    }
+
+    /// Widens the first-retry spread with the number of sessions in the process.
+    fn follow_herd(&mut self) {
+        let spread = self.herd.spread(self.base_spread);
+        self.session.set_first_retry_spread(spread);
     }
 
     fn suspend_check(&mut self) {
