@@ -17,6 +17,7 @@ use genesys_notify_sim::{Fault, Ledger, Sim, SimConfig};
 
 pub mod adapters;
 pub mod fuzz;
+pub mod herd;
 pub mod hostile;
 
 /// How the client logs in.
@@ -158,6 +159,14 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Gaps the session opened because it declared a socket dead (no frame, no pong).
+    pub fn sockets_declared_dead(&self) -> usize {
+        self.gaps
+            .iter()
+            .filter(|g| g.reason == GapReason::SocketDead)
+            .count()
+    }
+
     pub fn max_recovery_ms(&self) -> u128 {
         self.gaps
             .iter()
@@ -875,12 +884,60 @@ pub fn soak(adapter: &dyn Adapter, seed: u64, seconds: u64) -> Outcome {
         out.channel_requests as f64 / hours
     );
     println!(
-        "soak adapter={} seconds={seconds} published={} lost_outside_gaps={} duplicates={} p99_recovery_ms={}",
+        "soak adapter={} seconds={seconds} published={} lost_outside_gaps={} duplicates={} p99_recovery_ms={} sockets_declared_dead={} half_open_faults={}",
         adapter.name(),
         out.published,
         out.lost_outside_gaps,
         out.duplicates,
-        pct(0.99)
+        pct(0.99),
+        out.sockets_declared_dead(),
+        s.faults.iter().filter(|(_, f)| *f == Fault::HalfOpen).count()
+    );
+    out
+}
+
+/// Steady state with bursty traffic and no fault: bursts of 5–40 events per topic, then a
+/// pause of 2–60 s, production session defaults. A socket declared dead here is a false
+/// verdict.
+pub fn bursty_scenario(seed: u64, seconds: u64) -> Scenario {
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut s = Scenario::new("bursty");
+    s.session = genesys_notify_core::Config::default();
+    s.sim.rate = 0.0;
+    s.sim.heartbeat = Duration::from_secs(30);
+    s.topics = vec!["v2.users.u1.presence", "v2.users.u2.presence"];
+    s.run_for = Duration::from_secs(seconds);
+    let mut at = 1.0;
+    while at < seconds as f64 - 1.0 {
+        s.faults.push((secs(at), Fault::Burst(5 + next() % 36)));
+        at += 2.0 + (next() % 58_000) as f64 / 1000.0;
+    }
+    s
+}
+
+/// Runs [`bursty_scenario`] and prints its figures.
+pub fn bursty(adapter: &dyn Adapter, seed: u64, seconds: u64) -> Outcome {
+    eprintln!(
+        "bursty adapter={} seed={seed} seconds={seconds}",
+        adapter.name()
+    );
+    let s = bursty_scenario(seed, seconds);
+    let out = run(&s, adapter);
+    println!(
+        "bursty adapter={} seconds={seconds} bursts={} published={} delivered={} gaps={} sockets_declared_dead={} upgrades={}",
+        adapter.name(),
+        s.faults.len(),
+        out.published,
+        out.delivered,
+        out.gaps.len(),
+        out.sockets_declared_dead(),
+        out.upgrades
     );
     out
 }

@@ -4,10 +4,15 @@
 //! default; run it with
 //! `SOAK_SECONDS=1800 cargo test --release -p genesys-notify-tests --test soak -- --ignored --nocapture`
 //! (`SOAK_SEED=N` replays a schedule).
+//!
+//! The bursty steady-state run (no fault, traffic in bursts with long pauses) must declare no
+//! socket dead: 30 s per adapter by default, and
+//! `BURSTY_SECONDS=1800 cargo test --release -p genesys-notify-tests --test soak bursty -- --ignored --nocapture`
+//! for the long one.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use genesys_notify_tests::adapters::{Blocking, Tokio};
-use genesys_notify_tests::{soak, Adapter, Outcome};
+use genesys_notify_tests::{bursty, soak, Adapter, Outcome};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -59,4 +64,37 @@ fn soak_blocking() {
 #[ignore = "long: SOAK_SECONDS (default 1800)"]
 fn soak_tokio() {
     long(&Tokio);
+}
+
+fn no_false_verdict(adapter: &dyn Adapter, seconds: u64) {
+    let out = bursty(adapter, env("SOAK_SEED", 20261201), seconds);
+    verdict(&out);
+    assert_eq!(
+        out.sockets_declared_dead(),
+        0,
+        "a false dead verdict: {out}"
+    );
+    assert!(out.gaps.is_empty(), "{out}");
+}
+
+#[test]
+fn bursty_blocking_30s() {
+    no_false_verdict(&Blocking, 30);
+}
+
+#[test]
+fn bursty_tokio_30s() {
+    no_false_verdict(&Tokio, 30);
+}
+
+#[test]
+#[ignore = "long: BURSTY_SECONDS (default 1800)"]
+fn bursty_blocking() {
+    no_false_verdict(&Blocking, env("BURSTY_SECONDS", 1800));
+}
+
+#[test]
+#[ignore = "long: BURSTY_SECONDS (default 1800)"]
+fn bursty_tokio() {
+    no_false_verdict(&Tokio, env("BURSTY_SECONDS", 1800));
 }
