@@ -117,18 +117,23 @@
 //!     expires_in: Duration::from_secs(86_400),
 //! });
 //! let Some(Action::Connect { conn, .. }) = s.poll_action() else { panic!() };
-//! s.handle_input(t0, Input::Opened { conn });
+//! // The subscription goes out beside the upgrade; they may be answered in either order.
 //! let Some(Action::PutSubscriptions { req, topics, .. }) = s.poll_action() else { panic!() };
+//! s.handle_input(t0, Input::Opened { conn });
 //! let results = topics.iter().map(|t| TopicResult::permitted(t.as_str())).collect();
 //! s.handle_input(t0, Input::Subscribed { req, results });
 //! assert_eq!(s.status(), Status::Live);
+//! // A first ping as the socket goes live: its pong tells the session the round trip.
+//! assert!(matches!(s.poll_action(), Some(Action::Send { text, .. }) if text == PING));
+//! s.handle_input(t0, Input::Frame { conn, text: PONG.into() });
 //!
 //! let frame = r#"{"topicName":"v2.users.42.presence","eventBody":{"presenceDefinition":{}}}"#;
 //! s.handle_input(t0, Input::Frame { conn, text: frame.into() });
 //! while let Some(e) = s.poll_event() {
 //!     if let Event::Notification { topic, .. } = e { assert_eq!(topic, "v2.users.42.presence") }
 //! }
-//! // Fifteen silent seconds later the session pings to prove the socket alive.
+//! // A socket that has shown no traffic yet is pinged after `idle_timeout` (15 s) of
+//! // silence; one that carried events a second is pinged after about a second.
 //! let (at, why) = s.poll_timeout().unwrap();
 //! assert_eq!((at, why), (Instant::from_secs(15), Deadline::Idle));
 //! s.handle_timeout(at);
