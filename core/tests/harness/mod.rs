@@ -1,8 +1,10 @@
 //! Drives a `Session` in simulated time against the crate's `testing::FakeServer`, answering
 //! with the faults a script queues, and writes every input, action, event and wake-up as a
-//! line of text: the transcripts.
+//! line of text: the transcripts. Shared by the test files that `mod harness;` it, each of
+//! which uses part of it.
 #![allow(
     dead_code,
+    unused_imports,
     clippy::unwrap_used,
     clippy::wildcard_enum_match_arm,
     unreachable_pub,
@@ -39,6 +41,8 @@ pub struct World {
     pub manual: bool,
     /// How long the server takes to answer a ping (zero: at once).
     pub pong_delay: Duration,
+    /// Per-ping delays, taken in turn (cycled) instead of `pong_delay` when not empty.
+    pub pong_delays: VecDeque<Duration>,
 }
 
 pub struct Harness {
@@ -197,10 +201,25 @@ impl Harness {
             other => panic!("unexpected action {other:?}"),
         };
         let is_ping = matches!(&a, Action::Send { text, .. } if text.contains("ping"));
+        let delay = if is_ping {
+            match self.world.pong_delays.pop_front() {
+                Some(d) => {
+                    self.world.pong_delays.push_back(d);
+                    d
+                }
+                None => self.world.pong_delay,
+            }
+        } else {
+            Duration::ZERO
+        };
         for input in self.server.answer(a, fault) {
-            if is_ping && !self.world.pong_delay.is_zero() {
-                self.delayed
-                    .push_back((self.now + self.world.pong_delay, input));
+            if !delay.is_zero() {
+                // In arrival order: a pong does not overtake one sent before it.
+                let at = self
+                    .delayed
+                    .back()
+                    .map_or(self.now + delay, |(last, _)| (*last).max(self.now + delay));
+                self.delayed.push_back((at, input));
             } else {
                 self.input(input);
             }
