@@ -12,8 +12,9 @@ pub const MAX_TOPIC_LEN: usize = 200;
 /// A validated notification topic, such as `v2.users.{id}.presence`.
 ///
 /// `Topic::new` refuses what the service would refuse or what must never be subscribed:
-/// empty names, names over 200 characters, whitespace or control characters, and the reserved
-/// names `channel.metadata` and `v2.system.*` (those arrive unasked).
+/// empty names, names over 200 characters, whitespace, control characters or `/`, names that
+/// do not start with `v2.` or have an empty part between dots, and the reserved names
+/// `channel.metadata` and `v2.system.*` (those arrive unasked).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Topic(String);
 
@@ -25,6 +26,8 @@ impl Topic {
     /// assert!(Topic::new("v2.users.6c1b4f1e.presence").is_ok());
     /// assert!(Topic::new("v2.system.socket_closing").is_err());
     /// assert!(Topic::new("has space").is_err());
+    /// assert!(Topic::new("v2.users.6c1b4f1e/presence").is_err());
+    /// assert!(Topic::new("presence").is_err());
     /// ```
     pub fn new(name: impl Into<String>) -> Result<Topic, UsageError> {
         let name = name.into();
@@ -41,6 +44,12 @@ impl Topic {
             .is_some_and(|p| p.eq_ignore_ascii_case("v2.system."))
         {
             Some("v2.system.* messages arrive unasked and are never subscribed")
+        } else if name.contains('/') {
+            Some("it contains '/': the parts of a topic are separated by dots, as in v2.users.{id}.presence")
+        } else if !name.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("v2.")) {
+            Some("it does not start with v2. (topics look like v2.users.{id}.presence)")
+        } else if name.split('.').any(str::is_empty) {
+            Some("it has an empty part between dots")
         } else {
             None
         };
@@ -216,11 +225,19 @@ mod tests {
         assert!(Topic::new("a\u{7}b").is_err());
         assert!(Topic::new("Channel.Metadata").is_err());
         assert!(Topic::new("V2.SYSTEM.anything").is_err());
-        assert!(Topic::new("x".repeat(200)).is_ok());
+        assert!(Topic::new(format!("v2.{}", "x".repeat(197))).is_ok());
         let long = Topic::new("é".repeat(201)).unwrap_err().to_string();
         assert!(long.contains("longer than 200"), "{long}");
         // A multi-byte first character must not split a char boundary.
-        assert!(Topic::new("ééééé").is_ok());
+        let e = Topic::new("ééééé").unwrap_err().to_string();
+        assert!(e.contains("does not start with v2."), "{e}");
+        assert!(Topic::new("v2.ééééé.presence").is_ok());
+        let e = Topic::new("foo").unwrap_err().to_string();
+        assert!(e.contains("v2.users.{id}.presence"), "{e}");
+        let e = Topic::new("v2.users.x/presence").unwrap_err().to_string();
+        assert!(e.contains("'/'"), "{e}");
+        assert!(Topic::new("v2.users..presence").is_err());
+        assert!(Topic::new("v2.users.x.").is_err());
     }
 
     #[test]
