@@ -103,14 +103,17 @@ impl fmt::Display for Region {
     }
 }
 
-/// Accepts the SDK name (`us_east_1`, `us-east-1`) or the domain (`mypurecloud.ie`).
+/// Accepts the SDK name (`us_east_1`, `us-east-1`), the domain (`mypurecloud.ie`), or a host
+/// or URL of the region as people paste them (`api.mypurecloud.ie`,
+/// `https://login.mypurecloud.ie/`).
 impl std::str::FromStr for Region {
     type Err = ConfigError;
     fn from_str(s: &str) -> Result<Region, ConfigError> {
         let norm = s.trim().to_ascii_lowercase().replace('-', "_");
+        let domain = domain_of(s);
         REGIONS
             .iter()
-            .find(|(_, n, d)| *n == norm || d.eq_ignore_ascii_case(s.trim()))
+            .find(|(_, n, d)| *n == norm || d.eq_ignore_ascii_case(&domain))
             .map(|(r, _, _)| *r)
             .ok_or_else(|| ConfigError::UnknownRegion {
                 given: s.to_owned(),
@@ -121,6 +124,20 @@ impl std::str::FromStr for Region {
                     .join(", "),
             })
     }
+}
+
+/// The region domain in a pasted host or URL: scheme, path, port and a service prefix
+/// (`api.`, `login.`, `apps.`, `streaming.`) removed.
+fn domain_of(s: &str) -> String {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.split_once("://").map_or(s.as_str(), |(_, rest)| rest);
+    let host = s.split(['/', ':', '?', '#']).next().unwrap_or_default();
+    let host = host.trim_end_matches('.');
+    ["api.", "login.", "apps.", "streaming."]
+        .iter()
+        .find_map(|p| host.strip_prefix(p))
+        .unwrap_or(host)
+        .to_owned()
 }
 
 /// One parsed base URL: scheme, host and port.
@@ -289,9 +306,27 @@ mod tests {
     fn regions_parse_by_name_or_domain() {
         assert_eq!("us-east-1".parse::<Region>().unwrap(), Region::UsEast1);
         assert_eq!("mypurecloud.ie".parse::<Region>().unwrap(), Region::EuWest1);
+        for pasted in [
+            "api.mypurecloud.ie",
+            "login.mypurecloud.ie",
+            "https://apps.mypurecloud.ie/",
+            "https://api.mypurecloud.ie/api/v2/notifications/channels",
+            " MyPureCloud.IE ",
+        ] {
+            assert_eq!(
+                pasted.parse::<Region>().unwrap(),
+                Region::EuWest1,
+                "{pasted}"
+            );
+        }
+        assert_eq!(
+            "api.mypurecloud.com.au".parse::<Region>().unwrap(),
+            Region::ApSoutheast2
+        );
         assert_eq!(Region::all().count(), 18);
         let e = "mars_1".parse::<Region>().unwrap_err().to_string();
         assert!(e.contains("eu_west_2"), "{e}");
+        assert!(e.contains("mypurecloud.ie"), "domains are named too: {e}");
     }
 
     #[test]

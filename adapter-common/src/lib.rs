@@ -58,7 +58,7 @@ pub enum ConnectError {
 #[non_exhaustive]
 pub enum ConfigError {
     /// An unknown region name.
-    #[error("unknown region {given:?}; known regions: {known}")]
+    #[error("unknown region {given:?}: give a region name ({known}) or its domain (mypurecloud.ie, api.mypurecloud.ie, …)")]
     UnknownRegion {
         /// What was given.
         given: String,
