@@ -10,6 +10,11 @@
 //! ([`Session::poll_timeout`]). The same inputs and seed always give the same outputs, so the
 //! recovery logic can be tested in simulated time, fuzzed, and embedded in any runtime.
 //!
+//! The repository's `docs/` folder explains the architecture
+//! (<https://github.com/genesys-notify/genesys-notify/blob/main/docs/architecture.md>), the
+//! behaviour rules (`docs/behaviour.md`) and what the service does and leaves unknown
+//! (`docs/protocol.md`).
+//!
 //! # The drive loop
 //!
 //! Every adapter runs this loop, line for line:
