@@ -22,12 +22,53 @@ struct Cli {
 enum Command {
     /// Watch a live session survive token expiry, rollover, maintenance, drops and a 429
     /// against the built-in simulator (no account needed).
+    #[command(after_help = DEMO_HELP)]
     Demo(demo::DemoArgs),
     /// Stream notifications to stdout as JSON lines; lifecycle on stderr.
+    #[command(after_help = TAIL_HELP)]
     Tail(tail::TailArgs),
     /// Run the local Genesys Cloud simulator in the foreground.
+    #[command(after_help = sim_cmd::after_help())]
     Sim(sim_cmd::SimArgs),
 }
+
+const DEMO_HELP: &str = "\
+The demo runs for 90 s by default (--duration, at least 20s). It starts the simulator in
+this process with short token and channel lives (so renewals happen), runs one session
+against it, and injects in turn: a maintenance close, an abrupt drop, a half-open socket, and
+tokens revoked while the token endpoint answers 429.
+
+Its last line is the verdict:
+  demo published=N delivered=N lost_in_gaps=N lost_outside_gaps=0 duplicates=0 gaps=N
+lost_in_gaps counts events inside gaps the session reported; lost_outside_gaps and
+duplicates must be 0, and the exit code is 0 only when they are.
+
+Example:
+  genesys-notify demo --duration 30s";
+
+const TAIL_HELP: &str = "\
+Credentials come from the environment:
+  GENESYS_CLIENT_ID + GENESYS_CLIENT_SECRET   client credentials (a service)
+  ... + GENESYS_REFRESH_TOKEN                 the refresh-token grant (a user's login);
+                                              or --refresh-token-file FILE, kept up to date
+  GENESYS_ACCESS_TOKEN                        a static token, used until it expires
+
+stdout carries nothing but notifications, exactly as received, one JSON object per line.
+stderr carries lifecycle lines: status, gaps (re-read those stretches), rejected topics and
+warnings.
+
+Exit codes:
+  0  stopped by a signal (Ctrl-C, SIGTERM)
+  2  usage: a flag, a topic or the credentials are wrong (the message says which)
+  3  login required: the credentials or the refresh token were refused; with a refresh
+     token, write a new one into the file (or GENESYS_REFRESH_TOKEN) and start again
+  4  the service's answers can never work (a redirect, a foreign connectUri): configuration
+
+Examples:
+  export GENESYS_CLIENT_ID=... GENESYS_CLIENT_SECRET=...
+  genesys-notify tail --region eu_west_1 --topic v2.users.<user-id>.presence
+  genesys-notify tail --region api.mypurecloud.ie --topic v2.routing.queues.<queue-id>.conversations --log-format json
+  genesys-notify tail --api-base http://127.0.0.1:8080 --topic v2.users.demo.presence   # the simulator";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -70,6 +70,20 @@ pub(crate) struct SimArgs {
     quiet: bool,
 }
 
+/// What `sim --help` shows after the options: the control endpoints and the fault language.
+pub(crate) fn after_help() -> String {
+    format!(
+        "The simulator prints its base URL at start. Point a client at it (tail --api-base URL),
+use the client id and secret it prints, and control it over HTTP:
+  curl -X POST \"$BASE/__sim/fault\" -d 'half_open'    inject a fault now
+  curl \"$BASE/__sim/fault\"                          this list
+  curl \"$BASE/__sim/stats\"                          requests, channels, sockets, published events
+
+{}",
+        genesys_notify_sim::FAULT_HELP
+    )
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s)
 }

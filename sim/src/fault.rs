@@ -1,41 +1,48 @@
-//! Faults, in a one-line language shared by scripts and the control endpoint.
-//!
-//! ```text
-//! close [CODE]                              close every socket with CODE (default 1000)
-//! drop                                      drop every socket without a close frame
-//! half_open                                 every socket goes silent (no frames, input ignored)
-//! socket_closing                            send v2.system.socket_closing, close after the grace
-//! displace                                  close every socket as a second connection to its
-//!                                           channel would (with the displaced close code)
-//! fail ENDPOINT COUNT STATUS [RETRY_AFTER]  the next COUNT requests answer STATUS
-//!                                           (ENDPOINT: token, channel, subscriptions, upgrade;
-//!                                           RETRY_AFTER in seconds)
-//! heal ENDPOINT                             ENDPOINT answers normally again: its queued
-//!                                           failures are forgotten (`fail token 1000 503` then,
-//!                                           15 s later, `heal token`: an outage of 15 s)
-//! revoke_refresh_tokens                     every refresh token stops working (invalid_grant)
-//! expire_tokens                             every access token expires now
-//! malformed KIND                            send a bad frame on every socket (KIND: not_json,
-//!                                           truncated, oversized, unknown_topic)
-//! burst N                                   publish N notifications per subscribed topic as fast
-//!                                           as the sockets take them (for throughput tests)
-//! flood N                                   write N tiny malformed frames on every socket as
-//!                                           fast as it takes them
-//! redirect ENDPOINT COUNT                   the next COUNT requests answer 302 to another host
-//!                                           (ENDPOINT: token, channel, subscriptions)
-//! short_token COUNT SECS                    the next COUNT tokens live SECS (0: already dead)
-//! expired_channel COUNT                     the next COUNT channels are created already expired
-//! foreign_uri COUNT                         the next COUNT channels carry a connectUri on
-//!                                           another host
-//! ```
-//!
-//! A script is one fault per line, each preceded by the time since start at which it fires:
-//! `20s close 4001`. Blank lines and `#` comments are skipped.
+//! Faults, in a one-line language shared by scripts and the control endpoint; the language
+//! is [`FAULT_HELP`].
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
+
+/// The fault language, as shown by `genesys-notify sim --help` and `GET /__sim/fault`.
+pub const FAULT_HELP: &str = r#"Faults (POST one to /__sim/fault, or put one per line in a --script FILE after its time,
+like `20s close 4001`):
+
+close [CODE]                              close every socket with CODE (default 1000)
+drop                                      drop every socket without a close frame
+half_open                                 every socket goes silent (no frames, input ignored)
+socket_closing                            send v2.system.socket_closing, close after the grace
+displace                                  close every socket as a second connection to its
+                                          channel would (with the displaced close code)
+fail ENDPOINT COUNT STATUS [RETRY_AFTER]  the next COUNT requests answer STATUS
+                                          (ENDPOINT: token, channel, subscriptions, upgrade;
+                                          RETRY_AFTER in seconds)
+heal ENDPOINT                             ENDPOINT answers normally again: its queued
+                                          failures are forgotten (`fail token 1000 503` then,
+                                          15 s later, `heal token`: an outage of 15 s)
+revoke_refresh_tokens                     every refresh token stops working (invalid_grant)
+expire_tokens                             every access token expires now
+malformed KIND                            send a bad frame on every socket (KIND: not_json,
+                                          truncated, oversized, unknown_topic)
+burst N                                   publish N notifications per subscribed topic as fast
+                                          as the sockets take them (for throughput tests)
+flood N                                   write N tiny malformed frames on every socket as
+                                          fast as it takes them
+redirect ENDPOINT COUNT                   the next COUNT requests answer 302 to another host
+                                          (ENDPOINT: token, channel, subscriptions)
+short_token COUNT SECS                    the next COUNT tokens live SECS (0: already dead)
+expired_channel COUNT                     the next COUNT channels are created already expired
+foreign_uri COUNT                         the next COUNT channels carry a connectUri on
+                                          another host
+
+A script is one fault per line, each preceded by the time since start at which it fires:
+`20s close 4001`. Blank lines and `#` comments are skipped.
+"#;
+
+/// The fault names, for an error that says which exist.
+const FAULT_NAMES: &str = "close, drop, half_open, socket_closing, displace, fail, heal, revoke_refresh_tokens, expire_tokens, malformed, burst, flood, redirect, short_token, expired_channel, foreign_uri";
 
 /// An endpoint that can be told to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -237,7 +244,7 @@ impl std::str::FromStr for Fault {
                     retry_after,
                 })
             }
-            Some(other) => bad(&format!("unknown fault {other:?}")),
+            Some(other) => bad(&format!("unknown fault {other:?} (faults: {FAULT_NAMES})")),
             None => bad("empty line"),
         }
     }
@@ -369,11 +376,15 @@ mod tests {
         assert_eq!("close".parse::<Fault>().unwrap(), Fault::Close(1000));
         let e = "fail token x 429".parse::<Fault>().unwrap_err().to_string();
         assert!(e.contains("COUNT must be a number"), "{e}");
-        assert!("explode"
-            .parse::<Fault>()
-            .unwrap_err()
-            .to_string()
-            .contains("unknown fault"));
+        let e = "explode".parse::<Fault>().unwrap_err().to_string();
+        assert!(e.contains("unknown fault"), "{e}");
+        assert!(
+            e.contains("half_open") && e.contains("heal"),
+            "the error lists the faults: {e}"
+        );
+        for name in FAULT_NAMES.split(", ") {
+            assert!(FAULT_HELP.contains(name), "{name} is in the help");
+        }
         assert!("fail token 1 200".parse::<Fault>().is_err());
         let e = parse_script("10s close\nsoon drop\n")
             .unwrap_err()

@@ -39,7 +39,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use duration::parse_duration;
-pub use fault::{parse_script, Endpoint, Fault, FaultParseError, Malformed, ScriptStep, Twist};
+pub use fault::{
+    parse_script, Endpoint, Fault, FaultParseError, Malformed, ScriptStep, Twist, FAULT_HELP,
+};
 pub use ledger::{Ledger, Tally};
 pub use state::{RequestRecord, Stats};
 

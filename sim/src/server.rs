@@ -137,6 +137,18 @@ fn respond(status: u16, body: Option<Value>) -> Resp {
 }
 
 /// The Genesys API error shape.
+/// `GET /__sim/fault`: the fault language, as plain text.
+fn fault_help() -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from_static(
+        crate::fault::FAULT_HELP.as_bytes(),
+    )));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
 fn api_error(status: u16, code: &str, message: &str) -> Resp {
     respond(
         status,
@@ -230,6 +242,7 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
             respond(200, serde_json::to_value(shared.stats()).ok()),
         ),
         (&Method::POST, ["__sim", "fault"]) => ("sim.fault", control_fault(&shared, req).await),
+        (&Method::GET, ["__sim", "fault"]) => ("sim.fault_help", fault_help()),
         _ => (
             "other",
             api_error(404, "not.found", "No resource found at this path"),

@@ -722,10 +722,24 @@ fn injected_http_faults_and_stats() {
             .send("explode"),
     );
     assert_eq!(bad.status, 400);
-    assert!(bad.body["message"]
-        .as_str()
-        .unwrap()
-        .contains("unknown fault"));
+    let why = bad.body["message"].as_str().unwrap();
+    assert!(why.contains("unknown fault"), "{why}");
+    assert!(
+        why.contains("half_open"),
+        "the valid faults are listed: {why}"
+    );
+    let mut help = http
+        .agent
+        .get(format!("{}/__sim/fault", sim.base_url()))
+        .call()
+        .unwrap();
+    assert_eq!(help.status().as_u16(), 200);
+    let text = help.body_mut().read_to_string().unwrap();
+    assert!(
+        text.contains("fail ENDPOINT COUNT STATUS [RETRY_AFTER]"),
+        "{text}"
+    );
+    assert!(text.contains("burst N"), "{text}");
     let stats = Http::answer(
         http.agent
             .get(format!("{}/__sim/stats", sim.base_url()))

@@ -1,0 +1,53 @@
+//! The help of every command, snapshotted: a change to it is a change users see. The help
+//! names the credential variables and exit codes (`tail`), how long the demo takes, and the
+//! simulator's fault language.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+fn help(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_genesys-notify"))
+        .args(args)
+        .env_remove("COLUMNS")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn tail_help_names_the_credentials_the_exit_codes_and_examples() {
+    let text = help(&["tail", "--help"]);
+    for needle in [
+        "GENESYS_CLIENT_ID",
+        "GENESYS_REFRESH_TOKEN",
+        "GENESYS_ACCESS_TOKEN",
+        "Exit codes",
+        "Examples",
+    ] {
+        assert!(text.contains(needle), "{needle} missing");
+    }
+    insta::assert_snapshot!("tail_help", text);
+}
+
+#[test]
+fn demo_help_says_how_long_it_runs() {
+    let text = help(&["demo", "--help"]);
+    assert!(text.contains("90 s") && text.contains("at least 20s"));
+    insta::assert_snapshot!("demo_help", text);
+}
+
+#[test]
+fn sim_help_lists_the_faults_and_the_control_endpoints() {
+    let text = help(&["sim", "--help"]);
+    for needle in [
+        "/__sim/fault",
+        "/__sim/stats",
+        "burst N",
+        "fail ENDPOINT COUNT STATUS",
+        "--script",
+    ] {
+        assert!(text.contains(needle), "{needle} missing");
+    }
+    insta::assert_snapshot!("sim_help", text);
+}
