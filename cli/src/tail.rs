@@ -42,6 +42,10 @@ pub(crate) struct TailArgs {
     /// rewritten whenever the server rotates it.
     #[arg(long, value_name = "FILE")]
     refresh_token_file: Option<PathBuf>,
+    /// Also log each request and socket the session makes (token, channel, upgrade,
+    /// subscription, close): renewals and handovers become visible. No secret is shown.
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -146,15 +150,18 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
         },
         None => None,
     };
+    let log = Log {
+        format: args.log_format,
+    };
     let mut config = Config::new(endpoints, creds);
     config.topics = topics;
     config.extra_root_pem = extra_root_pem;
+    if args.verbose {
+        config.on_action = Some(Box::new(move |a| log.action(a)));
+    }
     let mut client = match Client::connect(config) {
         Ok(c) => c,
         Err(e) => return usage(e),
-    };
-    let log = Log {
-        format: args.log_format,
     };
     let closer = client.closer();
     let done = Arc::new(AtomicBool::new(false));
@@ -276,21 +283,55 @@ pub(crate) fn escape_terminal(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// How long a gap lasted, the way a person reads it.
+fn human_duration(d: Duration) -> String {
+    match d.as_millis() {
+        ms @ 0..=9_999 => format!("{ms} ms"),
+        ms @ 10_000..=119_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        ms => format!("{} min {} s", ms / 60_000, ms % 60_000 / 1000),
+    }
+}
+
 impl Log {
+    /// One lifecycle line on stderr. Text lines start with the UTC time (`12:00:01Z`); JSON
+    /// lines carry `ts`, an RFC 3339 UTC timestamp with milliseconds.
     fn emit(&self, event: &str, mut fields: serde_json::Value, text: &str) {
+        let now = jiff::Timestamp::now();
         let mut err = std::io::stderr().lock();
         let _ = match self.format {
             LogFormat::Json => {
                 fields["event"] = json!(event);
+                fields["ts"] = json!(now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
                 writeln!(err, "{fields}")
             }
             LogFormat::Text => writeln!(
                 err,
                 "{} {}",
-                jiff::Timestamp::now().strftime("%H:%M:%S"),
+                now.strftime("%H:%M:%SZ"),
                 escape_terminal(text)
             ),
         };
+    }
+
+    /// `-v`: what the session asks for, without secrets or channel ids.
+    fn action(&self, a: &genesys_notify_core::Action) {
+        use genesys_notify_core::Action;
+        let (what, text) = match a {
+            Action::RequestToken { .. } => {
+                ("token_request", "requesting an access token".to_owned())
+            }
+            Action::CreateChannel { .. } => ("channel_request", "creating a channel".to_owned()),
+            Action::Connect { .. } => ("connect", "opening the socket".to_owned()),
+            Action::PutSubscriptions { topics, .. } => (
+                "subscribe",
+                format!("subscribing {} topic(s)", topics.len()),
+            ),
+            Action::Close { code, .. } => ("close", format!("closing a socket (code {code})")),
+            // Pings are routine; logging each would drown the rest.
+            Action::Send { .. } => return,
+            other => ("action", format!("{other:?}")),
+        };
+        self.emit(what, json!({}), &text);
     }
 
     fn event(&self, wall: &dyn Fn(Instant) -> SystemTime, e: &Event) {
@@ -308,10 +349,23 @@ impl Log {
             } => {
                 let names: Vec<&str> = topics.iter().map(Topic::as_str).collect();
                 let (f, t) = (rfc3339(wall, *from), rfc3339(wall, *to));
+                let lasted = to.saturating_duration_since(*from);
+                let since = jiff::Timestamp::try_from(wall(*from))
+                    .map(|t| t.strftime("%H:%M:%S%.3fZ").to_string())
+                    .unwrap_or_default();
+                let why = reason.to_string().replace('_', " ");
                 self.emit(
                     "gap",
-                    json!({ "topics": names, "from": f, "to": t, "reason": reason.to_string() }),
-                    &format!("gap: {} topic(s) not covered from {f} to {t} ({reason}); re-read their state: {}", names.len(), names.join(", ")),
+                    json!({
+                        "topics": names, "from": f, "to": t, "reason": reason.to_string(),
+                        "uncovered_ms": u64::try_from(lasted.as_millis()).unwrap_or(u64::MAX),
+                    }),
+                    &format!(
+                        "gap: {} topic(s) uncovered for {} ({why}) from {since}; re-read their state: {}",
+                        names.len(),
+                        human_duration(lasted),
+                        names.join(", ")
+                    ),
                 );
             }
             Event::TopicRejected { topic, reason } => self.emit(
@@ -347,6 +401,15 @@ impl Log {
 #[cfg(test)]
 mod tests {
     use super::escape_terminal;
+
+    #[test]
+    fn durations_read_like_a_person_would_say_them() {
+        use super::human_duration;
+        use std::time::Duration;
+        assert_eq!(human_duration(Duration::from_millis(648)), "648 ms");
+        assert_eq!(human_duration(Duration::from_millis(12_345)), "12.3 s");
+        assert_eq!(human_duration(Duration::from_secs(185)), "3 min 5 s");
+    }
 
     #[test]
     fn control_characters_and_bidi_overrides_become_visible() {

@@ -655,3 +655,91 @@ fn a_huge_retry_after_is_capped_and_named_and_sigterm_still_exits_0() {
         .unwrap();
     assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
 }
+
+/// Runs `tail` with `extra` against a simulator that drops the socket after 1 s, until a gap
+/// line appears on stderr (or 15 s pass), then SIGTERMs it; returns the stderr lines.
+fn until_a_gap(extra: &[&str]) -> Vec<String> {
+    let sim = Sim::start(SimConfig {
+        rate: 10.0,
+        script: genesys_notify_sim::parse_script("1s drop").unwrap(),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut args = vec!["--topic", "v2.users.a.presence"];
+    args.extend_from_slice(extra);
+    let mut child = with_client(tail(&sim, &args), &sim)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < end {
+        if let Ok(l) = err.recv_timeout(Duration::from_millis(100)) {
+            let gap = l.contains("gap");
+            seen.push(l);
+            if gap {
+                break;
+            }
+        }
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
+    seen
+}
+
+#[test]
+fn json_lines_carry_a_timestamp_and_verbose_shows_the_requests() {
+    let seen = until_a_gap(&["--log-format", "json", "-v"]);
+    let json: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for j in &json {
+        let ts = j["ts"].as_str().unwrap_or_else(|| panic!("no ts: {j}"));
+        assert!(
+            ts.parse::<jiff::Timestamp>().is_ok() && ts.ends_with('Z'),
+            "{ts}"
+        );
+    }
+    let events: Vec<&str> = json.iter().filter_map(|j| j["event"].as_str()).collect();
+    for e in [
+        "token_request",
+        "channel_request",
+        "connect",
+        "subscribe",
+        "gap",
+    ] {
+        assert!(events.contains(&e), "{e} missing from {events:?}");
+    }
+    let gap = json.iter().find(|j| j["event"] == "gap").unwrap();
+    assert!(gap["uncovered_ms"].as_u64().is_some(), "{gap}");
+    assert_eq!(gap["reason"], "socket_lost");
+    let all = seen.join("\n");
+    assert!(
+        !all.contains("streaming-"),
+        "no channel id in the log: {all}"
+    );
+}
+
+#[test]
+fn text_lines_say_utc_and_a_gap_reads_as_a_duration_and_a_reason() {
+    let seen = until_a_gap(&[]);
+    for l in &seen {
+        let stamp = l.split(' ').next().unwrap();
+        assert!(stamp.len() == 9 && stamp.ends_with('Z'), "{l}");
+    }
+    let gap = seen.iter().find(|l| l.contains("gap:")).unwrap();
+    assert!(
+        gap.contains("uncovered for ") && gap.contains("(socket lost)"),
+        "{gap}"
+    );
+    assert!(
+        !seen.iter().any(|l| l.contains("opening the socket")),
+        "quiet without -v"
+    );
+}
