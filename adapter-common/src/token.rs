@@ -86,6 +86,9 @@ pub struct TokenSource {
     credentials: Credentials,
     login_base: String,
     static_issued: bool,
+    /// The persistence failure reported last: the same failure at every rotation (every few
+    /// seconds with short tokens) is reported once, until saving works again.
+    persist_failure: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -116,6 +119,7 @@ impl TokenSource {
             credentials,
             login_base: endpoints.login_base().to_owned(),
             static_issued: false,
+            persist_failure: None,
         }
     }
 
@@ -221,8 +225,13 @@ impl TokenSource {
         {
             if new != refresh_token.expose() {
                 let new = Secret::new(new);
-                if let Err(e) = persist(&new) {
-                    problem = Some(LocalError::PersistFailed { detail: e });
+                match persist(&new) {
+                    Err(e) if self.persist_failure.as_deref() != Some(e.as_str()) => {
+                        self.persist_failure = Some(e.clone());
+                        problem = Some(LocalError::PersistFailed { detail: e });
+                    }
+                    Err(_) => {}
+                    Ok(()) => self.persist_failure = None,
                 }
                 *refresh_token = new;
                 rotated = true;
@@ -313,6 +322,50 @@ mod tests {
             panic!()
         };
         assert!(r.body.unwrap().ends_with("refresh_token=rt2"));
+    }
+
+    #[test]
+    fn the_same_persistence_failure_is_reported_once_until_saving_works_again() {
+        let fail = Arc::new(Mutex::new(true));
+        let failing = Arc::clone(&fail);
+        let mut s = TokenSource::new(
+            Credentials::RefreshToken {
+                client_id: "id".into(),
+                client_secret: Secret::new("s"),
+                refresh_token: Secret::new("rt0"),
+                persist: Box::new(move |_| {
+                    if *failing.lock().unwrap() {
+                        Err("disk full".into())
+                    } else {
+                        Ok(())
+                    }
+                }),
+            },
+            &endpoints(),
+        );
+        let mut rotate = |n: u64| {
+            let body =
+                format!(r#"{{"access_token":"at","expires_in":60,"refresh_token":"rt{n}"}}"#);
+            s.finish(
+                ReqId::from_u64(n),
+                Ok(HttpAnswer {
+                    status: 200,
+                    body,
+                    ..HttpAnswer::default()
+                }),
+            )
+            .1
+        };
+        assert!(rotate(1).is_some(), "the first failure is reported");
+        assert!(rotate(2).is_none(), "the same failure is not repeated");
+        assert!(rotate(3).is_none());
+        *fail.lock().unwrap() = false;
+        assert!(rotate(4).is_none(), "saving works again");
+        *fail.lock().unwrap() = true;
+        assert!(
+            rotate(5).is_some(),
+            "a new failure after a success is reported"
+        );
     }
 
     #[test]

@@ -170,7 +170,7 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
         eprintln!("error: cannot install the signal handler: {e}");
         return ExitCode::FAILURE;
     }
-    let code = follow(&mut client, log);
+    let code = follow(&mut client, log, &login_hint(&args));
     done.store(true, Ordering::SeqCst);
     code
 }
@@ -195,7 +195,23 @@ fn on_signal(closer: &genesys_notify_blocking::Closer, main_done: &AtomicBool, l
     std::process::exit(0);
 }
 
-fn follow(client: &mut Client, log: Log) -> ExitCode {
+/// What to do when a login is required, for the kind of credentials in use.
+fn login_hint(args: &TailArgs) -> String {
+    if let Some(path) = &args.refresh_token_file {
+        format!(
+            "write a new refresh token into {} and start again",
+            path.display()
+        )
+    } else if env("GENESYS_REFRESH_TOKEN").is_some() {
+        "set GENESYS_REFRESH_TOKEN to a new refresh token and start again".to_owned()
+    } else if env("GENESYS_CLIENT_ID").is_some() {
+        "check GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET, and that the OAuth client may use the client-credentials grant".to_owned()
+    } else {
+        "set GENESYS_ACCESS_TOKEN to a valid token and start again".to_owned()
+    }
+}
+
+fn follow(client: &mut Client, log: Log, login_hint: &str) -> ExitCode {
     let stdout = std::io::stdout();
     while let Some(event) = client.next_event(Duration::from_secs(3600)) {
         match event {
@@ -216,8 +232,8 @@ fn follow(client: &mut Client, log: Log) -> ExitCode {
             Event::LoginRequired { reason, .. } => {
                 log.emit(
                     "login_required",
-                    json!({ "reason": reason.to_string() }),
-                    &format!("login required: {reason}"),
+                    json!({ "reason": reason.to_string(), "what_to_do": login_hint }),
+                    &format!("login required: {reason}; {login_hint}"),
                 );
                 finish(client, log);
                 return ExitCode::from(3);

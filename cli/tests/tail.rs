@@ -168,6 +168,13 @@ fn revoked_refresh_token_exits_3_quickly_without_a_request_storm() {
         last["reason"].as_str().unwrap().contains("invalid_grant"),
         "{last}"
     );
+    assert!(
+        last["what_to_do"]
+            .as_str()
+            .unwrap()
+            .contains("GENESYS_REFRESH_TOKEN to a new refresh token"),
+        "{last}"
+    );
     assert!(out.stdout.is_empty());
     assert_eq!(sim.stats().count("token"), 1);
 }

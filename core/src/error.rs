@@ -39,7 +39,7 @@ pub enum LocalError {
     /// The rotated refresh token could not be saved: it lives only in this process, and the
     /// next start needs a new login unless it is saved some other way.
     #[error(
-        "the rotated refresh token could not be saved ({detail}): it lives only in this process"
+        "the rotated refresh token could not be saved ({detail}): it lives only in this process; fix the storage, or the next start needs a new login (the same failure is not repeated until saving works again)"
     )]
     PersistFailed {
         /// What the persistence callback said.
@@ -127,7 +127,7 @@ pub enum AuthError {
     },
     /// The token source cannot produce a new token by itself (for example a static access
     /// token that expired).
-    #[error("the access token expired and the token source cannot refresh it ({detail}): provide a new token")]
+    #[error("the access token was refused or has expired, and the token source cannot get another ({detail}): provide a new token")]
     CannotRefresh {
         /// What the token source said.
         detail: String,
