@@ -1186,3 +1186,36 @@ fn overlap_the_put_beside_the_upgrade_may_be_answered_first() {
     assert_eq!(h.delivered, vec![(T1.to_owned(), 1)]);
     snap("overlap_put_first", &h);
 }
+
+#[test]
+fn loss_a_socket_silent_before_its_channel_expires_is_reported_as_dead() {
+    // The token lives 30 s and its renewal is refused, so the channel dies at t=30 s. The
+    // socket carried 10 events a second until it went half-open at t=28.5 s: its ping (after
+    // 1 s of silence) is still unanswered when the channel dies.
+    let mut h = Harness::new(cfg(), 9);
+    h.server.token_ttl = secs(30);
+    h.subscribe(&[T1]);
+    h.serve();
+    h.world
+        .token_faults
+        .extend((0..1000).map(|_| RequestError::status(503)));
+    let mut seq = 0;
+    traffic(&mut h, &mut seq, 285, Duration::from_millis(100));
+    let conn = h.conn();
+    h.server.silent.insert(conn);
+    h.run_for(secs(5));
+    h.world.token_faults.clear();
+    h.run_for(secs(10));
+    let gaps = h.gaps();
+    assert!(!gaps.is_empty());
+    assert!(
+        matches!(
+            gaps[0],
+            Event::Gap {
+                reason: GapReason::SocketDead,
+                ..
+            }
+        ),
+        "the first cause: {gaps:?}"
+    );
+}

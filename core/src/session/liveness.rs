@@ -127,6 +127,11 @@ impl Cadence {
         self.last_frame = Some(now);
     }
 
+    /// When the oldest unanswered ping went out.
+    pub(super) fn ping_sent_at(&self) -> Option<Instant> {
+        self.ping_sent
+    }
+
     /// A ping went out; `first` if no other ping was unanswered.
     pub(super) fn ping_sent(&mut self, now: Instant, first: bool) {
         if first || self.ping_sent.is_none() {

@@ -908,7 +908,18 @@ impl Session {
                 self.lose(w, GapReason::Maintenance, Plan::NewChannel, Ending::GivenUp)
             }
             (Deadline::ChannelExpiry, Target::Link(w)) => {
-                self.give_up(w, GapReason::ChannelExpired)
+                // A socket already waiting on an unanswered ping fell silent before its
+                // channel expired: that is the first cause, and the gap says so.
+                let now = self.now;
+                let silent = self.link(w).and_then(Link::open).is_some_and(|o| {
+                    o.ping_due.is_some() && o.cadence.ping_sent_at().is_some_and(|t| t < now)
+                });
+                let reason = if silent {
+                    GapReason::SocketDead
+                } else {
+                    GapReason::ChannelExpired
+                };
+                self.give_up(w, reason)
             }
             (Deadline::PingTimeout, Target::Link(w)) => self.give_up(w, GapReason::SocketDead),
             (Deadline::Idle, Target::Link(w)) => {
