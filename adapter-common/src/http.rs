@@ -198,13 +198,33 @@ pub fn to_request_error(a: &HttpAnswer) -> RequestError {
     }
 }
 
+/// A request that got no answer, as the session should see it. A server certificate this
+/// client does not trust is a refusal (retrying cannot fix it: the session stops after a
+/// second one and says how to trust it); anything else is a network failure, retried.
+pub fn transport_error(detail: String) -> RequestError {
+    let untrusted = [
+        "invalid peer certificate",
+        "UnknownIssuer",
+        "certificate verify failed",
+    ]
+    .iter()
+    .any(|m| detail.contains(m));
+    if untrusted {
+        RequestError::Refused(format!(
+            "the server's TLS certificate is not trusted ({detail}); if it is yours, add its CA (tail --ca-cert FILE, or extra_root_pem)"
+        ))
+    } else {
+        RequestError::network(detail)
+    }
+}
+
 /// A 2xx answer's body parsed as `T`, with the answer (for its `Date`); any other outcome as
 /// the request error the session should see.
 pub fn parse_success<T: serde::de::DeserializeOwned>(
     answer: Result<HttpAnswer, String>,
     what: &str,
 ) -> Result<(T, HttpAnswer), RequestError> {
-    let a = answer.map_err(RequestError::network)?;
+    let a = answer.map_err(transport_error)?;
     if !(200..300).contains(&a.status) {
         return Err(to_request_error(&a));
     }

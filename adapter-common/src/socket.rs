@@ -48,7 +48,7 @@ pub fn upgrade_error(e: &tungstenite::Error) -> RequestError {
                 .and_then(|v| parse_retry_after(v, None)),
             code: None,
         },
-        other => RequestError::network(describe(other)),
+        other => crate::http::transport_error(describe(other)),
     }
 }
 

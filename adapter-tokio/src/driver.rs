@@ -424,7 +424,18 @@ fn describe(e: reqwest::Error) -> String {
         "request failed"
     };
     let e = e.without_url();
-    format!("{kind}: {e}")
+    // reqwest's own text hides the cause (a TLS verdict, a refused connection): add the chain.
+    let mut text = format!("{kind}: {e}");
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// The TLS configuration and HTTP client. Sessions without an extra root share one pair:

@@ -750,3 +750,27 @@ fn text_lines_say_utc_and_a_gap_reads_as_a_duration_and_a_reason() {
         "quiet without -v"
     );
 }
+
+#[test]
+fn an_untrusted_certificate_stops_with_exit_4_and_says_how_to_trust_it() {
+    let sim = Sim::start(SimConfig {
+        tls: true,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let started = Instant::now();
+    let out = with_client(tail(&sim, &["--topic", "v2.users.a.presence"]), &sim)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("not trusted") && err.contains("--ca-cert"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "no retry loop");
+    assert!(
+        err.matches("warning").count() <= 2,
+        "the refusal is not repeated: {err}"
+    );
+}

@@ -59,7 +59,10 @@ impl Adapter for Blocking {
             .map(|t| genesys_notify_core::Topic::new(*t).unwrap())
             .collect();
         config.session = s.session.clone();
-        config.extra_root_pem = sim.cert_pem().map(str::to_owned);
+        config.extra_root_pem = sim
+            .cert_pem()
+            .filter(|_| s.trust_sim_cert)
+            .map(str::to_owned);
         config.seed = Some(1);
         Box::new(BlockingRunning(
             genesys_notify_blocking::Client::connect(config).unwrap(),
@@ -134,7 +137,7 @@ impl Adapter for Tokio {
             )
             .session_config(s.session.clone())
             .seed(1);
-        if let Some(pem) = sim.cert_pem() {
+        if let Some(pem) = sim.cert_pem().filter(|_| s.trust_sim_cert) {
             b = b.extra_root_pem(pem);
         }
         let (handle, events) = rt.block_on(b.connect()).unwrap();

@@ -49,6 +49,8 @@ pub struct Scenario {
     pub expect_fatal: bool,
     /// At most this many events may be lost (inside reported gaps) over the run.
     pub max_lost: Option<u64>,
+    /// The client is given the simulator's self-signed certificate (with `sim.tls`).
+    pub trust_sim_cert: bool,
 }
 
 impl Scenario {
@@ -93,6 +95,7 @@ impl Scenario {
             foreign_connect_uri: false,
             expect_fatal: false,
             max_lost: None,
+            trust_sim_cert: true,
         }
     }
 
@@ -244,6 +247,7 @@ pub fn run(scenario: &Scenario, adapter: &dyn Adapter) -> Outcome {
             events.push((SystemTime::now(), e));
         }
         if matches!(client.status(), Status::Live | Status::LoginRequired)
+            || client.status().is_terminal()
             || scenario.foreign_connect_uri
         {
             break;
@@ -585,6 +589,16 @@ pub fn scenario(name: &'static str) -> Scenario {
             s.max_token_requests = 6;
             s.max_channel_requests = 6;
         }
+        "tls_untrusted" => {
+            // The client is not told to trust the simulator's certificate: a refusal, not a
+            // retry loop.
+            s.sim.tls = true;
+            s.trust_sim_cert = false;
+            s.expect_fatal = true;
+            s.run_for = secs(3.0);
+            s.max_token_requests = 2;
+            s.max_channel_requests = 0;
+        }
         "tls" => {
             s.sim.tls = true;
             s.run_for = secs(3.0);
@@ -764,6 +778,13 @@ pub fn extra_checks(name: &str, out: &Outcome) {
                 "closing while recovering reports the stretch: {out}"
             );
         }
+        "tls_untrusted" => {
+            assert!(
+                out.fatal[0].contains("not trusted") && out.fatal[0].contains("--ca-cert"),
+                "{:?}",
+                out.fatal
+            );
+        }
         "redirect" => {
             assert!(
                 out.fatal[0].contains("elsewhere.invalid"),
@@ -788,7 +809,7 @@ macro_rules! scenario_tests {
             forbidden_topic, foreign_connect_uri, client_credentials_two_expiries, tls,
             malformed_flood, short_token, expired_channel, huge_retry_after, redirect,
             recovery_reset, recovery_displaced, recovery_half_open_busy, recovery_half_open_quiet,
-            recovery_token_429, recovery_token_503, recovery_channel_429);
+            recovery_token_429, recovery_token_503, recovery_channel_429, tls_untrusted);
     };
     (@each $adapter:expr; $($name:ident),*) => {$(
         #[test]

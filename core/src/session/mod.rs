@@ -1743,6 +1743,11 @@ impl Session {
     }
 
     fn on_connect_failed(&mut self, w: Which, error: &RequestError) {
+        if let RequestError::Refused(detail) = error {
+            if self.refused("socket upgrade", detail) {
+                return;
+            }
+        }
         let cause = error
             .http_status()
             .map_or(Cause::Unanswered, Cause::Refused);
