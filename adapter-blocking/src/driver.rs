@@ -363,7 +363,9 @@ fn execute(agent: &ureq::Agent, r: &HttpRequest) -> Result<HttpAnswer, String> {
     let request = b
         .body(r.body.clone().unwrap_or_default())
         .map_err(|e| format!("bad request: {e}"))?;
-    let mut resp = agent.run(request).map_err(|e| describe(&e))?;
+    let mut resp = agent
+        .run(request)
+        .map_err(|e| format!("{} ({})", describe(&e), http::host_of(&r.url)))?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp

@@ -168,7 +168,7 @@ fn open(
         .next()
         .ok_or_else(|| RequestError::network("the streaming host has no address"))?;
     let tcp = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| RequestError::network(format!("connect: {e}")))?;
+        .map_err(|e| RequestError::network(format!("connect to {host}:{port}: {e}")))?;
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(timeout));
     let config = WebSocketConfig::default()

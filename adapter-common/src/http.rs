@@ -198,6 +198,19 @@ pub fn to_request_error(a: &HttpAnswer) -> RequestError {
     }
 }
 
+/// `host[:port]` of a request URL, to name where a request that got no answer went (never
+/// the path, which can hold a channel id).
+pub fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .rsplit('@')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// A request that got no answer, as the session should see it. A server certificate this
 /// client does not trust is a refusal (retrying cannot fix it: the session stops after a
 /// second one and says how to trust it); anything else is a network failure, retried.
@@ -343,6 +356,21 @@ pub fn subscriptions_answer(req: ReqId, answer: Result<HttpAnswer, String>) -> I
         })
         .collect();
     Input::Subscribed { req, results }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::host_of;
+
+    #[test]
+    fn only_the_host_of_a_url_is_named() {
+        assert_eq!(
+            host_of("https://api.mypurecloud.ie/api/v2/notifications/channels/streaming-0-abc/subscriptions"),
+            "api.mypurecloud.ie"
+        );
+        assert_eq!(host_of("http://127.0.0.1:9/oauth/token"), "127.0.0.1:9");
+        assert_eq!(host_of("https://u:p@h.example/x"), "h.example");
+    }
 }
 
 #[cfg(test)]

@@ -395,7 +395,10 @@ async fn execute(
     if let Some(body) = &r.body {
         b = b.body(body.clone());
     }
-    let mut resp = b.send().await.map_err(describe)?;
+    let mut resp = b
+        .send()
+        .await
+        .map_err(|e| format!("{} ({})", describe(e), http::host_of(&r.url)))?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let mut body = Vec::new();
@@ -494,7 +497,13 @@ async fn socket(
     let ws = match ws {
         Ok((ws, _)) => ws,
         Err(e) => {
-            let error = socket::upgrade_error(&e);
+            let error = match socket::upgrade_error(&e) {
+                // Name the streaming host (never the path: it holds the channel id).
+                RequestError::Network(why) => {
+                    RequestError::network(format!("{why} ({})", http::host_of(url.expose())))
+                }
+                other => other,
+            };
             let _ = tx
                 .send(Msg::Input(Input::ConnectFailed { conn, error }))
                 .await;
