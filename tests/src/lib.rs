@@ -962,3 +962,8 @@ pub fn bursty(adapter: &dyn Adapter, seed: u64, seconds: u64) -> Outcome {
     );
     out
 }
+
+/// The README's Rust examples, compiled and run as doc tests so they cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeExamples;
