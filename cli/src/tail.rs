@@ -4,7 +4,7 @@
 //! exactly as received, one per line; stderr carries lifecycle lines; exit codes are 0 (signal),
 //! 2 (usage), 3 (login required) and 4 (the service's answers can never work: configuration).
 
-use std::io::Write as _;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,8 +30,22 @@ pub(crate) struct TailArgs {
     #[arg(long, value_name = "URL", requires = "api_base")]
     login_base: Option<String>,
     /// A topic to subscribe to, e.g. v2.users.{id}.presence (repeatable).
-    #[arg(long = "topic", value_name = "TOPIC", required = true)]
+    #[arg(
+        long = "topic",
+        value_name = "TOPIC",
+        required_unless_present = "topics_file"
+    )]
     topics: Vec<String>,
+    /// Topics from a file, one per line (blank lines and `#` comments skipped), with any
+    /// --topic given too.
+    #[arg(long, value_name = "FILE")]
+    topics_file: Option<PathBuf>,
+    /// Stop (exit 0) after this many notifications.
+    #[arg(long, value_name = "N")]
+    max_events: Option<u64>,
+    /// Append notifications to this file instead of stdout (created if missing).
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
     /// Lifecycle lines on stderr: human text, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -143,6 +157,26 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
             Err(e) => return usage(format!("--topic: {e}")),
         }
     }
+    if let Some(path) = &args.topics_file {
+        match read_topics_file(path) {
+            Ok(more) => topics.extend(more),
+            Err(e) => return usage(e),
+        }
+    }
+    if topics.is_empty() {
+        return usage("no topic: give --topic TOPIC or a --topics-file with at least one");
+    }
+    let mut out: Box<dyn Write + Send> = match &args.output {
+        Some(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(f) => Box::new(std::io::BufWriter::new(f)),
+            Err(e) => return usage(format!("cannot open --output {}: {e}", path.display())),
+        },
+        None => Box::new(std::io::stdout()),
+    };
     let extra_root_pem = match &args.ca_cert {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(p) => Some(p),
@@ -170,7 +204,13 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
         eprintln!("error: cannot install the signal handler: {e}");
         return ExitCode::FAILURE;
     }
-    let code = follow(&mut client, log, &login_hint(&args));
+    let code = follow(
+        &mut client,
+        log,
+        &login_hint(&args),
+        &mut out,
+        args.max_events,
+    );
     done.store(true, Ordering::SeqCst);
     code
 }
@@ -211,12 +251,35 @@ fn login_hint(args: &TailArgs) -> String {
     }
 }
 
-fn follow(client: &mut Client, log: Log, login_hint: &str) -> ExitCode {
-    let stdout = std::io::stdout();
+/// The topics of a `--topics-file`: one per line, blank lines and `#` comments skipped. An
+/// invalid line is a usage error naming its line number.
+fn read_topics_file(path: &std::path::Path) -> Result<Vec<Topic>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read --topics-file {}: {e}", path.display()))?;
+    let mut topics = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let t = Topic::new(line)
+            .map_err(|e| format!("--topics-file {} line {}: {e}", path.display(), n + 1))?;
+        topics.push(t);
+    }
+    Ok(topics)
+}
+
+fn follow(
+    client: &mut Client,
+    log: Log,
+    login_hint: &str,
+    out: &mut dyn Write,
+    max_events: Option<u64>,
+) -> ExitCode {
+    let mut written = 0u64;
     while let Some(event) = client.next_event(Duration::from_secs(3600)) {
         match event {
             Event::Notification { raw, .. } => {
-                let mut out = stdout.lock();
                 // Whitespace newlines only: JSON strings cannot hold a raw newline.
                 let line = if raw.contains(['\n', '\r']) {
                     raw.replace(['\n', '\r'], " ")
@@ -226,6 +289,18 @@ fn follow(client: &mut Client, log: Log, login_hint: &str) -> ExitCode {
                 if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
                     // The reader went away (a closed pipe): stop cleanly.
                     client.close();
+                    return ExitCode::SUCCESS;
+                }
+                written += 1;
+                if max_events.is_some_and(|max| written >= max) {
+                    client.close();
+                    // Report what the close found uncovered, as after a signal.
+                    let closer = client.closer();
+                    while let Some(e) = client.next_event(Duration::from_millis(100)) {
+                        if !matches!(e, Event::Notification { .. }) {
+                            log.event(&|at| closer.to_system_time(at), &e);
+                        }
+                    }
                     return ExitCode::SUCCESS;
                 }
             }

@@ -774,3 +774,70 @@ fn an_untrusted_certificate_stops_with_exit_4_and_says_how_to_trust_it() {
         "the refusal is not repeated: {err}"
     );
 }
+
+#[test]
+fn topics_from_a_file_max_events_and_an_output_file() {
+    let sim = Sim::start(SimConfig {
+        rate: 20.0,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("gn-tail-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let topics = dir.join("topics.txt");
+    std::fs::write(
+        &topics,
+        "# queues and agents\nv2.users.a.presence\n\n  v2.users.b.presence  # agent b\n",
+    )
+    .unwrap();
+    let output = dir.join("events.jsonl");
+    let _ = std::fs::remove_file(&output);
+    let out = with_client(
+        tail(
+            &sim,
+            &[
+                "--topics-file",
+                topics.to_str().unwrap(),
+                "--max-events",
+                "25",
+                "--output",
+                output.to_str().unwrap(),
+            ],
+        ),
+        &sim,
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(out.stdout.is_empty(), "notifications go to the file");
+    let written = std::fs::read_to_string(&output).unwrap();
+    let lines: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 25);
+    let names: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .filter_map(|l| l["topicName"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["v2.users.a.presence", "v2.users.b.presence"]
+            .into_iter()
+            .collect()
+    );
+
+    // A bad line is a usage error that names it.
+    std::fs::write(&topics, "v2.users.a.presence\nv2.users.x/presence\n").unwrap();
+    let out = with_client(
+        tail(&sim, &["--topics-file", topics.to_str().unwrap()]),
+        &sim,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
