@@ -8,7 +8,7 @@ mod tail;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Keeps a Genesys Cloud notification channel alive, or simulates one.
 #[derive(Debug, Parser)]
@@ -30,6 +30,14 @@ enum Command {
     /// Run the local Genesys Cloud simulator in the foreground.
     #[command(after_help = sim_cmd::after_help())]
     Sim(sim_cmd::SimArgs),
+    /// Print a shell completion script to stdout, e.g.
+    /// `genesys-notify completions bash > /etc/bash_completion.d/genesys-notify`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, e.g. `genesys-notify man | man -l -`.
+    Man,
 }
 
 const DEMO_HELP: &str = "\
@@ -76,5 +84,22 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Tail(args) => tail::run(args),
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "genesys-notify", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let man = clap_mangen::Man::new(Cli::command());
+            match man.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                // The reader stopped early (`| head`): nothing to report.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write the man page: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }

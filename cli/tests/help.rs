@@ -51,3 +51,22 @@ fn sim_help_lists_the_faults_and_the_control_endpoints() {
     }
     insta::assert_snapshot!("sim_help", text);
 }
+
+#[test]
+fn completions_and_a_man_page_come_from_the_same_definitions() {
+    for shell in ["bash", "zsh", "fish"] {
+        let text = help(&["completions", shell]);
+        assert!(text.contains("genesys-notify"), "{shell}");
+        assert!(
+            text.contains("topics-file"),
+            "{shell}: the tail options are in it"
+        );
+    }
+    let man = help(&["man"]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH"),
+        "{}",
+        &man[..man.len().min(200)]
+    );
+    assert!(man.contains("genesys\\-notify") || man.contains("genesys-notify"));
+}
