@@ -1,6 +1,7 @@
 //! `genesys-notify`: the command-line tool.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod check;
 mod demo;
 mod secret_file;
 mod sim_cmd;
@@ -24,6 +25,11 @@ enum Command {
     /// against the built-in simulator (no account needed).
     #[command(after_help = DEMO_HELP)]
     Demo(demo::DemoArgs),
+    /// Check an organisation, credentials and topics end to end: token, channel,
+    /// subscriptions, socket; one line per finding (exit 0 usable, 3 login, 4 permission or
+    /// configuration).
+    #[command(after_help = CHECK_HELP)]
+    Check(check::CheckArgs),
     /// Stream notifications to stdout as JSON lines; lifecycle on stderr.
     #[command(after_help = TAIL_HELP)]
     Tail(tail::TailArgs),
@@ -54,6 +60,23 @@ duplicates must be 0, and the exit code is 0 only when they are.
 Example:
   genesys-notify demo --duration 30s";
 
+const CHECK_HELP: &str = "\
+The first thing to run against a real organisation. It takes the same flags and credential
+variables as tail, goes through the whole path once and closes cleanly:
+  a token (which grant), a channel, the subscriptions (each topic permitted, or refused with
+  the service's reason), the socket, and its answer to a ping.
+
+Exit codes:
+  0  everything is usable
+  2  usage: a flag, a topic or the credentials are wrong (the message says which)
+  3  login: the credentials or the refresh token were refused
+  4  permission or configuration: a topic refused, a certificate not trusted, a redirect,
+     or not live within --timeout
+
+Example:
+  export GENESYS_CLIENT_ID=... GENESYS_CLIENT_SECRET=...
+  genesys-notify check --region eu_west_1 --topic v2.users.<user-id>.presence";
+
 const TAIL_HELP: &str = "\
 Credentials come from the environment:
   GENESYS_CLIENT_ID + GENESYS_CLIENT_SECRET   client credentials (a service)
@@ -83,6 +106,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Tail(args) => tail::run(args),
+        Command::Check(args) => check::run(args),
         Command::Sim(args) => sim_cmd::run(args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

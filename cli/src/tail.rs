@@ -17,9 +17,9 @@ use genesys_notify_blocking::{Client, Config, Credentials, Endpoints, Region, Se
 use genesys_notify_core::{Event, Instant};
 use serde_json::json;
 
-/// Options of `genesys-notify tail`.
+/// Where to connect, as whom, and to which topics: shared by `tail` and `check`.
 #[derive(Debug, Args)]
-pub(crate) struct TailArgs {
+pub(crate) struct Target {
     /// Genesys Cloud region: us_east_1, eu_west_1, … or its domain (mypurecloud.ie).
     #[arg(long, conflicts_with_all = ["api_base", "login_base"], required_unless_present = "api_base")]
     region: Option<String>,
@@ -40,6 +40,20 @@ pub(crate) struct TailArgs {
     /// --topic given too.
     #[arg(long, value_name = "FILE")]
     topics_file: Option<PathBuf>,
+    /// An extra trusted root certificate (PEM), e.g. from `genesys-notify sim --tls --cert-out`.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// Keep the refresh token in this file: read at start (instead of GENESYS_REFRESH_TOKEN),
+    /// rewritten whenever the server rotates it.
+    #[arg(long, value_name = "FILE")]
+    refresh_token_file: Option<PathBuf>,
+}
+
+/// Options of `genesys-notify tail`.
+#[derive(Debug, Args)]
+pub(crate) struct TailArgs {
+    #[command(flatten)]
+    target: Target,
     /// Stop (exit 0) after this many notifications.
     #[arg(long, value_name = "N")]
     max_events: Option<u64>,
@@ -49,13 +63,6 @@ pub(crate) struct TailArgs {
     /// Lifecycle lines on stderr: human text, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// An extra trusted root certificate (PEM), e.g. from `genesys-notify sim --tls --cert-out`.
-    #[arg(long, value_name = "FILE")]
-    ca_cert: Option<PathBuf>,
-    /// Keep the refresh token in this file: read at start (instead of GENESYS_REFRESH_TOKEN),
-    /// rewritten whenever the server rotates it.
-    #[arg(long, value_name = "FILE")]
-    refresh_token_file: Option<PathBuf>,
     /// Also log each request and socket the session makes (token, channel, upgrade,
     /// subscription, close): renewals and handovers become visible. No secret is shown.
     #[arg(short, long)]
@@ -71,7 +78,36 @@ enum LogFormat {
 const USAGE_CREDENTIALS: &str = "set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (client credentials; add \
 GENESYS_REFRESH_TOKEN or --refresh-token-file for the refresh-token grant), or GENESYS_ACCESS_TOKEN alone (a static token)";
 
-fn usage(msg: impl std::fmt::Display) -> ExitCode {
+impl Target {
+    /// The client configuration these flags and the environment describe, or a usage error.
+    pub(crate) fn config(&self) -> Result<Config, String> {
+        let endpoints = endpoints(self)?;
+        let creds = credentials(self)?;
+        let mut topics = Vec::new();
+        for t in &self.topics {
+            topics.push(Topic::new(t.as_str()).map_err(|e| format!("--topic: {e}"))?);
+        }
+        if let Some(path) = &self.topics_file {
+            topics.extend(read_topics_file(path)?);
+        }
+        if topics.is_empty() {
+            return Err("no topic: give --topic TOPIC or a --topics-file with at least one".into());
+        }
+        let extra_root_pem = match &self.ca_cert {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read --ca-cert {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let mut config = Config::new(endpoints, creds);
+        config.topics = topics;
+        config.extra_root_pem = extra_root_pem;
+        Ok(config)
+    }
+}
+
+pub(crate) fn usage(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(2)
 }
@@ -80,7 +116,7 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn credentials(args: &TailArgs) -> Result<Credentials, String> {
+fn credentials(args: &Target) -> Result<Credentials, String> {
     let id = env("GENESYS_CLIENT_ID");
     let secret = env("GENESYS_CLIENT_SECRET");
     let refresh = match &args.refresh_token_file {
@@ -128,7 +164,7 @@ fn credentials(args: &TailArgs) -> Result<Credentials, String> {
     }
 }
 
-fn endpoints(args: &TailArgs) -> Result<Endpoints, String> {
+fn endpoints(args: &Target) -> Result<Endpoints, String> {
     match (&args.region, &args.api_base) {
         (Some(r), _) => r
             .parse::<Region>()
@@ -142,30 +178,10 @@ fn endpoints(args: &TailArgs) -> Result<Endpoints, String> {
 }
 
 pub(crate) fn run(args: TailArgs) -> ExitCode {
-    let endpoints = match endpoints(&args) {
-        Ok(e) => e,
-        Err(e) => return usage(e),
-    };
-    let creds = match credentials(&args) {
+    let mut config = match args.target.config() {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
-    let mut topics = Vec::new();
-    for t in &args.topics {
-        match Topic::new(t.as_str()) {
-            Ok(t) => topics.push(t),
-            Err(e) => return usage(format!("--topic: {e}")),
-        }
-    }
-    if let Some(path) = &args.topics_file {
-        match read_topics_file(path) {
-            Ok(more) => topics.extend(more),
-            Err(e) => return usage(e),
-        }
-    }
-    if topics.is_empty() {
-        return usage("no topic: give --topic TOPIC or a --topics-file with at least one");
-    }
     let mut out: Box<dyn Write + Send> = match &args.output {
         Some(path) => match std::fs::OpenOptions::new()
             .create(true)
@@ -177,19 +193,9 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
         },
         None => Box::new(std::io::stdout()),
     };
-    let extra_root_pem = match &args.ca_cert {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(p) => Some(p),
-            Err(e) => return usage(format!("cannot read --ca-cert {}: {e}", path.display())),
-        },
-        None => None,
-    };
     let log = Log {
         format: args.log_format,
     };
-    let mut config = Config::new(endpoints, creds);
-    config.topics = topics;
-    config.extra_root_pem = extra_root_pem;
     if args.verbose {
         config.on_action = Some(Box::new(move |a| log.action(a)));
     }
@@ -207,7 +213,7 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
     let code = follow(
         &mut client,
         log,
-        &login_hint(&args),
+        &login_hint(&args.target),
         &mut out,
         args.max_events,
     );
@@ -236,7 +242,7 @@ fn on_signal(closer: &genesys_notify_blocking::Closer, main_done: &AtomicBool, l
 }
 
 /// What to do when a login is required, for the kind of credentials in use.
-fn login_hint(args: &TailArgs) -> String {
+pub(crate) fn login_hint(args: &Target) -> String {
     if let Some(path) = &args.refresh_token_file {
         format!(
             "write a new refresh token into {} and start again",
