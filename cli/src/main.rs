@@ -3,6 +3,7 @@
 
 mod check;
 mod demo;
+mod metrics;
 mod secret_file;
 mod sim_cmd;
 mod tail;

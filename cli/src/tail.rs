@@ -60,6 +60,11 @@ pub(crate) struct TailArgs {
     /// Append notifications to this file instead of stdout (created if missing).
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (status, notifications, gaps and
+    /// uncovered seconds by reason, requests by kind, reconnects, age of the last
+    /// notification), e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     /// Lifecycle lines on stderr: human text, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -196,8 +201,32 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
     let log = Log {
         format: args.log_format,
     };
-    if args.verbose {
-        config.on_action = Some(Box::new(move |a| log.action(a)));
+    let metrics = match args.metrics {
+        Some(addr) => {
+            let m = Arc::new(crate::metrics::Metrics::new());
+            match crate::metrics::serve(addr, Arc::clone(&m)) {
+                Ok(bound) => log.emit(
+                    "metrics",
+                    json!({ "listen": bound.to_string() }),
+                    &format!("metrics at http://{bound}/metrics"),
+                ),
+                Err(e) => return usage(e),
+            }
+            Some(m)
+        }
+        None => None,
+    };
+    let verbose = args.verbose;
+    let observer = metrics.clone();
+    if verbose || observer.is_some() {
+        config.on_action = Some(Box::new(move |a| {
+            if let Some(m) = &observer {
+                m.action(a);
+            }
+            if verbose {
+                log.action(a);
+            }
+        }));
     }
     let mut client = match Client::connect(config) {
         Ok(c) => c,
@@ -216,6 +245,7 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
         &login_hint(&args.target),
         &mut out,
         args.max_events,
+        metrics.as_deref(),
     );
     done.store(true, Ordering::SeqCst);
     code
@@ -281,9 +311,13 @@ fn follow(
     login_hint: &str,
     out: &mut dyn Write,
     max_events: Option<u64>,
+    metrics: Option<&crate::metrics::Metrics>,
 ) -> ExitCode {
     let mut written = 0u64;
     while let Some(event) = client.next_event(Duration::from_secs(3600)) {
+        if let Some(m) = metrics {
+            m.event(&event);
+        }
         match event {
             Event::Notification { raw, .. } => {
                 // Whitespace newlines only: JSON strings cannot hold a raw newline.

@@ -841,3 +841,69 @@ fn topics_from_a_file_max_events_and_an_output_file() {
     assert!(err.contains("line 2"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn metrics_are_served_in_the_prometheus_text_format() {
+    let sim = Sim::start(SimConfig {
+        rate: 20.0,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut child = with_client(
+        tail(
+            &sim,
+            &["--topic", "v2.users.a.presence", "--metrics", "127.0.0.1:0"],
+        ),
+        &sim,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let err = lines(child.stderr.take().unwrap());
+    let first = err.recv_timeout(Duration::from_secs(10)).unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no metrics address in {first:?}"))
+        .to_owned();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let end = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let mut r = agent.get(&url).call().unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let text = r.body_mut().read_to_string().unwrap();
+        let delivered = text.lines().any(|l| {
+            l.strip_prefix("genesys_notify_notifications_total ")
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n > 0)
+        });
+        if delivered && text.contains("genesys_notify_status{status=\"live\"} 1") {
+            break text;
+        }
+        assert!(
+            Instant::now() < end,
+            "never live with notifications:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        text.contains("genesys_notify_requests_total{kind=\"token\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("genesys_notify_reconnects_total 0"), "{text}");
+    assert!(
+        text.contains("genesys_notify_last_notification_age_seconds "),
+        "{text}"
+    );
+    let other = agent.get(url.replace("/metrics", "/x")).call().unwrap();
+    assert_eq!(other.status().as_u16(), 404);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
+}
