@@ -174,7 +174,7 @@ pub enum ServerError {
         retry_ms: u64,
     },
     /// An HTTP error status.
-    #[error("{what} failed with HTTP {status}{}", retry_note(*retry_after))]
+    #[error("{what} failed with HTTP {status}{}{}", retry_note(*retry_after), next_note(*next_attempt_ms))]
     Http {
         /// Which request.
         what: &'static str,
@@ -182,15 +182,32 @@ pub enum ServerError {
         status: u16,
         /// The server's `Retry-After`, if any.
         retry_after: Option<Duration>,
+        /// When the session tries again, from now (before any request budget).
+        next_attempt_ms: Option<u64>,
     },
     /// No HTTP answer: DNS, TCP, TLS, timeout.
-    #[error("{what} failed: {detail}")]
+    #[error("{what} failed: {detail}{}", next_note(*next_attempt_ms))]
     Network {
         /// Which request.
         what: &'static str,
         /// What the adapter saw.
         detail: String,
+        /// When the session tries again, from now (before any request budget).
+        next_attempt_ms: Option<u64>,
     },
+}
+
+fn next_note(ms: Option<u64>) -> String {
+    match ms {
+        None => String::new(),
+        Some(ms) if ms < 1_000 => format!("; trying again in {ms} ms"),
+        Some(ms) if ms < 60_000 => format!("; trying again in {:.1} s", ms as f64 / 1000.0),
+        Some(ms) => format!(
+            "; trying again in {} min {} s",
+            ms / 60_000,
+            ms % 60_000 / 1000
+        ),
+    }
 }
 
 fn close_note(code: Option<u16>, reason: &str) -> String {
@@ -375,7 +392,9 @@ impl RequestError {
         }
     }
 
-    pub(crate) fn to_server_error(&self, what: &'static str) -> ServerError {
+    /// The warning for this failure; `next`: when the session tries again.
+    pub(crate) fn to_server_error(&self, what: &'static str, next: Duration) -> ServerError {
+        let next_attempt_ms = Some(u64::try_from(next.as_millis()).unwrap_or(u64::MAX));
         match self {
             RequestError::Http {
                 status,
@@ -385,12 +404,14 @@ impl RequestError {
                 what,
                 status: *status,
                 retry_after: *retry_after,
+                next_attempt_ms,
             },
             RequestError::Network(d)
             | RequestError::CannotRefresh(d)
             | RequestError::Refused(d) => ServerError::Network {
                 what,
                 detail: d.clone(),
+                next_attempt_ms,
             },
         }
     }

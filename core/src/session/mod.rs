@@ -1299,12 +1299,12 @@ impl Session {
                     self.backoff(failures - 1, None)
                         .max(self.urgent_token_floor())
                 };
-                self.tokens.retry_at = Some(
-                    self.tokens
-                        .retry_at
-                        .map_or(now + delay, |t| t.max(now + delay)),
-                );
-                self.warn(error.to_server_error("token request"));
+                let at = self
+                    .tokens
+                    .retry_at
+                    .map_or(now + delay, |t| t.max(now + delay));
+                self.tokens.retry_at = Some(at);
+                self.warn(error.to_server_error("token request", at - now));
             }
         }
     }
@@ -1390,9 +1390,10 @@ impl Session {
                         return;
                     }
                 }
-                self.warn(error.to_server_error("channel creation"));
                 let wait = self.create_not_before.saturating_duration_since(self.now);
-                self.retry_later(w, Plan::NewChannel, Some(wait).filter(|d| !d.is_zero()));
+                let next =
+                    self.retry_later(w, Plan::NewChannel, Some(wait).filter(|d| !d.is_zero()));
+                self.warn(error.to_server_error("channel creation", next));
             }
         }
     }
@@ -1677,9 +1678,9 @@ impl Session {
                         return;
                     }
                 }
-                self.warn(error.to_server_error("subscription"));
                 let failures = self.link(w).map_or(0, |l| l.failures);
                 let delay = self.backoff(failures, error.retry_after());
+                self.warn(error.to_server_error("subscription", delay));
                 let until = self.now + delay;
                 if let Some(l) = self.link_mut(w) {
                     l.failures = l.failures.saturating_add(1);
@@ -1760,8 +1761,8 @@ impl Session {
         if r.fresher_token {
             self.want_fresher_token(w);
         }
-        self.warn(error.to_server_error("socket upgrade"));
-        let _ = self.retry_later(w, r.plan, error.retry_after());
+        let next = self.retry_later(w, r.plan, error.retry_after());
+        self.warn(error.to_server_error("socket upgrade", next));
     }
 
     /// How to recover from losing `w`'s socket ([`loss::classify`] on the link's state).
