@@ -46,6 +46,9 @@ pub(crate) struct Driver {
     /// spread, which the herd may widen.
     herd: Member,
     base_spread: Duration,
+    /// Per socket, when its last frame arrived (at most the two open sockets).
+    last_frames: BTreeMap<ConnId, genesys_notify_core::Instant>,
+    token_expires: Option<genesys_notify_core::Instant>,
 }
 
 fn lock(m: &Mutex<TokenSource>) -> std::sync::MutexGuard<'_, TokenSource> {
@@ -62,6 +65,8 @@ impl Driver {
             local: VecDeque::new(),
             herd: Member::join(),
             base_spread,
+            last_frames: BTreeMap::new(),
+            token_expires: None,
         }
     }
 
@@ -147,6 +152,13 @@ impl Driver {
         }
         self.follow_herd();
         let now = self.p.clock.now();
+        match &input {
+            Input::Frame { conn, .. } | Input::Opened { conn } => {
+                self.last_frames.insert(*conn, now);
+            }
+            Input::TokenIssued { expires_in, .. } => self.token_expires = Some(now + *expires_in),
+            _ => {}
+        }
         self.p.session.handle_input(now, input);
         self.drain();
     }
@@ -189,6 +201,12 @@ impl Driver {
             sockets: self.sockets.len(),
             tasks: self.threads.len() + self.sockets.len(),
         };
+        let open = &self.sockets;
+        self.last_frames.retain(|c, _| open.contains_key(c));
+        v.last_frames.clear();
+        v.last_frames
+            .extend(self.last_frames.iter().map(|(c, t)| (*c, *t)));
+        v.token_expires = self.token_expires;
         drop(v);
         if any {
             self.p.shared.changed.notify_all();

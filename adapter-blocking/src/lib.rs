@@ -136,6 +136,10 @@ pub(crate) struct View {
     pub(crate) token: Option<Secret>,
     /// Socket entries and threads the driver holds (for tests of resource release).
     pub(crate) held: Held,
+    /// Per open socket, when its last frame (any: heartbeat, pong, notification) arrived.
+    pub(crate) last_frames: Vec<(genesys_notify_core::ConnId, Instant)>,
+    /// When the current access token expires, as its issuer said.
+    pub(crate) token_expires: Option<Instant>,
 }
 
 pub(crate) struct Shared {
@@ -220,6 +224,25 @@ impl Closer {
         self.clock.to_system_time(at)
     }
 
+    /// How long ago each open socket received its last frame (heartbeats and pongs count), in
+    /// the order the sockets opened. Empty while no socket is open.
+    pub fn frame_ages(&self) -> Vec<Duration> {
+        let now = self.clock.now();
+        self.shared
+            .view()
+            .last_frames
+            .iter()
+            .map(|(_, at)| now.saturating_duration_since(*at))
+            .collect()
+    }
+
+    /// When the current access token expires, as its issuer said (`None` before the first
+    /// token, or for a token given without a lifetime).
+    pub fn token_expires_at(&self) -> Option<SystemTime> {
+        let at = self.shared.view().token_expires?;
+        Some(self.clock.to_system_time(at))
+    }
+
     /// For an application that is exiting and can no longer deliver notifications (a stopped
     /// stdout reader): every event not read yet, with the queued notifications given up as
     /// one overflow gap, so that nothing is lost without a report.
@@ -267,6 +290,8 @@ impl Client {
                 status: session.status(),
                 token: None,
                 held: Held::default(),
+                last_frames: Vec::new(),
+                token_expires: None,
             }),
             changed: Condvar::new(),
             commands: Mutex::new(Some(Vec::new())),

@@ -32,6 +32,16 @@ fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s)
 }
 
+/// A token's remaining life, rounded the way it was probably configured.
+fn lifetime_text(d: Duration) -> String {
+    let s = d.as_secs() + 1;
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7_199 => format!("{} min", (s + 30) / 60),
+        _ => format!("{} h", (s + 1_800) / 3_600),
+    }
+}
+
 fn ok(text: &str) {
     println!("ok       {}", escape_terminal(text));
 }
@@ -126,11 +136,18 @@ pub(crate) fn run(args: CheckArgs) -> ExitCode {
         }
     }
     let still_live = client.status() == Status::Live;
+    let token_left = client
+        .closer()
+        .token_expires_at()
+        .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok());
     client.close();
     let s = seen.lock().unwrap_or_else(|p| p.into_inner());
     if code.is_none() || s.channels > 0 {
         if s.channels > 0 {
-            ok(&format!("credentials accepted ({grant})"));
+            let lifetime = token_left.map_or(String::new(), |d| {
+                format!("; the token lives {}", lifetime_text(d))
+            });
+            ok(&format!("credentials accepted ({grant}){lifetime}"));
         }
         if s.connects > 0 {
             ok("channel created");

@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use genesys_notify_core::{Action, Event, Status};
@@ -54,6 +54,8 @@ pub(crate) struct Metrics {
     upgrades: AtomicU64,
     /// Unix milliseconds of the last notification (0: none yet).
     last_notification_ms: Arc<AtomicU64>,
+    /// The running client, for the figures only it knows (frame ages), once it runs.
+    client: Arc<OnceLock<genesys_notify_blocking::Closer>>,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -105,6 +107,8 @@ impl Metrics {
         let last_notification_ms = Arc::new(AtomicU64::new(0));
         let age_of = Arc::clone(&last_notification_ms);
         registry.register_collector(Box::new(LastNotificationAge(age_of)));
+        let client = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(FrameAges(Arc::clone(&client))));
         for s in STATUSES {
             status
                 .get_or_create(&StatusLabel {
@@ -123,7 +127,13 @@ impl Metrics {
             warnings,
             upgrades: AtomicU64::new(0),
             last_notification_ms,
+            client,
         }
+    }
+
+    /// The client is running: its sockets' frame ages can be read from now on.
+    pub(crate) fn attach(&self, closer: genesys_notify_blocking::Closer) {
+        let _ = self.client.set(closer);
     }
 
     /// An event the application received.
@@ -210,6 +220,44 @@ impl prometheus_client::collector::Collector for LastNotificationAge {
             prometheus_client::metrics::MetricType::Gauge,
         )?;
         prometheus_client::encoding::EncodeMetric::encode(&gauge, metric)
+    }
+}
+
+/// `socket_last_frame_age_seconds{socket="0"|"1"}`: per open socket (in the order they
+/// opened), how long ago its last frame (heartbeats and pongs count) arrived.
+struct FrameAges(Arc<OnceLock<genesys_notify_blocking::Closer>>);
+
+impl std::fmt::Debug for FrameAges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FrameAges")
+    }
+}
+
+impl prometheus_client::collector::Collector for FrameAges {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let Some(closer) = self.0.get() else {
+            return Ok(());
+        };
+        let ages = closer.frame_ages();
+        if ages.is_empty() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            "socket_last_frame_age_seconds",
+            "Per open socket, seconds since its last frame (heartbeats and pongs count)",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (i, age) in ages.iter().enumerate() {
+            let labels = [("socket", i.to_string())];
+            let gauge = prometheus_client::metrics::gauge::ConstGauge::new(age.as_secs_f64());
+            let metric = family.encode_family(&labels)?;
+            prometheus_client::encoding::EncodeMetric::encode(&gauge, metric)?;
+        }
+        Ok(())
     }
 }
 

@@ -233,6 +233,9 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
         Err(e) => return usage(e),
     };
     let closer = client.closer();
+    if let Some(m) = &metrics {
+        m.attach(client.closer());
+    }
     let done = Arc::new(AtomicBool::new(false));
     let main_done = Arc::clone(&done);
     if let Err(e) = ctrlc::set_handler(move || on_signal(&closer, &main_done, log)) {

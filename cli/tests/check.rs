@@ -27,7 +27,7 @@ fn a_usable_setup_passes_and_says_what_it_checked() {
     let (out, text) = check(&sim, sim.client_secret(), &["v2.users.a.presence"]);
     assert_eq!(out.status.code(), Some(0), "{text}");
     for line in [
-        "credentials accepted (client credentials)",
+        "credentials accepted (client credentials); the token lives 24 h",
         "channel created",
         "topic v2.users.a.presence permitted",
         "socket open, subscribed, and answering pings",

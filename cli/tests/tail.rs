@@ -896,6 +896,10 @@ fn metrics_are_served_in_the_prometheus_text_format() {
     );
     assert!(text.contains("genesys_notify_reconnects_total 0"), "{text}");
     assert!(
+        text.contains("genesys_notify_socket_last_frame_age_seconds{socket=\"0\"}"),
+        "{text}"
+    );
+    assert!(
         text.contains("genesys_notify_last_notification_age_seconds "),
         "{text}"
     );
