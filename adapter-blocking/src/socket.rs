@@ -104,6 +104,7 @@ fn run(
                     };
                     let _ = ws.close(Some(frame));
                     let _ = ws.flush();
+                    finish_closing(&mut ws);
                     return;
                 }
                 Err(TryRecvError::Empty) => break,
@@ -143,6 +144,27 @@ fn run(
                 }));
                 return;
             }
+        }
+    }
+}
+
+/// How long a closing socket waits for the server's close reply.
+const CLOSE_REPLY_WAIT: Duration = Duration::from_millis(500);
+
+/// After our close frame: read (and drop) what the server still sends until its close reply,
+/// at most [`CLOSE_REPLY_WAIT`]. Leaving with unread data would make the kernel reset the
+/// connection, and a reset can discard our close frame before a busy server has read it.
+fn finish_closing(ws: &mut WebSocket<MaybeTlsStream<TcpStream>>) {
+    let until = std::time::Instant::now() + CLOSE_REPLY_WAIT;
+    while std::time::Instant::now() < until {
+        match ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
         }
     }
 }
