@@ -130,11 +130,7 @@ fn run(
                 return;
             }
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if poll_timed_out(&e) => {}
             Err(e) => {
                 let reason = socket::describe(&e);
                 let _ = tx.send(Msg::Input(Input::Closed {
@@ -148,6 +144,14 @@ fn run(
     }
 }
 
+/// True when a read ended only because the poll interval passed.
+fn poll_timed_out(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io) if matches!(
+        io.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ))
+}
+
 /// How long a closing socket waits for the server's close reply.
 const CLOSE_REPLY_WAIT: Duration = Duration::from_millis(500);
 
@@ -159,11 +163,7 @@ fn finish_closing(ws: &mut WebSocket<MaybeTlsStream<TcpStream>>) {
     while std::time::Instant::now() < until {
         match ws.read() {
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if poll_timed_out(&e) => {}
             Err(_) => return,
         }
     }

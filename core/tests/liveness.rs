@@ -10,7 +10,7 @@ mod harness;
 
 use std::time::Duration;
 
-use genesys_notify_core::{Action, Config, Event, GapReason};
+use genesys_notify_core::{Action, Config};
 use harness::*;
 use proptest::prelude::*;
 
@@ -30,21 +30,6 @@ fn stretch() -> impl Strategy<Value = Stretch> {
         gap_ms,
         pause_ms,
     })
-}
-
-fn dead_verdicts(h: &Harness) -> usize {
-    h.events
-        .iter()
-        .filter(|e| {
-            matches!(
-                e,
-                Event::Gap {
-                    reason: GapReason::SocketDead,
-                    ..
-                }
-            )
-        })
-        .count()
 }
 
 /// Plays the stretches; returns the silence they held, and how many pauses.
@@ -86,7 +71,7 @@ proptest! {
         h.subscribe(&[T1]);
         h.serve();
         let (silence, pauses) = play(&mut h, &stretches);
-        prop_assert_eq!(dead_verdicts(&h), 0, "seed {}", seed);
+        prop_assert_eq!(h.socket_dead_gaps(), 0, "seed {}", seed);
         // (Renewals may replace the socket over a long run; they leave no gap.)
         prop_assert!(h.gaps().is_empty(), "{:?}", h.gaps());
         // About one ping per second of silence at most: each pause may begin with one more,
@@ -116,6 +101,6 @@ proptest! {
         let closed = h.times_of(|a| matches!(a, Action::Close { conn: c, .. } if *c == conn));
         prop_assert_eq!(closed.len(), 1, "the silent socket is given up once");
         prop_assert!(closed[0] - silent_from <= cfg.idle_timeout + cfg.ping_timeout);
-        prop_assert_eq!(dead_verdicts(&h), 1);
+        prop_assert_eq!(h.socket_dead_gaps(), 1);
     }
 }

@@ -104,21 +104,6 @@ fn xorshift(x: &mut u64) -> u64 {
     *x
 }
 
-fn socket_dead_gaps(h: &Harness) -> usize {
-    h.events
-        .iter()
-        .filter(|e| {
-            matches!(
-                e,
-                Event::Gap {
-                    reason: GapReason::SocketDead,
-                    ..
-                }
-            )
-        })
-        .count()
-}
-
 #[test]
 fn liveness_busy_socket_half_open_found_within_3s() {
     let mut h = Harness::live(cfg(), &[T1]);
@@ -135,7 +120,7 @@ fn liveness_busy_socket_half_open_found_within_3s() {
         found_after <= secs(3),
         "a socket that carried 10 events/s is found dead {found_after:?} after it fell silent"
     );
-    assert_eq!(socket_dead_gaps(&h), 1);
+    assert_eq!(h.socket_dead_gaps(), 1);
     assert_eq!(h.s.status(), Status::Live);
 }
 
@@ -160,7 +145,7 @@ fn liveness_bursty_traffic_gives_no_false_dead_verdict() {
         h.run_for(pause);
     }
     assert_eq!(connects(&h), 1, "the socket was never replaced");
-    assert_eq!(socket_dead_gaps(&h), 0);
+    assert_eq!(h.socket_dead_gaps(), 0);
     assert!(h.gaps().is_empty());
     assert_eq!(h.delivered.len() as u64, seq);
     // About one ping per second of silence at most (each pause may start with one more).
@@ -193,7 +178,7 @@ fn liveness_slow_but_alive_server_gives_no_false_dead_verdict() {
         h.server.pings
     );
     assert_eq!(connects(&h), 1, "the socket was never replaced");
-    assert_eq!(socket_dead_gaps(&h), 0);
+    assert_eq!(h.socket_dead_gaps(), 0);
     assert_eq!(h.delivered.len() as u64, seq);
 }
 

@@ -349,6 +349,22 @@ impl Harness {
             .collect()
     }
 
+    /// Gaps opened because the session declared a socket dead.
+    pub fn socket_dead_gaps(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::Gap {
+                        reason: genesys_notify_core::GapReason::SocketDead,
+                        ..
+                    }
+                )
+            })
+            .count()
+    }
+
     pub fn gaps(&self) -> Vec<&Event> {
         self.events
             .iter()
