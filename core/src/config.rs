@@ -103,6 +103,16 @@ pub struct Config {
     pub handover_linger: Duration,
     /// How close codes are read.
     pub close_codes: CloseCodes,
+    /// Channels kept live at once, each on its own socket with the whole topic set: 1 (the
+    /// default) or 2. With 2, a fault that hits one socket loses nothing (the other still
+    /// delivers), at the cost of a second channel of the 20 a user and client may hold, twice
+    /// the socket traffic and a token request at most renewals (the two channels are kept on
+    /// tokens of different ages). A notification that arrives on both is delivered once.
+    pub redundancy: u8,
+    /// With `redundancy: 2`, how long a notification is remembered to suppress its copy from
+    /// the other socket. A copy that arrives later than this is delivered again. At most
+    /// [`MAX_DEDUP_KEYS`](crate::MAX_DEDUP_KEYS) notifications are remembered. Default 30 s.
+    pub dedup_window: Duration,
 }
 
 impl Default for Config {
@@ -131,6 +141,8 @@ impl Default for Config {
             dedup_linger: Duration::from_secs(10),
             handover_linger: Duration::from_secs(1),
             close_codes: CloseCodes::default(),
+            redundancy: 1,
+            dedup_window: Duration::from_secs(30),
         }
     }
 }
@@ -195,6 +207,12 @@ impl Config {
         }
         if self.max_connects_per_minute == 0 {
             return bad("max_connects_per_minute", "must be at least 1");
+        }
+        if !(1..=2).contains(&self.redundancy) {
+            return bad("redundancy", "must be 1 or 2");
+        }
+        if self.redundancy == 2 && self.dedup_window == zero {
+            return bad("dedup_window", "must be above zero with redundancy 2");
         }
         if self.max_refresh_attempts == Some(0) {
             return bad(

@@ -250,6 +250,16 @@ pub enum ProtocolError {
         /// Dropped by this session so far.
         total: u64,
     },
+    /// With `redundancy: 2`, more notifications arrived within `dedup_window` than duplicate
+    /// suppression remembers: from now on, a copy that arrives long after the first may be
+    /// delivered twice. Reported once per session.
+    #[error("more than {keys} notifications arrived within {window_secs} s: duplicate suppression forgets the oldest early, so a late copy from the second socket may be delivered twice (lower dedup_window, or use redundancy 1)")]
+    DedupBound {
+        /// Notifications remembered at most.
+        keys: usize,
+        /// The configured window.
+        window_secs: u64,
+    },
 }
 
 /// What was wrong with a frame.

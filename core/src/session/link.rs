@@ -1,7 +1,7 @@
 //! A channel link and its steps: the channel, the socket, the subscription and the handover
 //! proof, with their pure queries. Every change to them happens in the parent module.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::time::Instant;
 use crate::types::{ChannelId, ConnId, ReqId, Secret, Topic};
@@ -9,13 +9,58 @@ use crate::types::{ChannelId, ConnId, ReqId, Secret, Topic};
 use super::deadline::Deadline;
 use super::liveness::Cadence;
 
-/// Which of the (at most) two channel links.
+/// Which of the (at most) three channel links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Which {
     /// The link that carries (or is recovering) coverage.
     Active,
-    /// A make-before-break replacement being brought up while `Active` is live.
+    /// A make-before-break replacement being brought up while the link it replaces is live.
     Standby,
+    /// With `redundancy: 2`, the second link that carries coverage beside `Active`.
+    Twin,
+}
+
+/// Every link slot, in the order the session visits them.
+pub(super) const SLOTS: [Which; 3] = [Which::Active, Which::Standby, Which::Twin];
+
+/// Ping send times kept to match pongs against, at most.
+const PING_LOG: usize = 16;
+
+/// Which pings a socket's pongs answered: a pong to a ping sent at `t` proves that the socket
+/// delivered everything the server wrote on it before it read that ping.
+#[derive(Debug, Default)]
+pub(super) struct PingLog {
+    sent: u64,
+    answered: u64,
+    /// (ping number, sent at) of the latest pings; the oldest is forgotten past [`PING_LOG`].
+    times: VecDeque<(u64, Instant)>,
+    /// The send time of the latest ping a pong answered.
+    pub(super) drained_to: Option<Instant>,
+}
+
+impl PingLog {
+    pub(super) fn ping(&mut self, now: Instant) {
+        self.sent += 1;
+        if self.times.len() == PING_LOG {
+            self.times.pop_front();
+        }
+        self.times.push_back((self.sent, now));
+    }
+
+    /// Pongs answer pings in order. An unasked pong proves nothing (it is not counted past
+    /// the pings sent); a forgotten ping's pong moves nothing.
+    pub(super) fn pong(&mut self) {
+        self.answered = (self.answered + 1).min(self.sent);
+        while let Some(&(n, at)) = self.times.front() {
+            if n > self.answered {
+                break;
+            }
+            self.times.pop_front();
+            if n == self.answered {
+                self.drained_to = Some(at);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +237,8 @@ pub(super) struct OpenSocket {
     /// Whether this (active) socket has shown that it delivered everything the server sent
     /// on it before the replacement's subscription took effect.
     pub(super) proof: Proof,
+    /// Which pings were answered, for the hand-off of coverage between two links.
+    pub(super) pings: PingLog,
 }
 
 impl OpenSocket {
@@ -208,6 +255,7 @@ impl OpenSocket {
             sub: Sub::Wanted { not_before: None },
             server_topics: BTreeSet::new(),
             proof: Proof::NotAsked,
+            pings: PingLog::default(),
         }
     }
 

@@ -9,10 +9,11 @@ mod loss;
 mod schedule;
 mod token;
 
-use coverage::{Budgets, Dedup};
+use coverage::{Budgets, Dedup, DedupWindow};
+pub use coverage::MAX_DEDUP_KEYS;
 pub use deadline::Deadline;
 use deadline::Target;
-use link::{Chan, Early, Link, OpenSocket, Plan, Proof, Step, Sub, SubRequest, Which};
+use link::{Chan, Early, Link, OpenSocket, Plan, Proof, Step, Sub, SubRequest, Which, SLOTS};
 use liveness::{Bounds, Cadence};
 use loss::{Cause, Recovery};
 use schedule::Pace;
@@ -114,6 +115,10 @@ pub struct Session {
     create_not_before: Instant,
     active: Option<Link>,
     standby: Option<Link>,
+    /// With `redundancy: 2`, the second link that carries coverage.
+    twin: Option<Link>,
+    /// The link the standby replaces (`Active` or `Twin`).
+    standby_for: Which,
     life: Life,
     ever_live: bool,
     last_status: Option<Status>,
@@ -121,6 +126,10 @@ pub struct Session {
     events: VecDeque<Event>,
     uncovered: BTreeMap<Topic, (Instant, GapReason)>,
     dedup: Dedup,
+    /// With `redundancy: 2`: duplicate suppression between the links, always on.
+    window: DedupWindow,
+    /// The bound of `window` was reported.
+    window_warned: bool,
     budgets: Budgets,
     auth_streak: Option<(u16, u32)>,
     /// The kind of request refused last, and how many times in a row.
@@ -142,6 +151,7 @@ impl fmt::Debug for Session {
             .field("topics", &self.topics.len())
             .field("active", &self.active.as_ref().map(|l| &l.step))
             .field("standby", &self.standby.as_ref().map(|l| &l.step))
+            .field("twin", &self.twin.as_ref().map(|l| &l.step))
             .field("token_gen", &self.tokens.current.as_ref().map(|t| t.gen))
             .finish_non_exhaustive()
     }
@@ -165,6 +175,8 @@ impl Session {
             create_not_before: Instant::ZERO,
             active: None,
             standby: None,
+            twin: None,
+            standby_for: Which::Active,
             life: Life::Running,
             ever_live: false,
             last_status: None,
@@ -172,6 +184,8 @@ impl Session {
             events: VecDeque::new(),
             uncovered: BTreeMap::new(),
             dedup: Dedup::default(),
+            window: DedupWindow::default(),
+            window_warned: false,
             budgets: Budgets::default(),
             auth_streak: None,
             refusals: None,
@@ -180,6 +194,9 @@ impl Session {
             pace: Pace::default(),
         };
         s.active = Some(s.new_link());
+        if s.redundant() {
+            s.twin = Some(s.new_link());
+        }
         s.settle();
         Ok(s)
     }
@@ -194,12 +211,11 @@ impl Session {
             Life::LoginRequired => return Status::LoginRequired,
             Life::Running => {}
         }
-        if self
-            .active
-            .as_ref()
-            .and_then(Link::open)
-            .is_some_and(|o| o.is_live() && o.suspect_since.is_none())
-        {
+        let live = |l: &Link| {
+            l.open()
+                .is_some_and(|o| o.is_live() && o.suspect_since.is_none())
+        };
+        if self.lanes().any(live) {
             Status::Live
         } else if self.ever_live {
             Status::Recovering
@@ -215,9 +231,15 @@ impl Session {
 
     /// Topics a live, subscribed socket covers right now.
     pub fn covered_topics(&self) -> impl Iterator<Item = &Topic> {
-        let live = self.active.as_ref().and_then(Link::live_topics);
-        live.into_iter()
-            .flat_map(move |topics| topics.intersection(&self.topics))
+        self.topics
+            .iter()
+            .filter(move |t| self.lanes().any(|l| l.live_topics().is_some_and(|s| s.contains(*t))))
+    }
+
+    /// Live, subscribed sockets that carry coverage now: 0 or 1, or up to 2 with
+    /// `redundancy: 2` (a make-before-break replacement is not counted until it takes over).
+    pub fn live_sockets(&self) -> usize {
+        self.lanes().filter(|l| l.is_live()).count()
     }
 
     /// The current access token, if it is neither expired nor rejected: for the
@@ -424,6 +446,9 @@ impl Session {
         if self.active.is_none() {
             self.active = Some(self.new_link());
         }
+        if self.redundant() && self.twin.is_none() {
+            self.twin = Some(self.new_link());
+        }
         self.settle();
         Ok(())
     }
@@ -444,7 +469,7 @@ impl Session {
         }
         t.stale = true;
         let gen = t.gen;
-        self.start_handover(gen + 1);
+        self.renew_links_on(gen);
         self.settle();
     }
 
@@ -463,19 +488,31 @@ impl Session {
     /// Closes every socket, reports what was still uncovered, and ends all IO.
     fn stop(&mut self) {
         let now = self.now;
-        if let Some(a) = self
-            .active
-            .as_ref()
-            .and_then(Link::open)
-            .filter(|o| o.is_live())
-        {
-            if let Some(since) = a.suspect_since {
-                for t in a.server_topics.intersection(&self.topics) {
-                    self.uncovered
-                        .entry(t.clone())
-                        .or_insert((since, GapReason::Suspended));
+        // A topic whose every covering socket is unproven since a suspend was not covered
+        // since the latest of those suspends.
+        let mut suspended: BTreeMap<Topic, Instant> = BTreeMap::new();
+        let mut proven: BTreeSet<&Topic> = BTreeSet::new();
+        for l in self.lanes() {
+            let Some(o) = l.open().filter(|o| o.is_live()) else {
+                continue;
+            };
+            for t in o.server_topics.intersection(&self.topics) {
+                match o.suspect_since {
+                    Some(since) => {
+                        let e = suspended.entry(t.clone()).or_insert(since);
+                        *e = (*e).max(since);
+                    }
+                    None => {
+                        proven.insert(t);
+                    }
                 }
             }
+        }
+        suspended.retain(|t, _| !proven.contains(t));
+        for (t, since) in suspended {
+            self.uncovered
+                .entry(t)
+                .or_insert((since, GapReason::Suspended));
         }
         let mut groups: BTreeMap<(Instant, GapReason), Vec<Topic>> = BTreeMap::new();
         for (t, (from, reason)) in std::mem::take(&mut self.uncovered) {
@@ -490,7 +527,7 @@ impl Session {
             });
         }
         self.flush_malformed();
-        for w in [Which::Active, Which::Standby] {
+        for w in SLOTS {
             if let Some(conn) = self.link(w).and_then(Link::conn) {
                 self.actions.push_back(Action::Close {
                     conn,
@@ -500,6 +537,7 @@ impl Session {
         }
         self.active = None;
         self.standby = None;
+        self.twin = None;
         self.tokens.req = None;
         self.life = Life::Closed;
     }
@@ -600,24 +638,65 @@ impl Session {
         Link::new(tag)
     }
 
+    fn slot(&mut self, w: Which) -> &mut Option<Link> {
+        match w {
+            Which::Active => &mut self.active,
+            Which::Standby => &mut self.standby,
+            Which::Twin => &mut self.twin,
+        }
+    }
+
     fn link(&self, w: Which) -> Option<&Link> {
         match w {
             Which::Active => self.active.as_ref(),
             Which::Standby => self.standby.as_ref(),
+            Which::Twin => self.twin.as_ref(),
         }
     }
 
     fn link_mut(&mut self, w: Which) -> Option<&mut Link> {
-        match w {
-            Which::Active => self.active.as_mut(),
-            Which::Standby => self.standby.as_mut(),
-        }
+        self.slot(w).as_mut()
     }
 
     fn find(&self, pred: impl Fn(&Link) -> bool) -> Option<Which> {
-        [Which::Active, Which::Standby]
+        SLOTS
             .into_iter()
             .find(|&w| self.link(w).is_some_and(&pred))
+    }
+
+    fn redundant(&self) -> bool {
+        self.cfg.redundancy >= 2
+    }
+
+    /// The slots that carry coverage: `Active`, and `Twin` with `redundancy: 2`.
+    fn lane_slots(&self) -> &'static [Which] {
+        if self.redundant() {
+            &[Which::Active, Which::Twin]
+        } else {
+            &[Which::Active]
+        }
+    }
+
+    /// The links that carry coverage (a standby does once it takes over).
+    fn lanes(&self) -> impl Iterator<Item = &Link> {
+        self.lane_slots().iter().filter_map(|&w| self.link(w))
+    }
+
+    /// The other link that carries coverage, with `redundancy: 2`.
+    fn other_lane(&self, w: Which) -> Option<Which> {
+        match w {
+            Which::Active if self.redundant() => Some(Which::Twin),
+            Which::Twin => Some(Which::Active),
+            Which::Active | Which::Standby => None,
+        }
+    }
+
+    /// True if a live socket other than `w`'s carries topic `t` now.
+    fn covered_elsewhere(&self, w: Which, t: &Topic) -> bool {
+        self.other_lane(w)
+            .and_then(|x| self.link(x))
+            .and_then(Link::live_topics)
+            .is_some_and(|s| s.contains(t))
     }
 
     fn link_creating(&self, req: ReqId) -> Option<Which> {
@@ -680,11 +759,7 @@ impl Session {
         if self.topics.is_empty() {
             return false;
         }
-        let live = self
-            .active
-            .as_ref()
-            .and_then(Link::open)
-            .is_some_and(OpenSocket::is_live);
+        let live = self.lanes().any(Link::is_live);
         !live || !self.uncovered.is_empty()
     }
 
@@ -759,10 +834,11 @@ impl Session {
         if self.running() {
             self.drive(Which::Active);
             self.drive(Which::Standby);
+            self.drive(Which::Twin);
             self.drive_token();
             let both_open = self.active.as_ref().is_some_and(Link::is_open)
                 && self.standby.as_ref().is_some_and(Link::is_open);
-            if both_open {
+            if both_open && !self.redundant() {
                 self.dedup.until = Some(self.now + self.cfg.dedup_linger);
             }
             self.close_gaps();
@@ -803,7 +879,7 @@ impl Session {
         if let Some((at, _)) = self.malformed_window {
             f(at, Deadline::WarningDigest, Target::Session);
         }
-        for w in [Which::Active, Which::Standby] {
+        for w in SLOTS {
             let Some(l) = self.link(w) else { continue };
             let t = Target::Link(w);
             match &l.step {
@@ -831,8 +907,8 @@ impl Session {
                     }
                     if let Some(c) = &l.chan {
                         f(c.dies_at(), Deadline::ChannelExpiry, t);
-                        if w == Which::Active && o.is_live() && self.standby.is_none() {
-                            f(c.renew_at, c.renew_reason(), t);
+                        if w != Which::Standby && o.is_live() && self.standby.is_none() {
+                            f(self.renewal_at(w, c, o), c.renew_reason(), t);
                         }
                     }
                 }
@@ -925,39 +1001,100 @@ impl Session {
             (Deadline::Idle, Target::Link(w)) => {
                 self.ping(w);
             }
-            (Deadline::TokenRefresh | Deadline::ChannelRollover, Target::Link(_)) => {
-                let needs_token =
-                    self.active
-                        .as_ref()
-                        .and_then(|l| l.chan.as_ref())
-                        .map_or(0, |c| {
-                            let token_first = c.renew_reason() == Deadline::TokenRefresh;
-                            if token_first {
-                                c.token_gen + 1
-                            } else {
-                                0
-                            }
-                        });
-                self.start_handover(needs_token);
+            (Deadline::TokenRefresh | Deadline::ChannelRollover, Target::Link(w)) => {
+                let stale = self.tokens.current.as_ref().filter(|t| t.stale).map(|t| t.gen);
+                let redundant = self.redundant();
+                let needs_token = self.link(w).and_then(|l| l.chan.as_ref()).map_or(0, |c| {
+                    let token_first = c.renew_reason() == Deadline::TokenRefresh;
+                    if token_first || (redundant && stale == Some(c.token_gen)) {
+                        c.token_gen + 1
+                    } else {
+                        0
+                    }
+                });
+                // With two links, a fresh token is one newer than the other link's too: the
+                // two channels then hang on tokens of different ages.
+                let other_gen = self
+                    .other_lane(w)
+                    .and_then(|x| self.link(x))
+                    .and_then(|l| l.chan.as_ref())
+                    .map(|c| c.token_gen + 1)
+                    .filter(|_| needs_token > 0)
+                    .unwrap_or(0);
+                self.start_handover(w, needs_token.max(other_gen));
             }
         }
     }
 
-    /// Brings up a standby link on a new channel while the active one stays live.
-    fn start_handover(&mut self, min_token_gen: u64) {
-        if self.standby.is_some() || !self.active.as_ref().is_some_and(Link::is_live) {
+    /// When link `w` (not a standby) starts its make-before-break renewal: at its renewal
+    /// time, or at once after a maintenance notice. With two links, it waits while the other
+    /// link is not live (renewing both at once would share their fate), until halfway from
+    /// its renewal time to its channel's end.
+    fn renewal_at(&self, w: Which, c: &Chan, o: &OpenSocket) -> Instant {
+        let mut at = c.renew_at;
+        if !self.redundant() {
+            return at;
+        }
+        if let Some(by) = o.closing_by {
+            at = at.min(by - self.cfg.maintenance_grace);
+        }
+        let other_live = self
+            .other_lane(w)
+            .and_then(|x| self.link(x))
+            .is_some_and(Link::is_live);
+        if other_live {
+            at
+        } else {
+            let dies = c.dies_at();
+            at.max(c.renew_at + (dies.saturating_duration_since(c.renew_at)) / 2)
+                .min(dies)
+        }
+    }
+
+    /// The token of generation `gen` was rejected: every link on a channel it made renews
+    /// (one at a time, the first at once).
+    fn renew_links_on(&mut self, gen: u64) {
+        let now = self.now;
+        if !self.redundant() {
+            self.start_handover(Which::Active, gen + 1);
+            return;
+        }
+        for w in [Which::Active, Which::Twin] {
+            if let Some(c) = self.link_mut(w).and_then(|l| l.chan.as_mut()) {
+                if c.token_gen == gen {
+                    c.renew_at = c.renew_at.min(now);
+                }
+            }
+        }
+        for w in [Which::Active, Which::Twin] {
+            let on_it = self
+                .link(w)
+                .and_then(|l| l.chan.as_ref())
+                .is_some_and(|c| c.token_gen == gen);
+            if on_it {
+                self.start_handover(w, gen + 1);
+                return;
+            }
+        }
+    }
+
+    /// Brings up a standby link on a new channel while link `of` stays live.
+    fn start_handover(&mut self, of: Which, min_token_gen: u64) {
+        if self.standby.is_some() || !self.link(of).is_some_and(Link::is_live) {
             return;
         }
         let mut l = self.new_link();
         l.min_token_gen = min_token_gen;
         self.standby = Some(l);
+        self.standby_for = of;
         self.reset_handover_proof();
         self.begin(Which::Standby, Plan::NewChannel);
     }
 
     /// A proof of life counts only for the standby it was asked for.
     fn reset_handover_proof(&mut self) {
-        if let Some(a) = self.active.as_mut().and_then(Link::open_mut) {
+        let of = self.standby_for;
+        if let Some(a) = self.link_mut(of).and_then(Link::open_mut) {
             a.proof = Proof::NotAsked;
         }
     }
@@ -999,7 +1136,7 @@ impl Session {
         }
         let has_token = self.access_token().is_some();
         let mut needed = false;
-        for w in [Which::Active, Which::Standby] {
+        for w in SLOTS {
             if let Some(l) = self.link(w) {
                 needed |= matches!(l.step, Step::NeedToken) && !self.token_usable_for(w);
                 needed |= l.open().is_some_and(|o| o.sub.is_dirty()) && !has_token;
@@ -1189,7 +1326,7 @@ impl Session {
     }
 
     fn topics_changed(&mut self) {
-        for w in [Which::Active, Which::Standby] {
+        for w in SLOTS {
             match self.link_mut(w).map(|l| &mut l.step) {
                 Some(Step::Open(o)) => o.sub.mark_dirty(),
                 Some(Step::Connecting { early, .. }) => early.mark_dirty(),
@@ -1351,18 +1488,48 @@ impl Session {
         let two_steps = self.calm_ceiling(0) + self.calm_ceiling(1);
         let lead = self.pace.renewal_lead(&self.cfg, lifetime, two_steps);
         let jittered = self.rng.between(lead, lead * 3 / 2).min(lifetime / 2);
+        let renew_at = self.apart_from_other_lane(w, dies_at - jittered, lifetime);
         let chan = Chan {
             id,
             uri,
             expires_at,
             token_gen,
             token_expires_at,
-            renew_at: dies_at - jittered,
+            renew_at,
         };
         if let Some(l) = self.link_mut(w) {
             l.chan = Some(chan);
         }
         self.connect(w);
+    }
+
+    /// With two links, a new channel renews well apart from the other link's channel: if
+    /// both would renew within a quarter of this one's life of each other, this one renews
+    /// halfway through its life instead (and so, when its token is what runs out, on a token
+    /// of a different age). The two then never renew together, and one expiry that the
+    /// session fails to renew in time takes down only one of them.
+    fn apart_from_other_lane(&self, w: Which, renew_at: Instant, lifetime: Duration) -> Instant {
+        let lane = if w == Which::Standby {
+            self.standby_for
+        } else {
+            w
+        };
+        let Some(theirs) = self
+            .other_lane(lane)
+            .and_then(|x| self.link(x))
+            .and_then(|l| l.chan.as_ref())
+            .map(|c| c.renew_at)
+        else {
+            return renew_at;
+        };
+        let spacing = lifetime / 4;
+        let apart = |a: Instant, b: Instant| a.max(b) - a.min(b) >= spacing;
+        let halfway = self.now + lifetime / 2;
+        if apart(renew_at, theirs) || !apart(halfway, theirs) {
+            renew_at
+        } else {
+            halfway
+        }
     }
 
     fn on_create_failed(&mut self, w: Which, error: &RequestError) {
@@ -1496,7 +1663,7 @@ impl Session {
             .into_iter()
             .filter(|t| !refused.contains_key(t.as_str()))
             .collect();
-        let dropped: Vec<Topic> = if w == Which::Active && o.is_live() {
+        let dropped: Vec<Topic> = if w != Which::Standby && o.is_live() {
             o.server_topics.difference(&accepted).cloned().collect()
         } else {
             Vec::new()
@@ -1509,9 +1676,11 @@ impl Session {
         let owes_a_put = o.sub.is_dirty();
         let permitted = o.server_topics.clone();
         for t in dropped.into_iter().filter(|t| self.topics.contains(t)) {
-            self.uncovered
-                .entry(t)
-                .or_insert((now, GapReason::Rejected));
+            if !self.covered_elsewhere(w, &t) {
+                self.uncovered
+                    .entry(t)
+                    .or_insert((now, GapReason::Rejected));
+            }
         }
         self.rejected
             .retain(|t, _| !permitted.iter().any(|p| p.as_str() == t));
@@ -1522,6 +1691,16 @@ impl Session {
         }
         if probe {
             self.ping(w);
+            // With two links, the other live sockets answer a ping too: their pong proves
+            // that they delivered everything sent before this one went live, so that this
+            // one may cover for them from then on.
+            if self.redundant() {
+                for x in SLOTS {
+                    if x != w && self.link(x).is_some_and(Link::is_live) {
+                        self.ping(x);
+                    }
+                }
+            }
         }
     }
 
@@ -1530,7 +1709,8 @@ impl Session {
     /// new subscription took effect, so nothing is left in flight behind it. A silent old
     /// socket dies at its ping timeout and the gap is reported from its last frame.
     fn standby_ready(&mut self) {
-        let Some(a) = self.active.as_ref() else {
+        let of = self.standby_for;
+        let Some(a) = self.link(of) else {
             self.promote_standby();
             return;
         };
@@ -1539,8 +1719,8 @@ impl Session {
             Proof::AwaitingPongs(_) => {}
             Proof::NotAsked if !a.is_open() => self.promote_standby(),
             Proof::NotAsked => {
-                self.ping(Which::Active);
-                if let Some(a) = self.active.as_mut().and_then(Link::open_mut) {
+                self.ping(of);
+                if let Some(a) = self.link_mut(of).and_then(Link::open_mut) {
                     a.proof = Proof::AwaitingPongs(a.pings_out);
                 }
             }
@@ -1555,6 +1735,7 @@ impl Session {
             return;
         };
         o.cadence.ping_sent(now, o.pings_out == 0);
+        o.pings.ping(now);
         o.ping_due.get_or_insert(now + o.cadence.pong_wait());
         o.pings_out = o.pings_out.saturating_add(1);
         let conn = o.conn;
@@ -1566,7 +1747,7 @@ impl Session {
 
     /// When the ready standby may take over from a proven old socket.
     fn linger_ends(&self) -> Option<Instant> {
-        match self.active.as_ref()?.proof() {
+        match self.link(self.standby_for)?.proof() {
             Proof::Proven { at } if self.standby_is_ready() => Some(at + self.cfg.handover_linger),
             Proof::Proven { .. } | Proof::NotAsked | Proof::AwaitingPongs(_) => None,
         }
@@ -1590,7 +1771,8 @@ impl Session {
         let Some(standby) = self.standby.take() else {
             return;
         };
-        if let Some(old) = self.active.take() {
+        let of = self.standby_for;
+        if let Some(old) = self.slot(of).take() {
             if let Some(conn) = old.conn() {
                 self.actions.push_back(Action::Close {
                     conn,
@@ -1602,7 +1784,7 @@ impl Session {
             let taking_over = standby.live_topics().unwrap_or(&empty);
             if let Some(old_topics) = old.live_topics() {
                 for t in old_topics.difference(taking_over) {
-                    if self.topics.contains(t) {
+                    if self.topics.contains(t) && !self.covered_elsewhere(of, t) {
                         self.uncovered
                             .entry(t.clone())
                             .or_insert((self.now, GapReason::Rejected));
@@ -1610,19 +1792,22 @@ impl Session {
                 }
             }
         }
-        self.active = Some(standby);
+        *self.slot(of) = Some(standby);
     }
 
     /// Emits one `Gap` per (start, reason) for uncovered topics that the active link now covers.
     fn close_gaps(&mut self) {
-        let Some(live) = self.active.as_ref().and_then(Link::live_topics) else {
+        if self.uncovered.is_empty() {
             return;
-        };
+        }
         let mut groups: BTreeMap<(Instant, GapReason), Vec<Topic>> = BTreeMap::new();
         let covered: Vec<Topic> = self
             .uncovered
             .keys()
-            .filter(|t| live.contains(*t))
+            .filter(|t| {
+                self.lanes()
+                    .any(|l| l.live_topics().is_some_and(|s| s.contains(*t)))
+            })
             .cloned()
             .collect();
         for t in covered {
@@ -1813,6 +1998,8 @@ impl Session {
         let now = self.now;
         let bounds = Bounds::new(&self.cfg);
         let overlap = self.dedup.until.is_some();
+        let redundant = self.redundant();
+        let window = self.cfg.dedup_window;
         let Some(l) = self.link_mut(w) else { return };
         let tag = l.tag;
         let Some(o) = l.open_mut() else { return };
@@ -1821,6 +2008,7 @@ impl Session {
         let frame = frame::classify(&text);
         if matches!(frame, Frame::Pong) {
             o.pings_out = o.pings_out.saturating_sub(1);
+            o.pings.pong();
             o.cadence.pong(now, o.pings_out == 0, bounds);
             if let Proof::AwaitingPongs(n) = o.proof {
                 o.proof = match n.saturating_sub(1) {
@@ -1840,7 +2028,7 @@ impl Session {
             Frame::Heartbeat | Frame::Pong | Frame::Metadata | Frame::SubscribeReply { .. } => {}
             Frame::SocketClosing => self.on_socket_closing(w),
             Frame::System { kind, .. } => match kind.as_deref() {
-                Some("token_revoked") => self.on_token_revoked(),
+                Some("token_revoked") => self.on_token_revoked(w),
                 Some("no_longer_subscribed") => self.lose(
                     w,
                     GapReason::SubscriptionDropped,
@@ -1854,14 +2042,20 @@ impl Session {
                 body,
                 metadata,
             } => {
-                if overlap {
+                if overlap || redundant {
                     let mut h = DefaultHasher::new();
                     topic.hash(&mut h);
                     frame::correlation_id(metadata).hash(&mut h);
                     body.hash(&mut h);
                     let key = h.finish();
-                    let first = *self.dedup.seen.entry(key).or_insert(tag);
-                    if first != tag {
+                    let admitted = if redundant {
+                        let admitted = self.window.admit(now, window, key, tag);
+                        self.warn_window_bound();
+                        admitted
+                    } else {
+                        *self.dedup.seen.entry(key).or_insert(tag) == tag
+                    };
+                    if !admitted {
                         return self.after_frame(w);
                     }
                 }
@@ -1884,26 +2078,42 @@ impl Session {
         self.after_frame(w);
     }
 
-    /// The handover pong on the active link is the proof its replacement waits for.
+    /// The first time duplicate suppression forgets a notification before its window ended,
+    /// the application is told that a late copy may come through twice.
+    fn warn_window_bound(&mut self) {
+        if self.window.forgotten_early > 0 && !self.window_warned {
+            self.window_warned = true;
+            self.warn(ProtocolError::DedupBound {
+                keys: MAX_DEDUP_KEYS,
+                window_secs: self.cfg.dedup_window.as_secs(),
+            });
+        }
+    }
+
+    /// The handover pong on the replaced link is the proof its replacement waits for.
     fn after_frame(&mut self, w: Which) {
-        if w != Which::Active {
+        if self.standby.is_none() || w != self.standby_for {
             return;
         }
-        let proven = self.active.as_ref().is_some_and(|a| a.proof().is_proven());
+        let proven = self
+            .link(self.standby_for)
+            .is_some_and(|a| a.proof().is_proven());
         if proven && self.standby_is_ready() {
             self.promote_after_linger();
         }
     }
 
+    /// A maintenance notice: the link renews at once, alone (with two links, after the other
+    /// link's renewal if one is under way: its renewal deadline says when).
     fn on_socket_closing(&mut self, w: Which) {
         match w {
-            Which::Active => {
+            Which::Active | Which::Twin => {
                 let grace = self.now + self.cfg.maintenance_grace;
-                if let Some(o) = self.active.as_mut().and_then(Link::open_mut) {
+                if let Some(o) = self.link_mut(w).and_then(Link::open_mut) {
                     o.closing_by.get_or_insert(grace);
                 }
-                if self.active.as_ref().is_some_and(Link::is_live) {
-                    self.start_handover(0);
+                if self.link(w).is_some_and(Link::is_live) {
+                    self.start_handover(w, 0);
                 }
             }
             Which::Standby => {
@@ -1912,13 +2122,30 @@ impl Session {
         }
     }
 
-    fn on_token_revoked(&mut self) {
-        let Some(t) = self.tokens.current.as_mut() else {
+    /// The token of the channel `w` is on was revoked: that link renews on a newer token.
+    fn on_token_revoked(&mut self, w: Which) {
+        let Some(t) = self.tokens.current.as_ref() else {
             return;
         };
-        t.stale = true;
-        let gen = t.gen;
-        self.start_handover(gen + 1);
+        let current = t.gen;
+        let gen = match self.link(w).and_then(|l| l.chan.as_ref()) {
+            Some(c) if self.redundant() => c.token_gen,
+            _ => current,
+        };
+        if gen == current {
+            if let Some(t) = self.tokens.current.as_mut() {
+                t.stale = true;
+            }
+        }
+        if self.redundant() && w != Which::Standby {
+            let now = self.now;
+            if let Some(c) = self.link_mut(w).and_then(|l| l.chan.as_mut()) {
+                c.renew_at = c.renew_at.min(now);
+            }
+            self.start_handover(w, gen + 1);
+        } else {
+            self.renew_links_on(gen);
+        }
         if self.standby.is_none() {
             self.drive_token();
         }
@@ -1977,10 +2204,7 @@ impl Session {
     fn lose(&mut self, w: Which, reason: GapReason, plan: Plan, ending: Ending) {
         let close_socket = ending == Ending::GivenUp;
         let now = self.now;
-        let Some(mut old) = (match w {
-            Which::Active => self.active.take(),
-            Which::Standby => self.standby.take(),
-        }) else {
+        let Some(mut old) = self.slot(w).take() else {
             return;
         };
         if close_socket {
@@ -1991,7 +2215,7 @@ impl Session {
                 });
             }
         }
-        if let Some(o) = old.open().filter(|o| w == Which::Active && o.is_live()) {
+        if let Some(o) = old.open().filter(|o| w != Which::Standby && o.is_live()) {
             // A close frame from the server proves everything sent before it arrived. A socket
             // the session gives up on itself is proven only up to its last frame.
             let (from, reason) = match (o.suspect_since, close_socket) {
@@ -2007,18 +2231,37 @@ impl Session {
             let still = self
                 .standby
                 .as_ref()
+                .filter(|_| self.standby_for == w)
                 .and_then(Link::open)
                 .filter(|s| drained && s.live_since.is_some_and(|l| l <= from))
                 .map(|s| &s.server_topics);
+            // With two links, the other one keeps covering what it has — if it was live before
+            // the coverage ended and this socket was drained up to when it went live: by the
+            // server's close frame, or by a pong to a ping sent after then.
+            let drained_to = o.pings.drained_to;
+            let other = match self.other_lane(w) {
+                Some(Which::Active) => self.active.as_ref(),
+                Some(Which::Twin) => self.twin.as_ref(),
+                Some(Which::Standby) | None => None,
+            };
+            let twin = other
+                .and_then(Link::open)
+                .filter(|s| {
+                    s.live_since.is_some_and(|l| {
+                        l <= from && (!close_socket || drained_to.is_some_and(|d| d >= l))
+                    })
+                })
+                .map(|s| &s.server_topics);
             for t in o.server_topics.intersection(&self.topics) {
-                if !still.is_some_and(|s| s.contains(t)) {
+                let kept = still.is_some_and(|s| s.contains(t)) || twin.is_some_and(|s| s.contains(t));
+                if !kept {
                     self.uncovered.entry(t.clone()).or_insert((from, reason));
                 }
             }
         }
-        if w == Which::Active {
+        if w != Which::Standby && self.standby_for == w {
             if let Some(standby) = self.standby.take() {
-                self.active = Some(standby);
+                *self.slot(w) = Some(standby);
                 return;
             }
         }
@@ -2049,12 +2292,9 @@ impl Session {
             plan,
             why: Deadline::Backoff,
         };
-        match w {
-            Which::Active => self.active = Some(next),
-            Which::Standby => {
-                self.standby = Some(next);
-                self.reset_handover_proof();
-            }
+        *self.slot(w) = Some(next);
+        if w == Which::Standby {
+            self.reset_handover_proof();
         }
     }
 
@@ -2065,7 +2305,7 @@ impl Session {
         if let Some(t) = self.tokens.current.as_mut() {
             t.expires_at = t.expires_at - slept;
         }
-        for w in [Which::Active, Which::Standby] {
+        for w in SLOTS {
             let Some(l) = self.link_mut(w) else { continue };
             if let Some(c) = l.chan.as_mut() {
                 c.expires_at = c.expires_at - slept;
@@ -2086,7 +2326,7 @@ impl Session {
             return;
         }
         let now = self.now;
-        for w in [Which::Active, Which::Standby] {
+        for w in SLOTS {
             if let Some(conn) = self.link(w).and_then(Link::conn) {
                 self.actions.push_back(Action::Close {
                     conn,
@@ -2094,15 +2334,25 @@ impl Session {
                 });
             }
         }
-        let active = self.active.take();
-        if let Some(o) = active.as_ref().and_then(Link::open).filter(|o| o.is_live()) {
+        // Coverage of a topic ended with the last frame of the last socket that carried it.
+        let mut ended: BTreeMap<Topic, Instant> = BTreeMap::new();
+        for l in self.lanes() {
+            let Some(o) = l.open().filter(|o| o.is_live()) else {
+                continue;
+            };
             let from = o.suspect_since.unwrap_or(o.last_rx).min(now);
             for t in o.server_topics.intersection(&self.topics) {
-                self.uncovered
-                    .entry(t.clone())
-                    .or_insert((from, GapReason::LoginRequired));
+                let e = ended.entry(t.clone()).or_insert(from);
+                *e = (*e).max(from);
             }
         }
+        for (t, from) in ended {
+            self.uncovered
+                .entry(t)
+                .or_insert((from, GapReason::LoginRequired));
+        }
+        self.active = None;
+        self.twin = None;
         self.standby = None;
         self.tokens.current = None;
         self.tokens.req = None;
