@@ -81,6 +81,8 @@ enum Op {
     Stale(u64),
     Duplicate,
     ReportUnauthorized,
+    /// The service publishes a new notification for this topic on every open socket.
+    Publish(usize),
 }
 
 fn fail() -> impl Strategy<Value = Fail> {
@@ -126,6 +128,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<u64>().prop_map(Op::Stale),
         2 => Just(Op::Duplicate),
         1 => Just(Op::ReportUnauthorized),
+        4 => (0..TOPICS.len()).prop_map(Op::Publish),
     ]
 }
 
@@ -149,6 +152,13 @@ struct Driver {
     create_floor: Instant,
     rates: RequestRates,
     made: ChannelsMade,
+    /// Channels the session may hold at once: one per link, plus the standby.
+    max_links: usize,
+    /// The next `seq` of a published notification (above any a `Frame` op sends).
+    next_seq: u64,
+    /// Published notifications not yet delivered, by (topic, seq); and those delivered.
+    published: BTreeSet<(String, u64)>,
+    delivered: BTreeSet<(String, u64)>,
     log: String,
 }
 
@@ -157,8 +167,11 @@ fn ttl(choice: u64, options: [u64; 5]) -> Duration {
 }
 
 impl Driver {
-    fn new(seed: u64) -> Driver {
-        let cfg = Config::default();
+    fn new(seed: u64, redundancy: u8) -> Driver {
+        let cfg = Config {
+            redundancy,
+            ..Config::default()
+        };
         let s = Session::new(cfg.clone(), Instant::ZERO, seed).unwrap();
         let mut d = Driver {
             s,
@@ -176,6 +189,10 @@ impl Driver {
             create_floor: Instant::ZERO,
             rates: RequestRates::default(),
             made: ChannelsMade::default(),
+            max_links: usize::from(redundancy) + 1,
+            next_seq: 1_000_000,
+            published: BTreeSet::new(),
+            delivered: BTreeSet::new(),
             log: String::new(),
         };
         d.collect(false, true).unwrap();
@@ -295,13 +312,31 @@ impl Driver {
                 self.input(Input::Opened { conn });
             }
             Op::Duplicate => {
-                if let Some(i) = self.last_input.clone() {
+                // A published notification sent twice on one socket is two notifications:
+                // the delivered-once check does not apply to it, so it is not repeated.
+                let published = matches!(&self.last_input, Some(Input::Frame { text, .. }) if published_seq(text).is_some());
+                if let Some(i) = self.last_input.clone().filter(|_| !published) {
                     self.input(i);
                 }
             }
             Op::ReportUnauthorized => {
                 if let Some(t) = self.s.access_token().cloned() {
                     self.s.report_unauthorized(self.now, t.expose());
+                }
+            }
+            Op::Publish(t) => {
+                let conns: Vec<ConnId> = self.server.open().collect();
+                self.next_seq += 1;
+                let seq = self.next_seq;
+                let text = testing::notification(TOPICS[t], seq);
+                if !conns.is_empty() && !was.is_terminal() && was != Status::LoginRequired {
+                    self.published.insert((TOPICS[t].to_owned(), seq));
+                }
+                for conn in conns {
+                    self.input(Input::Frame {
+                        conn,
+                        text: text.clone(),
+                    });
                 }
             }
         }
@@ -447,17 +482,40 @@ impl Driver {
         let now = self.now;
         self.creating.retain(|_, sent| *sent + rt > now);
         prop_assert!(
-            self.server.sockets() <= 2,
-            "more than two sockets: {:?}",
+            self.server.sockets() <= self.max_links,
+            "more than {} sockets: {:?}",
+            self.max_links,
             self.server
         );
         let mut channels = self.server.socket_channels();
         channels.extend(self.creating.keys().map(|r| format!("{r}")));
-        prop_assert!(channels.len() <= 2, "more than two channels: {channels:?}");
+        prop_assert!(
+            channels.len() <= self.max_links,
+            "more than {} channels: {channels:?}",
+            self.max_links
+        );
         let mut events = Vec::new();
         while let Some(e) = self.s.poll_event() {
             let _ = writeln!(self.log, "{}   ! {e:?}", self.now);
+            if let Event::Notification { topic, raw } = &e {
+                if let Some(seq) = published_seq(raw) {
+                    let key = (topic.as_str().to_owned(), seq);
+                    prop_assert!(
+                        self.delivered.insert(key.clone()),
+                        "delivered twice: {:?}",
+                        key
+                    );
+                }
+            }
             events.push(e);
+        }
+        // A notification that reached an open socket is delivered, once, in the same step.
+        for key in std::mem::take(&mut self.published) {
+            prop_assert!(
+                self.delivered.contains(&key),
+                "published on an open socket, never delivered: {:?}",
+                key
+            );
         }
         self.check_events(&events)?;
         Ok(n)
@@ -509,12 +567,18 @@ impl Driver {
     }
 }
 
-fn run(seed: u64, ops: &[Op]) -> Result<String, TestCaseError> {
-    let mut d = Driver::new(seed);
+/// The `seq` of a notification the `Publish` op sent (the others are below a million).
+fn published_seq(raw: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(raw).ok()?;
+    v["eventBody"]["seq"].as_u64().filter(|s| *s > 1_000_000)
+}
+
+fn run(seed: u64, redundancy: u8, ops: &[Op]) -> Result<String, TestCaseError> {
+    let mut d = Driver::new(seed, redundancy);
     for op in ops {
         let _ = writeln!(d.log, "{} op {op:?}", d.now);
         if let Err(e) = d.step(op) {
-            eprintln!("seed={seed}\n{}", d.log);
+            eprintln!("seed={seed} redundancy={redundancy}\n{}", d.log);
             return Err(e);
         }
     }
@@ -527,8 +591,17 @@ proptest! {
     /// Every invariant after every step, and the same seed and inputs give the same outputs.
     #[test]
     fn invariants_hold_and_runs_replay(seed in any::<u64>(), ops in prop::collection::vec(op(), 1..150)) {
-        let first = run(seed, &ops)?;
-        let second = run(seed, &ops)?;
+        let first = run(seed, 1, &ops)?;
+        let second = run(seed, 1, &ops)?;
+        prop_assert!(first == second, "same seed and inputs gave different outputs");
+    }
+
+    /// The same with two links: at most three channels and sockets, every notification that
+    /// reached a socket delivered exactly once.
+    #[test]
+    fn invariants_hold_with_two_links(seed in any::<u64>(), ops in prop::collection::vec(op(), 1..150)) {
+        let first = run(seed, 2, &ops)?;
+        let second = run(seed, 2, &ops)?;
         prop_assert!(first == second, "same seed and inputs gave different outputs");
     }
 }

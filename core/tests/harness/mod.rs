@@ -27,7 +27,7 @@ pub fn topic(s: &str) -> Topic {
     Topic::new(s).unwrap()
 }
 
-pub use genesys_notify_core::testing::{notification, FakeServer, SOCKET_CLOSING};
+pub use genesys_notify_core::testing::{notification, FakeServer, SOCKET_CLOSING, TOKEN_REVOKED};
 pub use genesys_notify_core::{HEARTBEAT, PONG};
 
 /// The faults the script queues for the pretend server, consumed front first.
