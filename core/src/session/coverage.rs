@@ -1,7 +1,7 @@
 //! Bookkeeping for what is covered and what may be sent: the per-minute request budgets and
 //! duplicate suppression while two sockets overlap.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use crate::time::Instant;
@@ -87,7 +87,7 @@ pub const MAX_DEDUP_KEYS: usize = 65_536;
 #[derive(Debug, Default)]
 pub(super) struct DedupWindow {
     /// Key → tag of the link that delivered it first.
-    seen: HashMap<u64, u64>,
+    seen: BTreeMap<u64, u64>,
     /// Keys in arrival order, with their arrival.
     order: VecDeque<(Instant, u64)>,
     /// Keys forgotten before their window ended, because the bound was reached.
