@@ -129,6 +129,17 @@ impl Builder {
         self
     }
 
+    /// Keeps `n` channels live at once (1, the default, or 2), each on its own socket with the
+    /// whole topic set: with 2 a fault that hits one socket loses nothing, and a notification
+    /// that arrives on both is delivered once. It costs a second channel of the 20 a user and
+    /// client may hold and twice the socket traffic. Sets
+    /// [`Config::redundancy`](genesys_notify_core::Config::redundancy): call it after
+    /// [`session_config`](Self::session_config). A value other than 1 or 2 fails `connect`.
+    pub fn redundancy(mut self, n: u8) -> Self {
+        self.session.redundancy = n;
+        self
+    }
+
     /// An extra trusted root certificate (PEM), e.g. from `genesys-notify sim --tls`.
     pub fn extra_root_pem(mut self, pem: impl Into<String>) -> Self {
         self.extra_root_pem = Some(pem.into());

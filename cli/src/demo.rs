@@ -22,6 +22,10 @@ pub(crate) struct DemoArgs {
     /// Seed for the session's backoff jitter.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Channels kept live at once (1 or 2). With 2, the same faults cost fewer or no gaps:
+    /// each socket fault hits one socket, and the other keeps delivering.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    redundancy: u8,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -52,20 +56,22 @@ struct Step {
 fn timeline(total: Duration) -> Vec<Step> {
     let at = |f: f64| total.mul_f64(f);
     let f = |s: &str| s.parse::<Fault>().map_err(|e| e.to_string());
+    // Socket faults hit one socket (the oldest): the only one with one channel, one of two
+    // with `--redundancy 2`.
     let steps = [
         (
             0.40,
-            vec![Ok(Fault::SocketClosing)],
-            "maintenance: v2.system.socket_closing, the server closes this socket in 10s",
+            vec![f("socket_closing one")],
+            "maintenance: v2.system.socket_closing, the server closes that socket in 10s",
         ),
         (
             0.55,
-            vec![Ok(Fault::Drop)],
-            "abrupt drop: the socket dies without a close frame",
+            vec![f("drop one")],
+            "abrupt drop: a socket dies without a close frame",
         ),
         (
             0.67,
-            vec![Ok(Fault::HalfOpen)],
+            vec![f("half_open one")],
             "half-open socket: the connection stays up but nothing arrives",
         ),
         (
@@ -133,6 +139,14 @@ pub(crate) fn run(args: DemoArgs) -> ExitCode {
         args.duration.as_secs()
     );
     println!(
+        "  {}",
+        if args.redundancy == 2 {
+            "redundancy 2: two channels on two sockets, each notification delivered once"
+        } else {
+            "redundancy 1: one channel (try --redundancy 2 to see the same faults cost less)"
+        }
+    );
+    println!(
         "  faults: {}",
         steps
             .iter()
@@ -167,6 +181,7 @@ pub(crate) fn run(args: DemoArgs) -> ExitCode {
     // The demo squeezes a day of renewals into a minute; the production budget of 6 channel
     // creations per minute would make it wait.
     config.session.max_channel_creations_per_minute = 20;
+    config.session.redundancy = args.redundancy;
     config.on_action = Some(Box::new(move |a| say(t0, "session", &narrate(a))));
     let mut client = match Client::connect(config) {
         Ok(c) => c,

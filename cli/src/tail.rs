@@ -57,6 +57,11 @@ pub(crate) struct TailArgs {
     /// Stop (exit 0) after this many notifications.
     #[arg(long, value_name = "N")]
     max_events: Option<u64>,
+    /// Channels kept live at once, each on its own socket (1 or 2). With 2, a fault that hits
+    /// one socket loses nothing and each notification is still printed once; it uses a
+    /// second channel of the 20 a user and client may hold and twice the socket traffic.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    redundancy: u8,
     /// Append notifications to this file instead of stdout (created if missing).
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -187,6 +192,7 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
+    config.session.redundancy = args.redundancy;
     let mut out: Box<dyn Write + Send> = match &args.output {
         Some(path) => match std::fs::OpenOptions::new()
             .create(true)

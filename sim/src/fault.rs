@@ -16,6 +16,9 @@ half_open                                 every socket goes silent (no frames, i
 socket_closing                            send v2.system.socket_closing, close after the grace
 displace                                  close every socket as a second connection to its
                                           channel would (with the displaced close code)
+FAULT one                                 any of the five above on the oldest open socket
+                                          only (`drop one`, `close 4001 one`): a fault that
+                                          hits one socket of a client with redundancy 2
 fail ENDPOINT COUNT STATUS [RETRY_AFTER]  the next COUNT requests answer STATUS
                                           (ENDPOINT: token, channel, subscriptions, upgrade;
                                           RETRY_AFTER in seconds)
@@ -132,6 +135,9 @@ pub enum Fault {
     Burst(u64),
     /// Write this many tiny malformed frames on every socket.
     Flood(u64),
+    /// A socket fault (close, drop, half_open, socket_closing, displace) on the oldest open
+    /// socket only.
+    One(Box<Fault>),
     /// Bend the next `count` answers of `endpoint`.
     Twist {
         /// Which endpoint.
@@ -152,8 +158,20 @@ impl std::str::FromStr for Fault {
     type Err = FaultParseError;
 
     fn from_str(line: &str) -> Result<Fault, FaultParseError> {
-        let words: Vec<&str> = line.split_whitespace().collect();
+        let mut words: Vec<&str> = line.split_whitespace().collect();
         let bad = |why: &str| Err(FaultParseError(format!("{why} in fault {line:?}")));
+        if words.len() > 1 && words.last() == Some(&"one") {
+            words.pop();
+            let inner: Fault = words.join(" ").parse()?;
+            return match inner {
+                Fault::Close(_)
+                | Fault::Drop
+                | Fault::HalfOpen
+                | Fault::SocketClosing
+                | Fault::Displace => Ok(Fault::One(Box::new(inner))),
+                _ => bad("`one` goes only after close, drop, half_open, socket_closing or displace"),
+            };
+        }
         let num = |i: usize, what: &str| -> Result<u64, FaultParseError> {
             words
                 .get(i)
@@ -258,6 +276,7 @@ impl fmt::Display for Fault {
             Fault::HalfOpen => f.write_str("half_open"),
             Fault::SocketClosing => f.write_str("socket_closing"),
             Fault::Displace => f.write_str("displace"),
+            Fault::One(inner) => write!(f, "{inner} one"),
             Fault::Fail {
                 endpoint,
                 count,
@@ -369,6 +388,11 @@ mod tests {
             "short_token 3 0",
             "expired_channel 2",
             "foreign_uri 5",
+            "drop one",
+            "close 4001 one",
+            "half_open one",
+            "socket_closing one",
+            "displace one",
         ] {
             let f: Fault = line.parse().unwrap();
             assert_eq!(f.to_string(), line);
@@ -376,6 +400,8 @@ mod tests {
         assert_eq!("close".parse::<Fault>().unwrap(), Fault::Close(1000));
         let e = "fail token x 429".parse::<Fault>().unwrap_err().to_string();
         assert!(e.contains("COUNT must be a number"), "{e}");
+        let e = "burst 5 one".parse::<Fault>().unwrap_err().to_string();
+        assert!(e.contains("`one` goes only after"), "{e}");
         let e = "explode".parse::<Fault>().unwrap_err().to_string();
         assert!(e.contains("unknown fault"), "{e}");
         assert!(

@@ -105,6 +105,8 @@ pub(crate) struct State {
     /// Per topic, the wall-clock time (Unix ms) each `seq` was published at (index seq − 1).
     pub(crate) publish_log: BTreeMap<String, Vec<i64>>,
     pub(crate) stats: Stats,
+    /// While a `one` fault is applied: the only socket it hits.
+    only: Option<u64>,
 }
 
 impl State {
@@ -126,7 +128,11 @@ impl State {
     }
 
     pub(crate) fn send_all(&mut self, make: impl Fn() -> Out) {
-        for s in self.sockets.values() {
+        let only = self.only;
+        for (id, s) in &self.sockets {
+            if only.is_some_and(|o| o != *id) {
+                continue;
+            }
             if s.tx.try_send(make()).is_err() {
                 self.stats.dropped_frames += 1;
             }
@@ -200,6 +206,15 @@ impl Shared {
         }
         let mut st = self.lock();
         match fault {
+            Fault::One(inner) => {
+                let Some(&oldest) = st.sockets.keys().next() else {
+                    return;
+                };
+                st.only = Some(oldest);
+                drop(st);
+                self.apply_fault(inner);
+                self.lock().only = None;
+            }
             Fault::Close(code) => st.send_all(|| Out::Close(*code, "closed by fault injection")),
             Fault::Displace => {
                 let code = self.cfg.displaced_close_code;
@@ -208,10 +223,12 @@ impl Shared {
             Fault::Drop => st.send_all(|| Out::Drop),
             Fault::HalfOpen => st.send_all(|| Out::HalfOpen),
             Fault::SocketClosing => {
+                let only = st.only;
                 let targets: Vec<(String, mpsc::Sender<Out>)> = st
                     .sockets
-                    .values()
-                    .map(|s| (s.channel.clone(), s.tx.clone()))
+                    .iter()
+                    .filter(|(id, _)| only.is_none_or(|o| o == **id))
+                    .map(|(_, s)| (s.channel.clone(), s.tx.clone()))
                     .collect();
                 for (channel, tx) in targets {
                     let _ = tx.try_send(Out::Text(socket_closing_frame(&channel)));

@@ -606,7 +606,89 @@ pub fn scenario(name: &'static str) -> Scenario {
             s.max_token_requests = 1;
             s.max_channel_requests = 1;
         }
+        other if other.starts_with("redundant_") => return redundant_scenario(other),
         other => return recovery_scenario(other),
+    }
+    s
+}
+
+/// The redundancy table: two links. A fault that hits one socket costs nothing; faults that
+/// hit both are reported as with one link.
+fn redundant_scenario(name: &'static str) -> Scenario {
+    let mut s = Scenario::new(name);
+    s.session.redundancy = 2;
+    s.run_for = secs(8.0);
+    // Two channels at the start, one for each recovery that needs one.
+    s.max_channel_requests = 4;
+    match name {
+        "redundant_steady" => {
+            s.run_for = secs(3.0);
+            s.max_token_requests = 1;
+            s.max_channel_requests = 2;
+        }
+        "redundant_abrupt_drop" => {
+            s.faults = vec![(secs(1.0), fault("drop one")), (secs(4.0), fault("drop one"))];
+            s.max_lost = Some(0);
+        }
+        "redundant_half_open" => {
+            s.faults = vec![(secs(1.0), fault("half_open one"))];
+            s.max_lost = Some(0);
+        }
+        "redundant_close_codes" => {
+            s.faults = ["close 1000 one", "close 1011 one", "close 4001 one", "close 4003 one"]
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (secs(1.0 + 1.5 * i as f64), fault(f)))
+                .collect();
+            s.max_lost = Some(0);
+            s.max_token_requests = 6;
+            s.max_channel_requests = 8;
+        }
+        "redundant_displaced" => {
+            s.sim.displaced_close_code = 4000;
+            s.faults = vec![(secs(1.0), fault("displace one"))];
+            s.max_lost = Some(0);
+        }
+        "redundant_socket_closing" => {
+            s.faults = vec![(secs(1.0), fault("socket_closing one"))];
+            s.max_lost = Some(0);
+            s.max_channel_requests = 3;
+        }
+        "redundant_renewals" => {
+            // Token and channel renewals of both links, kept apart.
+            s.sim.token_ttl = secs(4.0);
+            s.sim.on_token_expiry = genesys_notify_sim::OnExpiry::KeepOpen;
+            s.run_for = secs(10.0);
+            s.max_lost = Some(0);
+            s.max_token_requests = 10;
+            s.max_channel_requests = 10;
+        }
+        // Faults that hit both sockets are reported exactly as with one link.
+        "redundant_drop_both" => {
+            s.faults = vec![(secs(1.0), Fault::Drop)];
+            s.max_channel_requests = 2;
+        }
+        "redundant_revoked_refresh_token" => {
+            s.creds = Creds::RefreshToken;
+            s.sim.token_ttl = secs(3.0);
+            s.faults = vec![(secs(0.5), Fault::RevokeRefreshTokens)];
+            s.run_for = secs(5.0);
+            s.expect_login_required = true;
+            s.max_token_requests = 3;
+            s.max_channel_requests = 3;
+        }
+        "redundant_token_outage" => {
+            // The token endpoint is down for longer than the token (3 s) lives.
+            s.sim.token_ttl = secs(3.0);
+            s.faults = vec![
+                (secs(0.5), fault("fail token 1000 503")),
+                (secs(5.0), fault("heal token")),
+            ];
+            s.run_for = secs(9.0);
+            s.max_token_requests = 20;
+            s.max_channel_requests = 8;
+        }
+        other => panic!("no scenario named {other}"),
     }
     s
 }
@@ -698,6 +780,31 @@ pub fn extra_checks(name: &str, out: &Outcome) {
                 out.gaps.is_empty(),
                 "{name}: planned renewals leave no gap: {out}"
             );
+        }
+        "redundant_abrupt_drop"
+        | "redundant_half_open"
+        | "redundant_close_codes"
+        | "redundant_displaced"
+        | "redundant_socket_closing"
+        | "redundant_renewals"
+        | "redundant_steady" => {
+            assert!(
+                out.gaps.is_empty(),
+                "{name}: one socket's fault costs nothing with two: {out}"
+            );
+            assert_eq!(out.lost_inside_gaps, 0, "{name}: {out}");
+            assert_eq!(out.delivered, out.published, "{name}: {out}");
+            assert!(
+                !out.statuses.iter().any(|s| *s == Status::Recovering),
+                "{name}: live throughout: {:?}",
+                out.statuses
+            );
+        }
+        "redundant_drop_both" => {
+            assert_eq!(out.gaps.len(), 1, "{name}: one gap for both: {out}");
+        }
+        "redundant_token_outage" => {
+            assert!(!out.gaps.is_empty(), "{name}: reported: {out}");
         }
         "abrupt_drop" | "half_open" | "displaced" | "tls" => {
             assert_eq!(out.gaps.len(), 1, "{name}: one gap for one loss: {out}");
@@ -809,7 +916,10 @@ macro_rules! scenario_tests {
             forbidden_topic, foreign_connect_uri, client_credentials_two_expiries, tls,
             malformed_flood, short_token, expired_channel, huge_retry_after, redirect,
             recovery_reset, recovery_displaced, recovery_half_open_busy, recovery_half_open_quiet,
-            recovery_token_429, recovery_token_503, recovery_channel_429, tls_untrusted);
+            recovery_token_429, recovery_token_503, recovery_channel_429, tls_untrusted,
+            redundant_steady, redundant_abrupt_drop, redundant_half_open, redundant_close_codes,
+            redundant_displaced, redundant_socket_closing, redundant_renewals, redundant_drop_both,
+            redundant_revoked_refresh_token, redundant_token_outage);
     };
     (@each $adapter:expr; $($name:ident),*) => {$(
         #[test]
