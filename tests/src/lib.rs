@@ -606,7 +606,9 @@ pub fn scenario(name: &'static str) -> Scenario {
             s.max_token_requests = 1;
             s.max_channel_requests = 1;
         }
-        other if other.starts_with("redundant_") => return redundant_scenario(other),
+        other if other.starts_with("redundant_") || other.starts_with("exclusive_") => {
+            return redundant_scenario(other)
+        }
         other => return recovery_scenario(other),
     }
     s
@@ -615,6 +617,10 @@ pub fn scenario(name: &'static str) -> Scenario {
 /// The redundancy table: two links. A fault that hits one socket costs nothing; faults that
 /// hit both are reported as with one link.
 fn redundant_scenario(name: &'static str) -> Scenario {
+    redundant_scenario_of(name)
+}
+
+fn redundant_scenario_of(name: &'static str) -> Scenario {
     let mut s = Scenario::new(name);
     s.session.redundancy = 2;
     s.run_for = secs(8.0);
@@ -627,7 +633,10 @@ fn redundant_scenario(name: &'static str) -> Scenario {
             s.max_channel_requests = 2;
         }
         "redundant_abrupt_drop" => {
-            s.faults = vec![(secs(1.0), fault("drop one")), (secs(4.0), fault("drop one"))];
+            s.faults = vec![
+                (secs(1.0), fault("drop one")),
+                (secs(4.0), fault("drop one")),
+            ];
             s.max_lost = Some(0);
         }
         "redundant_half_open" => {
@@ -635,11 +644,16 @@ fn redundant_scenario(name: &'static str) -> Scenario {
             s.max_lost = Some(0);
         }
         "redundant_close_codes" => {
-            s.faults = ["close 1000 one", "close 1011 one", "close 4001 one", "close 4003 one"]
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (secs(1.0 + 1.5 * i as f64), fault(f)))
-                .collect();
+            s.faults = [
+                "close 1000 one",
+                "close 1011 one",
+                "close 4001 one",
+                "close 4003 one",
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (secs(1.0 + 1.5 * i as f64), fault(f)))
+            .collect();
             s.max_lost = Some(0);
             s.max_token_requests = 6;
             s.max_channel_requests = 8;
@@ -676,6 +690,24 @@ fn redundant_scenario(name: &'static str) -> Scenario {
             s.expect_login_required = true;
             s.max_token_requests = 3;
             s.max_channel_requests = 3;
+        }
+        // A service that keeps a topic on one channel per client (not known either way): two
+        // links would take topics from each other, so the session goes on with one.
+        "redundant_exclusive_topics" => {
+            s.sim.exclusive_topics = true;
+            s.faults = vec![(secs(2.0), fault("drop one"))];
+            s.max_channel_requests = 3;
+        }
+        // The same service with one link: every renewal's new channel takes the topics from
+        // the old one; nothing may be lost without a report.
+        "exclusive_topics_renewals" => {
+            s.session.redundancy = 1;
+            s.sim.exclusive_topics = true;
+            s.sim.token_ttl = secs(4.0);
+            s.sim.on_token_expiry = genesys_notify_sim::OnExpiry::KeepOpen;
+            s.run_for = secs(9.0);
+            s.max_token_requests = 6;
+            s.max_channel_requests = 6;
         }
         "redundant_token_outage" => {
             // The token endpoint is down for longer than the token (3 s) lives.
@@ -795,13 +827,24 @@ pub fn extra_checks(name: &str, out: &Outcome) {
             assert_eq!(out.lost_inside_gaps, 0, "{name}: {out}");
             assert_eq!(out.delivered, out.published, "{name}: {out}");
             assert!(
-                !out.statuses.iter().any(|s| *s == Status::Recovering),
+                !out.statuses.contains(&Status::Recovering),
                 "{name}: live throughout: {:?}",
                 out.statuses
             );
         }
         "redundant_drop_both" => {
             assert_eq!(out.gaps.len(), 1, "{name}: one gap for both: {out}");
+        }
+        "redundant_exclusive_topics" => {
+            assert_eq!(
+                out.warnings
+                    .iter()
+                    .filter(|w| w.contains("one channel only"))
+                    .count(),
+                1,
+                "{name}: {:?}",
+                out.warnings
+            );
         }
         "redundant_token_outage" => {
             assert!(!out.gaps.is_empty(), "{name}: reported: {out}");
@@ -919,7 +962,8 @@ macro_rules! scenario_tests {
             recovery_token_429, recovery_token_503, recovery_channel_429, tls_untrusted,
             redundant_steady, redundant_abrupt_drop, redundant_half_open, redundant_close_codes,
             redundant_displaced, redundant_socket_closing, redundant_renewals, redundant_drop_both,
-            redundant_revoked_refresh_token, redundant_token_outage);
+            redundant_revoked_refresh_token, redundant_token_outage, redundant_exclusive_topics,
+            exclusive_topics_renewals);
     };
     (@each $adapter:expr; $($name:ident),*) => {$(
         #[test]
@@ -936,6 +980,12 @@ macro_rules! scenario_tests {
 /// A seeded random fault schedule over `seconds`: every fault kind the simulator has, at
 /// random intervals, with short token and channel lives so renewals happen too.
 pub fn soak_scenario(seed: u64, seconds: u64) -> Scenario {
+    soak_scenario_with(seed, seconds, 1, false)
+}
+
+/// [`soak_scenario`] with `redundancy` links; `one`: socket faults hit one socket only (the
+/// same schedule in both modes, for the redundancy comparison).
+pub fn soak_scenario_with(seed: u64, seconds: u64, redundancy: u8, one: bool) -> Scenario {
     let mut state = seed;
     let mut next = move || {
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -970,10 +1020,18 @@ pub fn soak_scenario(seed: u64, seconds: u64) -> Scenario {
         "malformed truncated",
         "malformed unknown_topic",
     ];
+    s.session.redundancy = redundancy;
     let mut at = 2.0;
     while at < seconds as f64 - 2.0 {
         let kind = kinds[(next() % kinds.len() as u64) as usize];
-        s.faults.push((secs(at), fault(kind)));
+        let socket_fault = ["close", "drop", "half_open", "socket_closing", "displace"]
+            .iter()
+            .any(|k| kind.starts_with(k));
+        if one && socket_fault {
+            s.faults.push((secs(at), fault(&format!("{kind} one"))));
+        } else {
+            s.faults.push((secs(at), fault(kind)));
+        }
         // A refused upgrade only matters together with a lost socket.
         if kind == "fail upgrade 1 404" {
             s.faults.push((secs(at), Fault::Drop));
@@ -985,11 +1043,33 @@ pub fn soak_scenario(seed: u64, seconds: u64) -> Scenario {
 
 /// Runs a soak and prints its figures; returns the outcome for assertions.
 pub fn soak(adapter: &dyn Adapter, seed: u64, seconds: u64) -> Outcome {
-    eprintln!(
-        "soak adapter={} seed={seed} seconds={seconds} (rerun with SOAK_SEED={seed})",
-        adapter.name()
+    soak_with(adapter, soak_scenario(seed, seconds), seed, seconds)
+}
+
+/// The soak in `redundancy` mode with socket faults on one socket (see
+/// [`soak_scenario_with`]), printing the share of published events lost inside gaps.
+pub fn soak_one_socket(adapter: &dyn Adapter, seed: u64, seconds: u64, redundancy: u8) -> Outcome {
+    let s = soak_scenario_with(seed, seconds, redundancy, true);
+    let out = soak_with(adapter, s, seed, seconds);
+    println!(
+        "soak_one_socket adapter={} redundancy={redundancy} seconds={seconds} published={} lost_inside_gaps={} share_lost={:.2}% gaps={} lost_outside_gaps={} duplicates={}",
+        adapter.name(),
+        out.published,
+        out.lost_inside_gaps,
+        100.0 * out.lost_inside_gaps as f64 / out.published.max(1) as f64,
+        out.gaps.len(),
+        out.lost_outside_gaps,
+        out.duplicates
     );
-    let s = soak_scenario(seed, seconds);
+    out
+}
+
+fn soak_with(adapter: &dyn Adapter, s: Scenario, seed: u64, seconds: u64) -> Outcome {
+    eprintln!(
+        "soak adapter={} redundancy={} seed={seed} seconds={seconds} (rerun with SOAK_SEED={seed})",
+        adapter.name(),
+        s.session.redundancy
+    );
     let out = run(&s, adapter);
     let mut rec: Vec<u128> = out
         .gaps

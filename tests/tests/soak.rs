@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use genesys_notify_tests::adapters::{Blocking, Tokio};
-use genesys_notify_tests::{bursty, soak, Adapter, Outcome};
+use genesys_notify_tests::{bursty, soak, soak_one_socket, Adapter, Outcome};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -64,6 +64,68 @@ fn soak_blocking() {
 #[ignore = "long: SOAK_SECONDS (default 1800)"]
 fn soak_tokio() {
     long(&Tokio);
+}
+
+/// Redundant mode: the soak's schedule with every socket fault on one socket, beside the
+/// same schedule with one link. With two links, no socket fault may cost an event.
+fn redundant(adapter: &dyn Adapter, seconds: u64) {
+    let seed = env("SOAK_SEED", 20261128);
+    let two = soak_one_socket(adapter, seed, seconds, 2);
+    verdict(&two);
+    let one = soak_one_socket(adapter, seed, seconds, 1);
+    verdict(&one);
+    assert!(
+        two.lost_inside_gaps <= one.lost_inside_gaps,
+        "two links lost more than one: {two} vs {one}"
+    );
+}
+
+#[test]
+fn soak_redundant_blocking_60s() {
+    redundant(&Blocking, 60);
+}
+
+#[test]
+fn soak_redundant_tokio_60s() {
+    redundant(&Tokio, 60);
+}
+
+#[test]
+#[ignore = "long: SOAK_SECONDS (default 1800), run with --test-threads 4 to run both modes at once"]
+fn soak_redundant_two_links_blocking() {
+    let seed = env("SOAK_SEED", 20261128);
+    verdict(&soak_one_socket(
+        &Blocking,
+        seed,
+        env("SOAK_SECONDS", 1800),
+        2,
+    ));
+}
+
+#[test]
+#[ignore = "long: SOAK_SECONDS (default 1800)"]
+fn soak_redundant_two_links_tokio() {
+    let seed = env("SOAK_SEED", 20261128);
+    verdict(&soak_one_socket(&Tokio, seed, env("SOAK_SECONDS", 1800), 2));
+}
+
+#[test]
+#[ignore = "long: SOAK_SECONDS (default 1800)"]
+fn soak_redundant_one_link_blocking() {
+    let seed = env("SOAK_SEED", 20261128);
+    verdict(&soak_one_socket(
+        &Blocking,
+        seed,
+        env("SOAK_SECONDS", 1800),
+        1,
+    ));
+}
+
+#[test]
+#[ignore = "long: SOAK_SECONDS (default 1800)"]
+fn soak_redundant_one_link_tokio() {
+    let seed = env("SOAK_SEED", 20261128);
+    verdict(&soak_one_socket(&Tokio, seed, env("SOAK_SECONDS", 1800), 1));
 }
 
 fn no_false_verdict(adapter: &dyn Adapter, seconds: u64) {
