@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! cargo build --release -p genesys-notify && cargo build --release -p genesys-notify-tokio --examples
-//! target/release/examples/many [N=1000] [IDLE_SECONDS=60]
+//! target/release/examples/many [N=1000] [IDLE_SECONDS=60] [REDUNDANCY=1]
 //! ```
+//! With `REDUNDANCY` 2 each session keeps two channels on two sockets.
 //! The simulator runs as a child process (`genesys-notify sim`), so this process holds only
 //! the sessions. Each needs a socket: `ulimit -n` must exceed N by a few hundred.
 //! Last line: `sessions=N rss_per_session_kib=X cpu_ms_per_1000_idle_per_min=Y`.
@@ -52,6 +53,10 @@ async fn main() {
         .nth(2)
         .and_then(|a| a.parse().ok())
         .unwrap_or(60);
+    let redundancy: u8 = std::env::args()
+        .nth(3)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1);
     let exe = std::env::current_exe().unwrap();
     let bin = exe
         .parent()
@@ -65,7 +70,7 @@ async fn main() {
     );
     let mut child = Command::new(&bin)
         .args(["sim", "--rate", "0", "--quiet", "--max-channels"])
-        .arg((n + 10).to_string())
+        .arg((n * 3 + 10).to_string())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -93,6 +98,7 @@ async fn main() {
             })
             .topic(Topic::new(format!("v2.users.u{i}.presence")).unwrap())
             .queue_capacity(64)
+            .redundancy(redundancy)
             .connect()
             .await
             .unwrap();
@@ -139,7 +145,7 @@ async fn main() {
     let per_session = (rss_live.saturating_sub(rss_before)) as f64 / n as f64;
     let cpu_per = cpu as f64 / minutes / (n as f64 / 1000.0);
     println!("rss_before_kib={rss_before} rss_live_kib={rss_live} live={live} still_live={still_live} idle_s={idle} cpu_ms={cpu}");
-    println!("sessions={n} rss_per_session_kib={per_session:.1} cpu_ms_per_1000_idle_per_min={cpu_per:.0}");
+    println!("sessions={n} redundancy={redundancy} rss_per_session_kib={per_session:.1} cpu_ms_per_1000_idle_per_min={cpu_per:.0}");
     for h in &handles {
         h.close().await;
     }

@@ -104,7 +104,17 @@ fn bare_blocking(sim: &Sim, n: u64) -> Duration {
     elapsed
 }
 
-fn tokio_adapter(rt: &tokio::runtime::Runtime, sim: &Sim, n: u64) -> Duration {
+/// Waits until the simulator holds `sockets` open sockets (both links subscribed, with two).
+fn wait_for_sockets(sim: &Sim, sockets: u64) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while sim.stats().sockets_open < sockets && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The second link's subscription lands just after its upgrade.
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+fn tokio_adapter(rt: &tokio::runtime::Runtime, sim: &Sim, n: u64, redundancy: u8) -> Duration {
     let (id, secret) = creds(sim);
     rt.block_on(async {
         let (handle, mut events) = genesys_notify_tokio::Client::builder()
@@ -115,6 +125,7 @@ fn tokio_adapter(rt: &tokio::runtime::Runtime, sim: &Sim, n: u64) -> Duration {
             })
             .topic(genesys_notify_tokio::Topic::new(TOPIC).unwrap())
             .queue_capacity(usize::try_from(n).unwrap() + 1000)
+            .redundancy(redundancy)
             .connect()
             .await
             .unwrap();
@@ -123,12 +134,16 @@ fn tokio_adapter(rt: &tokio::runtime::Runtime, sim: &Sim, n: u64) -> Duration {
                 break;
             }
         }
+        wait_for_sockets(sim, u64::from(redundancy));
         let start = Instant::now();
         sim.fault(&Fault::Burst(n));
         let mut got = 0;
         while got < n {
-            if let Some(Event::Notification { .. }) = events.next().await {
-                got += 1;
+            match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+                Ok(Some(Event::Notification { .. })) => got += 1,
+                Ok(Some(other)) => eprintln!("tokio redundancy={redundancy}: {other:?}"),
+                Ok(None) => panic!("tokio redundancy={redundancy}: the stream ended at {got}/{n}"),
+                Err(_) => panic!("tokio redundancy={redundancy}: stalled at {got}/{n}"),
             }
         }
         let elapsed = start.elapsed();
@@ -137,7 +152,7 @@ fn tokio_adapter(rt: &tokio::runtime::Runtime, sim: &Sim, n: u64) -> Duration {
     })
 }
 
-fn blocking_adapter(sim: &Sim, n: u64) -> Duration {
+fn blocking_adapter(sim: &Sim, n: u64, redundancy: u8) -> Duration {
     let (id, secret) = creds(sim);
     let endpoints = genesys_notify_blocking::Endpoints::custom(sim.base_url(), None).unwrap();
     let mut config = genesys_notify_blocking::Config::new(
@@ -150,14 +165,21 @@ fn blocking_adapter(sim: &Sim, n: u64) -> Duration {
     config
         .topics
         .push(genesys_notify_blocking::Topic::new(TOPIC).unwrap());
+    config.session.redundancy = redundancy;
+    // Room for the whole burst, as for the tokio adapter: the bench measures delivery, not
+    // the overflow policy (on a busy machine the 1,024 default overflows).
+    config.queue_capacity = usize::try_from(n).unwrap() + 1000;
     let mut client = genesys_notify_blocking::Client::connect(config).unwrap();
     while client.next_event(Duration::from_secs(10)) != Some(Event::Status(Status::Live)) {}
+    wait_for_sockets(sim, u64::from(redundancy));
     let start = Instant::now();
     sim.fault(&Fault::Burst(n));
     let mut got = 0;
     while got < n {
-        if let Some(Event::Notification { .. }) = client.next_event(Duration::from_secs(10)) {
-            got += 1;
+        match client.next_event(Duration::from_secs(10)) {
+            Some(Event::Notification { .. }) => got += 1,
+            Some(other) => eprintln!("blocking redundancy={redundancy}: {other:?}"),
+            None => panic!("blocking redundancy={redundancy}: stalled at {got}/{n}"),
         }
     }
     let elapsed = start.elapsed();
@@ -192,18 +214,22 @@ fn main() {
         .build()
         .unwrap();
     let (mut t, mut tb, mut b, mut bb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut t2, mut b2) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        t.push(tokio_adapter(&rt, &sim, n));
+        t.push(tokio_adapter(&rt, &sim, n, 1));
         tb.push(bare_tokio(&rt, &sim, n));
-        b.push(blocking_adapter(&sim, n));
+        t2.push(tokio_adapter(&rt, &sim, n, 2));
+        b.push(blocking_adapter(&sim, n, 1));
         bb.push(bare_blocking(&sim, n));
+        b2.push(blocking_adapter(&sim, n, 2));
         eprintln!(
-            "round {round}: tokio {:?} bare {:?} | blocking {:?} bare {:?}",
-            t[round], tb[round], b[round], bb[round]
+            "round {round}: tokio {:?} bare {:?} redundant {:?} | blocking {:?} bare {:?} redundant {:?}",
+            t[round], tb[round], t2[round], b[round], bb[round], b2[round]
         );
     }
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     let (t, tb, b, bb) = (median(t), median(tb), median(b), median(bb));
+    let (t2, b2) = (median(t2), median(b2));
     println!("throughput events={n} rounds={rounds} (medians, events/s)");
     println!(
         "tokio adapter {:.0}/s, bare tokio-tungstenite {:.0}/s",
@@ -214,6 +240,16 @@ fn main() {
         "blocking adapter {:.0}/s, bare tungstenite {:.0}/s",
         rate(b),
         rate(bb)
+    );
+    println!(
+        "redundancy 2 (every event arrives twice, delivered once): tokio {:.0}/s, blocking {:.0}/s",
+        rate(t2),
+        rate(b2)
+    );
+    println!("tokio redundant_ratio_vs_single={:.2}", rate(t2) / rate(t));
+    println!(
+        "blocking redundant_ratio_vs_single={:.2}",
+        rate(b2) / rate(b)
     );
     println!("tokio ratio_vs_bare={:.2}", rate(t) / rate(tb));
     println!("blocking ratio_vs_bare={:.2}", rate(b) / rate(bb));
