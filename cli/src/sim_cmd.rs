@@ -65,6 +65,11 @@ pub(crate) struct SimArgs {
     /// (e.g. 100ms; 0s answers at once).
     #[arg(long, default_value = "0s", value_parser = duration)]
     latency: Duration,
+    /// A topic may be subscribed on one channel of a client only: subscribing it on another
+    /// channel takes it from the first, which is told so on its socket (no_longer_subscribed,
+    /// reason another_channel_subscribed). Whether the service does this is not documented.
+    #[arg(long)]
+    exclusive_topics: bool,
     /// Do not log requests on stderr.
     #[arg(long)]
     quiet: bool,
@@ -139,6 +144,7 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
         max_channels: args.max_channels,
         notification_lag: args.notification_lag,
         latency: args.latency,
+        exclusive_topics: args.exclusive_topics,
         log_requests: !args.quiet,
         ..SimConfig::default()
     };

@@ -165,6 +165,12 @@ pub enum ServerError {
         /// When the session asks again.
         retry_ms: u64,
     },
+    /// With `redundancy: 2`, the service moved a topic from one of the session's channels to
+    /// the other (`no_longer_subscribed`, reason `another_channel_subscribed`): it keeps a
+    /// topic on one channel per client, so two channels would take topics from each other
+    /// forever. The session goes on with one channel.
+    #[error("the service keeps each topic on one channel only (another_channel_subscribed): going on with one channel instead of two; redundancy is not available here")]
+    OneChannelPerTopic,
     /// The channel endpoint answered with a channel that has (almost) already expired.
     #[error("the channel endpoint answered with a channel that expires in {expires_in_ms} ms; trying again after {retry_ms} ms")]
     ExpiredChannel {

@@ -42,6 +42,9 @@ pub enum Frame<'a> {
         topic: Cow<'a, str>,
         /// `eventBody.systemTopicType`, if present.
         kind: Option<Cow<'a, str>>,
+        /// `eventBody.reason`, if present (`another_channel_subscribed`,
+        /// `user_tokens_revoked`).
+        reason: Option<Cow<'a, str>>,
     },
     /// A reply to a subscribe or unsubscribe message sent over the socket (`result` is a
     /// string such as `"200"`).
@@ -89,6 +92,8 @@ struct MetaBody<'a> {
 struct SystemBody<'a> {
     #[serde(rename = "systemTopicType", borrow, default)]
     kind: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    reason: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -140,12 +145,17 @@ pub fn classify(text: &str) -> Frame<'_> {
         if topic.eq_ignore_ascii_case("v2.system.socket_closing") {
             return Frame::SocketClosing;
         }
-        let kind = wire
+        let (kind, reason) = wire
             .body
             .and_then(|b| serde_json::from_str::<SystemBody<'_>>(b.get()).ok())
-            .and_then(|s| s.kind)
-            .map(|Str(k)| k);
-        return Frame::System { topic, kind };
+            .map_or((None, None), |s| {
+                (s.kind.map(|Str(k)| k), s.reason.map(|Str(r)| r))
+            });
+        return Frame::System {
+            topic,
+            kind,
+            reason,
+        };
     }
     Frame::Notification {
         topic,
@@ -190,6 +200,7 @@ mod tests {
                 Frame::System {
                     topic: "v2.system.token_revoked".into(),
                     kind: Some("token_revoked".into()),
+                    reason: Some("user_tokens_revoked".into()),
                 },
             ),
             (

@@ -40,6 +40,9 @@ pub const TOKEN_REVOKED: &str =
 pub const NO_LONGER_SUBSCRIBED: &str =
     r#"{"topicName":"v2.system.x","eventBody":{"systemTopicType":"no_longer_subscribed"}}"#;
 
+/// A `no_longer_subscribed` frame saying another channel of this client took the topics.
+pub const TAKEN_BY_ANOTHER_CHANNEL: &str = r#"{"topicName":"v2.system.no_longer_subscribed.x","eventBody":{"systemTopicType":"no_longer_subscribed","reason":"another_channel_subscribed"}}"#;
+
 /// A notification frame for `topic` whose body carries `seq` and whose correlation id is
 /// unique per topic and sequence number.
 pub fn notification(topic: &str, seq: u64) -> String {

@@ -59,6 +59,7 @@ enum FrameKind {
     SocketClosing,
     TokenRevoked,
     NoLongerSubscribed,
+    TakenByAnother,
     Garbage(String),
 }
 
@@ -108,6 +109,7 @@ fn frame_kind() -> impl Strategy<Value = FrameKind> {
         1 => Just(FrameKind::SocketClosing),
         1 => Just(FrameKind::TokenRevoked),
         1 => Just(FrameKind::NoLongerSubscribed),
+        1 => Just(FrameKind::TakenByAnother),
         1 => ".{0,40}".prop_map(FrameKind::Garbage),
     ]
 }
@@ -240,6 +242,7 @@ impl Driver {
                     FrameKind::SocketClosing => testing::SOCKET_CLOSING.to_owned(),
                     FrameKind::TokenRevoked => testing::TOKEN_REVOKED.to_owned(),
                     FrameKind::NoLongerSubscribed => testing::NO_LONGER_SUBSCRIBED.to_owned(),
+                    FrameKind::TakenByAnother => testing::TAKEN_BY_ANOTHER_CHANNEL.to_owned(),
                     FrameKind::Garbage(g) => g,
                 };
                 self.input(Input::Frame { conn, text });

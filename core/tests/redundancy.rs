@@ -182,7 +182,12 @@ fn both_sockets_dropped_is_reported_as_with_one_link() {
 #[test]
 fn a_revoked_login_stops_both_links_with_one_report() {
     let mut h = two_links();
-    h.world.token_faults.push_back(genesys_notify_core::RequestError::status_code(400, "invalid_grant"));
+    h.world
+        .token_faults
+        .push_back(genesys_notify_core::RequestError::status_code(
+            400,
+            "invalid_grant",
+        ));
     h.note("the token expires on the server and the refresh is refused");
     h.frame(harness::TOKEN_REVOKED);
     h.run_for(secs(2));
@@ -217,7 +222,10 @@ fn renewals_never_overlap_and_the_links_hang_on_tokens_of_different_ages() {
         if h.s.live_sockets() == 2 {
             last_live = h.now;
         }
-        assert!(h.now - last_live <= secs(120), "both links not live for long\n");
+        assert!(
+            h.now - last_live <= secs(120),
+            "both links not live for long\n"
+        );
     }
     assert!(max_sockets <= 3);
     assert!(standby_seen > 0, "no renewal seen");
@@ -234,4 +242,37 @@ fn renewals_never_overlap_and_the_links_hang_on_tokens_of_different_ages() {
             (w[1] - w[0]).as_secs()
         );
     }
+}
+
+#[test]
+fn a_service_that_keeps_a_topic_on_one_channel_gets_one_link_and_a_warning() {
+    let mut h = two_links();
+    let mut seq = 0;
+    traffic(&mut h, &mut seq, 5, Duration::from_millis(100));
+    let victim = open_conns(&h)[0];
+    h.note("the service moved the first socket's topics to the second channel");
+    h.input(Input::Frame {
+        conn: victim,
+        text: genesys_notify_core::testing::TAKEN_BY_ANOTHER_CHANNEL.into(),
+    });
+    h.serve();
+    for conn in open_conns(&h) {
+        if conn != victim {
+            continue;
+        }
+        h.server.drop_socket(conn);
+    }
+    traffic(&mut h, &mut seq, 100, Duration::from_millis(100));
+    assert_each_once(&h, seq);
+    assert!(h.gaps().is_empty(), "{}", h.log);
+    assert_eq!(h.s.live_sockets(), 1);
+    let warned = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Warning(w) if w.to_string().contains("one channel only")))
+        .count();
+    assert_eq!(warned, 1);
+    // No more channels: the session does not fight the service for the topics.
+    assert_eq!(creates(&h), 2, "{}", h.log);
+    snap("redundancy_one_channel_per_topic", &h);
 }

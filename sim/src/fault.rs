@@ -169,7 +169,9 @@ impl std::str::FromStr for Fault {
                 | Fault::HalfOpen
                 | Fault::SocketClosing
                 | Fault::Displace => Ok(Fault::One(Box::new(inner))),
-                _ => bad("`one` goes only after close, drop, half_open, socket_closing or displace"),
+                _ => {
+                    bad("`one` goes only after close, drop, half_open, socket_closing or displace")
+                }
             };
         }
         let num = |i: usize, what: &str| -> Result<u64, FaultParseError> {

@@ -91,6 +91,11 @@ pub struct SimConfig {
     pub upgrade_status_token_expired: u16,
     /// Whether a `PUT` of subscriptions moves the channel's expiry forward.
     pub resubscribe_extends: bool,
+    /// Whether a topic may be subscribed on one channel of a client only: subscribing it on
+    /// another channel takes it from the first, which is told so on its socket
+    /// (`no_longer_subscribed`, reason `another_channel_subscribed`). The service's message
+    /// types allow for it; whether it ever does it is not documented. Off by default.
+    pub exclusive_topics: bool,
     /// Whether the refresh grant rotates the refresh token (the old one dies).
     pub rotate_refresh_tokens: bool,
     /// Channels kept per client before the oldest is evicted.
@@ -135,6 +140,7 @@ impl Default for SimConfig {
             displaced_close_code: 1000,
             upgrade_status_token_expired: 401,
             resubscribe_extends: false,
+            exclusive_topics: false,
             rotate_refresh_tokens: true,
             max_channels: 20,
             connect_uri_base: None,

@@ -735,8 +735,39 @@ async fn subscriptions(shared: &Shared, req: Request<Incoming>, id: &str, query:
             ch.expires_at = now + ttl;
         }
     }
+    if shared.cfg.exclusive_topics {
+        take_from_other_channels(&mut st, id, &client, &total);
+    }
     st.sticky_topics.extend(total);
     respond(200, Some(json!({ "entities": results })))
+}
+
+/// `exclusive_topics`: the topics now on channel `id` leave the client's other channels, and
+/// each of those is told on its socket.
+fn take_from_other_channels(
+    st: &mut crate::state::State,
+    id: &str,
+    client: &str,
+    topics: &BTreeSet<String>,
+) {
+    let mut told = Vec::new();
+    for (other, ch) in st.channels.iter_mut() {
+        if other == id || ch.client != client || ch.topics.is_disjoint(topics) {
+            continue;
+        }
+        ch.topics.retain(|t| !topics.contains(t));
+        if let Some(sock) = ch.socket {
+            told.push((sock, other.to_owned()));
+        }
+    }
+    for (sock, channel) in told {
+        if let Some(s) = st.sockets.get(&sock) {
+            let _ =
+                s.tx.try_send(Out::Text(crate::state::no_longer_subscribed_frame(
+                    &channel,
+                )));
+        }
+    }
 }
 
 async fn control_fault(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {

@@ -424,6 +424,20 @@ pub(crate) fn notification_frame(topic: &str, seq: u64) -> String {
     .to_string()
 }
 
+pub(crate) fn no_longer_subscribed_frame(channel: &str) -> String {
+    serde_json::json!({
+        "topicName": format!("v2.system.no_longer_subscribed.{channel}"),
+        "version": "2",
+        "eventBody": {
+            "channelId": channel,
+            "systemTopicType": "no_longer_subscribed",
+            "reason": "another_channel_subscribed",
+            "message": "another channel subscribed to this channel's topics",
+        },
+    })
+    .to_string()
+}
+
 pub(crate) fn socket_closing_frame(channel: &str) -> String {
     serde_json::json!({
         "topicName": "v2.system.socket_closing",

@@ -139,7 +139,10 @@ mod tests {
         let mut d = DedupWindow::default();
         assert!(d.admit(at(0), w, 7, 1));
         assert!(!d.admit(at(5), w, 7, 2), "the twin's copy");
-        assert!(d.admit(at(6), w, 7, 1), "the same link again: a new notification");
+        assert!(
+            d.admit(at(6), w, 7, 1),
+            "the same link again: a new notification"
+        );
         assert!(!d.admit(at(7), w, 7, 2));
         // Past the window the key is forgotten: a late copy is delivered again.
         assert!(d.admit(at(30_001), w, 7, 2));

@@ -9,8 +9,8 @@ mod loss;
 mod schedule;
 mod token;
 
-use coverage::{Budgets, Dedup, DedupWindow};
 pub use coverage::MAX_DEDUP_KEYS;
+use coverage::{Budgets, Dedup, DedupWindow};
 pub use deadline::Deadline;
 use deadline::Target;
 use link::{Chan, Early, Link, OpenSocket, Plan, Proof, Step, Sub, SubRequest, Which, SLOTS};
@@ -70,6 +70,9 @@ enum Ending {
     /// The session gives up on it (and closes it): it is proven only up to its last frame,
     /// or up to the handover pong if one came.
     GivenUp,
+    /// The server said on it that it no longer carries its topics (another channel took
+    /// them): everything it sent before arrived; the session closes it.
+    Superseded,
 }
 
 /// Where the session is in its life.
@@ -231,9 +234,10 @@ impl Session {
 
     /// Topics a live, subscribed socket covers right now.
     pub fn covered_topics(&self) -> impl Iterator<Item = &Topic> {
-        self.topics
-            .iter()
-            .filter(move |t| self.lanes().any(|l| l.live_topics().is_some_and(|s| s.contains(*t))))
+        self.topics.iter().filter(move |t| {
+            self.lanes()
+                .any(|l| l.live_topics().is_some_and(|s| s.contains(*t)))
+        })
     }
 
     /// Live, subscribed sockets that carry coverage now: 0 or 1, or up to 2 with
@@ -659,9 +663,7 @@ impl Session {
     }
 
     fn find(&self, pred: impl Fn(&Link) -> bool) -> Option<Which> {
-        SLOTS
-            .into_iter()
-            .find(|&w| self.link(w).is_some_and(&pred))
+        SLOTS.into_iter().find(|&w| self.link(w).is_some_and(&pred))
     }
 
     fn redundant(&self) -> bool {
@@ -1002,7 +1004,12 @@ impl Session {
                 self.ping(w);
             }
             (Deadline::TokenRefresh | Deadline::ChannelRollover, Target::Link(w)) => {
-                let stale = self.tokens.current.as_ref().filter(|t| t.stale).map(|t| t.gen);
+                let stale = self
+                    .tokens
+                    .current
+                    .as_ref()
+                    .filter(|t| t.stale)
+                    .map(|t| t.gen);
                 let redundant = self.redundant();
                 let needs_token = self.link(w).and_then(|l| l.chan.as_ref()).map_or(0, |c| {
                     let token_first = c.renew_reason() == Deadline::TokenRefresh;
@@ -2027,8 +2034,13 @@ impl Session {
         match frame {
             Frame::Heartbeat | Frame::Pong | Frame::Metadata | Frame::SubscribeReply { .. } => {}
             Frame::SocketClosing => self.on_socket_closing(w),
-            Frame::System { kind, .. } => match kind.as_deref() {
+            Frame::System { kind, reason, .. } => match kind.as_deref() {
                 Some("token_revoked") => self.on_token_revoked(w),
+                Some("no_longer_subscribed")
+                    if reason.as_deref() == Some("another_channel_subscribed") =>
+                {
+                    self.on_taken_by_another_channel(w)
+                }
                 Some("no_longer_subscribed") => self.lose(
                     w,
                     GapReason::SubscriptionDropped,
@@ -2105,6 +2117,74 @@ impl Session {
 
     /// A maintenance notice: the link renews at once, alone (with two links, after the other
     /// link's renewal if one is under way: its renewal deadline says when).
+    /// The service moved this socket's topics to another channel of this client, and said so
+    /// on this socket, after everything it had sent here. With two links, the service keeps
+    /// a topic on one channel only: two links would take the topics from each other forever,
+    /// so the session goes on with one (and says so).
+    fn on_taken_by_another_channel(&mut self, w: Which) {
+        if !self.redundant() {
+            self.lose(
+                w,
+                GapReason::SubscriptionDropped,
+                Plan::NewChannel,
+                Ending::Superseded,
+            );
+            return;
+        }
+        self.warn(ServerError::OneChannelPerTopic);
+        self.cfg.redundancy = 1;
+        let now = self.now;
+        // The link that was told goes, with whatever replaces it; with the standby told, the
+        // twin goes too. The other link carries on as the only one.
+        let mut gone: Vec<(Link, Instant)> = Vec::new();
+        match w {
+            Which::Active => {
+                if let Some(l) = self.active.take() {
+                    gone.push((l, now));
+                }
+                self.active = self.twin.take();
+                if self.standby_for == Which::Active {
+                    gone.extend(self.standby.take().map(|l| (l, now)));
+                }
+            }
+            Which::Twin => {
+                gone.extend(self.twin.take().map(|l| (l, now)));
+                if self.standby_for == Which::Twin {
+                    gone.extend(self.standby.take().map(|l| (l, now)));
+                }
+            }
+            Which::Standby => {
+                gone.extend(self.standby.take().map(|l| (l, now)));
+                if let Some(t) = self.twin.take() {
+                    let last = t.open().map_or(now, |o| o.last_rx);
+                    gone.push((t, last));
+                }
+            }
+        }
+        self.standby_for = Which::Active;
+        if self.active.is_none() {
+            self.active = Some(self.new_link());
+        }
+        let keep = self.active.as_ref().and_then(Link::live_topics).cloned();
+        for (l, until) in gone {
+            if let Some(conn) = l.conn() {
+                self.actions.push_back(Action::Close {
+                    conn,
+                    code: NORMAL_CLOSE,
+                });
+            }
+            if let Some(topics) = l.live_topics() {
+                for t in topics.intersection(&self.topics) {
+                    if !keep.as_ref().is_some_and(|k| k.contains(t)) {
+                        self.uncovered
+                            .entry(t.clone())
+                            .or_insert((until, GapReason::SubscriptionDropped));
+                    }
+                }
+            }
+        }
+    }
+
     fn on_socket_closing(&mut self, w: Which) {
         match w {
             Which::Active | Which::Twin => {
@@ -2202,7 +2282,9 @@ impl Session {
     /// A link lost its socket or channel. An active link's covered topics become uncovered;
     /// a standby takes over if there is one; otherwise the link retries after backoff.
     fn lose(&mut self, w: Which, reason: GapReason, plan: Plan, ending: Ending) {
-        let close_socket = ending == Ending::GivenUp;
+        let close_socket = ending != Ending::ClosedByServer;
+        // Proven only up to its last frame (not up to now) when the session gave up on it.
+        let unproven = ending == Ending::GivenUp;
         let now = self.now;
         let Some(mut old) = self.slot(w).take() else {
             return;
@@ -2218,7 +2300,7 @@ impl Session {
         if let Some(o) = old.open().filter(|o| w != Which::Standby && o.is_live()) {
             // A close frame from the server proves everything sent before it arrived. A socket
             // the session gives up on itself is proven only up to its last frame.
-            let (from, reason) = match (o.suspect_since, close_socket) {
+            let (from, reason) = match (o.suspect_since, unproven) {
                 (Some(since), _) => (since, GapReason::Suspended),
                 (None, true) => (o.last_rx, reason),
                 (None, false) => (now, reason),
@@ -2227,7 +2309,7 @@ impl Session {
             // the old socket was drained up to then: by the server's close frame, or by the
             // pong to the handover ping. Otherwise frames it sent before the standby took
             // over may never have arrived.
-            let drained = !close_socket || o.proof.is_proven();
+            let drained = !unproven || o.proof.is_proven();
             let still = self
                 .standby
                 .as_ref()
@@ -2248,12 +2330,13 @@ impl Session {
                 .and_then(Link::open)
                 .filter(|s| {
                     s.live_since.is_some_and(|l| {
-                        l <= from && (!close_socket || drained_to.is_some_and(|d| d >= l))
+                        l <= from && (!unproven || drained_to.is_some_and(|d| d >= l))
                     })
                 })
                 .map(|s| &s.server_topics);
             for t in o.server_topics.intersection(&self.topics) {
-                let kept = still.is_some_and(|s| s.contains(t)) || twin.is_some_and(|s| s.contains(t));
+                let kept =
+                    still.is_some_and(|s| s.contains(t)) || twin.is_some_and(|s| s.contains(t));
                 if !kept {
                     self.uncovered.entry(t.clone()).or_insert((from, reason));
                 }
