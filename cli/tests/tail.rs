@@ -917,3 +917,64 @@ fn metrics_are_served_in_the_prometheus_text_format() {
         .unwrap();
     assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
 }
+
+#[test]
+fn redundancy_2_prints_each_notification_once_and_one_socket_lost_costs_no_gap() {
+    let sim = Sim::start(SimConfig {
+        rate: 20.0,
+        script: genesys_notify_sim::parse_script("2s drop one\n4s close 4001 one").unwrap(),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut child = with_client(
+        tail(
+            &sim,
+            &[
+                "--topic",
+                "v2.users.a.presence",
+                "--redundancy",
+                "2",
+                "--log-format",
+                "json",
+            ],
+        ),
+        &sim,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let out = lines(child.stdout.take().unwrap());
+    let err = lines(child.stderr.take().unwrap());
+    let mut seqs = Vec::new();
+    let end = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < end {
+        if let Ok(line) = out.recv_timeout(Duration::from_millis(100)) {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            seqs.push(v["eventBody"]["seq"].as_u64().unwrap());
+        }
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
+    assert!(seqs.len() > 60, "{seqs:?}");
+    assert_eq!(
+        seqs,
+        (seqs[0]..seqs[0] + seqs.len() as u64).collect::<Vec<_>>(),
+        "each once, in order, none missing"
+    );
+    let mut events = Vec::new();
+    while let Ok(l) = err.recv_timeout(Duration::from_secs(1)) {
+        events.push(serde_json::from_str::<serde_json::Value>(&l).unwrap());
+    }
+    assert!(
+        !events.iter().any(|e| e["event"] == "gap"),
+        "no gap: {events:?}"
+    );
+    let stats = sim.stats();
+    // Two at the start; a 4001 reads as "token refused", so that link takes a new channel.
+    assert_eq!(stats.count("channels.create"), 3);
+    assert!(stats.count("upgrade") >= 4, "both losses reconnected");
+}
