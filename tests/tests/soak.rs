@@ -67,12 +67,16 @@ fn soak_tokio() {
 }
 
 /// Redundant mode: the soak's schedule with every socket fault on one socket, beside the
-/// same schedule with one link. With two links, no socket fault may cost an event.
-fn redundant(adapter: &dyn Adapter, seconds: u64) {
+/// same schedule with one link, both at once. With two links, no socket fault may cost an
+/// event.
+fn redundant(adapter: &(dyn Adapter + Sync), seconds: u64) {
     let seed = env("SOAK_SEED", 20261128);
-    let two = soak_one_socket(adapter, seed, seconds, 2);
+    let (two, one) = std::thread::scope(|s| {
+        let two = s.spawn(|| soak_one_socket(adapter, seed, seconds, 2));
+        let one = soak_one_socket(adapter, seed, seconds, 1);
+        (two.join().unwrap(), one)
+    });
     verdict(&two);
-    let one = soak_one_socket(adapter, seed, seconds, 1);
     verdict(&one);
     assert!(
         two.lost_inside_gaps <= one.lost_inside_gaps,
