@@ -1102,7 +1102,14 @@ fn soak_with(adapter: &dyn Adapter, s: Scenario, seed: u64, seconds: u64) -> Out
         out.duplicates,
         pct(0.99),
         out.sockets_declared_dead(),
-        s.faults.iter().filter(|(_, f)| *f == Fault::HalfOpen).count()
+        s.faults
+            .iter()
+            .filter(|(_, f)| match f {
+                Fault::HalfOpen => true,
+                Fault::One(inner) => **inner == Fault::HalfOpen,
+                _ => false,
+            })
+            .count()
     );
     out
 }
