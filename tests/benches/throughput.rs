@@ -2,7 +2,8 @@
 //! loop of the same WebSocket library on the same simulator, in the same run.
 //!
 //! `cargo bench -p genesys-notify-tests --bench throughput` (N events per round: `BURST=N`).
-//! Last lines: `tokio ratio_vs_bare=X.XX` and `blocking ratio_vs_bare=Y.YY`.
+//! Last lines: `tokio ratio_vs_bare=X.XX` and `blocking ratio_vs_bare=Y.YY`; before them the
+//! redundant-mode ratios against single mode, and two bare sockets against one.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -114,6 +115,39 @@ fn wait_for_sockets(sim: &Sim, sockets: u64) {
     std::thread::sleep(Duration::from_millis(200));
 }
 
+/// Two bare sockets on two channels subscribed to TOPIC, each read on its own thread (as the
+/// blocking adapter's reader threads do), until each has received the whole burst: what the
+/// simulator and the sockets cost with every event sent twice, with no client at all.
+fn bare_blocking_two(sim: &Sim, n: u64) -> Duration {
+    let mut sockets = Vec::new();
+    for _ in 0..2 {
+        let (ws, _) = tungstenite::connect(raw_channel(sim)).unwrap();
+        sockets.push(ws);
+    }
+    let start = Instant::now();
+    sim.fault(&Fault::Burst(n));
+    let readers: Vec<_> = sockets
+        .into_iter()
+        .map(|mut ws| {
+            std::thread::spawn(move || {
+                let mut got = 0;
+                while got < n {
+                    if let tungstenite::Message::Text(t) = ws.read().unwrap() {
+                        if is_event(t.as_str()) {
+                            got += 1;
+                        }
+                    }
+                }
+                let _ = ws.close(None);
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    start.elapsed()
+}
+
 fn tokio_adapter(rt: &tokio::runtime::Runtime, sim: &Sim, n: u64, redundancy: u8) -> Duration {
     let (id, secret) = creds(sim);
     rt.block_on(async {
@@ -214,7 +248,7 @@ fn main() {
         .build()
         .unwrap();
     let (mut t, mut tb, mut b, mut bb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut t2, mut b2) = (Vec::new(), Vec::new());
+    let (mut t2, mut b2, mut bb2) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         t.push(tokio_adapter(&rt, &sim, n, 1));
         tb.push(bare_tokio(&rt, &sim, n));
@@ -222,14 +256,15 @@ fn main() {
         b.push(blocking_adapter(&sim, n, 1));
         bb.push(bare_blocking(&sim, n));
         b2.push(blocking_adapter(&sim, n, 2));
+        bb2.push(bare_blocking_two(&sim, n));
         eprintln!(
-            "round {round}: tokio {:?} bare {:?} redundant {:?} | blocking {:?} bare {:?} redundant {:?}",
-            t[round], tb[round], t2[round], b[round], bb[round], b2[round]
+            "round {round}: tokio {:?} bare {:?} redundant {:?} | blocking {:?} bare {:?} redundant {:?} bare two sockets {:?}",
+            t[round], tb[round], t2[round], b[round], bb[round], b2[round], bb2[round]
         );
     }
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     let (t, tb, b, bb) = (median(t), median(tb), median(b), median(bb));
-    let (t2, b2) = (median(t2), median(b2));
+    let (t2, b2, bb2) = (median(t2), median(b2), median(bb2));
     println!("throughput events={n} rounds={rounds} (medians, events/s)");
     println!(
         "tokio adapter {:.0}/s, bare tokio-tungstenite {:.0}/s",
@@ -245,6 +280,14 @@ fn main() {
         "redundancy 2 (every event arrives twice, delivered once): tokio {:.0}/s, blocking {:.0}/s",
         rate(t2),
         rate(b2)
+    );
+    println!(
+        "two bare sockets, each reading the whole burst: {:.0} distinct events/s",
+        rate(bb2)
+    );
+    println!(
+        "bare two sockets vs bare one: {:.2} (the simulator's share of the cost)",
+        rate(bb2) / rate(bb)
     );
     println!("tokio redundant_ratio_vs_single={:.2}", rate(t2) / rate(t));
     println!(
