@@ -56,7 +56,8 @@ pub struct Config {
     pub credentials: Credentials,
     /// The topics to subscribe to from the start.
     pub topics: Vec<Topic>,
-    /// The session's tuning.
+    /// The session's tuning. `session.redundancy = 2` keeps two channels on two sockets, so
+    /// that a fault on one socket loses nothing (each notification is still delivered once).
     pub session: genesys_notify_core::Config,
     /// An extra trusted root certificate (PEM), for example the one `genesys-notify sim
     /// --tls --cert-out FILE` wrote.
