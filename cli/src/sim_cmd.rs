@@ -70,6 +70,14 @@ pub(crate) struct SimArgs {
     /// reason another_channel_subscribed). Whether the service does this is not documented.
     #[arg(long)]
     exclusive_topics: bool,
+    /// Let pages of ORIGIN call the API from a browser (CORS answers and preflights, as the
+    /// real API gives them), e.g. http://127.0.0.1:5173; repeat for more, `*` for any.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+    /// Serve the files of DIR at every path that is not the API's (`/` is DIR/index.html),
+    /// for test pages and examples; nothing outside DIR is served.
+    #[arg(long = "static", value_name = "DIR")]
+    static_dir: Option<std::path::PathBuf>,
     /// Do not log requests on stderr.
     #[arg(long)]
     quiet: bool,
@@ -128,6 +136,10 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
             }
         },
     };
+    if let Some(dir) = args.static_dir.as_deref().filter(|d| !d.is_dir()) {
+        eprintln!("error: --static {}: not a directory", dir.display());
+        return ExitCode::from(2);
+    }
     let config = SimConfig {
         port: args.port,
         token_ttl: args.token_ttl,
@@ -145,6 +157,8 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
         notification_lag: args.notification_lag,
         latency: args.latency,
         exclusive_topics: args.exclusive_topics,
+        cors_origins: args.cors_origins,
+        static_dir: args.static_dir,
         log_requests: !args.quiet,
         ..SimConfig::default()
     };

@@ -33,6 +33,7 @@ mod ledger;
 mod server;
 mod state;
 mod tls;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -96,6 +97,12 @@ pub struct SimConfig {
     /// (`no_longer_subscribed`, reason `another_channel_subscribed`). The service's message
     /// types allow for it; whether it ever does it is not documented. Off by default.
     pub exclusive_topics: bool,
+    /// Origins whose pages may call the API from a browser (CORS; `*` for any). Empty (the
+    /// default): no CORS header, as for a client that is not a browser.
+    pub cors_origins: Vec<String>,
+    /// A directory served over `GET` at every path that is not the API's (`/` is its
+    /// `index.html`), for test pages and examples. Nothing outside it is ever served.
+    pub static_dir: Option<std::path::PathBuf>,
     /// Whether the refresh grant rotates the refresh token (the old one dies).
     pub rotate_refresh_tokens: bool,
     /// Channels kept per client before the oldest is evicted.
@@ -141,6 +148,8 @@ impl Default for SimConfig {
             upgrade_status_token_expired: 401,
             resubscribe_extends: false,
             exclusive_topics: false,
+            cors_origins: Vec::new(),
+            static_dir: None,
             rotate_refresh_tokens: true,
             max_channels: 20,
             connect_uri_base: None,

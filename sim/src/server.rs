@@ -211,7 +211,9 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
     if !shared.cfg.latency.is_zero() && parts.first() != Some(&"__sim") {
         tokio::time::sleep(shared.cfg.latency).await;
     }
-    let (endpoint, resp) = match (&method, parts.as_slice()) {
+    let origin = crate::web::allowed_origin(&shared.cfg.cors_origins, req.headers());
+    let (endpoint, mut resp) = match (&method, parts.as_slice()) {
+        (&Method::OPTIONS, _) => ("preflight", crate::web::preflight(origin.clone())),
         (&Method::POST, ["oauth", "token"]) => ("token", token(&shared, req).await),
         (&Method::POST, ["api", "v2", "notifications", "channels"]) => {
             ("channels.create", create_channel(&shared, &req))
@@ -243,11 +245,19 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
         ),
         (&Method::POST, ["__sim", "fault"]) => ("sim.fault", control_fault(&shared, req).await),
         (&Method::GET, ["__sim", "fault"]) => ("sim.fault_help", fault_help()),
+        (&Method::GET | &Method::HEAD, _) if shared.cfg.static_dir.is_some() => {
+            ("static", static_file(&shared, &path))
+        }
         _ => (
             "other",
             api_error(404, "not.found", "No resource found at this path"),
         ),
     };
+    if let Some(o) = origin {
+        if endpoint != "preflight" {
+            crate::web::add_cors(resp.headers_mut(), o);
+        }
+    }
     let status = resp.status().as_u16();
     if !endpoint.starts_with("sim.") {
         shared.record(endpoint, status);
@@ -270,6 +280,33 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
         );
     }
     resp
+}
+
+/// A file of `static_dir`, or 404.
+fn static_file(shared: &Shared, path: &str) -> Resp {
+    let not_found = || api_error(404, "not.found", "No resource found at this path");
+    let Some(root) = shared.cfg.static_dir.as_deref() else {
+        return not_found();
+    };
+    let Some(file) = crate::web::resolve(root, path) else {
+        return not_found();
+    };
+    // Small local files: read in place (the simulator is a test server).
+    let too_big = std::fs::metadata(&file).map_or(true, |m| m.len() > crate::web::MAX_STATIC_FILE);
+    if too_big {
+        return not_found();
+    }
+    let Ok(bytes) = std::fs::read(&file) else {
+        return not_found();
+    };
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::web::content_type(&file)),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, Resp> {

@@ -901,3 +901,105 @@ fn latency_delays_every_answer_and_upgrade() {
     assert!(start.elapsed() >= latency);
     assert_eq!(sim.stats().count("upgrade"), 1);
 }
+
+/// A page on another origin can call the API: preflights are answered and every answer
+/// carries the CORS headers, for an allowed origin only; static files come with their type,
+/// and nothing outside the directory is served.
+#[test]
+fn cors_for_allowed_origins_and_static_files_inside_the_directory_only() {
+    let dir = std::env::temp_dir().join(format!("sim-static-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "<!doctype html><p>test page</p>").unwrap();
+    std::fs::write(dir.join("core.wasm"), [0u8, 97, 115, 109]).unwrap();
+    let page = "http://127.0.0.1:5173";
+    let sim = Sim::start(SimConfig {
+        cors_origins: vec![page.to_owned()],
+        static_dir: Some(dir.clone()),
+        ..quick()
+    })
+    .unwrap();
+    let http = Http::new(&sim);
+    let preflight = |origin: &str| {
+        Http::answer(
+            http.agent
+                .options(format!("{}/api/v2/notifications/channels", http.base))
+                .header("Origin", origin)
+                .header("Access-Control-Request-Method", "POST")
+                .header("Access-Control-Request-Headers", "authorization")
+                .call(),
+        )
+    };
+    let ok = preflight(page);
+    assert_eq!(ok.status, 204);
+    assert_eq!(ok.headers["access-control-allow-origin"], page);
+    assert!(ok.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("Authorization"));
+    assert!(ok.headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("PUT"));
+    let refused = preflight("http://elsewhere.test");
+    assert_eq!(refused.status, 403);
+    assert!(refused.headers.get("access-control-allow-origin").is_none());
+
+    // A real answer (and an error) readable by the page, with Retry-After exposed.
+    let token = http.access(&sim);
+    let created = Http::answer(
+        http.agent
+            .post(format!("{}/api/v2/notifications/channels", http.base))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Origin", page)
+            .send_empty(),
+    );
+    assert_eq!(created.status, 200);
+    assert_eq!(created.headers["access-control-allow-origin"], page);
+    assert!(created.headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("Retry-After"));
+    let other = Http::answer(
+        http.agent
+            .post(format!("{}/api/v2/notifications/channels", http.base))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Origin", "http://elsewhere.test")
+            .send_empty(),
+    );
+    assert!(other.headers.get("access-control-allow-origin").is_none());
+
+    let mut index = http.agent.get(format!("{}/", http.base)).call().unwrap();
+    assert_eq!(index.status().as_u16(), 200);
+    assert!(index.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(index
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+        .contains("test page"));
+    let wasm = http
+        .agent
+        .get(format!("{}/core.wasm", http.base))
+        .call()
+        .unwrap();
+    assert_eq!(wasm.headers()["content-type"], "application/wasm");
+    for bad in ["/../Cargo.toml", "/%2e%2e/Cargo.toml", "/missing.js"] {
+        let r = http
+            .agent
+            .get(format!("{}{bad}", http.base))
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{bad}");
+    }
+    // Without a static directory the API's 404 stays as it was.
+    let bare = Sim::start(quick()).unwrap();
+    let r = Http::new(&bare)
+        .agent
+        .get(format!("{}/index.html", bare.base_url()))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
