@@ -1,8 +1,9 @@
 //! What every genesys-notify adapter shares, written once so the adapters stay thin and
 //! cannot drift apart: regions and the host rules ([`Endpoints`]), token sources
 //! ([`TokenSource`]), the HTTP requests each session action needs and the mapping of their
-//! answers to session inputs ([`http`]), TLS trust and socket-failure mapping ([`socket`]),
-//! and the session clock ([`Clock`]). No IO happens here: adapters move the bytes.
+//! answers to session inputs ([`http`]), TLS trust and socket-failure mapping (`socket`, with
+//! the default `native` feature), and the session clock ([`Clock`]). No IO happens here:
+//! adapters move the bytes. Without `native` the crate builds for `wasm32-unknown-unknown`.
 #![deny(missing_docs)]
 
 mod clock;
@@ -10,6 +11,7 @@ mod endpoints;
 pub mod herd;
 pub mod http;
 pub mod queue;
+#[cfg(feature = "native")]
 pub mod socket;
 mod token;
 
