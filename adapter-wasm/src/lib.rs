@@ -1,0 +1,576 @@
+//! The genesys-notify session for the browser. The sans-IO core and the pure part of
+//! `genesys-notify-adapter-common` (host rules, HTTP requests and the mapping of their
+//! answers) compiled to wasm, behind a small interface that the `genesys-notify-web`
+//! JavaScript package drives with the browser's own `fetch`, `WebSocket` and timers.
+//!
+//! The loop is the core's: the page feeds what happened (an HTTP answer, a token, a socket
+//! frame, a timer), then calls [`Driver::drain`], which returns as JSON what to do next, what
+//! to tell the application and when to wake. Every decision is the session's.
+//!
+//! Times are milliseconds on the page's session clock (`performance.now()` minus the time
+//! the page was frozen, see the JavaScript package), from 0 at the session's start.
+#![deny(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use genesys_notify_adapter_common::http::{self, Finish, HttpAnswer};
+use genesys_notify_adapter_common::{Endpoints, Region};
+use genesys_notify_core::{
+    Action, Config, ConnId, Event, Input, Instant, ReqId, RequestError, Secret, Session, Topic,
+};
+use serde_json::{json, Value};
+use wasm_bindgen::prelude::*;
+
+/// HTTP exchanges in flight at most; a page that never answers cannot make this grow (the
+/// session times its requests out and stops waiting; their slots are dropped past this).
+const MAX_HTTP_IN_FLIGHT: usize = 64;
+
+/// The drive loop without JavaScript, so it is tested natively.
+pub struct Core {
+    session: Session,
+    endpoints: Arc<Endpoints>,
+    http: BTreeMap<u64, Finish>,
+    next_http: u64,
+    warnings: Vec<String>,
+}
+
+fn instant(ms: f64) -> Instant {
+    if ms.is_finite() && ms > 0.0 {
+        Instant::from_millis(ms as u64)
+    } else {
+        Instant::ZERO
+    }
+}
+
+fn millis(ms: f64) -> Duration {
+    if ms.is_finite() && ms > 0.0 {
+        Duration::from_millis(ms as u64)
+    } else {
+        Duration::ZERO
+    }
+}
+
+/// A duration option given in milliseconds, if present.
+fn ms_option(options: &Value, name: &str) -> Result<Option<Duration>, String> {
+    match options.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .filter(|n| n.is_finite() && *n >= 0.0)
+            .map(|n| Some(millis(n)))
+            .ok_or_else(|| format!("{name} must be a number of milliseconds")),
+    }
+}
+
+fn count_option(options: &Value, name: &str) -> Result<Option<u32>, String> {
+    match options.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| format!("{name} must be a whole number")),
+    }
+}
+
+/// The session configuration from the page's options: the defaults, with what it names.
+fn config(options: &Value) -> Result<Config, String> {
+    let mut c = Config::default();
+    let durations: [(&str, &mut Duration); 8] = [
+        ("idleTimeoutMs", &mut c.idle_timeout),
+        ("pingTimeoutMs", &mut c.ping_timeout),
+        ("backoffBaseMs", &mut c.backoff_base),
+        ("backoffCapMs", &mut c.backoff_cap),
+        ("stableAfterMs", &mut c.stable_after),
+        ("maintenanceGraceMs", &mut c.maintenance_grace),
+        ("requestTimeoutMs", &mut c.request_timeout),
+        ("handoverLingerMs", &mut c.handover_linger),
+    ];
+    for (name, field) in durations {
+        if let Some(d) = ms_option(options, name)? {
+            *field = d;
+        }
+    }
+    let counts: [(&str, &mut u32); 4] = [
+        (
+            "maxChannelCreationsPerMinute",
+            &mut c.max_channel_creations_per_minute,
+        ),
+        (
+            "maxTokenRequestsPerMinute",
+            &mut c.max_token_requests_per_minute,
+        ),
+        (
+            "maxSubscriptionRequestsPerMinute",
+            &mut c.max_subscription_requests_per_minute,
+        ),
+        ("maxConnectsPerMinute", &mut c.max_connects_per_minute),
+    ];
+    for (name, field) in counts {
+        if let Some(n) = count_option(options, name)? {
+            *field = n;
+        }
+    }
+    if let Some(r) = count_option(options, "redundancy")? {
+        c.redundancy = u8::try_from(r).map_err(|_| "redundancy must be 1 or 2".to_owned())?;
+    }
+    c.validate().map_err(|e| e.to_string())?;
+    Ok(c)
+}
+
+fn endpoints(options: &Value) -> Result<Endpoints, String> {
+    let text = |name: &str| options.get(name).and_then(Value::as_str);
+    match (text("apiBase"), text("region")) {
+        (Some(api), _) => Endpoints::custom(api, text("loginBase")).map_err(|e| e.to_string()),
+        (None, Some(region)) => region
+            .parse::<Region>()
+            .map(Endpoints::region)
+            .map_err(|e| e.to_string()),
+        (None, None) => Err("give region (e.g. \"eu_west_1\") or apiBase".to_owned()),
+    }
+}
+
+fn topics(list: &Value) -> Result<Vec<Topic>, String> {
+    let items = list
+        .as_array()
+        .ok_or_else(|| "topics must be an array of strings".to_owned())?;
+    items
+        .iter()
+        .map(|t| {
+            let s = t
+                .as_str()
+                .ok_or_else(|| "topics must be an array of strings".to_owned())?;
+            Topic::new(s).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// An event as the page sees it.
+fn event_json(e: Event) -> Value {
+    match e {
+        Event::Notification { topic, raw } => {
+            json!({ "type": "notification", "topic": topic, "raw": raw })
+        }
+        Event::Gap {
+            topics,
+            from,
+            to,
+            reason,
+        } => json!({
+            "type": "gap",
+            "topics": topics.iter().map(Topic::as_str).collect::<Vec<_>>(),
+            "fromMs": from.as_millis(),
+            "toMs": to.as_millis(),
+            "reason": reason.to_string(),
+        }),
+        Event::Status(s) => json!({ "type": "status", "status": s.to_string() }),
+        Event::Warning(w) => json!({ "type": "warning", "message": w.to_string() }),
+        Event::TopicRejected { topic, reason } => {
+            json!({ "type": "topicrejected", "topic": topic, "reason": reason })
+        }
+        Event::LoginRequired { reason, since } => json!({
+            "type": "loginrequired",
+            "reason": reason.to_string(),
+            "sinceMs": since.map(Instant::as_millis),
+        }),
+        Event::TokenRotated => json!({ "type": "tokenrotated" }),
+        Event::Fatal(f) => json!({ "type": "fatal", "message": f.to_string() }),
+        other => json!({ "type": "warning", "message": format!("unhandled event: {other:?}") }),
+    }
+}
+
+impl Core {
+    /// A session from the page's options (JSON): `region` or `apiBase` (+ `loginBase`),
+    /// `topics`, and optionally `redundancy` and the tuning fields of [`config`].
+    pub fn new(options: &str, now_ms: f64, seed: u64) -> Result<Core, String> {
+        let options: Value =
+            serde_json::from_str(options).map_err(|e| format!("options are not JSON: {e}"))?;
+        let cfg = config(&options)?;
+        let endpoints = Arc::new(endpoints(&options)?);
+        let wanted = match options.get("topics") {
+            Some(list) => topics(list)?,
+            None => Vec::new(),
+        };
+        let now = instant(now_ms);
+        let mut session = Session::new(cfg, now, seed).map_err(|e| e.to_string())?;
+        session.subscribe(now, wanted).map_err(|e| e.to_string())?;
+        Ok(Core {
+            session,
+            endpoints,
+            http: BTreeMap::new(),
+            next_http: 1,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// What to do now, what to tell the application, and when to wake, as JSON:
+    /// `{"do": [...], "events": [...], "wakeMs": n | null}`.
+    pub fn drain(&mut self) -> String {
+        let mut todo = Vec::new();
+        while let Some(a) = self.session.poll_action() {
+            if let Some(v) = self.perform(a) {
+                todo.push(v);
+            }
+        }
+        let mut events: Vec<Value> = self
+            .warnings
+            .drain(..)
+            .map(|m| json!({ "type": "warning", "message": m }))
+            .collect();
+        while let Some(e) = self.session.poll_event() {
+            events.push(event_json(e));
+        }
+        let wake = self.session.poll_timeout().map(|(at, _)| at.as_millis());
+        json!({ "do": todo, "events": events, "wakeMs": wake }).to_string()
+    }
+
+    fn perform(&mut self, action: Action) -> Option<Value> {
+        let action = match http::rest_exchange(&self.endpoints, action) {
+            Ok((request, finish)) => {
+                let id = self.next_http;
+                self.next_http += 1;
+                if self.http.len() >= MAX_HTTP_IN_FLIGHT {
+                    // The oldest has long been timed out by the session.
+                    self.http.pop_first();
+                }
+                self.http.insert(id, finish);
+                let headers: Vec<[&str; 2]> = request
+                    .headers
+                    .iter()
+                    .map(|(n, v)| [*n, v.as_str()])
+                    .collect();
+                return Some(json!({
+                    "kind": "http",
+                    "id": id,
+                    "method": request.method,
+                    "url": request.url,
+                    "headers": headers,
+                    "body": request.body,
+                }));
+            }
+            Err(other) => other,
+        };
+        match action {
+            Action::RequestToken { req } => Some(json!({ "kind": "token", "req": req.as_u64() })),
+            Action::Connect { conn, url } => {
+                Some(json!({ "kind": "connect", "conn": conn.as_u64(), "url": url.expose() }))
+            }
+            Action::Send { conn, text } => {
+                Some(json!({ "kind": "send", "conn": conn.as_u64(), "text": text }))
+            }
+            Action::Close { conn, code } => {
+                Some(json!({ "kind": "close", "conn": conn.as_u64(), "code": code }))
+            }
+            other => {
+                self.warnings
+                    .push(format!("the browser adapter cannot perform {other:?}"));
+                None
+            }
+        }
+    }
+
+    /// Feeds one input.
+    pub fn input(&mut self, now_ms: f64, input: Input) {
+        self.session.handle_input(instant(now_ms), input);
+    }
+
+    /// The answer to HTTP exchange `id`; `status` 0 with `failure` set: no answer.
+    pub fn http_done(&mut self, now_ms: f64, id: u64, answer: Result<HttpAnswer, String>) {
+        let Some(finish) = self.http.remove(&id) else {
+            return;
+        };
+        let (input, local) = finish(answer);
+        if let Some(w) = local {
+            self.warnings.push(w.to_string());
+        }
+        self.input(now_ms, input);
+    }
+
+    /// The session itself.
+    pub fn session(&mut self) -> &mut Session {
+        &mut self.session
+    }
+}
+
+/// The session, for JavaScript. Every method that takes `now_ms` is an input or a command;
+/// call [`drain`](Self::drain) after each.
+#[wasm_bindgen]
+pub struct Driver {
+    core: Core,
+}
+
+fn js_err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+#[wasm_bindgen]
+impl Driver {
+    /// A session from its options (JSON; see [`Core::new`]).
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: &str, now_ms: f64, seed: f64) -> Result<Driver, JsError> {
+        let seed = if seed.is_finite() {
+            seed.abs() as u64
+        } else {
+            1
+        };
+        Core::new(options, now_ms, seed)
+            .map(|core| Driver { core })
+            .map_err(js_err)
+    }
+
+    /// What to do, what to tell, when to wake (JSON).
+    pub fn drain(&mut self) -> String {
+        self.core.drain()
+    }
+
+    /// Wakes the session (its timer fired).
+    pub fn timeout(&mut self, now_ms: f64) {
+        self.core.session.handle_timeout(instant(now_ms));
+    }
+
+    /// The page was frozen (or its timers throttled) for `slept_ms` that the session clock
+    /// does not count: tokens and channels age by it and every socket must prove itself again.
+    pub fn resumed(&mut self, now_ms: f64, slept_ms: f64) {
+        self.core.input(
+            now_ms,
+            Input::Resumed {
+                slept: millis(slept_ms),
+            },
+        );
+    }
+
+    /// An HTTP answer: status, the `Retry-After`, `Date` and `Location` headers, the body.
+    #[allow(clippy::too_many_arguments)]
+    pub fn http_answer(
+        &mut self,
+        now_ms: f64,
+        id: f64,
+        status: u16,
+        retry_after: Option<String>,
+        date: Option<String>,
+        location: Option<String>,
+        body: String,
+    ) {
+        let answer = HttpAnswer {
+            status,
+            retry_after,
+            date,
+            location,
+            body,
+        };
+        self.core.http_done(now_ms, id as u64, Ok(answer));
+    }
+
+    /// An HTTP exchange that got no answer (network, CORS, abort).
+    pub fn http_failed(&mut self, now_ms: f64, id: f64, message: String) {
+        self.core.http_done(now_ms, id as u64, Err(message));
+    }
+
+    /// The page's `getToken()` gave a token.
+    pub fn token_issued(&mut self, now_ms: f64, req: f64, token: String, expires_in_s: f64) {
+        self.core.input(
+            now_ms,
+            Input::TokenIssued {
+                req: ReqId::from_u64(req as u64),
+                token: Secret::new(token),
+                expires_in: millis(expires_in_s * 1000.0),
+                rotated_refresh_token: false,
+            },
+        );
+    }
+
+    /// The page's `getToken()` failed. `retryable`: a network problem worth retrying;
+    /// otherwise the page cannot get a token without its user (a login is required).
+    pub fn token_failed(&mut self, now_ms: f64, req: f64, message: String, retryable: bool) {
+        let error = if retryable {
+            RequestError::network(message)
+        } else {
+            RequestError::CannotRefresh(message)
+        };
+        self.core.input(
+            now_ms,
+            Input::TokenFailed {
+                req: ReqId::from_u64(req as u64),
+                error,
+            },
+        );
+    }
+
+    /// A socket opened.
+    pub fn opened(&mut self, now_ms: f64, conn: f64) {
+        self.core.input(
+            now_ms,
+            Input::Opened {
+                conn: ConnId::from_u64(conn as u64),
+            },
+        );
+    }
+
+    /// A socket failed before it opened.
+    pub fn connect_failed(&mut self, now_ms: f64, conn: f64, message: String) {
+        self.core.input(
+            now_ms,
+            Input::ConnectFailed {
+                conn: ConnId::from_u64(conn as u64),
+                error: RequestError::network(message),
+            },
+        );
+    }
+
+    /// A text frame arrived.
+    pub fn frame(&mut self, now_ms: f64, conn: f64, text: String) {
+        self.core.input(
+            now_ms,
+            Input::Frame {
+                conn: ConnId::from_u64(conn as u64),
+                text,
+            },
+        );
+    }
+
+    /// A socket closed; `code` 1006 means no close frame came.
+    pub fn closed(&mut self, now_ms: f64, conn: f64, code: u16, reason: String) {
+        let code = (code != 1006 && code != 0).then_some(code);
+        self.core.input(
+            now_ms,
+            Input::Closed {
+                conn: ConnId::from_u64(conn as u64),
+                code,
+                reason,
+            },
+        );
+    }
+
+    /// Adds topics (a JSON array of strings).
+    pub fn subscribe(&mut self, now_ms: f64, topics_json: &str) -> Result<(), JsError> {
+        let list: Value = serde_json::from_str(topics_json).map_err(js_err)?;
+        let wanted = topics(&list).map_err(js_err)?;
+        self.core
+            .session
+            .subscribe(instant(now_ms), wanted)
+            .map_err(js_err)
+    }
+
+    /// Removes topics (a JSON array of strings).
+    pub fn unsubscribe(&mut self, now_ms: f64, topics_json: &str) -> Result<(), JsError> {
+        let list: Value = serde_json::from_str(topics_json).map_err(js_err)?;
+        let gone = topics(&list).map_err(js_err)?;
+        self.core
+            .session
+            .unsubscribe(instant(now_ms), gone.iter())
+            .map_err(js_err)
+    }
+
+    /// A token from a new login.
+    pub fn login(&mut self, now_ms: f64, token: String, expires_in_s: f64) -> Result<(), JsError> {
+        self.core
+            .session
+            .login(
+                instant(now_ms),
+                Secret::new(token),
+                millis(expires_in_s * 1000.0),
+            )
+            .map_err(js_err)
+    }
+
+    /// Closes every socket with 1000 and stops.
+    pub fn close(&mut self, now_ms: f64) {
+        self.core.session.close(instant(now_ms));
+    }
+
+    /// `connecting`, `live`, `recovering`, `login_required`, `closed` or `failed`.
+    pub fn status(&self) -> String {
+        self.core.session.status().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drained(c: &mut Core) -> Value {
+        serde_json::from_str(&c.drain()).unwrap()
+    }
+
+    #[test]
+    fn options_are_checked_and_say_what_is_wrong() {
+        let err = |o: &str| Core::new(o, 0.0, 1).err().unwrap();
+        assert!(err("{").contains("not JSON"));
+        assert!(err("{}").contains("region"));
+        assert!(err(r#"{"region":"mars"}"#).contains("unknown region"));
+        assert!(err(r#"{"apiBase":"http://example.com"}"#).contains("loopback"));
+        assert!(err(r#"{"region":"eu_west_1","topics":["nope"]}"#).contains("invalid topic"));
+        assert!(err(r#"{"region":"eu_west_1","redundancy":3}"#).contains("redundancy"));
+        assert!(err(r#"{"region":"eu_west_1","idleTimeoutMs":"x"}"#).contains("idleTimeoutMs"));
+        assert!(Core::new(
+            r#"{"region":"eu_west_1","topics":["v2.users.a.presence"]}"#,
+            0.0,
+            1
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn the_loop_asks_for_a_token_then_an_http_channel_request_and_maps_its_answer() {
+        let mut c = Core::new(
+            r#"{"apiBase":"http://127.0.0.1:9","topics":["v2.users.a.presence"]}"#,
+            0.0,
+            1,
+        )
+        .unwrap();
+        let out = drained(&mut c);
+        assert_eq!(out["do"][0]["kind"], "token");
+        assert_eq!(out["events"][0]["type"], "status");
+        let req = out["do"][0]["req"].as_u64().unwrap();
+        c.input(
+            5.0,
+            Input::TokenIssued {
+                req: ReqId::from_u64(req),
+                token: Secret::new("tok"),
+                expires_in: Duration::from_secs(3600),
+                rotated_refresh_token: false,
+            },
+        );
+        let out = drained(&mut c);
+        let http = &out["do"][0];
+        assert_eq!(http["kind"], "http");
+        assert_eq!(http["method"], "POST");
+        assert_eq!(
+            http["url"],
+            "http://127.0.0.1:9/api/v2/notifications/channels"
+        );
+        assert!(out["wakeMs"].as_u64().is_some());
+        // A channel on a foreign host is refused before anything connects to it.
+        let body = r#"{"id":"streaming-1","connectUri":"wss://elsewhere.example/channels/streaming-1","expires":"2099-01-01T00:00:00Z"}"#;
+        c.http_done(
+            10.0,
+            http["id"].as_u64().unwrap(),
+            Ok(HttpAnswer {
+                status: 200,
+                body: body.to_owned(),
+                ..HttpAnswer::default()
+            }),
+        );
+        let out = drained(&mut c);
+        assert!(
+            !out["do"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["kind"] == "connect"),
+            "{out}"
+        );
+        assert!(out["events"].to_string().contains("connectUri"), "{out}");
+    }
+
+    #[test]
+    fn stale_and_unknown_answers_are_ignored() {
+        let mut c = Core::new(r#"{"region":"eu_west_1"}"#, 0.0, 1).unwrap();
+        c.drain();
+        c.http_done(1.0, 999, Err("late".into()));
+        let out = drained(&mut c);
+        assert_eq!(out["do"], json!([]));
+    }
+}
