@@ -1,0 +1,94 @@
+// Types of genesys-notify-web.
+
+/** What `getToken` returns: a token and its remaining life in seconds. `null`: no token
+ * without a new login (the client then emits `loginrequired` and waits for `login`). */
+export type Token = { accessToken: string; expiresIn: number } | null;
+
+export interface ClientOptions {
+  /** A Genesys Cloud region name (`eu_west_1`, `us_east_1`, …) or its domain. */
+  region?: string;
+  /** Explicit base URLs instead (`http://` only on loopback, e.g. `genesys-notify sim`). */
+  apiBase?: string;
+  loginBase?: string;
+  /** Called single-flight whenever the session needs a token. Throw for a failure worth
+   * retrying (network); return `null` when only a new login can help. */
+  getToken: () => Promise<Token>;
+  /** Called with the `loginrequired` detail. */
+  onLoginRequired?: (detail: LoginRequiredDetail) => void;
+  topics?: string[];
+  /** 1 (default) or 2: two channels on two sockets, each notification delivered once. */
+  redundancy?: 1 | 2;
+  /** Session tuning, in milliseconds / per minute. */
+  idleTimeoutMs?: number;
+  pingTimeoutMs?: number;
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  stableAfterMs?: number;
+  maintenanceGraceMs?: number;
+  requestTimeoutMs?: number;
+  handoverLingerMs?: number;
+  maxChannelCreationsPerMinute?: number;
+  maxTokenRequestsPerMinute?: number;
+  maxSubscriptionRequestsPerMinute?: number;
+  maxConnectsPerMinute?: number;
+  /** Seed of the backoff jitter (random by default). */
+  seed?: number;
+  /** Where the `.wasm` file is, if not beside the glue. */
+  wasmUrl?: string | URL;
+}
+
+export type Status = 'connecting' | 'live' | 'recovering' | 'login_required' | 'closed' | 'failed';
+
+export interface NotificationDetail {
+  topic: string;
+  /** The notification exactly as received. */
+  raw: string;
+  /** `raw`, parsed. */
+  readonly data: unknown;
+}
+
+export interface GapDetail {
+  topics: string[];
+  from: Date;
+  to: Date;
+  fromMs: number;
+  toMs: number;
+  reason: string;
+}
+
+export interface LoginRequiredDetail {
+  reason: string;
+  sinceMs: number | null;
+}
+
+export interface ClientEventMap {
+  notification: CustomEvent<NotificationDetail>;
+  gap: CustomEvent<GapDetail>;
+  status: CustomEvent<{ status: Status }>;
+  topicrejected: CustomEvent<{ topic: string; reason: string }>;
+  loginrequired: CustomEvent<LoginRequiredDetail>;
+  warning: CustomEvent<{ message: string }>;
+  tokenrotated: CustomEvent<Record<string, never>>;
+  fatal: CustomEvent<{ message: string }>;
+}
+
+export declare class Client extends EventTarget {
+  readonly status: Status;
+  toDate(ms: number): Date;
+  subscribe(topics: Iterable<string>): void;
+  unsubscribe(topics: Iterable<string>): void;
+  login(accessToken: string, expiresIn: number): void;
+  close(): void;
+  addEventListener<K extends keyof ClientEventMap>(
+    type: K,
+    listener: (ev: ClientEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+}
+
+export declare function createClient(options: ClientOptions): Promise<Client>;

@@ -1,0 +1,315 @@
+// genesys-notify-web: the genesys-notify session in the browser. The session itself is the
+// Rust core compiled to wasm (../pkg); this file only moves bytes between it and the
+// browser's fetch, WebSocket and timers. Every decision is the session's.
+
+import init, { Driver } from '../pkg/genesys_notify_wasm.js';
+
+/** A timer this much later than asked means the page was frozen (or throttled): a suspend. */
+const LATE_MS = 5000;
+/** The largest HTTP answer body read; a hostile server cannot make the page hold more. */
+const MAX_BODY = 4 << 20;
+/** An HTTP exchange is abandoned after this (the session has long timed it out by then). */
+const FETCH_TIMEOUT_MS = 60000;
+
+let loading = null;
+
+/** Loads the wasm session once per page. */
+function load(wasmUrl) {
+  loading ??= init(wasmUrl === undefined ? undefined : { module_or_path: wasmUrl });
+  return loading;
+}
+
+/**
+ * Starts a session: `await createClient({ region | apiBase, getToken, topics })`.
+ * Events: `notification`, `gap`, `status`, `topicrejected`, `loginrequired`, `warning`,
+ * `tokenrotated`, `fatal` (each a CustomEvent with `detail`).
+ */
+export async function createClient(options) {
+  await load(options?.wasmUrl);
+  return new Client(options);
+}
+
+async function readCapped(response) {
+  if (!response.body) return '';
+  const reader = response.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > MAX_BODY) {
+      await reader.cancel();
+      throw new Error(`answer larger than ${MAX_BODY} bytes`);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.length;
+  }
+  return new TextDecoder().decode(all);
+}
+
+export class Client extends EventTarget {
+  #driver;
+  #sockets = new Map();
+  #opened = new Set();
+  #timer = null;
+  /** performance.now() at which the timer is due. */
+  #due = null;
+  /** Time the page was frozen, which the session clock does not count. */
+  #frozen = 0;
+  #start;
+  #getToken;
+  #onLoginRequired;
+  #tokenInFlight = null;
+  #status = 'connecting';
+
+  constructor(options) {
+    super();
+    const { getToken, onLoginRequired, topics = [], seed, wasmUrl, ...rest } = options ?? {};
+    if (typeof getToken !== 'function') {
+      throw new TypeError('createClient needs getToken: async () => ({ accessToken, expiresIn })');
+    }
+    this.#getToken = getToken;
+    this.#onLoginRequired = onLoginRequired;
+    this.#start = performance.now();
+    const opts = { ...rest, topics };
+    this.#driver = new Driver(
+      JSON.stringify(opts),
+      0,
+      seed ?? Math.floor(Math.random() * 2 ** 31),
+    );
+    this.#pump();
+  }
+
+  /** Where the session stands: connecting, live, recovering, login_required, closed, failed. */
+  get status() {
+    return this.#status;
+  }
+
+  /** The wall-clock time of a session instant (milliseconds on the session clock). */
+  toDate(ms) {
+    return new Date(performance.timeOrigin + this.#start + this.#frozen + ms);
+  }
+
+  /** Adds topics; the whole set is subscribed again. */
+  subscribe(topics) {
+    this.#driver.subscribe(this.#enter(), JSON.stringify([...topics]));
+    this.#pump();
+  }
+
+  /** Removes topics. */
+  unsubscribe(topics) {
+    this.#driver.unsubscribe(this.#enter(), JSON.stringify([...topics]));
+    this.#pump();
+  }
+
+  /** A token from a new login, after `loginrequired`. */
+  login(accessToken, expiresIn) {
+    this.#driver.login(this.#enter(), String(accessToken), Number(expiresIn));
+    this.#pump();
+  }
+
+  /** Closes every socket with 1000 and stops; what was still uncovered is reported first. */
+  close() {
+    this.#driver.close(this.#enter());
+    this.#pump();
+  }
+
+  #now() {
+    return performance.now() - this.#start - this.#frozen;
+  }
+
+  /**
+   * Every callback enters here. A timer that should have fired long ago means the page was
+   * frozen: that time is kept off the session clock and reported as a suspend, before
+   * anything that happened meanwhile is fed in, so a healthy socket is never judged by a
+   * timer that ran late.
+   */
+  #enter() {
+    const t = performance.now();
+    if (this.#due !== null && t - this.#due > LATE_MS) {
+      const late = t - this.#due;
+      this.#due = null;
+      this.#frozen += late;
+      this.#driver.resumed(this.#now(), late);
+    }
+    return this.#now();
+  }
+
+  #pump() {
+    const out = JSON.parse(this.#driver.drain());
+    for (const a of out.do) this.#perform(a);
+    for (const e of out.events) this.#emit(e);
+    this.#schedule(out.wakeMs);
+  }
+
+  #schedule(wakeMs) {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#due = null;
+    if (wakeMs === null || wakeMs === undefined) return;
+    const delay = Math.max(0, wakeMs - this.#now());
+    this.#due = performance.now() + delay;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      const now = this.#enter();
+      this.#due = null;
+      this.#driver.timeout(now);
+      this.#pump();
+    }, delay);
+  }
+
+  #perform(a) {
+    switch (a.kind) {
+      case 'http':
+        this.#http(a);
+        break;
+      case 'token':
+        this.#token(a.req);
+        break;
+      case 'connect':
+        this.#connect(a.conn, a.url);
+        break;
+      case 'send':
+        this.#sockets.get(a.conn)?.send(a.text);
+        break;
+      case 'close': {
+        const ws = this.#sockets.get(a.conn);
+        this.#sockets.delete(a.conn);
+        this.#opened.delete(a.conn);
+        if (ws) {
+          ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+          ws.close(a.code);
+        }
+        break;
+      }
+      default:
+        this.#emit({ type: 'warning', message: `unknown action ${a.kind}` });
+    }
+  }
+
+  #http(a) {
+    const headers = new Headers();
+    for (const [name, value] of a.headers) headers.set(name, value);
+    fetch(a.url, {
+      method: a.method,
+      headers,
+      body: a.body ?? undefined,
+      // Never follow a redirect, with credentials or not: it is refused by the session.
+      redirect: 'manual',
+      cache: 'no-store',
+      credentials: 'omit',
+      signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+    })
+      .then(async (r) => {
+        if (r.type === 'opaqueredirect') {
+          this.#driver.http_answer(this.#enter(), a.id, 302, undefined, undefined, undefined, '');
+          return;
+        }
+        const body = await readCapped(r);
+        const h = (n) => r.headers.get(n) ?? undefined;
+        this.#driver.http_answer(
+          this.#enter(),
+          a.id,
+          r.status,
+          h('retry-after'),
+          h('date'),
+          h('location'),
+          body,
+        );
+      })
+      .catch((e) => this.#driver.http_failed(this.#enter(), a.id, String(e?.message ?? e)))
+      .finally(() => this.#pump());
+  }
+
+  /** Single flight: one getToken() at a time, whatever asks for it. */
+  #token(req) {
+    this.#tokenInFlight ??= Promise.resolve()
+      .then(() => this.#getToken())
+      .finally(() => {
+        this.#tokenInFlight = null;
+      });
+    this.#tokenInFlight
+      .then((t) => {
+        const now = this.#enter();
+        if (t === null || t === undefined) {
+          this.#driver.token_failed(now, req, 'getToken() has no token without a new login', false);
+        } else if (typeof t.accessToken !== 'string' || !(Number(t.expiresIn) > 0)) {
+          this.#driver.token_failed(now, req, 'getToken() must return { accessToken, expiresIn }', false);
+        } else {
+          this.#driver.token_issued(now, req, t.accessToken, Number(t.expiresIn));
+        }
+      })
+      .catch((e) => this.#driver.token_failed(this.#enter(), req, String(e?.message ?? e), true))
+      .finally(() => this.#pump());
+  }
+
+  #connect(conn, url) {
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch (e) {
+      this.#driver.connect_failed(this.#enter(), conn, String(e?.message ?? e));
+      queueMicrotask(() => this.#pump());
+      return;
+    }
+    this.#sockets.set(conn, ws);
+    ws.onopen = () => {
+      this.#opened.add(conn);
+      this.#driver.opened(this.#enter(), conn);
+      this.#pump();
+    };
+    ws.onmessage = (ev) => {
+      if (typeof ev.data === 'string') {
+        this.#driver.frame(this.#enter(), conn, ev.data);
+        this.#pump();
+      }
+    };
+    ws.onclose = (ev) => {
+      this.#sockets.delete(conn);
+      const now = this.#enter();
+      if (this.#opened.delete(conn)) {
+        this.#driver.closed(now, conn, ev.code, ev.reason ?? '');
+      } else {
+        this.#driver.connect_failed(now, conn, `closed with ${ev.code} before opening`);
+      }
+      this.#pump();
+    };
+  }
+
+  #emit(e) {
+    let detail;
+    switch (e.type) {
+      case 'notification': {
+        const raw = e.raw;
+        detail = {
+          topic: e.topic,
+          raw,
+          get data() {
+            return JSON.parse(raw);
+          },
+        };
+        break;
+      }
+      case 'gap':
+        detail = { ...e, from: this.toDate(e.fromMs), to: this.toDate(e.toMs) };
+        break;
+      case 'status':
+        this.#status = e.status;
+        detail = e;
+        break;
+      case 'loginrequired':
+        detail = e;
+        this.#onLoginRequired?.(e);
+        break;
+      default:
+        detail = e;
+    }
+    this.dispatchEvent(new CustomEvent(e.type, { detail }));
+  }
+}

@@ -1,0 +1,54 @@
+// Runs the test page in headless Chromium (Debian's, never a downloaded one) and bridges it
+// to the Rust test: the page's `GNW {json}` console lines go to stdout, one per line; stdin
+// takes commands: `close` (close the client, then exit), `freeze MS` (freeze the page, as a
+// browser does to a background tab, then thaw it).
+import { chromium } from 'playwright-core';
+import readline from 'node:readline';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const url = process.argv[2];
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'gnw-')), {
+  executablePath,
+  headless: true,
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
+const page = context.pages()[0] ?? (await context.newPage());
+page.on('console', (m) => {
+  const t = m.text();
+  if (t.startsWith('GNW ')) process.stdout.write(t.slice(4) + '\n');
+});
+page.on('pageerror', (e) => out({ type: 'pageerror', message: String(e) }));
+await page.goto(url);
+out({ type: 'bridge', ready: true });
+
+const cdp = await context.newCDPSession(page);
+const rl = readline.createInterface({ input: process.stdin });
+for await (const line of rl) {
+  const [cmd, arg] = line.trim().split(/\s+/);
+  if (cmd === 'close') {
+    await page.evaluate(() => window.client?.close());
+    await page.waitForTimeout(500);
+    break;
+  }
+  if (cmd === 'freeze') {
+    await cdp.send('Page.setWebLifecycleState', { state: 'frozen' });
+    out({ type: 'bridge', frozen: true });
+    await new Promise((r) => setTimeout(r, Number(arg)));
+    await cdp.send('Page.setWebLifecycleState', { state: 'active' });
+    out({ type: 'bridge', frozen: false });
+  }
+}
+await context.close();
+process.exit(0);

@@ -1,0 +1,47 @@
+// The browser tests' page: one client against the simulator that serves this page, its
+// events written to the console as `GNW {json}` lines for the test to account for.
+import { createClient } from '../src/index.js';
+
+const q = new URLSearchParams(location.search);
+const base = q.get('api') ?? location.origin;
+const say = (o) => console.log('GNW ' + JSON.stringify(o));
+
+// A test's token source: the simulator's client credentials. (A real page uses PKCE and
+// never holds a client secret.)
+async function getToken() {
+  const r = await fetch(`${base}/oauth/token`, {
+    method: 'POST',
+    headers: {
+      Authorization: 'Basic ' + btoa(`${q.get('id')}:${q.get('secret')}`),
+      'Content-Type': 'application/x-www-form-urlencoded',
+    },
+    body: 'grant_type=client_credentials',
+  });
+  if (r.status === 400 || r.status === 401) return null;
+  if (!r.ok) throw new Error(`token endpoint answered HTTP ${r.status}`);
+  const t = await r.json();
+  return { accessToken: t.access_token, expiresIn: t.expires_in };
+}
+
+try {
+  const client = await createClient({
+    apiBase: base,
+    getToken,
+    topics: JSON.parse(q.get('topics') ?? '[]'),
+    seed: 1,
+    ...JSON.parse(q.get('tuning') ?? '{}'),
+  });
+  window.client = client;
+  say({ type: 'start', epochMs: client.toDate(0).getTime() });
+  for (const type of ['notification', 'gap', 'status', 'topicrejected', 'loginrequired', 'warning', 'tokenrotated', 'fatal']) {
+    client.addEventListener(type, (e) => {
+      const d = e.detail;
+      if (type === 'notification') say({ type, topic: d.topic, raw: d.raw });
+      else if (type === 'gap') say({ type, topics: d.topics, fromMs: d.fromMs, toMs: d.toMs, fromEpochMs: d.from.getTime(), toEpochMs: d.to.getTime(), reason: d.reason });
+      else say({ type, ...d });
+      if (type === 'status') document.getElementById('status').textContent = d.status;
+    });
+  }
+} catch (e) {
+  say({ type: 'pageerror', message: String(e?.message ?? e) });
+}
