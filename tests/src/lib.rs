@@ -16,6 +16,7 @@ use genesys_notify_core::{Event, GapReason, Instant, Status};
 use genesys_notify_sim::{Fault, Ledger, Sim, SimConfig};
 
 pub mod adapters;
+pub mod browser;
 pub mod fuzz;
 pub mod herd;
 pub mod hostile;
@@ -120,6 +121,9 @@ pub trait Running {
     fn close(&mut self);
     /// Socket entries and threads or tasks the adapter holds now.
     fn held(&self) -> genesys_notify_adapter_common::Held;
+    /// Freezes the client for `for_ms` as a browser freezes a background page (only the
+    /// browser adapter can).
+    fn freeze(&mut self, _for_ms: u64) {}
 }
 
 /// Starts an adapter's client against a running simulator.

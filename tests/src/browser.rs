@@ -1,0 +1,284 @@
+//! The browser adapter under test: `genesys-notify-web` in headless Chromium (Debian's
+//! `chromium`), driven by playwright-core through `web/test/bridge.mjs`, on a page the
+//! simulator serves. The page's events come back as JSON lines and are turned into the
+//! core's events, so the same ledger accounts for them as for the Rust adapters.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use genesys_notify_core::{
+    AuthError, Event, FatalError, GapReason, Instant, ServerError, Status, Topic,
+};
+use genesys_notify_sim::Sim;
+use serde_json::Value;
+
+use crate::{Adapter, Running, Scenario};
+
+/// The repository's `web/` directory.
+pub fn web_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("web"), |p| p.join("web"))
+}
+
+/// What the browser tests need and did not find, with how to get it; empty when all is there.
+pub fn missing() -> Vec<String> {
+    let mut m = Vec::new();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        m.push(format!(
+            "Chromium ({chromium}): apt-get install -y chromium, or set CHROMIUM"
+        ));
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        m.push("Node.js (node): install Node 20 or later".into());
+    }
+    let web = web_dir();
+    if !web.join("node_modules/playwright-core").exists() {
+        m.push(format!("the Node packages: cd {} && npm ci", web.display()));
+    }
+    m
+}
+
+/// Builds `web/pkg` (the wasm session and its glue) if it is missing or older than the Rust
+/// sources. Err says what to install.
+pub fn build_pkg() -> Result<(), String> {
+    let out = Command::new("bash")
+        .arg(web_dir().join("build.sh"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run web/build.sh: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+/// Percent-encodes a query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The scenario's session settings, as the page's options.
+fn tuning(s: &Scenario) -> Value {
+    let c = &s.session;
+    let ms = |d: Duration| d.as_millis() as u64;
+    serde_json::json!({
+        "idleTimeoutMs": ms(c.idle_timeout),
+        "pingTimeoutMs": ms(c.ping_timeout),
+        "backoffBaseMs": ms(c.backoff_base),
+        "backoffCapMs": ms(c.backoff_cap),
+        "stableAfterMs": ms(c.stable_after),
+        "maintenanceGraceMs": ms(c.maintenance_grace),
+        "requestTimeoutMs": ms(c.request_timeout),
+        "handoverLingerMs": ms(c.handover_linger),
+        "maxChannelCreationsPerMinute": c.max_channel_creations_per_minute,
+        "maxTokenRequestsPerMinute": c.max_token_requests_per_minute,
+        "maxSubscriptionRequestsPerMinute": c.max_subscription_requests_per_minute,
+        "maxConnectsPerMinute": c.max_connects_per_minute,
+        "redundancy": c.redundancy,
+    })
+}
+
+fn gap_reason(s: &str) -> GapReason {
+    match s {
+        "socket_dead" => GapReason::SocketDead,
+        "channel_expired" => GapReason::ChannelExpired,
+        "maintenance" => GapReason::Maintenance,
+        "subscription_dropped" => GapReason::SubscriptionDropped,
+        "rejected" => GapReason::Rejected,
+        "login_required" => GapReason::LoginRequired,
+        "suspended" => GapReason::Suspended,
+        "overflow" => GapReason::Overflow,
+        _ => GapReason::SocketLost,
+    }
+}
+
+fn status(s: &str) -> Status {
+    match s {
+        "live" => Status::Live,
+        "recovering" => Status::Recovering,
+        "login_required" => Status::LoginRequired,
+        "closed" => Status::Closed,
+        "failed" => Status::Failed,
+        _ => Status::Connecting,
+    }
+}
+
+/// One line from the page as the core's event (None: bookkeeping).
+fn to_event(v: &Value, start_epoch_ms: u64) -> Option<Event> {
+    let text = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+    let at =
+        |k: &str| Instant::from_millis(v[k].as_u64().unwrap_or(0).saturating_sub(start_epoch_ms));
+    Some(match v["type"].as_str()? {
+        "notification" => Event::Notification {
+            topic: text("topic"),
+            raw: text("raw"),
+        },
+        "gap" => Event::Gap {
+            topics: v["topics"]
+                .as_array()?
+                .iter()
+                .filter_map(|t| Topic::new(t.as_str()?).ok())
+                .collect(),
+            from: at("fromEpochMs"),
+            to: at("toEpochMs"),
+            reason: gap_reason(&text("reason")),
+        },
+        "status" => Event::Status(status(&text("status"))),
+        "warning" => Event::Warning(
+            ServerError::Network {
+                what: "browser",
+                detail: text("message"),
+                next_attempt_ms: None,
+            }
+            .into(),
+        ),
+        "topicrejected" => Event::TopicRejected {
+            topic: text("topic"),
+            reason: text("reason"),
+        },
+        "loginrequired" => Event::LoginRequired {
+            reason: AuthError::CannotRefresh {
+                detail: text("reason"),
+            },
+            since: v["sinceMs"].as_u64().map(Instant::from_millis),
+        },
+        "tokenrotated" => Event::TokenRotated,
+        "fatal" | "pageerror" => Event::Fatal(FatalError::Refused {
+            what: "browser",
+            detail: text("message"),
+        }),
+        _ => return None,
+    })
+}
+
+/// Headless Chromium running `genesys-notify-web`.
+pub struct Browser;
+
+struct BrowserRunning {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<Value>,
+    start_epoch_ms: u64,
+    status: Status,
+}
+
+impl BrowserRunning {
+    /// Sends a command to the bridge (`freeze MS`).
+    fn command(&mut self, line: &str) {
+        if let Some(s) = self.stdin.as_mut() {
+            let _ = writeln!(s, "{line}");
+        }
+    }
+}
+
+impl Running for BrowserRunning {
+    fn next_event(&mut self, timeout: Duration) -> Option<Event> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let v = self.lines.recv_timeout(left).ok()?;
+            if v["type"] == "start" {
+                self.start_epoch_ms = v["epochMs"].as_u64().unwrap_or(0);
+                continue;
+            }
+            if let Some(e) = to_event(&v, self.start_epoch_ms) {
+                if let Event::Status(s) = e {
+                    self.status = s;
+                }
+                return Some(e);
+            }
+        }
+    }
+    fn wall_time(&self, at: Instant) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(self.start_epoch_ms + at.as_millis())
+    }
+    fn status(&self) -> Status {
+        self.status
+    }
+    fn close(&mut self) {
+        self.command("close");
+        // The bridge closes the client, passes on its last events, and exits.
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stdin = None;
+    }
+    fn held(&self) -> genesys_notify_adapter_common::Held {
+        genesys_notify_adapter_common::Held::default()
+    }
+    fn freeze(&mut self, for_ms: u64) {
+        self.command(&format!("freeze {for_ms}"));
+    }
+}
+
+impl Drop for BrowserRunning {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Adapter for Browser {
+    fn name(&self) -> &'static str {
+        "browser"
+    }
+
+    fn start(&self, s: &Scenario, sim: &Sim) -> Box<dyn Running> {
+        let url = format!(
+            "{}/test/page.html?id={}&secret={}&topics={}&tuning={}",
+            sim.base_url(),
+            encode(sim.client_id()),
+            encode(sim.client_secret()),
+            encode(&serde_json::to_string(&s.topics).unwrap_or_default()),
+            encode(&tuning(s).to_string()),
+        );
+        let mut child = Command::new("node")
+            .arg(web_dir().join("test/bridge.mjs"))
+            .arg(&url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start node: {e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let stdin = child.stdin.take();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        if tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => eprintln!("bridge: {line}"),
+                }
+            }
+        });
+        Box::new(BrowserRunning {
+            child,
+            stdin,
+            lines: rx,
+            start_epoch_ms: 0,
+            status: Status::Connecting,
+        })
+    }
+}
