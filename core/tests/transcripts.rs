@@ -1204,3 +1204,41 @@ fn loss_a_socket_silent_before_its_channel_expires_is_reported_as_dead() {
         "the first cause: {gaps:?}"
     );
 }
+
+/// The old channel's socket is closed by the server only after the channel expired, and the
+/// close is the first thing the session hears after a pause (a page that was frozen or slow,
+/// found in Chromium): the service published nothing to the expired channel, so coverage
+/// ended at the expiry, not at the close, and the gap says so.
+#[test]
+fn a_close_heard_after_the_channel_expired_reports_from_the_expiry() {
+    let mut h = Harness::new(cfg(), 5);
+    h.server.channel_ttl = secs(60);
+    h.subscribe(&[T1]);
+    h.serve();
+    assert_eq!(h.s.status(), Status::Live);
+    let old = h.conn();
+    // The renewal's channel requests fail until after the expiry.
+    h.world
+        .channel_faults
+        .extend((0..20).map(|_| RequestError::status(503)));
+    h.run_until(Instant::from_secs(59));
+    h.note("nothing is heard until the server's close, after the expiry");
+    h.now = Instant::from_secs(62);
+    h.world.channel_faults.clear();
+    h.server.drop_socket(old);
+    h.input(Input::Closed {
+        conn: old,
+        code: Some(1000),
+        reason: "expired".into(),
+    });
+    h.serve();
+    h.run_for(secs(5));
+    assert_eq!(h.s.status(), Status::Live, "{}", h.log);
+    let gaps = h.gaps();
+    assert_eq!(gaps.len(), 1, "{}", h.log);
+    assert!(
+        matches!(gaps[0], Event::Gap { from, .. } if *from <= Instant::from_secs(60)),
+        "{:?}",
+        gaps[0]
+    );
+}

@@ -2305,6 +2305,9 @@ impl Session {
                 (None, true) => (o.last_rx, reason),
                 (None, false) => (now, reason),
             };
+            // Nothing is published to a channel past its expiry, closed or not: its coverage
+            // ended then at the latest.
+            let from = old.chan.as_ref().map_or(from, |c| from.min(c.expires_at));
             // A standby subscribed before the coverage ended keeps covering what it has — if
             // the old socket was drained up to then: by the server's close frame, or by the
             // pong to the handover ping. Otherwise frames it sent before the standby took
