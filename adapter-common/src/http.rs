@@ -135,17 +135,20 @@ fn parse_http_date(s: &str) -> Option<jiff::Timestamp> {
 }
 
 /// Time from the answer's `Date` (or now, when absent) to `expires`: clock skew between
-/// client and server cancels out.
+/// client and server cancels out. `Date` has whole seconds, so the server's clock may have
+/// been up to a second past it: that second is taken off, and the channel is never thought
+/// to live longer than it does.
 pub fn expires_in(expires: &str, date: Option<&str>) -> Option<Duration> {
     let at: jiff::Timestamp = expires.trim().parse().ok()?;
-    let now = date
-        .and_then(parse_http_date)
-        .unwrap_or_else(jiff::Timestamp::now);
+    let (now, granularity) = match date.and_then(parse_http_date) {
+        Some(d) => (d, Duration::from_secs(1)),
+        None => (jiff::Timestamp::now(), Duration::ZERO),
+    };
     let d = at.duration_since(now);
     Some(if d.is_negative() {
         Duration::ZERO
     } else {
-        d.unsigned_abs()
+        d.unsigned_abs().saturating_sub(granularity)
     })
 }
 
@@ -402,7 +405,8 @@ mod tests {
             "2026-11-28T10:05:00.000Z",
             Some("Sat, 28 Nov 2026 10:00:00 GMT"),
         );
-        assert_eq!(d, Some(Duration::from_secs(300)));
+        // Less the second that `Date` cannot show.
+        assert_eq!(d, Some(Duration::from_secs(299)));
         assert_eq!(
             expires_in(
                 "2020-01-01T00:00:00Z",
