@@ -113,6 +113,13 @@ pub struct Config {
     /// the other socket. A copy that arrives later than this is delivered again. At most
     /// [`MAX_DEDUP_KEYS`](crate::MAX_DEDUP_KEYS) notifications are remembered. Default 30 s.
     pub dedup_window: Duration,
+    /// A suspend (a machine asleep, a browser page frozen) is reported as a gap from each
+    /// socket's last frame before it until the socket proves itself drained (by the pong to a
+    /// ping sent at the resume), even when the socket survived: nobody read it meanwhile, and
+    /// whether the service keeps or drops what it cannot send is not known. `false`: a
+    /// socket that survived is taken to have lost nothing (any frame after the resume proves
+    /// it). Default true.
+    pub suspend_gap: bool,
 }
 
 impl Default for Config {
@@ -143,6 +150,7 @@ impl Default for Config {
             close_codes: CloseCodes::default(),
             redundancy: 1,
             dedup_window: Duration::from_secs(30),
+            suspend_gap: true,
         }
     }
 }

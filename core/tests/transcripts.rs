@@ -1242,3 +1242,44 @@ fn a_close_heard_after_the_channel_expired_reports_from_the_expiry() {
         gaps[0]
     );
 }
+
+/// A socket that survives a suspend: nobody read it meanwhile, and whether the service kept
+/// what it could not send is not known, so the stretch is reported once the pong to a ping
+/// sent at the resume proves the socket drained. With `suspend_gap: false` a surviving
+/// socket is taken to have lost nothing.
+#[test]
+fn suspend_survived_is_reported_unless_told_otherwise() {
+    for suspend_gap in [true, false] {
+        let mut h = Harness::new(
+            Config {
+                suspend_gap,
+                ..cfg()
+            },
+            15,
+        );
+        h.subscribe(&[T1]);
+        h.serve();
+        h.run_for(secs(10));
+        h.note("the page is frozen for 30 s; its socket survives");
+        h.input(Input::Resumed { slept: secs(30) });
+        assert_ne!(h.s.status(), Status::Live);
+        // A frame the socket had buffered before the resume ping is answered proves nothing.
+        h.publish(T1, 1);
+        h.serve();
+        h.run_for(secs(2));
+        assert_eq!(h.s.status(), Status::Live, "{}", h.log);
+        let gaps = h.gaps();
+        if suspend_gap {
+            assert_eq!(gaps.len(), 1, "{}", h.log);
+            assert!(
+                matches!(gaps[0], Event::Gap { reason: GapReason::Suspended, from, .. } if *from <= Instant::from_secs(10)),
+                "{:?}",
+                gaps[0]
+            );
+            snap("suspend_survived", &h);
+        } else {
+            assert!(gaps.is_empty(), "{}", h.log);
+        }
+        assert_eq!(h.delivered.len(), 1);
+    }
+}

@@ -227,8 +227,11 @@ pub(super) struct OpenSocket {
     /// What the socket's traffic has shown: when to ping it, how long to wait for a pong.
     /// (Boxed: it holds the recent gaps and round trips, a few hundred bytes.)
     pub(super) cadence: Box<Cadence>,
-    /// Set by a suspend: coverage since then is unproven until a frame arrives.
+    /// Set by a suspend: coverage since then is unproven until a frame arrives (with
+    /// `suspend_gap`: until the pong to the ping sent at the resume).
     pub(super) suspect_since: Option<Instant>,
+    /// With `suspend_gap`: when the session resumed, until the pong to a ping sent then.
+    pub(super) resumed_at: Option<Instant>,
     /// Set by `socket_closing`: the server closes this socket around then.
     pub(super) closing_by: Option<Instant>,
     pub(super) sub: Sub,
@@ -251,6 +254,7 @@ impl OpenSocket {
             pings_out: 0,
             cadence: Box::new(cadence),
             suspect_since: None,
+            resumed_at: None,
             closing_by: None,
             sub: Sub::Wanted { not_before: None },
             server_topics: BTreeSet::new(),

@@ -2011,8 +2011,13 @@ impl Session {
         let tag = l.tag;
         let Some(o) = l.open_mut() else { return };
         o.last_rx = now;
-        o.suspect_since = None;
+        if o.resumed_at.is_none() {
+            o.suspect_since = None;
+        }
         let frame = frame::classify(&text);
+        // After a resume with `suspend_gap`, only the pong to a ping sent after it proves
+        // the socket drained; the stretch before is reported then.
+        let mut suspended: Option<(Instant, BTreeSet<Topic>)> = None;
         if matches!(frame, Frame::Pong) {
             o.pings_out = o.pings_out.saturating_sub(1);
             o.pings.pong();
@@ -2023,13 +2028,26 @@ impl Session {
                     left => Proof::AwaitingPongs(left),
                 };
             }
+            if let Some(r) = o.resumed_at {
+                if o.pings.drained_to.is_some_and(|d| d >= r) {
+                    o.resumed_at = None;
+                    if let Some(since) = o.suspect_since.take() {
+                        if o.is_live() {
+                            suspended = Some((since, o.server_topics.clone()));
+                        }
+                    }
+                }
+            }
         } else {
             o.cadence.frame(now, bounds);
         }
-        // Any frame proves the socket alive, but while a handover waits for its pong only
-        // that pong proves the old socket drained: its deadline stays.
-        if !matches!(o.proof, Proof::AwaitingPongs(_)) {
+        // Any frame proves the socket alive, but while a handover or a resume waits for its
+        // pong only that pong proves the socket drained: its deadline stays.
+        if !matches!(o.proof, Proof::AwaitingPongs(_)) && o.resumed_at.is_none() {
             o.ping_due = None;
+        }
+        if let Some((since, topics)) = suspended {
+            self.report_suspended(w, since, &topics);
         }
         match frame {
             Frame::Heartbeat | Frame::Pong | Frame::Metadata | Frame::SubscribeReply { .. } => {}
@@ -2384,10 +2402,39 @@ impl Session {
         }
     }
 
+    /// A socket proved drained after a resume: the stretch since its last frame before the
+    /// suspend is reported, for the topics no socket proven earlier already reported.
+    fn report_suspended(&mut self, w: Which, since: Instant, topics: &BTreeSet<Topic>) {
+        let others: Vec<&Link> = SLOTS
+            .iter()
+            .filter(|&&x| x != w)
+            .filter_map(|&x| self.link(x))
+            .collect();
+        let proven_elsewhere = |t: &Topic| {
+            others.iter().any(|l| {
+                l.open().is_some_and(|o| {
+                    o.is_live() && o.suspect_since.is_none() && o.server_topics.contains(t)
+                })
+            })
+        };
+        let report: Vec<Topic> = topics
+            .iter()
+            .filter(|t| self.topics.contains(*t) && !proven_elsewhere(t))
+            .cloned()
+            .collect();
+        for t in report {
+            self.uncovered
+                .entry(t)
+                .or_insert((since, GapReason::Suspended));
+        }
+    }
+
     fn on_resumed(&mut self, slept: Duration) {
         if slept.is_zero() {
             return;
         }
+        let now = self.now;
+        let suspend_gap = self.cfg.suspend_gap;
         if let Some(t) = self.tokens.current.as_mut() {
             t.expires_at = t.expires_at - slept;
         }
@@ -2400,7 +2447,11 @@ impl Session {
             }
             if let Some(o) = l.open_mut() {
                 o.suspect_since.get_or_insert(o.last_rx);
-                if o.ping_due.is_none() {
+                if suspend_gap {
+                    // Proven again only by the pong to a ping sent now.
+                    o.resumed_at = Some(now);
+                    self.ping(w);
+                } else if o.ping_due.is_none() {
                     self.ping(w);
                 }
             }
