@@ -157,6 +157,17 @@ fn to_event(v: &Value, start_epoch_ms: u64) -> Option<Event> {
             since: v["sinceMs"].as_u64().map(Instant::from_millis),
         },
         "tokenrotated" => Event::TokenRotated,
+        "resumed" => Event::Warning(
+            ServerError::Network {
+                what: "browser",
+                detail: format!(
+                    "the page resumed after {} ms frozen",
+                    v["sleptMs"].as_f64().unwrap_or(0.0) as u64
+                ),
+                next_attempt_ms: None,
+            }
+            .into(),
+        ),
         "fatal" | "pageerror" => Event::Fatal(FatalError::Refused {
             what: "browser",
             detail: text("message"),

@@ -52,6 +52,9 @@ pub struct Scenario {
     pub max_lost: Option<u64>,
     /// The client is given the simulator's self-signed certificate (with `sim.tls`).
     pub trust_sim_cert: bool,
+    /// The client is frozen at these times after going live, for this long (a browser page
+    /// sent to the background; only the browser adapter can be frozen).
+    pub freezes: Vec<(Duration, Duration)>,
 }
 
 impl Scenario {
@@ -97,6 +100,7 @@ impl Scenario {
             expect_fatal: false,
             max_lost: None,
             trust_sim_cert: true,
+            freezes: Vec::new(),
         }
     }
 
@@ -262,11 +266,19 @@ pub fn run(scenario: &Scenario, adapter: &dyn Adapter) -> Outcome {
     faults.sort_by_key(|(at, _)| *at);
     let mut next_fault = 0;
     let mut fault_times = Vec::new();
+    let mut freezes = scenario.freezes.clone();
+    freezes.sort();
+    let mut next_freeze = 0;
     while t0.elapsed() < scenario.run_for {
         while next_fault < faults.len() && t0.elapsed() >= faults[next_fault].0 {
             sim.fault(&faults[next_fault].1);
             fault_times.push(SystemTime::now());
             next_fault += 1;
+        }
+        while next_freeze < freezes.len() && t0.elapsed() >= freezes[next_freeze].0 {
+            let ms = u64::try_from(freezes[next_freeze].1.as_millis()).unwrap_or(u64::MAX);
+            client.freeze(ms);
+            next_freeze += 1;
         }
         if let Some(e) = client.next_event(Duration::from_millis(20)) {
             events.push((SystemTime::now(), e));

@@ -28,10 +28,20 @@ fn ready() -> Option<()> {
 }
 
 fn scenario(name: &'static str) {
-    if ready().is_none() {
-        return;
+    run(name, genesys_notify_tests::scenario(name));
+}
+
+fn run(name: &'static str, s: genesys_notify_tests::Scenario) {
+    if let Some(out) = run_out(name, s) {
+        genesys_notify_tests::extra_checks(name, &out);
     }
-    let mut s = genesys_notify_tests::scenario(name);
+}
+
+fn run_out(
+    name: &'static str,
+    mut s: genesys_notify_tests::Scenario,
+) -> Option<genesys_notify_tests::Outcome> {
+    ready()?;
     s.sim.static_dir = Some(browser::web_dir());
     let out = genesys_notify_tests::run(&s, &Browser);
     println!(
@@ -39,7 +49,7 @@ fn scenario(name: &'static str) {
         out.published, out.delivered, out.lost_outside_gaps, out.duplicates
     );
     genesys_notify_tests::check(&s, "browser", &out);
-    genesys_notify_tests::extra_checks(name, &out);
+    Some(out)
 }
 
 #[test]
@@ -72,12 +82,45 @@ fn half_open() {
     scenario("half_open");
 }
 
+/// The login is revoked: the page's `getToken()` can get no token without its user (the
+/// token endpoint answers 401), so the session asks for a login once the token it has runs
+/// out, without a request storm.
 #[test]
-fn revoked_refresh_token() {
-    scenario("revoked_refresh_token");
+fn revoked_login() {
+    let mut s = genesys_notify_tests::scenario("revoked_refresh_token");
+    s.faults = vec![(
+        std::time::Duration::from_millis(500),
+        "fail token 1000 401".parse().unwrap(),
+    )];
+    // The first token, the renewal's refusal, and the refusal once the token has expired.
+    s.max_token_requests = 3;
+    run("revoked_login", s);
 }
 
 #[test]
 fn foreign_connect_uri() {
     scenario("foreign_connect_uri");
+}
+
+/// The page is frozen for 30 s, as Chromium freezes a background tab, while the token (20 s)
+/// runs out: on thaw the session counts the pause as a suspend, reports what it could not
+/// prove it covered, and renews what expired.
+#[test]
+fn frozen_page() {
+    let mut s = genesys_notify_tests::scenario("steady");
+    s.sim.token_ttl = std::time::Duration::from_secs(20);
+    s.freezes = vec![(
+        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(30),
+    )];
+    s.run_for = std::time::Duration::from_secs(40);
+    s.max_token_requests = 4;
+    s.max_channel_requests = 4;
+    if let Some(out) = run_out("frozen_page", s) {
+        assert!(
+            out.warnings.iter().any(|w| w.contains("resumed after")),
+            "the freeze was seen as a suspend: {:?}",
+            out.warnings
+        );
+    }
 }

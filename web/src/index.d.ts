@@ -70,6 +70,9 @@ export interface ClientEventMap {
   warning: CustomEvent<{ message: string }>;
   tokenrotated: CustomEvent<Record<string, never>>;
   fatal: CustomEvent<{ message: string }>;
+  /** The page was frozen (or its timers throttled) this long; the session treated it as a
+   * suspend. */
+  resumed: CustomEvent<{ sleptMs: number }>;
 }
 
 export declare class Client extends EventTarget {

@@ -22,7 +22,8 @@ function load(wasmUrl) {
 /**
  * Starts a session: `await createClient({ region | apiBase, getToken, topics })`.
  * Events: `notification`, `gap`, `status`, `topicrejected`, `loginrequired`, `warning`,
- * `tokenrotated`, `fatal` (each a CustomEvent with `detail`).
+ * `tokenrotated`, `fatal`, and `resumed` after the page was frozen (each a CustomEvent with
+ * `detail`).
  */
 export async function createClient(options) {
   await load(options?.wasmUrl);
@@ -62,6 +63,9 @@ export class Client extends EventTarget {
   #due = null;
   /** Time the page was frozen, which the session clock does not count. */
   #frozen = 0;
+  /** Each freeze: the session time it ended at, and the frozen total from then on (the last
+   * 64; older instants map with the oldest kept). */
+  #freezes = [];
   #start;
   #getToken;
   #onLoginRequired;
@@ -91,9 +95,14 @@ export class Client extends EventTarget {
     return this.#status;
   }
 
-  /** The wall-clock time of a session instant (milliseconds on the session clock). */
+  /** The wall-clock time of a session instant (milliseconds on the session clock): the
+   * freezes that ended before it are added back. */
   toDate(ms) {
-    return new Date(performance.timeOrigin + this.#start + this.#frozen + ms);
+    let frozen = 0;
+    for (const f of this.#freezes) {
+      if (f.atMs <= ms) frozen = f.totalMs;
+    }
+    return new Date(performance.timeOrigin + this.#start + frozen + ms);
   }
 
   /** Adds topics; the whole set is subscribed again. */
@@ -136,7 +145,10 @@ export class Client extends EventTarget {
       const late = t - this.#due;
       this.#due = null;
       this.#frozen += late;
+      this.#freezes.push({ atMs: this.#now(), totalMs: this.#frozen });
+      if (this.#freezes.length > 64) this.#freezes.shift();
       this.#driver.resumed(this.#now(), late);
+      this.dispatchEvent(new CustomEvent('resumed', { detail: { sleptMs: late } }));
     }
     return this.#now();
   }

@@ -1,7 +1,7 @@
 // Runs the test page in headless Chromium (Debian's, never a downloaded one) and bridges it
 // to the Rust test: the page's `GNW {json}` console lines go to stdout, one per line; stdin
-// takes commands: `close` (close the client, then exit), `freeze MS` (freeze the page, as a
-// browser does to a background tab, then thaw it).
+// takes commands: `close` (close the client, then exit), `freeze MS` (stop the page's
+// JavaScript for MS, as a browser freezes a background tab, then let it go on).
 import { chromium } from 'playwright-core';
 import readline from 'node:readline';
 import { mkdtempSync } from 'node:fs';
@@ -43,10 +43,14 @@ for await (const line of rl) {
     break;
   }
   if (cmd === 'freeze') {
-    await cdp.send('Page.setWebLifecycleState', { state: 'frozen' });
+    // Chromium freezes only hidden pages, and a headless page is never hidden; pausing its
+    // JavaScript does what a freeze does to it: timers, socket handlers and fetch callbacks
+    // all wait, while the network keeps buffering.
+    await cdp.send('Debugger.enable');
+    await cdp.send('Debugger.pause');
     out({ type: 'bridge', frozen: true });
     await new Promise((r) => setTimeout(r, Number(arg)));
-    await cdp.send('Page.setWebLifecycleState', { state: 'active' });
+    await cdp.send('Debugger.resume');
     out({ type: 'bridge', frozen: false });
   }
 }

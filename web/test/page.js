@@ -33,7 +33,7 @@ try {
   });
   window.client = client;
   say({ type: 'start', epochMs: client.toDate(0).getTime() });
-  for (const type of ['notification', 'gap', 'status', 'topicrejected', 'loginrequired', 'warning', 'tokenrotated', 'fatal']) {
+  for (const type of ['notification', 'gap', 'status', 'topicrejected', 'loginrequired', 'warning', 'tokenrotated', 'fatal', 'resumed']) {
     client.addEventListener(type, (e) => {
       const d = e.detail;
       if (type === 'notification') say({ type, topic: d.topic, raw: d.raw });
