@@ -15,7 +15,13 @@ pub struct Clock {
     wall_start: SystemTime,
     last_mono: std::time::Instant,
     last_wall: SystemTime,
+    /// Each suspend: the session instant it ended at and the time slept up to then (the last
+    /// [`MAX_SUSPENDS`]); a session instant after it is that much later in wall time.
+    suspends: std::collections::VecDeque<(Instant, Duration)>,
 }
+
+/// Suspends remembered for mapping instants to wall time.
+const MAX_SUSPENDS: usize = 64;
 
 impl Default for Clock {
     fn default() -> Self {
@@ -34,6 +40,7 @@ impl Clock {
             wall_start: wall,
             last_mono: mono,
             last_wall: wall,
+            suspends: std::collections::VecDeque::new(),
         }
     }
 
@@ -49,9 +56,16 @@ impl Clock {
         self.mono_start + Duration::from_millis(at.as_millis())
     }
 
-    /// The wall-clock time of a session instant.
+    /// The wall-clock time of a session instant: the suspends that ended before it are
+    /// added back (the monotonic clock, and so the session, did not count them).
     pub fn to_system_time(&self, at: Instant) -> SystemTime {
-        self.wall_start + Duration::from_millis(at.as_millis())
+        let slept = self
+            .suspends
+            .iter()
+            .rev()
+            .find(|(end, _)| *end <= at)
+            .map_or(Duration::ZERO, |(_, total)| *total);
+        self.wall_start + Duration::from_millis(at.as_millis()) + slept
     }
 
     /// How long the machine slept since the last call, if the wall clock ran ahead of the
@@ -64,7 +78,18 @@ impl Clock {
         let wall_d = wall.duration_since(self.last_wall).unwrap_or_default();
         self.last_mono = mono;
         self.last_wall = wall;
-        (wall_d > mono_d + SUSPEND_THRESHOLD).then(|| wall_d - mono_d)
+        let slept = (wall_d > mono_d + SUSPEND_THRESHOLD).then(|| wall_d - mono_d)?;
+        self.suspended(self.now(), slept);
+        Some(slept)
+    }
+
+    /// Notes a suspend of `slept` that ended at session instant `at`.
+    fn suspended(&mut self, at: Instant, slept: Duration) {
+        let total = self.suspends.back().map_or(slept, |(_, t)| *t + slept);
+        if self.suspends.len() == MAX_SUSPENDS {
+            self.suspends.pop_front();
+        }
+        self.suspends.push_back((at, total));
     }
 
     /// A seed for backoff jitter from the wall clock.
@@ -72,5 +97,27 @@ impl Clock {
         self.wall_start
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(7, |d| d.as_nanos() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_after_a_suspend_map_to_wall_time_with_the_sleep_added_back() {
+        let mut c = Clock::new();
+        let wall = |c: &Clock, ms| {
+            c.to_system_time(Instant::from_millis(ms))
+                .duration_since(c.wall_start)
+                .unwrap()
+        };
+        assert_eq!(wall(&c, 1_000), Duration::from_secs(1));
+        c.suspended(Instant::from_millis(5_000), Duration::from_secs(3600));
+        c.suspended(Instant::from_millis(9_000), Duration::from_secs(60));
+        // A gap from before the first sleep to after the second spans both.
+        assert_eq!(wall(&c, 4_000), Duration::from_secs(4));
+        assert_eq!(wall(&c, 6_000), Duration::from_secs(3606));
+        assert_eq!(wall(&c, 10_000), Duration::from_secs(3670));
     }
 }
