@@ -183,7 +183,8 @@ fn event_json(e: Event) -> Value {
 
 impl Core {
     /// A session from the page's options (JSON): `region` or `apiBase` (+ `loginBase`),
-    /// `topics`, and optionally `redundancy` and the tuning fields of [`config`].
+    /// `topics`, and optionally `redundancy` and the session tuning (`idleTimeoutMs`,
+    /// `pingTimeoutMs`, `backoffBaseMs`, …, `maxConnectsPerMinute`: see the package types).
     pub fn new(options: &str, now_ms: f64, seed: u64) -> Result<Core, String> {
         let options: Value =
             serde_json::from_str(options).map_err(|e| format!("options are not JSON: {e}"))?;
