@@ -307,7 +307,12 @@ fn record(client: &Client, ledger: &mut Ledger, t0: Instant, e: Event) {
                 client.to_system_time(to),
             );
         }
-        Event::Status(s) => say(t0, "status", &s.to_string()),
+        Event::Status(s) => {
+            if s == genesys_notify_core::Status::Live {
+                ledger.live(SystemTime::now());
+            }
+            say(t0, "status", &s.to_string())
+        }
         Event::Warning(w) => say(t0, "warning", &w.to_string()),
         Event::TopicRejected { topic, reason } => {
             say(t0, "rejected", &format!("{topic}: {reason}"))

@@ -15,6 +15,9 @@ pub struct Ledger {
     duplicates: BTreeMap<String, u64>,
     gaps: Vec<(BTreeSet<String>, SystemTime, SystemTime)>,
     login_required_at: Option<SystemTime>,
+    /// When the client first said it was live: what was published and missed before then
+    /// was never promised (the subscription may take effect before the socket opens).
+    live_from: Option<SystemTime>,
 }
 
 /// The verdict.
@@ -71,6 +74,12 @@ impl Ledger {
         self.gaps.push((topics.into_iter().collect(), from, to));
     }
 
+    /// The client first said it was live at `at` (later calls are ignored): a missing event
+    /// published before then is not counted.
+    pub fn live(&mut self, at: SystemTime) {
+        self.live_from.get_or_insert(at);
+    }
+
     /// The client was told a login is required at `at`: later losses are explained.
     pub fn login_required(&mut self, at: SystemTime) {
         self.login_required_at.get_or_insert(at);
@@ -115,6 +124,10 @@ impl Ledger {
                         SystemTime::UNIX_EPOCH
                             + Duration::from_millis(u64::try_from(*ms).unwrap_or(0))
                     });
+                if at.zip(self.live_from).is_some_and(|(p, live)| p < live) {
+                    t.published -= 1;
+                    continue;
+                }
                 let explained = at.is_some_and(|p| {
                     self.gaps.iter().any(|(ts, from, to)| {
                         ts.contains(*topic) && p + slack >= *from && p <= *to + slack

@@ -351,7 +351,12 @@ pub fn account(
             }
             Event::Warning(w) => out.warnings.push(w.to_string()),
             Event::TopicRejected { topic, .. } => out.rejected_topics.push(topic.clone()),
-            Event::Status(s) => out.statuses.push(*s),
+            Event::Status(s) => {
+                if *s == Status::Live {
+                    ledger.live(*arrived);
+                }
+                out.statuses.push(*s);
+            }
             Event::Fatal(f) => {
                 out.fatal.push(f.to_string());
                 // The application was told the session stopped: later losses are explained.
