@@ -154,6 +154,9 @@ export class Client extends EventTarget {
   }
 
   #pump() {
+    // Also here: a freeze can fall between a callback's start and its pump (in the middle of
+    // a promise chain); the lateness must be seen before the timer is set again.
+    this.#enter();
     const out = JSON.parse(this.#driver.drain());
     for (const a of out.do) this.#perform(a);
     for (const e of out.events) this.#emit(e);
