@@ -61,6 +61,8 @@ export class Client extends EventTarget {
   #timer = null;
   /** performance.now() at which the timer is due. */
   #due = null;
+  /** performance.now() of the last callback of any kind. */
+  #lastEntry = performance.now();
   /** Time the page was frozen, which the session clock does not count. */
   #frozen = 0;
   /** Each freeze: the session time it ended at, and the frozen total from then on (the last
@@ -141,8 +143,13 @@ export class Client extends EventTarget {
    */
   #enter() {
     const t = performance.now();
-    if (this.#due !== null && t - this.#due > LATE_MS) {
-      const late = t - this.#due;
+    // Frozen: nothing at all ran for LATE_MS past the wake-up. A page whose timers are only
+    // throttled (a hidden tab) still runs its socket callbacks, and is not taken for frozen
+    // while they come.
+    const quietSince = this.#due === null ? null : Math.max(this.#due, this.#lastEntry);
+    this.#lastEntry = t;
+    if (quietSince !== null && t - quietSince > LATE_MS) {
+      const late = t - quietSince;
       this.#due = null;
       this.#frozen += late;
       this.#freezes.push({ atMs: this.#now(), totalMs: this.#frozen });
