@@ -171,12 +171,19 @@ export class Client extends EventTarget {
   }
 
   #schedule(wakeMs) {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-    this.#due = null;
-    if (wakeMs === null || wakeMs === undefined) return;
+    if (wakeMs === null || wakeMs === undefined) {
+      if (this.#timer !== null) clearTimeout(this.#timer);
+      this.#timer = null;
+      this.#due = null;
+      return;
+    }
     const delay = Math.max(0, wakeMs - this.#now());
-    this.#due = performance.now() + delay;
+    const due = performance.now() + delay;
+    // A timer already set to fire no later is kept: the wake-up moves with every frame, and
+    // an early one costs the session nothing (it wakes, finds nothing due, and says when).
+    if (this.#timer !== null && this.#due !== null && this.#due <= due) return;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#due = due;
     this.#timer = setTimeout(() => {
       this.#timer = null;
       const now = this.#enter();
