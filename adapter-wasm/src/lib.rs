@@ -34,6 +34,10 @@ pub struct Core {
     http: BTreeMap<u64, Finish>,
     next_http: u64,
     warnings: Vec<String>,
+    /// The text of the last frame fed in: a notification that is exactly it goes back to the
+    /// page as `"same": true` instead of its text, which the page already holds (escaping
+    /// it into JSON and parsing it again is most of the cost of a notification).
+    last_frame: Option<String>,
 }
 
 fn instant(ms: f64) -> Instant {
@@ -147,9 +151,12 @@ fn topics(list: &Value) -> Result<Vec<Topic>, String> {
         .collect()
 }
 
-/// An event as the page sees it.
-fn event_json(e: Event) -> Value {
+/// An event as the page sees it; a notification whose text is `last_frame` says `same`.
+fn event_json(e: Event, last_frame: Option<&str>) -> Value {
     match e {
+        Event::Notification { topic, raw } if last_frame == Some(raw.as_str()) => {
+            json!({ "type": "notification", "topic": topic, "same": true })
+        }
         Event::Notification { topic, raw } => {
             json!({ "type": "notification", "topic": topic, "raw": raw })
         }
@@ -203,6 +210,7 @@ impl Core {
             http: BTreeMap::new(),
             next_http: 1,
             warnings: Vec::new(),
+            last_frame: None,
         })
     }
 
@@ -220,8 +228,9 @@ impl Core {
             .drain(..)
             .map(|m| json!({ "type": "warning", "message": m }))
             .collect();
+        let last = self.last_frame.take();
         while let Some(e) = self.session.poll_event() {
-            events.push(event_json(e));
+            events.push(event_json(e, last.as_deref()));
         }
         let wake = self.session.poll_timeout().map(|(at, _)| at.as_millis());
         json!({ "do": todo, "events": events, "wakeMs": wake }).to_string()
@@ -270,6 +279,12 @@ impl Core {
                 None
             }
         }
+    }
+
+    /// Feeds a text frame, remembering it until the next [`drain`](Self::drain).
+    pub fn frame(&mut self, now_ms: f64, conn: ConnId, text: String) {
+        self.last_frame = Some(text.clone());
+        self.input(now_ms, Input::Frame { conn, text });
     }
 
     /// Feeds one input.
@@ -420,15 +435,10 @@ impl Driver {
         );
     }
 
-    /// A text frame arrived.
+    /// A text frame arrived. A notification that is exactly this frame comes back from
+    /// the next [`drain`](Self::drain) as `"same": true`, without its text.
     pub fn frame(&mut self, now_ms: f64, conn: f64, text: String) {
-        self.core.input(
-            now_ms,
-            Input::Frame {
-                conn: ConnId::from_u64(conn as u64),
-                text,
-            },
-        );
+        self.core.frame(now_ms, ConnId::from_u64(conn as u64), text);
     }
 
     /// A socket closed; `code` 1006 means no close frame came.
@@ -564,6 +574,38 @@ mod tests {
             "{out}"
         );
         assert!(out["events"].to_string().contains("connectUri"), "{out}");
+    }
+
+    #[test]
+    fn a_notification_that_is_the_frame_fed_in_comes_back_without_its_text() {
+        let mut c = Core::new(
+            r#"{"region":"eu_west_1","topics":["v2.users.a.presence"]}"#,
+            0.0,
+            1,
+        )
+        .unwrap();
+        c.drain();
+        // No socket is open: the frame is ignored, and `same` is never said of another text.
+        c.frame(1.0, ConnId::from_u64(99), "{}".into());
+        let out = drained(&mut c);
+        assert_eq!(out["events"], json!([]));
+        let e = event_json(
+            Event::Notification {
+                topic: "v2.users.a.presence".into(),
+                raw: "x".into(),
+            },
+            Some("x"),
+        );
+        assert_eq!(e["same"], true);
+        assert!(e.get("raw").is_none());
+        let e = event_json(
+            Event::Notification {
+                topic: "v2.users.a.presence".into(),
+                raw: "x".into(),
+            },
+            Some("y"),
+        );
+        assert_eq!(e["raw"], "x");
     }
 
     #[test]

@@ -73,6 +73,8 @@ export class Client extends EventTarget {
   #onLoginRequired;
   #tokenInFlight = null;
   #status = 'connecting';
+  /** The frame being fed in: a notification that is exactly it comes back as `same`. */
+  #lastFrame = null;
 
   constructor(options) {
     super();
@@ -296,7 +298,9 @@ export class Client extends EventTarget {
     ws.onmessage = (ev) => {
       if (typeof ev.data === 'string') {
         this.#driver.frame(this.#enter(), conn, ev.data);
+        this.#lastFrame = ev.data;
         this.#pump();
+        this.#lastFrame = null;
       }
     };
     ws.onclose = (ev) => {
@@ -315,7 +319,7 @@ export class Client extends EventTarget {
     let detail;
     switch (e.type) {
       case 'notification': {
-        const raw = e.raw;
+        const raw = e.same ? this.#lastFrame : e.raw;
         detail = {
           topic: e.topic,
           raw,
