@@ -18,7 +18,7 @@ mod token;
 pub use clock::Clock;
 pub use endpoints::{Endpoints, Origin, Region};
 pub use queue::EventQueue;
-pub use token::{Credentials, PersistFn, TokenFn, TokenSource, TokenStep};
+pub use token::{percent_encode, Credentials, PersistFn, TokenFn, TokenSource, TokenStep};
 
 /// Per-connection resources an adapter holds right now: after any number of reconnects, no
 /// more than the open sockets need.

@@ -100,7 +100,8 @@ struct TokenBody {
     refresh_token: Option<String>,
 }
 
-fn form_encode(s: &str) -> String {
+/// Percent-encodes a form or query value (everything but the unreserved characters).
+pub fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
@@ -165,7 +166,7 @@ impl TokenSource {
                 let auth = Self::basic(client_id, client_secret);
                 let body = format!(
                     "grant_type=refresh_token&refresh_token={}",
-                    form_encode(refresh_token.expose())
+                    percent_encode(refresh_token.expose())
                 );
                 TokenStep::Http(self.form_request(auth, body))
             }

@@ -303,11 +303,6 @@ impl Core {
         }
         self.input(now_ms, input);
     }
-
-    /// The session itself.
-    pub fn session(&mut self) -> &mut Session {
-        &mut self.session
-    }
 }
 
 /// The session, for JavaScript. Every method that takes `now_ms` is an input or a command;

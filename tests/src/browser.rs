@@ -9,6 +9,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
+use genesys_notify_adapter_common::percent_encode as encode;
 use genesys_notify_core::{
     AuthError, Event, FatalError, GapReason, Instant, ServerError, Status, Topic,
 };
@@ -59,18 +60,6 @@ pub fn build_pkg() -> Result<(), String> {
     }
 }
 
-/// Percent-encodes a query value.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The scenario's session settings, as the page's options.
 fn tuning(s: &Scenario) -> Value {
     let c = &s.session;
@@ -117,6 +106,18 @@ fn status(s: &str) -> Status {
     }
 }
 
+/// A warning with the page's text.
+fn page_warning(detail: String) -> Event {
+    Event::Warning(
+        ServerError::Network {
+            what: "browser",
+            detail,
+            next_attempt_ms: None,
+        }
+        .into(),
+    )
+}
+
 /// One line from the page as the core's event (None: bookkeeping).
 fn to_event(v: &Value, start_epoch_ms: u64) -> Option<Event> {
     let text = |k: &str| v[k].as_str().unwrap_or("").to_owned();
@@ -138,14 +139,7 @@ fn to_event(v: &Value, start_epoch_ms: u64) -> Option<Event> {
             reason: gap_reason(&text("reason")),
         },
         "status" => Event::Status(status(&text("status"))),
-        "warning" => Event::Warning(
-            ServerError::Network {
-                what: "browser",
-                detail: text("message"),
-                next_attempt_ms: None,
-            }
-            .into(),
-        ),
+        "warning" => page_warning(text("message")),
         "topicrejected" => Event::TopicRejected {
             topic: text("topic"),
             reason: text("reason"),
@@ -157,17 +151,10 @@ fn to_event(v: &Value, start_epoch_ms: u64) -> Option<Event> {
             since: v["sinceMs"].as_u64().map(Instant::from_millis),
         },
         "tokenrotated" => Event::TokenRotated,
-        "resumed" => Event::Warning(
-            ServerError::Network {
-                what: "browser",
-                detail: format!(
-                    "the page resumed after {} ms frozen",
-                    v["sleptMs"].as_f64().unwrap_or(0.0) as u64
-                ),
-                next_attempt_ms: None,
-            }
-            .into(),
-        ),
+        "resumed" => page_warning(format!(
+            "the page resumed after {} ms frozen",
+            v["sleptMs"].as_f64().unwrap_or(0.0) as u64
+        )),
         "fatal" | "pageerror" => Event::Fatal(FatalError::Refused {
             what: "browser",
             detail: text("message"),

@@ -638,10 +638,6 @@ pub fn scenario(name: &'static str) -> Scenario {
 /// The redundancy table: two links. A fault that hits one socket costs nothing; faults that
 /// hit both are reported as with one link.
 fn redundant_scenario(name: &'static str) -> Scenario {
-    redundant_scenario_of(name)
-}
-
-fn redundant_scenario_of(name: &'static str) -> Scenario {
     let mut s = Scenario::new(name);
     s.session.redundancy = 2;
     s.run_for = secs(8.0);
@@ -704,11 +700,9 @@ fn redundant_scenario_of(name: &'static str) -> Scenario {
             s.max_channel_requests = 2;
         }
         "redundant_revoked_refresh_token" => {
-            s.creds = Creds::RefreshToken;
-            s.sim.token_ttl = secs(3.0);
-            s.faults = vec![(secs(0.5), Fault::RevokeRefreshTokens)];
-            s.run_for = secs(5.0);
-            s.expect_login_required = true;
+            s = scenario("revoked_refresh_token");
+            s.name = name;
+            s.session.redundancy = 2;
             s.max_token_requests = 3;
             s.max_channel_requests = 3;
         }

@@ -94,42 +94,39 @@ fn soak_redundant_tokio_60s() {
     redundant(&Tokio, 60);
 }
 
+/// One long redundant-soak run: the one-socket schedule with `links` links.
+fn long_redundant(adapter: &dyn Adapter, links: u8) {
+    let seed = env("SOAK_SEED", 20261128);
+    verdict(&soak_one_socket(
+        adapter,
+        seed,
+        env("SOAK_SECONDS", 1800),
+        links,
+    ));
+}
+
 #[test]
 #[ignore = "long: SOAK_SECONDS (default 1800), run with --test-threads 4 to run both modes at once"]
 fn soak_redundant_two_links_blocking() {
-    let seed = env("SOAK_SEED", 20261128);
-    verdict(&soak_one_socket(
-        &Blocking,
-        seed,
-        env("SOAK_SECONDS", 1800),
-        2,
-    ));
+    long_redundant(&Blocking, 2);
 }
 
 #[test]
 #[ignore = "long: SOAK_SECONDS (default 1800)"]
 fn soak_redundant_two_links_tokio() {
-    let seed = env("SOAK_SEED", 20261128);
-    verdict(&soak_one_socket(&Tokio, seed, env("SOAK_SECONDS", 1800), 2));
+    long_redundant(&Tokio, 2);
 }
 
 #[test]
 #[ignore = "long: SOAK_SECONDS (default 1800)"]
 fn soak_redundant_one_link_blocking() {
-    let seed = env("SOAK_SEED", 20261128);
-    verdict(&soak_one_socket(
-        &Blocking,
-        seed,
-        env("SOAK_SECONDS", 1800),
-        1,
-    ));
+    long_redundant(&Blocking, 1);
 }
 
 #[test]
 #[ignore = "long: SOAK_SECONDS (default 1800)"]
 fn soak_redundant_one_link_tokio() {
-    let seed = env("SOAK_SEED", 20261128);
-    verdict(&soak_one_socket(&Tokio, seed, env("SOAK_SECONDS", 1800), 1));
+    long_redundant(&Tokio, 1);
 }
 
 fn no_false_verdict(adapter: &dyn Adapter, seconds: u64) {

@@ -3,6 +3,7 @@
 // alternating. The bench (tests/benches/browser_throughput.rs) publishes a burst of N when
 // the page says `ready`, and reads `done` with the elapsed milliseconds.
 import { createClient } from '../src/index.js';
+import { clientCredentials } from './token.js';
 
 const q = new URLSearchParams(location.search);
 const base = location.origin;
@@ -11,18 +12,7 @@ const rounds = Number(q.get('rounds'));
 const TOPIC = 'v2.users.bench.presence';
 const say = (o) => console.log('GNW ' + JSON.stringify(o));
 
-async function token() {
-  const r = await fetch(`${base}/oauth/token`, {
-    method: 'POST',
-    headers: {
-      Authorization: 'Basic ' + btoa(`${q.get('id')}:${q.get('secret')}`),
-      'Content-Type': 'application/x-www-form-urlencoded',
-    },
-    body: 'grant_type=client_credentials',
-  });
-  const t = await r.json();
-  return { accessToken: t.access_token, expiresIn: t.expires_in };
-}
+const token = clientCredentials(base, q.get('id'), q.get('secret'));
 
 async function bare() {
   const { accessToken } = await token();

@@ -1,27 +1,13 @@
 // The browser tests' page: one client against the simulator that serves this page, its
 // events written to the console as `GNW {json}` lines for the test to account for.
 import { createClient } from '../src/index.js';
+import { clientCredentials } from './token.js';
 
 const q = new URLSearchParams(location.search);
 const base = q.get('api') ?? location.origin;
 const say = (o) => console.log('GNW ' + JSON.stringify(o));
 
-// A test's token source: the simulator's client credentials. (A real page uses PKCE and
-// never holds a client secret.)
-async function getToken() {
-  const r = await fetch(`${base}/oauth/token`, {
-    method: 'POST',
-    headers: {
-      Authorization: 'Basic ' + btoa(`${q.get('id')}:${q.get('secret')}`),
-      'Content-Type': 'application/x-www-form-urlencoded',
-    },
-    body: 'grant_type=client_credentials',
-  });
-  if (r.status === 400 || r.status === 401) return null;
-  if (!r.ok) throw new Error(`token endpoint answered HTTP ${r.status}`);
-  const t = await r.json();
-  return { accessToken: t.access_token, expiresIn: t.expires_in };
-}
+const getToken = clientCredentials(base, q.get('id'), q.get('secret'));
 
 try {
   const client = await createClient({
