@@ -276,3 +276,83 @@ fn a_service_that_keeps_a_topic_on_one_channel_gets_one_link_and_a_warning() {
     assert_eq!(creates(&h), 2, "{}", h.log);
     snap("redundancy_one_channel_per_topic", &h);
 }
+
+/// Answers the first pending action that `pick` selects, and returns it.
+fn answer_one(h: &mut Harness, pick: impl Fn(&Action) -> bool) -> Action {
+    let i = h
+        .pending
+        .iter()
+        .position(pick)
+        .unwrap_or_else(|| panic!("no such action pending\n{}", h.log));
+    let a = h.pending.remove(i).unwrap();
+    h.answer(a.clone());
+    a
+}
+
+fn puts_to(h: &Harness, channel: &str) -> usize {
+    h.count(|a| matches!(a, Action::PutSubscriptions { channel: c, .. } if c.as_str() == channel))
+}
+
+/// A service that keeps each topic on one channel tells the channel it takes them from on that
+/// channel's socket. A channel whose PUT went out beside an upgrade that has not finished has
+/// no socket to be told on, so no other PUT may land then: the second link's subscription waits
+/// until the first socket is open, and none goes out beside the second upgrade.
+#[test]
+fn no_subscription_lands_while_another_channel_holds_topics_without_a_socket() {
+    let mut h = Harness::new(cfg(), 7);
+    h.world.manual = true;
+    h.subscribe(&[T1, T2]);
+    answer_one(&mut h, |a| matches!(a, Action::RequestToken { .. }));
+    answer_one(&mut h, |a| matches!(a, Action::CreateChannel { .. }));
+    answer_one(&mut h, |a| matches!(a, Action::CreateChannel { .. }));
+    // The first link's PUT went out beside its upgrade; the second's did not.
+    assert_eq!(puts_to(&h, "ch1"), 1, "{}", h.log);
+    assert_eq!(puts_to(&h, "ch2"), 0, "{}", h.log);
+    // The second socket opens first; the first channel's PUT is answered, its socket is not.
+    answer_one(
+        &mut h,
+        |a| matches!(a, Action::Connect { url, .. } if url.expose().ends_with("ch2")),
+    );
+    answer_one(&mut h, |a| matches!(a, Action::PutSubscriptions { .. }));
+    assert_eq!(
+        puts_to(&h, "ch2"),
+        0,
+        "waits for the first socket\n{}",
+        h.log
+    );
+    answer_one(&mut h, |a| matches!(a, Action::Connect { .. }));
+    assert_eq!(puts_to(&h, "ch2"), 1, "goes once it is open\n{}", h.log);
+    h.world.manual = false;
+    h.run_for(Duration::from_millis(10));
+    assert_eq!(h.s.live_sockets(), 2, "{}", h.log);
+}
+
+/// The first upgrade fails: its channel holds topics with no socket until the link comes
+/// back, which PUTs again once open (taking the topics back, and telling the second socket if
+/// the service keeps each topic on one channel); the second link does not wait for it.
+#[test]
+fn a_failed_first_upgrade_does_not_hold_the_second_subscription() {
+    let mut h = Harness::new(cfg(), 7);
+    h.world.manual = true;
+    h.subscribe(&[T1, T2]);
+    answer_one(&mut h, |a| matches!(a, Action::RequestToken { .. }));
+    answer_one(&mut h, |a| matches!(a, Action::CreateChannel { .. }));
+    answer_one(&mut h, |a| matches!(a, Action::CreateChannel { .. }));
+    answer_one(
+        &mut h,
+        |a| matches!(a, Action::Connect { url, .. } if url.expose().ends_with("ch2")),
+    );
+    h.world
+        .connect_faults
+        .push_back(genesys_notify_core::RequestError::Network("reset".into()));
+    answer_one(&mut h, |a| matches!(a, Action::Connect { .. }));
+    assert_eq!(puts_to(&h, "ch2"), 1, "{}", h.log);
+    h.world.manual = false;
+    h.run_for(secs(10));
+    assert_eq!(h.s.live_sockets(), 2, "{}", h.log);
+    assert!(
+        puts_to(&h, "ch1") >= 2,
+        "the first link PUTs again once open\n{}",
+        h.log
+    );
+}

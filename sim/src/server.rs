@@ -788,15 +788,18 @@ fn take_from_other_channels(
     topics: &BTreeSet<String>,
 ) {
     let mut told = Vec::new();
+    let mut unseen = 0;
     for (other, ch) in st.channels.iter_mut() {
         if other == id || ch.client != client || ch.topics.is_disjoint(topics) {
             continue;
         }
         ch.topics.retain(|t| !topics.contains(t));
-        if let Some(sock) = ch.socket {
-            told.push((sock, other.to_owned()));
+        match ch.socket {
+            Some(sock) => told.push((sock, other.to_owned())),
+            None => unseen += 1,
         }
     }
+    st.stats.topics_taken_unseen += unseen;
     for (sock, channel) in told {
         if let Some(s) = st.sockets.get(&sock) {
             let _ =

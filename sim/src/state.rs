@@ -79,6 +79,9 @@ pub struct Stats {
     pub tokens_issued: u64,
     /// Close codes clients sent, in order (`None`: the socket ended without a close frame).
     pub client_close_codes: Vec<Option<u16>>,
+    /// `exclusive_topics`: times topics were taken from a channel that had no socket to be
+    /// told on (its client cannot know they left).
+    pub topics_taken_unseen: u64,
 }
 
 impl Stats {

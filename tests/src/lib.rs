@@ -167,6 +167,9 @@ pub struct Outcome {
     pub fatal: Vec<String>,
     /// Per topic, the first missing sequence numbers outside gaps (for diagnosis).
     pub unexplained: BTreeMap<String, Vec<u64>>,
+    /// A service that keeps each topic on one channel took topics from a channel of this
+    /// client that had no socket to tell (see the simulator's `Stats`).
+    pub topics_taken_unseen: u64,
 }
 
 impl Outcome {
@@ -324,6 +327,7 @@ pub fn account(
         channel_requests: stats.count("channels.create"),
         upgrades: stats.count("upgrade"),
         subscription_requests: stats.count("subscriptions.put"),
+        topics_taken_unseen: stats.topics_taken_unseen,
         ..Outcome::default()
     };
     let mut ledger = Ledger::new();
@@ -395,6 +399,16 @@ pub fn check(scenario: &Scenario, adapter: &str, out: &Outcome) {
         "{} [{adapter}]: {out}\nunexplained: {:?}\nwarnings: {:?}",
         scenario.name, out.unexplained, out.warnings
     );
+    // With a service that keeps each topic on one channel, no subscription may land while
+    // another of the client's channels holds topics without a socket: they would leave it
+    // unseen while its link claims them. A count, so the race shows even when no event fell
+    // into it.
+    if scenario.sim.exclusive_topics {
+        assert_eq!(
+            out.topics_taken_unseen, 0,
+            "topics taken from a channel without a socket — {ctx}"
+        );
+    }
     assert_eq!(
         out.lost_outside_gaps, 0,
         "events lost outside a reported gap — {ctx}"

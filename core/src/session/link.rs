@@ -343,6 +343,23 @@ impl Link {
         self.open().is_some()
     }
 
+    /// The channel may hold topics while no socket is attached to it: a subscription PUT went
+    /// out beside an upgrade that has not finished. A service that keeps each topic on one
+    /// channel may move them away from such a channel without telling it (there is no socket
+    /// to tell).
+    pub(super) fn exposed(&self) -> bool {
+        matches!(&self.step, Step::Connecting { early, .. } if !matches!(early, Early::None))
+    }
+
+    /// A subscription PUT of this link is in flight.
+    pub(super) fn put_in_flight(&self) -> bool {
+        match &self.step {
+            Step::Open(o) => o.sub.request().is_some(),
+            Step::Connecting { early, .. } => early.request().is_some(),
+            Step::Waiting { .. } | Step::NeedToken | Step::Creating { .. } => false,
+        }
+    }
+
     pub(super) fn is_live(&self) -> bool {
         self.open().is_some_and(OpenSocket::is_live)
     }

@@ -662,6 +662,14 @@ impl Session {
         self.slot(w).as_mut()
     }
 
+    /// True when a link other than `w` satisfies `pred`.
+    fn other_link(&self, w: Which, pred: impl Fn(&Link) -> bool) -> bool {
+        SLOTS
+            .into_iter()
+            .filter(|&o| o != w)
+            .any(|o| self.link(o).is_some_and(&pred))
+    }
+
     fn find(&self, pred: impl Fn(&Link) -> bool) -> Option<Which> {
         SLOTS.into_iter().find(|&w| self.link(w).is_some_and(&pred))
     }
@@ -1110,11 +1118,12 @@ impl Session {
     fn drive(&mut self, w: Which) {
         let usable = self.token_usable_for(w);
         let now = self.now;
+        let held = self.other_link(w, Link::exposed);
         let Some(l) = self.link(w) else { return };
         let owed = |o: &OpenSocket| matches!(o.sub, Sub::Wanted { not_before } if not_before.is_none_or(|t| t <= now));
         match &l.step {
             Step::NeedToken if usable => self.begin(w, Plan::NewChannel),
-            Step::Open(o) if owed(o) => {
+            Step::Open(o) if owed(o) && !held => {
                 if self.access_token().is_some() {
                     let max = self.cfg.max_subscription_requests_per_minute;
                     match self.budgets.subscription.take(now, max) {
@@ -1264,6 +1273,15 @@ impl Session {
         let now = self.now;
         let retrying = self.link(w).is_some_and(|l| l.failures > 1);
         if retrying || self.access_token().is_none() {
+            return;
+        }
+        // Subscription PUTs are ordered so that none can land while another of this client's
+        // channels holds topics without a socket: a service that keeps each topic on one channel
+        // tells the channel it takes them from on that channel's socket, and a channel without
+        // one would lose them unseen while its link claims them. A PUT beside the upgrade is
+        // such a channel, so it goes out only while no other PUT is in flight, and other links'
+        // PUTs wait until its socket opens (`drive`).
+        if self.other_link(w, |l| l.exposed() || l.put_in_flight()) {
             return;
         }
         let max = self.cfg.max_subscription_requests_per_minute;
