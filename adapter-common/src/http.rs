@@ -12,6 +12,7 @@ use genesys_notify_core::{
 };
 use serde::Deserialize;
 
+use crate::time::UnixTime;
 use crate::Endpoints;
 
 /// An HTTP request to perform. `Debug` never shows header values or the body (they carry
@@ -120,18 +121,12 @@ pub fn parse_retry_after(value: &str, date: Option<&str>) -> Option<Duration> {
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = parse_http_date(v)?;
-    let now = date
-        .and_then(parse_http_date)
-        .unwrap_or_else(jiff::Timestamp::now);
-    let secs = at.duration_since(now).as_secs();
-    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
-}
-
-fn parse_http_date(s: &str) -> Option<jiff::Timestamp> {
-    jiff::fmt::rfc2822::DateTimeParser::new()
-        .parse_timestamp(s.trim())
-        .ok()
+    let at = UnixTime::parse_http_date(v)?;
+    let now = match date.and_then(UnixTime::parse_http_date) {
+        Some(d) => d,
+        None => UnixTime::now()?,
+    };
+    Some(Duration::from_secs(at.saturating_since(now).as_secs()))
 }
 
 /// Time from the answer's `Date` (or now, when absent) to `expires`: clock skew between
@@ -139,17 +134,12 @@ fn parse_http_date(s: &str) -> Option<jiff::Timestamp> {
 /// been up to a second past it: that second is taken off, and the channel is never thought
 /// to live longer than it does.
 pub fn expires_in(expires: &str, date: Option<&str>) -> Option<Duration> {
-    let at: jiff::Timestamp = expires.trim().parse().ok()?;
-    let (now, granularity) = match date.and_then(parse_http_date) {
+    let at = UnixTime::parse_rfc3339(expires)?;
+    let (now, granularity) = match date.and_then(UnixTime::parse_http_date) {
         Some(d) => (d, Duration::from_secs(1)),
-        None => (jiff::Timestamp::now(), Duration::ZERO),
+        None => (UnixTime::now()?, Duration::ZERO),
     };
-    let d = at.duration_since(now);
-    Some(if d.is_negative() {
-        Duration::ZERO
-    } else {
-        d.unsigned_abs().saturating_sub(granularity)
-    })
+    Some(at.saturating_since(now).saturating_sub(granularity))
 }
 
 #[derive(Deserialize)]

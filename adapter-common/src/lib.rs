@@ -13,6 +13,7 @@ pub mod http;
 pub mod queue;
 #[cfg(feature = "native")]
 pub mod socket;
+pub mod time;
 mod token;
 
 pub use clock::Clock;

@@ -249,7 +249,9 @@ export class Client extends EventTarget {
           a.id,
           r.status,
           h('retry-after'),
-          h('date'),
+          // A cross-origin answer's Date is readable only if the server exposes it; the
+          // session measures a channel's life from it, so the page's own clock stands in.
+          h('date') ?? new Date().toUTCString(),
           h('location'),
           body,
         );
