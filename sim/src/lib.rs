@@ -30,6 +30,7 @@
 mod duration;
 mod fault;
 mod ledger;
+mod pkce;
 mod server;
 mod state;
 mod tls;

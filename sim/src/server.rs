@@ -215,6 +215,7 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
     let (endpoint, mut resp) = match (&method, parts.as_slice()) {
         (&Method::OPTIONS, _) => ("preflight", crate::web::preflight(origin.clone())),
         (&Method::POST, ["oauth", "token"]) => ("token", token(&shared, req).await),
+        (&Method::GET, ["oauth", "authorize"]) => ("authorize", authorize(&shared, &query)),
         (&Method::POST, ["api", "v2", "notifications", "channels"]) => {
             ("channels.create", create_channel(&shared, &req))
         }
@@ -418,7 +419,10 @@ async fn token(shared: &Shared, req: Request<Incoming>) -> Resp {
     let params = form(&body);
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let cfg = &shared.cfg;
+    // A page's login: the code grant with PKCE, which has no client secret to send.
+    let pkce = creds.is_none() && get("grant_type") == Some("authorization_code");
     match creds {
+        _ if pkce => {}
         Some((id, secret)) if id == cfg.client_id && secret == cfg.client_secret => {}
         Some(_) => {
             return oauth_error(
@@ -438,6 +442,15 @@ async fn token(shared: &Shared, req: Request<Incoming>) -> Resp {
     let mut st = shared.lock();
     let rotated = match get("grant_type") {
         Some("client_credentials") => None,
+        Some("authorization_code") if pkce => {
+            let owned = |k: &str| get(k).map(str::to_owned);
+            if let Err((status, error, d)) =
+                crate::pkce::redeem(&mut st.codes, &cfg.client_id, owned)
+            {
+                return oauth_error(status, error, &d);
+            }
+            None
+        }
         Some("refresh_token") => {
             let Some(rt) = get("refresh_token") else {
                 return oauth_error(400, "invalid_request", "refresh_token is required");
@@ -482,6 +495,23 @@ async fn token(shared: &Shared, req: Request<Incoming>) -> Resp {
         body["refresh_token"] = Value::String(r);
     }
     respond(200, Some(body))
+}
+
+/// `GET /oauth/authorize`: the login page of a PKCE client, whose user agrees at once.
+fn authorize(shared: &Shared, query: &str) -> Resp {
+    let params = form(query.as_bytes());
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let cfg = &shared.cfg;
+    let to = crate::pkce::authorize(&mut shared.lock(), &cfg.client_id, &cfg.cors_origins, get);
+    match to.map(|t| HeaderValue::from_str(&t)) {
+        Ok(Ok(location)) => {
+            let mut r = respond(302, None);
+            r.headers_mut().insert(header::LOCATION, location);
+            r
+        }
+        Ok(Err(_)) => oauth_error(400, "invalid_request", "redirect_uri is not a valid URL"),
+        Err((status, error, d)) => oauth_error(status, error, &d),
+    }
 }
 
 /// The client behind a valid bearer token, or the 401 the service answers.

@@ -108,6 +108,8 @@ pub(crate) struct State {
     /// Per topic, the wall-clock time (Unix ms) each `seq` was published at (index seq − 1).
     pub(crate) publish_log: BTreeMap<String, Vec<i64>>,
     pub(crate) stats: Stats,
+    /// Authorization codes handed out and not yet redeemed.
+    pub(crate) codes: BTreeMap<String, crate::pkce::Code>,
     /// While a `one` fault is applied: the only socket it hits.
     only: Option<u64>,
 }

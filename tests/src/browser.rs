@@ -164,7 +164,12 @@ fn to_event(v: &Value, start_epoch_ms: u64) -> Option<Event> {
 }
 
 /// Headless Chromium running `genesys-notify-web`.
-pub struct Browser;
+#[derive(Default)]
+pub struct Browser {
+    /// More of the test page's query (`&auth=pkce`: sign in with PKCE, not client
+    /// credentials).
+    pub query: String,
+}
 
 struct BrowserRunning {
     child: Child,
@@ -241,12 +246,13 @@ impl Adapter for Browser {
 
     fn start(&self, s: &Scenario, sim: &Sim) -> Box<dyn Running> {
         let url = format!(
-            "{}/test/page.html?id={}&secret={}&topics={}&tuning={}",
+            "{}/test/page.html?id={}&secret={}&topics={}&tuning={}{}",
             sim.base_url(),
             encode(sim.client_id()),
             encode(sim.client_secret()),
             encode(&serde_json::to_string(&s.topics).unwrap_or_default()),
             encode(&tuning(s).to_string()),
+            self.query,
         );
         let mut child = Command::new("node")
             .arg(web_dir().join("test/bridge.mjs"))

@@ -39,11 +39,19 @@ fn run(name: &'static str, s: genesys_notify_tests::Scenario) {
 
 fn run_out(
     name: &'static str,
+    s: genesys_notify_tests::Scenario,
+) -> Option<genesys_notify_tests::Outcome> {
+    run_with(name, s, &Browser::default())
+}
+
+fn run_with(
+    name: &'static str,
     mut s: genesys_notify_tests::Scenario,
+    browser: &Browser,
 ) -> Option<genesys_notify_tests::Outcome> {
     ready()?;
     s.sim.static_dir = Some(browser::web_dir());
-    let out = genesys_notify_tests::run(&s, &Browser);
+    let out = genesys_notify_tests::run(&s, browser);
     println!(
         "browser scenario={name} published={} delivered={} lost_outside_gaps={} duplicates={}",
         out.published, out.delivered, out.lost_outside_gaps, out.duplicates
@@ -123,6 +131,41 @@ fn frozen_page() {
             out.warnings.iter().any(|w| w.contains("resumed after")),
             "the freeze was seen as a suspend: {:?}",
             out.warnings
+        );
+    }
+}
+
+/// The page signs in the way a browser application does: the code grant with PKCE (no client
+/// secret, no refresh token; the simulator's login page agrees at once). Its token lives 20 s;
+/// `getToken()` has no other to give, so when it runs out the session reports the gap, asks
+/// for a login, and the page signs in again in a popup without leaving the page: live again
+/// on the new token, nothing lost without a report, two sign-ins in all.
+#[test]
+fn pkce_login() {
+    let mut s = genesys_notify_tests::scenario("steady");
+    s.sim.token_ttl = std::time::Duration::from_secs(20);
+    s.run_for = std::time::Duration::from_secs(30);
+    s.expect_login_required = true;
+    s.max_token_requests = 2;
+    s.max_channel_requests = 2;
+    let pkce = Browser {
+        query: "&auth=pkce&minLife=5".to_owned(),
+    };
+    if let Some(out) = run_with("pkce_login", s, &pkce) {
+        assert_eq!(
+            out.token_requests, 2,
+            "a sign-in, then one in the popup: {out}"
+        );
+        assert_eq!(out.gaps.len(), 1, "the token's end, reported: {out}");
+        use genesys_notify_core::Status;
+        let asked = out
+            .statuses
+            .iter()
+            .position(|s| *s == Status::LoginRequired);
+        assert!(
+            asked.is_some_and(|i| out.statuses[i..].contains(&Status::Live)),
+            "live again on the new token: {out} {:?}",
+            out.statuses
         );
     }
 }

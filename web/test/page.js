@@ -1,13 +1,39 @@
 // The browser tests' page: one client against the simulator that serves this page, its
 // events written to the console as `GNW {json}` lines for the test to account for.
 import { createClient } from '../src/index.js';
+import { createPkceLogin } from '../src/pkce.js';
 import { clientCredentials } from './token.js';
 
 const q = new URLSearchParams(location.search);
 const base = q.get('api') ?? location.origin;
 const say = (o) => console.log('GNW ' + JSON.stringify(o));
 
-const getToken = clientCredentials(base, q.get('id'), q.get('secret'));
+// `auth=pkce`: the page signs in as a real page does (the simulator's login page agrees at
+// once), and signs in again in a popup whenever the session asks for a login.
+let getToken;
+let relogin = null;
+if (q.get('auth') === 'pkce') {
+  const back = new URL(location.href);
+  back.searchParams.delete('code');
+  back.searchParams.delete('state');
+  const auth = createPkceLogin({
+    loginBase: base,
+    clientId: q.get('id'),
+    redirectUri: back.href,
+    minLifeSeconds: Number(q.get('minLife') ?? 60),
+  });
+  const done = await auth.completeRedirect();
+  if (done === 'popup') throw new Error('unreachable: the popup has closed');
+  if (!(await auth.getToken())) {
+    say({ type: 'bridge', signingIn: true });
+    await auth.start();
+    await new Promise(() => {});
+  }
+  getToken = auth.getToken;
+  relogin = () => auth.popup();
+} else {
+  getToken = clientCredentials(base, q.get('id'), q.get('secret'));
+}
 
 try {
   const client = await createClient({
@@ -18,6 +44,16 @@ try {
     ...JSON.parse(q.get('tuning') ?? '{}'),
   });
   window.client = client;
+  if (relogin) {
+    client.addEventListener('loginrequired', async () => {
+      try {
+        const t = await relogin();
+        client.login(t.accessToken, t.expiresIn);
+      } catch (e) {
+        say({ type: 'pageerror', message: String(e?.message ?? e) });
+      }
+    });
+  }
   say({ type: 'start', epochMs: client.toDate(0).getTime() });
   for (const type of ['notification', 'gap', 'status', 'topicrejected', 'loginrequired', 'warning', 'tokenrotated', 'fatal', 'resumed']) {
     client.addEventListener(type, (e) => {
