@@ -264,6 +264,9 @@ impl Driver {
                 Event::LoginRequired { reason, .. } => {
                     tracing::error!(reason = %reason, "login required")
                 }
+                Event::LoginSoon { reason, expires_in } => {
+                    tracing::warn!(reason = %reason, expires_in_s = expires_in.as_secs(), "login soon")
+                }
                 _ => {}
             }
             self.events.push(now, e);

@@ -183,6 +183,11 @@ fn event_json(e: Event, last_frame: Option<&str>) -> Value {
             "sinceMs": since.map(Instant::as_millis),
         }),
         Event::TokenRotated => json!({ "type": "tokenrotated" }),
+        Event::LoginSoon { reason, expires_in } => json!({
+            "type": "loginsoon",
+            "reason": reason.to_string(),
+            "expiresInMs": expires_in.as_millis() as u64,
+        }),
         Event::Fatal(f) => json!({ "type": "fatal", "message": f.to_string() }),
         other => json!({ "type": "warning", "message": format!("unhandled event: {other:?}") }),
     }

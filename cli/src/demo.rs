@@ -318,6 +318,11 @@ fn record(client: &Client, ledger: &mut Ledger, t0: Instant, e: Event) {
             say(t0, "rejected", &format!("{topic}: {reason}"))
         }
         Event::TokenRotated => say(t0, "token", "refresh token rotated"),
+        Event::LoginSoon { reason, expires_in } => say(
+            t0,
+            "login",
+            &format!("{reason} (the token ends in {} s)", expires_in.as_secs()),
+        ),
         Event::LoginRequired { reason, since } => {
             say(t0, "login", &reason.to_string());
             ledger.login_required(since.map_or_else(SystemTime::now, |s| client.to_system_time(s)));

@@ -524,6 +524,14 @@ impl Log {
                 json!({ "reason": reason.to_string() }),
                 &format!("login required: {reason}"),
             ),
+            Event::LoginSoon { reason, expires_in } => self.emit(
+                "login_soon",
+                json!({ "reason": reason.to_string(), "expires_in_s": expires_in.as_secs() }),
+                &format!(
+                    "login soon: {reason}; the token ends in {} s",
+                    expires_in.as_secs()
+                ),
+            ),
             Event::Fatal(e) => self.emit(
                 "fatal",
                 json!({ "message": e.to_string() }),

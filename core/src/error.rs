@@ -132,6 +132,13 @@ pub enum AuthError {
         /// What the token source said.
         detail: String,
     },
+    /// The token still works, but the token source cannot renew it by itself (in
+    /// [`Event::LoginSoon`](crate::Event::LoginSoon)).
+    #[error("the token source cannot renew the access token by itself ({detail}): log in again before it ends to keep every topic covered")]
+    WillNotRenew {
+        /// What the token source said.
+        detail: String,
+    },
 }
 
 /// The service is unavailable or limiting us. The session backs off and retries.

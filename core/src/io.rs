@@ -302,6 +302,16 @@ pub enum Event {
         /// Since when subscribed topics have not been covered (`None`: none was covered).
         since: Option<Instant>,
     },
+    /// The token cannot be renewed without the user (the token source said so) and ends in
+    /// `expires_in`: a `Session::login` before then keeps every topic covered (the session
+    /// moves to the new token make-before-break); without one, `LoginRequired` follows when
+    /// it ends. Told once per token.
+    LoginSoon {
+        /// Why it cannot be renewed.
+        reason: AuthError,
+        /// How long the current token still lives.
+        expires_in: Duration,
+    },
     /// Something went wrong and the session carried on.
     Warning(Error),
     /// The session stopped for good: fix the configuration it names and start a new one.

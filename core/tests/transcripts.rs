@@ -1283,3 +1283,66 @@ fn suspend_survived_is_reported_unless_told_otherwise() {
         assert_eq!(h.delivered.len(), 1);
     }
 }
+
+/// A token the source cannot renew (a page's PKCE login, a static token): the application is
+/// told while it still has time, and a login before the token ends moves the session to the
+/// new token make-before-break — nothing uncovered, no `LoginRequired`.
+#[test]
+fn login_soon_then_login_before_the_end() {
+    let mut h = Harness::new(cfg(), 3);
+    h.server.token_ttl = secs(20);
+    h.subscribe(&[T1]);
+    h.serve();
+    h.world.token_faults.push_back(RequestError::CannotRefresh(
+        "the page has no other token".into(),
+    ));
+    h.run_for(secs(17));
+    let soon: Vec<_> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::LoginSoon { expires_in, .. } => Some(*expires_in),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(soon.len(), 1, "told once\n{}", h.log);
+    assert!(soon[0] > secs(1) && soon[0] < secs(20), "{soon:?}");
+    h.publish(T1, 1);
+    h.login("fresh");
+    h.run_for(secs(10));
+    h.publish(T1, 2);
+    h.run_for(secs(1));
+    assert!(h.gaps().is_empty(), "{}", h.log);
+    assert!(
+        !h.events
+            .iter()
+            .any(|e| matches!(e, Event::LoginRequired { .. })),
+        "{}",
+        h.log
+    );
+    assert_eq!(h.delivered, vec![(T1.into(), 1), (T1.into(), 2)]);
+    snap("login_soon", &h);
+}
+
+/// Told, but no login comes: `LoginRequired` when the token ends, as before.
+#[test]
+fn login_soon_then_nothing_is_login_required_at_the_end() {
+    let mut h = Harness::new(cfg(), 3);
+    h.server.token_ttl = secs(20);
+    h.subscribe(&[T1]);
+    h.serve();
+    for _ in 0..2 {
+        h.world.token_faults.push_back(RequestError::CannotRefresh(
+            "the page has no other token".into(),
+        ));
+    }
+    h.run_for(secs(25));
+    let n = |pred: fn(&Event) -> bool| h.events.iter().filter(|e| pred(e)).count();
+    assert_eq!(n(|e| matches!(e, Event::LoginSoon { .. })), 1, "{}", h.log);
+    assert_eq!(
+        n(|e| matches!(e, Event::LoginRequired { .. })),
+        1,
+        "{}",
+        h.log
+    );
+}

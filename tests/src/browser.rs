@@ -151,6 +151,12 @@ fn to_event(v: &Value, start_epoch_ms: u64) -> Option<Event> {
             since: v["sinceMs"].as_u64().map(Instant::from_millis),
         },
         "tokenrotated" => Event::TokenRotated,
+        "loginsoon" => Event::LoginSoon {
+            reason: AuthError::WillNotRenew {
+                detail: text("reason"),
+            },
+            expires_in: Duration::from_millis(v["expiresInMs"].as_u64().unwrap_or(0)),
+        },
         "resumed" => page_warning(format!(
             "the page resumed after {} ms frozen",
             v["sleptMs"].as_f64().unwrap_or(0.0) as u64

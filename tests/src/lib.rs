@@ -354,6 +354,7 @@ pub fn account(
                 ledger.login_required(since.map_or(*arrived, |s| client.wall_time(s)));
             }
             Event::Warning(w) => out.warnings.push(w.to_string()),
+            Event::LoginSoon { reason, .. } => out.warnings.push(reason.to_string()),
             Event::TopicRejected { topic, .. } => out.rejected_topics.push(topic.clone()),
             Event::Status(s) => {
                 if *s == Status::Live {

@@ -66,6 +66,9 @@ export interface ClientEventMap {
   gap: CustomEvent<GapDetail>;
   status: CustomEvent<{ status: Status }>;
   topicrejected: CustomEvent<{ topic: string; reason: string }>;
+  /** getToken() had no new token while the current one still works: a `login()` within
+   * `expiresInMs` moves the session to the new token with nothing lost. */
+  loginsoon: CustomEvent<{ reason: string; expiresInMs: number }>;
   loginrequired: CustomEvent<LoginRequiredDetail>;
   warning: CustomEvent<{ message: string }>;
   tokenrotated: CustomEvent<Record<string, never>>;

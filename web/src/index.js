@@ -21,9 +21,10 @@ function load(wasmUrl) {
 
 /**
  * Starts a session: `await createClient({ region | apiBase, getToken, topics })`.
- * Events: `notification`, `gap`, `status`, `topicrejected`, `loginrequired`, `warning`,
- * `tokenrotated`, `fatal`, and `resumed` after the page was frozen (each a CustomEvent with
- * `detail`).
+ * Events: `notification`, `gap`, `status`, `topicrejected`, `loginsoon` (getToken() had
+ * no new token while the current one still works: a login() before it ends loses nothing),
+ * `loginrequired`, `warning`, `tokenrotated`, `fatal`, and `resumed` after the page was
+ * frozen (each a CustomEvent with `detail`).
  */
 export async function createClient(options) {
   await load(options?.wasmUrl);

@@ -45,7 +45,8 @@ try {
   });
   window.client = client;
   if (relogin) {
-    client.addEventListener('loginrequired', async () => {
+    // Signed in again as soon as the session says the token will not be renewed.
+    client.addEventListener('loginsoon', async () => {
       try {
         const t = await relogin();
         client.login(t.accessToken, t.expiresIn);
@@ -55,7 +56,7 @@ try {
     });
   }
   say({ type: 'start', epochMs: client.toDate(0).getTime() });
-  for (const type of ['notification', 'gap', 'status', 'topicrejected', 'loginrequired', 'warning', 'tokenrotated', 'fatal', 'resumed']) {
+  for (const type of ['notification', 'gap', 'status', 'topicrejected', 'loginsoon', 'loginrequired', 'warning', 'tokenrotated', 'fatal', 'resumed']) {
     client.addEventListener(type, (e) => {
       const d = e.detail;
       if (type === 'notification') say({ type, topic: d.topic, raw: d.raw });

@@ -1418,7 +1418,15 @@ impl Session {
                     .and(self.tokens.current.as_ref())
                     .map(|t| t.expires_at);
                 match valid_until {
-                    Some(at) => self.tokens.retry_at = Some(at),
+                    Some(at) => {
+                        self.tokens.retry_at = Some(at);
+                        self.events.push_back(Event::LoginSoon {
+                            reason: AuthError::WillNotRenew {
+                                detail: detail.clone(),
+                            },
+                            expires_in: at.saturating_duration_since(now),
+                        });
+                    }
                     None => self.require_login(AuthError::CannotRefresh {
                         detail: detail.clone(),
                     }),

@@ -454,6 +454,12 @@ pub fn render_event(e: &Event) -> String {
         },
         Event::Warning(w) => format!("warning: {w}"),
         Event::Fatal(e) => format!("fatal: {e}"),
+        Event::LoginSoon { reason, expires_in } => {
+            format!(
+                "login soon: {reason} (the token ends in {}s)",
+                expires_in.as_secs()
+            )
+        }
         other => format!("{other:?}"),
     }
 }
