@@ -38,6 +38,13 @@ pub struct Core {
     /// page as `"same": true` instead of its text, which the page already holds (escaping
     /// it into JSON and parsing it again is most of the cost of a notification).
     last_frame: Option<String>,
+    /// What a frame's fast path took from the session and did not deliver itself: the next
+    /// `drain` hands it on first.
+    held_actions: Vec<Action>,
+    held_events: Vec<Event>,
+    /// The wake-up the page was last told (`drain`): the fast path is taken only when the
+    /// session's next one is no earlier, so the page's timer stays right.
+    told_wake: Option<Instant>,
 }
 
 fn instant(ms: f64) -> Instant {
@@ -214,6 +221,9 @@ impl Core {
             endpoints,
             http: BTreeMap::new(),
             next_http: 1,
+            held_actions: Vec::new(),
+            held_events: Vec::new(),
+            told_wake: None,
             warnings: Vec::new(),
             last_frame: None,
         })
@@ -223,7 +233,9 @@ impl Core {
     /// `{"do": [...], "events": [...], "wakeMs": n | null}`.
     pub fn drain(&mut self) -> String {
         let mut todo = Vec::new();
-        while let Some(a) = self.session.poll_action() {
+        let held: Vec<Action> = std::mem::take(&mut self.held_actions);
+        let polled = std::iter::from_fn(|| self.session.poll_action()).collect::<Vec<_>>();
+        for a in held.into_iter().chain(polled) {
             if let Some(v) = self.perform(a) {
                 todo.push(v);
             }
@@ -234,10 +246,15 @@ impl Core {
             .map(|m| json!({ "type": "warning", "message": m }))
             .collect();
         let last = self.last_frame.take();
+        for e in std::mem::take(&mut self.held_events) {
+            events.push(event_json(e, last.as_deref()));
+        }
         while let Some(e) = self.session.poll_event() {
             events.push(event_json(e, last.as_deref()));
         }
-        let wake = self.session.poll_timeout().map(|(at, _)| at.as_millis());
+        let wake_at = self.session.poll_timeout().map(|(at, _)| at);
+        self.told_wake = wake_at;
+        let wake = wake_at.map(Instant::as_millis);
         json!({ "do": todo, "events": events, "wakeMs": wake }).to_string()
     }
 
@@ -286,10 +303,45 @@ impl Core {
         }
     }
 
-    /// Feeds a text frame, remembering it until the next [`drain`](Self::drain).
-    pub fn frame(&mut self, now_ms: f64, conn: ConnId, text: String) {
+    /// Feeds a text frame and, when all it did was deliver itself (or nothing), says so
+    /// without a `drain`: `Some(topic)` for a notification that is exactly this frame,
+    /// `Some("")` for a frame that changed nothing the page must act on, `None` when the page
+    /// must `drain` (an action, another event, a warning, an earlier wake-up).
+    pub fn frame_fast(&mut self, now_ms: f64, conn: ConnId, text: String) -> Option<String> {
         self.last_frame = Some(text.clone());
         self.input(now_ms, Input::Frame { conn, text });
+        let wake = self.session.poll_timeout().map(|(at, _)| at);
+        let later = match (wake, self.told_wake) {
+            (None, None) => true,
+            (Some(w), Some(told)) => w >= told,
+            (Some(_), None) | (None, Some(_)) => false,
+        };
+        let quiet = later && self.warnings.is_empty() && self.held_actions.is_empty();
+        if let Some(a) = self.session.poll_action() {
+            self.held_actions.push(a);
+            return None;
+        }
+        let first = self.session.poll_event();
+        let second = first.as_ref().and_then(|_| self.session.poll_event());
+        match (first, second) {
+            (None, None) if quiet && self.held_events.is_empty() => {
+                self.last_frame = None;
+                Some(String::new())
+            }
+            (Some(Event::Notification { topic, raw }), None)
+                if quiet
+                    && self.held_events.is_empty()
+                    && self.last_frame.as_deref() == Some(raw.as_str()) =>
+            {
+                self.last_frame = None;
+                Some(topic)
+            }
+            (first, second) => {
+                self.held_events.extend(first);
+                self.held_events.extend(second);
+                None
+            }
+        }
     }
 
     /// Feeds one input.
@@ -435,10 +487,13 @@ impl Driver {
         );
     }
 
-    /// A text frame arrived. A notification that is exactly this frame comes back from
-    /// the next [`drain`](Self::drain) as `"same": true`, without its text.
-    pub fn frame(&mut self, now_ms: f64, conn: f64, text: String) {
-        self.core.frame(now_ms, ConnId::from_u64(conn as u64), text);
+    /// A text frame arrived. When all it did was deliver itself, the answer says so and
+    /// no [`drain`](Self::drain) is needed: the topic of the notification that is exactly this
+    /// frame, or `""` when nothing is to be done. `undefined`: call `drain` (where a
+    /// notification that is exactly this frame comes as `"same": true`, without its text).
+    pub fn frame(&mut self, now_ms: f64, conn: f64, text: String) -> Option<String> {
+        self.core
+            .frame_fast(now_ms, ConnId::from_u64(conn as u64), text)
     }
 
     /// A socket closed; `code` 1006 means no close frame came.
@@ -586,7 +641,10 @@ mod tests {
         .unwrap();
         c.drain();
         // No socket is open: the frame is ignored, and `same` is never said of another text.
-        c.frame(1.0, ConnId::from_u64(99), "{}".into());
+        assert_eq!(
+            c.frame_fast(1.0, ConnId::from_u64(99), "{}".into()),
+            Some(String::new())
+        );
         let out = drained(&mut c);
         assert_eq!(out["events"], json!([]));
         let e = event_json(
@@ -615,5 +673,83 @@ mod tests {
         c.http_done(1.0, 999, Err("late".into()));
         let out = drained(&mut c);
         assert_eq!(out["do"], json!([]));
+    }
+
+    /// Drives a session to live over the JSON loop, as the page does.
+    fn live() -> (Core, ConnId) {
+        let mut c = Core::new(
+            r#"{"apiBase":"http://127.0.0.1:9","topics":["v2.users.a.presence"]}"#,
+            0.0,
+            1,
+        )
+        .unwrap();
+        let out = drained(&mut c);
+        let req = out["do"][0]["req"].as_u64().unwrap();
+        c.input(
+            1.0,
+            Input::TokenIssued {
+                req: ReqId::from_u64(req),
+                token: Secret::new("tok"),
+                expires_in: Duration::from_secs(3600),
+                rotated_refresh_token: false,
+            },
+        );
+        let out = drained(&mut c);
+        let body = r#"{"id":"streaming-1","connectUri":"ws://127.0.0.1:9/channels/streaming-1","expires":"2099-01-01T00:00:00Z"}"#;
+        let answer = |body: &str| {
+            Ok(HttpAnswer {
+                status: 200,
+                body: body.to_owned(),
+                ..HttpAnswer::default()
+            })
+        };
+        c.http_done(2.0, out["do"][0]["id"].as_u64().unwrap(), answer(body));
+        let out = drained(&mut c);
+        let mut conn = None;
+        for a in out["do"].as_array().unwrap() {
+            match a["kind"].as_str().unwrap() {
+                "connect" => conn = Some(ConnId::from_u64(a["conn"].as_u64().unwrap())),
+                "http" => c.http_done(
+                    3.0,
+                    a["id"].as_u64().unwrap(),
+                    answer(r#"{"entities":[{"id":"v2.users.a.presence","state":"Permitted"}]}"#),
+                ),
+                other => panic!("{other}"),
+            }
+        }
+        let conn = conn.unwrap();
+        c.input(4.0, Input::Opened { conn });
+        let out = drained(&mut c);
+        assert!(out["events"].to_string().contains("live"), "{out}");
+        (c, conn)
+    }
+
+    #[test]
+    fn a_frame_that_only_delivers_itself_needs_no_drain() {
+        let (mut c, conn) = live();
+        let n = r#"{"topicName":"v2.users.a.presence","eventBody":{"seq":1}}"#;
+        assert_eq!(
+            c.frame_fast(10.0, conn, n.into()).as_deref(),
+            Some("v2.users.a.presence")
+        );
+        let heartbeat =
+            r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#;
+        assert_eq!(
+            c.frame_fast(11.0, conn, heartbeat.into()),
+            Some(String::new())
+        );
+        // Nothing was kept back for a drain.
+        let out = drained(&mut c);
+        assert_eq!(out["events"], json!([]), "{out}");
+        assert_eq!(out["do"], json!([]), "{out}");
+        // A frame that warns goes the long way, and the drain hands the warning on.
+        assert_eq!(c.frame_fast(12.0, conn, "not json".into()), None);
+        let out = drained(&mut c);
+        assert!(out["events"].to_string().contains("warning"), "{out}");
+        // So does a notification while the page has not been told the wake-up yet.
+        c.told_wake = None;
+        assert_eq!(c.frame_fast(13.0, conn, n.replace("1}", "2}")), None);
+        let out = drained(&mut c);
+        assert_eq!(out["events"][0]["same"], true, "{out}");
     }
 }

@@ -175,6 +175,9 @@ pub struct Browser {
     /// More of the test page's query (`&auth=pkce`: sign in with PKCE, not client
     /// credentials).
     pub query: String,
+    /// A freeze comes with the Page Lifecycle `freeze` and `resume` events, as Chromium
+    /// sends them when it freezes a background tab.
+    pub lifecycle: bool,
 }
 
 struct BrowserRunning {
@@ -183,6 +186,7 @@ struct BrowserRunning {
     lines: mpsc::Receiver<Value>,
     start_epoch_ms: u64,
     status: Status,
+    lifecycle: bool,
 }
 
 impl BrowserRunning {
@@ -234,7 +238,8 @@ impl Running for BrowserRunning {
         genesys_notify_adapter_common::Held::default()
     }
     fn freeze(&mut self, for_ms: u64) {
-        self.command(&format!("freeze {for_ms}"));
+        let how = if self.lifecycle { " lifecycle" } else { "" };
+        self.command(&format!("freeze {for_ms}{how}"));
     }
 }
 
@@ -289,6 +294,7 @@ impl Adapter for Browser {
             lines: rx,
             start_epoch_ms: 0,
             status: Status::Connecting,
+            lifecycle: self.lifecycle,
         })
     }
 }

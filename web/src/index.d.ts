@@ -35,6 +35,12 @@ export interface ClientOptions {
   seed?: number;
   /** Where the `.wasm` file is, if not beside the glue. */
   wasmUrl?: string | URL;
+  /** A visible page that ran nothing for this long past a timer's wake-up was asleep: a
+   * suspend (5000). */
+  lateMs?: number;
+  /** The same for a hidden page, whose timers Chromium throttles to once a minute (75000).
+   * A `freeze`/`resume` pair from the browser is a suspend of exactly its length. */
+  hiddenLateMs?: number;
 }
 
 export type Status = 'connecting' | 'live' | 'recovering' | 'login_required' | 'closed' | 'failed';

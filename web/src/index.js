@@ -4,8 +4,12 @@
 
 import init, { Driver } from '../pkg/genesys_notify_wasm.js';
 
-/** A timer this much later than asked means the page was frozen (or throttled): a suspend. */
+/** In a visible page, nothing at all running for this long past a timer's wake-up means the
+ * page (or the machine) was asleep: a suspend. */
 const LATE_MS = 5000;
+/** The same for a hidden page, whose timers Chromium throttles: to once a second, and after
+ * five minutes hidden to once a minute. Later than that, it was frozen. */
+const HIDDEN_LATE_MS = 75000;
 /** The largest HTTP answer body read; a hostile server cannot make the page hold more. */
 const MAX_BODY = 4 << 20;
 /** An HTTP exchange is abandoned after this (the session has long timed it out by then). */
@@ -76,15 +80,43 @@ export class Client extends EventTarget {
   #status = 'connecting';
   /** The frame being fed in: a notification that is exactly it comes back as `same`. */
   #lastFrame = null;
+  #lateMs;
+  #hiddenLateMs;
+  /** performance.now() at the page's `freeze` event, until its `resume`. */
+  #frozenAt = null;
+  #onFreeze = () => {
+    this.#frozenAt = performance.now();
+  };
+  /** Measured exactly (in `#enter`, as for anything that runs after a `freeze`): the
+   * lateness of the timer that fires next is not counted again. */
+  #onResume = () => {
+    if (this.#frozenAt !== null) this.#pump();
+  };
 
   constructor(options) {
     super();
-    const { getToken, onLoginRequired, topics = [], seed, wasmUrl, ...rest } = options ?? {};
+    const {
+      getToken,
+      onLoginRequired,
+      topics = [],
+      seed,
+      wasmUrl,
+      lateMs = LATE_MS,
+      hiddenLateMs = HIDDEN_LATE_MS,
+      ...rest
+    } = options ?? {};
     if (typeof getToken !== 'function') {
       throw new TypeError('createClient needs getToken: async () => ({ accessToken, expiresIn })');
     }
     this.#getToken = getToken;
     this.#onLoginRequired = onLoginRequired;
+    this.#lateMs = Number(lateMs);
+    this.#hiddenLateMs = Number(hiddenLateMs);
+    // Chromium says when it freezes a page and when it lets it go on (Page Lifecycle).
+    if (typeof document !== 'undefined') {
+      document.addEventListener('freeze', this.#onFreeze);
+      document.addEventListener('resume', this.#onResume);
+    }
     this.#start = performance.now();
     const opts = { ...rest, topics };
     this.#driver = new Driver(
@@ -130,6 +162,10 @@ export class Client extends EventTarget {
 
   /** Closes every socket with 1000 and stops; what was still uncovered is reported first. */
   close() {
+    if (typeof document !== 'undefined') {
+      document.removeEventListener('freeze', this.#onFreeze);
+      document.removeEventListener('resume', this.#onResume);
+    }
     this.#driver.close(this.#enter());
     this.#pump();
   }
@@ -146,21 +182,36 @@ export class Client extends EventTarget {
    */
   #enter() {
     const t = performance.now();
-    // Frozen: nothing at all ran for LATE_MS past the wake-up. A page whose timers are only
-    // throttled (a hidden tab) still runs its socket callbacks, and is not taken for frozen
-    // while they come.
+    // Anything running after the page's `freeze` event means it runs again, whether or not
+    // its `resume` event came first.
+    if (this.#frozenAt !== null) {
+      const slept = t - this.#frozenAt;
+      this.#frozenAt = null;
+      this.#lastEntry = t;
+      this.#due = null;
+      this.#suspended(slept);
+    }
+    // Frozen: nothing at all ran for this long past the wake-up. A hidden page's timers run
+    // late by design, so only lateness beyond Chromium's throttling counts there; and a page
+    // whose socket callbacks keep coming is running, however late its timers are.
+    const hidden = typeof document !== 'undefined' && document.visibilityState === 'hidden';
+    const limit = hidden ? this.#hiddenLateMs : this.#lateMs;
     const quietSince = this.#due === null ? null : Math.max(this.#due, this.#lastEntry);
     this.#lastEntry = t;
-    if (quietSince !== null && t - quietSince > LATE_MS) {
-      const late = t - quietSince;
+    if (quietSince !== null && t - quietSince > limit) {
       this.#due = null;
-      this.#frozen += late;
-      this.#freezes.push({ atMs: this.#now(), totalMs: this.#frozen });
-      if (this.#freezes.length > 64) this.#freezes.shift();
-      this.#driver.resumed(this.#now(), late);
-      this.dispatchEvent(new CustomEvent('resumed', { detail: { sleptMs: late } }));
+      this.#suspended(t - quietSince);
     }
     return this.#now();
+  }
+
+  /** `late` ms passed without the page running: kept off the session clock, a suspend. */
+  #suspended(late) {
+    this.#frozen += late;
+    this.#freezes.push({ atMs: this.#now(), totalMs: this.#frozen });
+    if (this.#freezes.length > 64) this.#freezes.shift();
+    this.#driver.resumed(this.#now(), late);
+    this.dispatchEvent(new CustomEvent('resumed', { detail: { sleptMs: late } }));
   }
 
   #pump() {
@@ -299,12 +350,17 @@ export class Client extends EventTarget {
       this.#pump();
     };
     ws.onmessage = (ev) => {
-      if (typeof ev.data === 'string') {
-        this.#driver.frame(this.#enter(), conn, ev.data);
-        this.#lastFrame = ev.data;
+      if (typeof ev.data !== 'string') return;
+      this.#lastFrame = ev.data;
+      // Most frames only deliver themselves (or nothing): the driver says so, and there is
+      // nothing to drain, no action, and no earlier wake-up.
+      const topic = this.#driver.frame(this.#enter(), conn, ev.data);
+      if (topic === undefined) {
         this.#pump();
-        this.#lastFrame = null;
+      } else if (topic !== '') {
+        this.#emit({ type: 'notification', topic, same: true });
       }
+      this.#lastFrame = null;
     };
     ws.onclose = (ev) => {
       this.#sockets.delete(conn);

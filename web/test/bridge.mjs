@@ -1,7 +1,8 @@
 // Runs the test page in headless Chromium (Debian's, never a downloaded one) and bridges it
 // to the Rust test: the page's `GNW {json}` console lines go to stdout, one per line; stdin
 // takes commands: `close` (close the client, then exit), `freeze MS` (stop the page's
-// JavaScript for MS, as a browser freezes a background tab, then let it go on).
+// JavaScript for MS, as a browser freezes a background tab, then let it go on; `freeze MS
+// lifecycle`: with the Page Lifecycle `freeze` and `resume` events Chromium sends around it).
 import { chromium } from 'playwright-core';
 import readline from 'node:readline';
 import { mkdtempSync } from 'node:fs';
@@ -36,7 +37,7 @@ out({ type: 'bridge', ready: true });
 const cdp = await context.newCDPSession(page);
 const rl = readline.createInterface({ input: process.stdin });
 for await (const line of rl) {
-  const [cmd, arg] = line.trim().split(/\s+/);
+  const [cmd, arg, how] = line.trim().split(/\s+/);
   if (cmd === 'close') {
     await page.evaluate(() => window.client?.close());
     await page.waitForTimeout(500);
@@ -47,10 +48,25 @@ for await (const line of rl) {
     // JavaScript does what a freeze does to it: timers, socket handlers and fetch callbacks
     // all wait, while the network keeps buffering.
     await cdp.send('Debugger.enable');
-    await cdp.send('Debugger.pause');
+    let thawed = Promise.resolve();
+    if (how === 'lifecycle') {
+      // As Chromium does it: `freeze` fires, nothing runs until `resume` has fired, then
+      // what waited (socket messages, timers) runs. The `debugger` statement stops the page
+      // between the two, and the rest of the function runs first when it goes on.
+      thawed = page.evaluate(() => {
+        document.dispatchEvent(new Event('freeze'));
+        // eslint-disable-next-line no-debugger
+        debugger;
+        document.dispatchEvent(new Event('resume'));
+      });
+      await new Promise((r) => setTimeout(r, 100));
+    } else {
+      await cdp.send('Debugger.pause');
+    }
     out({ type: 'bridge', frozen: true });
     await new Promise((r) => setTimeout(r, Number(arg)));
     await cdp.send('Debugger.resume');
+    await thawed;
     out({ type: 'bridge', frozen: false });
   }
 }

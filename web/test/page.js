@@ -8,6 +8,23 @@ const q = new URLSearchParams(location.search);
 const base = q.get('api') ?? location.origin;
 const say = (o) => console.log('GNW ' + JSON.stringify(o));
 
+// `throttleMs=N`: timers run late as Chromium runs a hidden tab's (each one waits for the
+// next multiple of N ms, as intensive throttling aligns them to whole minutes), while socket
+// and fetch callbacks run at once. Headless Chromium never hides a page, so the page does it.
+const throttle = Number(q.get('throttleMs') ?? 0);
+// `hidden=1` (or throttling): the page says it is hidden, as a background tab does.
+if (throttle > 0 || q.get('hidden') === '1') {
+  Object.defineProperty(document, 'visibilityState', { get: () => 'hidden', configurable: true });
+}
+if (throttle > 0) {
+  const setTimeoutNow = window.setTimeout.bind(window);
+  window.setTimeout = (fn, delay = 0, ...args) => {
+    const now = performance.now();
+    const aligned = Math.ceil((now + delay) / throttle) * throttle;
+    return setTimeoutNow(fn, aligned - now, ...args);
+  };
+}
+
 // `auth=pkce`: the page signs in as a real page does (the simulator's login page agrees at
 // once), and signs in again in a popup whenever the session asks for a login.
 let getToken;
@@ -41,6 +58,8 @@ try {
     getToken,
     topics: JSON.parse(q.get('topics') ?? '[]'),
     seed: 1,
+    // A hidden page's lateness limit, scaled with the throttling the page plays.
+    ...(throttle > 0 ? { hiddenLateMs: throttle * 1.25 } : {}),
     ...JSON.parse(q.get('tuning') ?? '{}'),
   });
   window.client = client;
