@@ -15,13 +15,42 @@ pub struct Clock {
     wall_start: SystemTime,
     last_mono: std::time::Instant,
     last_wall: SystemTime,
-    /// Each suspend: the session instant it ended at and the time slept up to then (the last
-    /// [`MAX_SUSPENDS`]); a session instant after it is that much later in wall time.
-    suspends: std::collections::VecDeque<(Instant, Duration)>,
+    suspends: Suspends,
 }
 
 /// Suspends remembered for mapping instants to wall time.
 const MAX_SUSPENDS: usize = 64;
+
+/// The suspends a session slept through, which its clock did not count: a session instant
+/// after one is that much later in wall time. Pure, so every adapter shares it (the native
+/// [`Clock`] and the browser's, which learns of a suspend from a frozen page).
+#[derive(Debug, Clone, Default)]
+pub struct Suspends {
+    /// Each suspend: the session instant it ended at and the time slept up to then (the last
+    /// [`MAX_SUSPENDS`]; an instant before all of them maps as if nothing was slept before it,
+    /// which is off by what the forgotten ones slept).
+    ended: std::collections::VecDeque<(Instant, Duration)>,
+}
+
+impl Suspends {
+    /// Notes a suspend of `slept` that ended at session instant `at`.
+    pub fn record(&mut self, at: Instant, slept: Duration) {
+        let total = self.ended.back().map_or(slept, |(_, t)| *t + slept);
+        if self.ended.len() == MAX_SUSPENDS {
+            self.ended.pop_front();
+        }
+        self.ended.push_back((at, total));
+    }
+
+    /// The time slept before session instant `at`: add it to map `at` to wall time.
+    pub fn slept_before(&self, at: Instant) -> Duration {
+        self.ended
+            .iter()
+            .rev()
+            .find(|(end, _)| *end <= at)
+            .map_or(Duration::ZERO, |(_, total)| *total)
+    }
+}
 
 impl Default for Clock {
     fn default() -> Self {
@@ -40,7 +69,7 @@ impl Clock {
             wall_start: wall,
             last_mono: mono,
             last_wall: wall,
-            suspends: std::collections::VecDeque::new(),
+            suspends: Suspends::default(),
         }
     }
 
@@ -59,13 +88,7 @@ impl Clock {
     /// The wall-clock time of a session instant: the suspends that ended before it are
     /// added back (the monotonic clock, and so the session, did not count them).
     pub fn to_system_time(&self, at: Instant) -> SystemTime {
-        let slept = self
-            .suspends
-            .iter()
-            .rev()
-            .find(|(end, _)| *end <= at)
-            .map_or(Duration::ZERO, |(_, total)| *total);
-        self.wall_start + Duration::from_millis(at.as_millis()) + slept
+        self.wall_start + Duration::from_millis(at.as_millis()) + self.suspends.slept_before(at)
     }
 
     /// How long the machine slept since the last call, if the wall clock ran ahead of the
@@ -79,17 +102,9 @@ impl Clock {
         self.last_mono = mono;
         self.last_wall = wall;
         let slept = (wall_d > mono_d + SUSPEND_THRESHOLD).then(|| wall_d - mono_d)?;
-        self.suspended(self.now(), slept);
+        let now = self.now();
+        self.suspends.record(now, slept);
         Some(slept)
-    }
-
-    /// Notes a suspend of `slept` that ended at session instant `at`.
-    fn suspended(&mut self, at: Instant, slept: Duration) {
-        let total = self.suspends.back().map_or(slept, |(_, t)| *t + slept);
-        if self.suspends.len() == MAX_SUSPENDS {
-            self.suspends.pop_front();
-        }
-        self.suspends.push_back((at, total));
     }
 
     /// A seed for backoff jitter from the wall clock.
@@ -113,11 +128,27 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(wall(&c, 1_000), Duration::from_secs(1));
-        c.suspended(Instant::from_millis(5_000), Duration::from_secs(3600));
-        c.suspended(Instant::from_millis(9_000), Duration::from_secs(60));
+        c.suspends
+            .record(Instant::from_millis(5_000), Duration::from_secs(3600));
+        c.suspends
+            .record(Instant::from_millis(9_000), Duration::from_secs(60));
         // A gap from before the first sleep to after the second spans both.
         assert_eq!(wall(&c, 4_000), Duration::from_secs(4));
         assert_eq!(wall(&c, 6_000), Duration::from_secs(3606));
         assert_eq!(wall(&c, 10_000), Duration::from_secs(3670));
+    }
+
+    #[test]
+    fn only_the_last_suspends_are_kept() {
+        let mut s = Suspends::default();
+        for i in 1..=100 {
+            s.record(Instant::from_millis(i * 1_000), Duration::from_secs(1));
+        }
+        assert_eq!(s.ended.len(), MAX_SUSPENDS);
+        assert_eq!(
+            s.slept_before(Instant::from_millis(100_000)),
+            Duration::from_secs(100)
+        );
+        assert_eq!(s.slept_before(Instant::from_millis(1_000)), Duration::ZERO);
     }
 }

@@ -16,7 +16,7 @@ pub mod socket;
 pub mod time;
 mod token;
 
-pub use clock::Clock;
+pub use clock::{Clock, Suspends};
 pub use endpoints::{Endpoints, Origin, Region};
 pub use queue::EventQueue;
 pub use token::{percent_encode, Credentials, PersistFn, TokenFn, TokenSource, TokenStep};

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use genesys_notify_adapter_common::http::{self, Finish, HttpAnswer};
-use genesys_notify_adapter_common::{Endpoints, Region};
+use genesys_notify_adapter_common::{Endpoints, Region, Suspends};
 use genesys_notify_core::{
     Action, Config, ConnId, Event, Input, Instant, ReqId, RequestError, Secret, Session, Topic,
 };
@@ -45,6 +45,8 @@ pub struct Core {
     /// The wake-up the page was last told (`drain`): the fast path is taken only when the
     /// session's next one is no earlier, so the page's timer stays right.
     told_wake: Option<Instant>,
+    /// The freezes the page reported, for mapping instants to wall time.
+    suspends: Suspends,
 }
 
 fn instant(ms: f64) -> Instant {
@@ -224,6 +226,7 @@ impl Core {
             held_actions: Vec::new(),
             held_events: Vec::new(),
             told_wake: None,
+            suspends: Suspends::default(),
             warnings: Vec::new(),
             last_frame: None,
         })
@@ -401,12 +404,19 @@ impl Driver {
     /// The page was frozen (or its timers throttled) for `slept_ms` that the session clock
     /// does not count: tokens and channels age by it and every socket must prove itself again.
     pub fn resumed(&mut self, now_ms: f64, slept_ms: f64) {
+        self.core.suspends.record(instant(now_ms), millis(slept_ms));
         self.core.input(
             now_ms,
             Input::Resumed {
                 slept: millis(slept_ms),
             },
         );
+    }
+
+    /// How long the page was frozen before session instant `at_ms`: add it to map the
+    /// instant to wall time.
+    pub fn slept_before_ms(&self, at_ms: f64) -> f64 {
+        self.core.suspends.slept_before(instant(at_ms)).as_millis() as f64
     }
 
     /// An HTTP answer: status, the `Retry-After`, `Date` and `Location` headers, the body.

@@ -70,9 +70,6 @@ export class Client extends EventTarget {
   #lastEntry = performance.now();
   /** Time the page was frozen, which the session clock does not count. */
   #frozen = 0;
-  /** Each freeze: the session time it ended at, and the frozen total from then on (the last
-   * 64; older instants map with the oldest kept). */
-  #freezes = [];
   #start;
   #getToken;
   #onLoginRequired;
@@ -135,11 +132,7 @@ export class Client extends EventTarget {
   /** The wall-clock time of a session instant (milliseconds on the session clock): the
    * freezes that ended before it are added back. */
   toDate(ms) {
-    let frozen = 0;
-    for (const f of this.#freezes) {
-      if (f.atMs <= ms) frozen = f.totalMs;
-    }
-    return new Date(performance.timeOrigin + this.#start + frozen + ms);
+    return new Date(performance.timeOrigin + this.#start + this.#driver.slept_before_ms(ms) + ms);
   }
 
   /** Adds topics; the whole set is subscribed again. */
@@ -208,8 +201,6 @@ export class Client extends EventTarget {
   /** `late` ms passed without the page running: kept off the session clock, a suspend. */
   #suspended(late) {
     this.#frozen += late;
-    this.#freezes.push({ atMs: this.#now(), totalMs: this.#frozen });
-    if (this.#freezes.length > 64) this.#freezes.shift();
     this.#driver.resumed(this.#now(), late);
     this.dispatchEvent(new CustomEvent('resumed', { detail: { sleptMs: late } }));
   }
