@@ -570,6 +570,20 @@ mod tests {
         serde_json::from_str(&c.drain()).unwrap()
     }
 
+    /// Answers the token request that `out` (a drain) asked for first.
+    fn issue_token(c: &mut Core, out: &Value, now_ms: f64) {
+        let req = out["do"][0]["req"].as_u64().unwrap();
+        c.input(
+            now_ms,
+            Input::TokenIssued {
+                req: ReqId::from_u64(req),
+                token: Secret::new("tok"),
+                expires_in: Duration::from_secs(3600),
+                rotated_refresh_token: false,
+            },
+        );
+    }
+
     #[test]
     fn options_are_checked_and_say_what_is_wrong() {
         let err = |o: &str| Core::new(o, 0.0, 1).err().unwrap();
@@ -599,16 +613,7 @@ mod tests {
         let out = drained(&mut c);
         assert_eq!(out["do"][0]["kind"], "token");
         assert_eq!(out["events"][0]["type"], "status");
-        let req = out["do"][0]["req"].as_u64().unwrap();
-        c.input(
-            5.0,
-            Input::TokenIssued {
-                req: ReqId::from_u64(req),
-                token: Secret::new("tok"),
-                expires_in: Duration::from_secs(3600),
-                rotated_refresh_token: false,
-            },
-        );
+        issue_token(&mut c, &out, 5.0);
         let out = drained(&mut c);
         let http = &out["do"][0];
         assert_eq!(http["kind"], "http");
@@ -694,16 +699,7 @@ mod tests {
         )
         .unwrap();
         let out = drained(&mut c);
-        let req = out["do"][0]["req"].as_u64().unwrap();
-        c.input(
-            1.0,
-            Input::TokenIssued {
-                req: ReqId::from_u64(req),
-                token: Secret::new("tok"),
-                expires_in: Duration::from_secs(3600),
-                rotated_refresh_token: false,
-            },
-        );
+        issue_token(&mut c, &out, 1.0);
         let out = drained(&mut c);
         let body = r#"{"id":"streaming-1","connectUri":"ws://127.0.0.1:9/channels/streaming-1","expires":"2099-01-01T00:00:00Z"}"#;
         let answer = |body: &str| {

@@ -289,6 +289,17 @@ fn answer_one(h: &mut Harness, pick: impl Fn(&Action) -> bool) -> Action {
     a
 }
 
+/// Two links with their channels created and their upgrades under way, every answer held.
+fn two_channels_created() -> Harness {
+    let mut h = Harness::new(cfg(), 7);
+    h.world.manual = true;
+    h.subscribe(&[T1, T2]);
+    answer_one(&mut h, |a| matches!(a, Action::RequestToken { .. }));
+    answer_one(&mut h, |a| matches!(a, Action::CreateChannel { .. }));
+    answer_one(&mut h, |a| matches!(a, Action::CreateChannel { .. }));
+    h
+}
+
 fn puts_to(h: &Harness, channel: &str) -> usize {
     h.count(|a| matches!(a, Action::PutSubscriptions { channel: c, .. } if c.as_str() == channel))
 }
@@ -299,12 +310,7 @@ fn puts_to(h: &Harness, channel: &str) -> usize {
 /// until the first socket is open, and none goes out beside the second upgrade.
 #[test]
 fn no_subscription_lands_while_another_channel_holds_topics_without_a_socket() {
-    let mut h = Harness::new(cfg(), 7);
-    h.world.manual = true;
-    h.subscribe(&[T1, T2]);
-    answer_one(&mut h, |a| matches!(a, Action::RequestToken { .. }));
-    answer_one(&mut h, |a| matches!(a, Action::CreateChannel { .. }));
-    answer_one(&mut h, |a| matches!(a, Action::CreateChannel { .. }));
+    let mut h = two_channels_created();
     // The first link's PUT went out beside its upgrade; the second's did not.
     assert_eq!(puts_to(&h, "ch1"), 1, "{}", h.log);
     assert_eq!(puts_to(&h, "ch2"), 0, "{}", h.log);
@@ -332,12 +338,7 @@ fn no_subscription_lands_while_another_channel_holds_topics_without_a_socket() {
 /// the service keeps each topic on one channel); the second link does not wait for it.
 #[test]
 fn a_failed_first_upgrade_does_not_hold_the_second_subscription() {
-    let mut h = Harness::new(cfg(), 7);
-    h.world.manual = true;
-    h.subscribe(&[T1, T2]);
-    answer_one(&mut h, |a| matches!(a, Action::RequestToken { .. }));
-    answer_one(&mut h, |a| matches!(a, Action::CreateChannel { .. }));
-    answer_one(&mut h, |a| matches!(a, Action::CreateChannel { .. }));
+    let mut h = two_channels_created();
     answer_one(
         &mut h,
         |a| matches!(a, Action::Connect { url, .. } if url.expose().ends_with("ch2")),

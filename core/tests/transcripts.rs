@@ -1284,18 +1284,26 @@ fn suspend_survived_is_reported_unless_told_otherwise() {
     }
 }
 
+/// Live on a 20 s token whose source will answer `failures` renewals with "cannot refresh".
+fn token_that_will_not_renew(failures: usize) -> Harness {
+    let mut h = Harness::new(cfg(), 3);
+    h.server.token_ttl = secs(20);
+    h.subscribe(&[T1]);
+    h.serve();
+    for _ in 0..failures {
+        h.world.token_faults.push_back(RequestError::CannotRefresh(
+            "the page has no other token".into(),
+        ));
+    }
+    h
+}
+
 /// A token the source cannot renew (a page's PKCE login, a static token): the application is
 /// told while it still has time, and a login before the token ends moves the session to the
 /// new token make-before-break — nothing uncovered, no `LoginRequired`.
 #[test]
 fn login_soon_then_login_before_the_end() {
-    let mut h = Harness::new(cfg(), 3);
-    h.server.token_ttl = secs(20);
-    h.subscribe(&[T1]);
-    h.serve();
-    h.world.token_faults.push_back(RequestError::CannotRefresh(
-        "the page has no other token".into(),
-    ));
+    let mut h = token_that_will_not_renew(1);
     h.run_for(secs(17));
     let soon: Vec<_> = h
         .events
@@ -1327,15 +1335,7 @@ fn login_soon_then_login_before_the_end() {
 /// Told, but no login comes: `LoginRequired` when the token ends, as before.
 #[test]
 fn login_soon_then_nothing_is_login_required_at_the_end() {
-    let mut h = Harness::new(cfg(), 3);
-    h.server.token_ttl = secs(20);
-    h.subscribe(&[T1]);
-    h.serve();
-    for _ in 0..2 {
-        h.world.token_faults.push_back(RequestError::CannotRefresh(
-            "the page has no other token".into(),
-        ));
-    }
+    let mut h = token_that_will_not_renew(2);
     h.run_for(secs(25));
     let n = |pred: fn(&Event) -> bool| h.events.iter().filter(|e| pred(e)).count();
     assert_eq!(n(|e| matches!(e, Event::LoginSoon { .. })), 1, "{}", h.log);

@@ -10,6 +10,8 @@
 
 const KEY = 'genesys-notify-pkce';
 const POPUP = 'popup.';
+/** A sign-in popup left open this long is given up on (and closed). */
+const POPUP_LIMIT_MS = 10 * 60 * 1000;
 
 function randomText(bytes) {
   const b = crypto.getRandomValues(new Uint8Array(bytes));
@@ -145,6 +147,11 @@ export function createPkceLogin({ loginBase, clientId, redirectUri, storage = se
             reject(new Error('the sign-in popup was closed'));
           }
         }, 500);
+        const limit = setTimeout(() => {
+          cleanup();
+          win.close();
+          reject(new Error('the sign-in popup was not completed in 10 minutes'));
+        }, POPUP_LIMIT_MS);
         const onMessage = (e) => {
           const m = e.data?.genesysNotifyPkce;
           if (e.origin !== location.origin || e.source !== win || m?.state !== state) return;
@@ -153,6 +160,7 @@ export function createPkceLogin({ loginBase, clientId, redirectUri, storage = se
         };
         const cleanup = () => {
           clearInterval(closed);
+          clearTimeout(limit);
           window.removeEventListener('message', onMessage);
         };
         window.addEventListener('message', onMessage);
