@@ -193,10 +193,14 @@ impl Driver {
             any = true;
         }
         let status = self.p.session.status();
-        let token = self.p.session.access_token().cloned();
-        any |= v.status != status || v.token != token;
+        any |= v.status != status;
         v.status = status;
-        v.token = token;
+        // Compared before it is copied: most drains follow a frame and change no token.
+        let token = self.p.session.access_token();
+        if v.token.as_ref() != token {
+            v.token = token.cloned();
+            any = true;
+        }
         v.held = Held {
             sockets: self.sockets.len(),
             tasks: self.threads.len() + self.sockets.len(),
