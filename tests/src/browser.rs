@@ -257,37 +257,12 @@ impl Adapter for Browser {
 
     fn start(&self, s: &Scenario, sim: &Sim) -> Box<dyn Running> {
         let url = format!(
-            "{}/test/page.html?id={}&secret={}&topics={}&tuning={}{}",
+            "{}/test/page.html?{}{}",
             sim.base_url(),
-            encode(sim.client_id()),
-            encode(sim.client_secret()),
-            encode(&serde_json::to_string(&s.topics).unwrap_or_default()),
-            encode(&tuning(s).to_string()),
+            page_query(sim, &s.topics, s),
             self.query,
         );
-        let mut child = Command::new("node")
-            .arg(web_dir().join("test/bridge.mjs"))
-            .arg(&url)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start node: {e}"));
-        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let stdin = child.stdin.take();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(v) => {
-                        if tx.send(v).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => eprintln!("bridge: {line}"),
-                }
-            }
-        });
+        let (child, stdin, rx) = spawn_bridge("test/bridge.mjs", &[url]);
         Box::new(BrowserRunning {
             child,
             stdin,
@@ -297,4 +272,110 @@ impl Adapter for Browser {
             lifecycle: self.lifecycle,
         })
     }
+}
+
+/// Starts one of `web/test`'s Node bridges (`script`, relative to `web/`) with `args`: the
+/// child, its stdin, and its stdout's JSON lines (other lines go to stderr).
+fn spawn_bridge(
+    script: &str,
+    args: &[String],
+) -> (Child, Option<ChildStdin>, mpsc::Receiver<Value>) {
+    let mut child = Command::new("node")
+        .arg(web_dir().join(script))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start node: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let stdin = child.stdin.take();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            match serde_json::from_str::<Value>(&line) {
+                Ok(v) => {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+                Err(_) => eprintln!("bridge: {line}"),
+            }
+        }
+    });
+    (child, stdin, rx)
+}
+
+/// Several tabs of one browser profile (`web/test/tabs.mjs`), so they share one
+/// SharedWorker. Each line from a tab carries `"tab": I`.
+pub struct Tabs {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Tabs {
+    /// Opens a tab per URL, in order, each after the last has loaded.
+    pub fn open(urls: &[String]) -> Tabs {
+        let (child, stdin, lines) = spawn_bridge("test/tabs.mjs", urls);
+        Tabs {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// A command for the bridge: `open URL`, `closetab I`, `click I SELECTOR`,
+    /// `screenshot I PATH`, `close`.
+    pub fn command(&mut self, line: &str) {
+        if let Some(s) = self.stdin.as_mut() {
+            let _ = writeln!(s, "{line}");
+        }
+    }
+
+    /// The next line from a tab or the bridge, if one comes within `timeout`.
+    pub fn next(&self, timeout: Duration) -> Option<Value> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// Closes every tab's client, then the browser; waits for the bridge to exit (10 s at
+    /// most) and returns the lines that came meanwhile.
+    pub fn close(&mut self) -> Vec<Value> {
+        self.command("close");
+        let mut rest = Vec::new();
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < end {
+            while let Ok(v) = self.lines.try_recv() {
+                rest.push(v);
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        while let Ok(v) = self.lines.try_recv() {
+            rest.push(v);
+        }
+        self.stdin = None;
+        rest
+    }
+}
+
+impl Drop for Tabs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The query of a test page for the simulator's client credentials, `topics` and the
+/// scenario's session settings.
+pub fn page_query(sim: &Sim, topics: &[&str], s: &Scenario) -> String {
+    format!(
+        "id={}&secret={}&topics={}&tuning={}",
+        encode(sim.client_id()),
+        encode(sim.client_secret()),
+        encode(&serde_json::to_string(topics).unwrap_or_default()),
+        encode(&tuning(s).to_string()),
+    )
 }

@@ -213,3 +213,233 @@ fn throttled_timers() {
         );
     }
 }
+
+/// What one tab of the shared session received, per topic.
+#[derive(Default)]
+struct TabLog {
+    /// Per topic: a ledger that counts from the tab's first notification of that topic
+    /// (before it, the topic was still being subscribed for this tab).
+    ledgers: std::collections::BTreeMap<String, genesys_notify_sim::Ledger>,
+    /// Notifications of topics this tab never asked for.
+    foreign: u64,
+    live: bool,
+    token_fetches: usize,
+    gaps: usize,
+}
+
+fn epoch(ms: &serde_json::Value) -> std::time::SystemTime {
+    std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms.as_u64().unwrap_or(0))
+}
+
+impl TabLog {
+    fn take(&mut self, v: &serde_json::Value, mine: &[&str]) {
+        match v["type"].as_str().unwrap_or("") {
+            "notification" => {
+                let topic = v["topic"].as_str().unwrap_or("");
+                if !mine.contains(&topic) {
+                    self.foreign += 1;
+                    return;
+                }
+                let l = self.ledgers.entry(topic.to_owned()).or_default();
+                l.live(std::time::SystemTime::now());
+                l.notification(v["raw"].as_str().unwrap_or(""));
+            }
+            "gap" => {
+                self.gaps += 1;
+                let (from, to) = (epoch(&v["fromEpochMs"]), epoch(&v["toEpochMs"]));
+                for t in v["topics"].as_array().into_iter().flatten() {
+                    let t = t.as_str().unwrap_or("").to_owned();
+                    if let Some(l) = self.ledgers.get_mut(&t) {
+                        l.gap([t], from, to);
+                    }
+                }
+            }
+            "status" | "attached" => self.live |= v["status"] == "live",
+            "tokenfetch" => self.token_fetches += 1,
+            "pageerror" | "fatal" => panic!("tab: {v}"),
+            _ => {}
+        }
+    }
+}
+
+/// Three tabs of one browser with overlapping topics share one SharedWorker session: one
+/// channel (two sockets at most, during a renewal). Tokens live 8 s; the tab that fetched
+/// the first one is closed, and the next renewals are asked of the other tabs. Each tab left
+/// receives exactly its own topics' events: none lost, none twice.
+#[test]
+fn shared_worker_tabs() {
+    if ready().is_none() {
+        return;
+    }
+    let mut s = genesys_notify_tests::scenario("token_expiry_close_1000");
+    s.sim.token_ttl = std::time::Duration::from_secs(8);
+    s.sim.static_dir = Some(browser::web_dir());
+    let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
+    let topics = [
+        "v2.users.agent-1.presence",
+        "v2.users.agent-2.presence",
+        "v2.routing.queues.queue-1.conversations",
+    ];
+    let sets: [Vec<&str>; 3] = [
+        vec![topics[0], topics[1]],
+        vec![topics[1], topics[2]],
+        vec![topics[2], topics[0]],
+    ];
+    let urls: Vec<String> = sets
+        .iter()
+        .map(|t| {
+            format!(
+                "{}/test/tabs.html?{}",
+                sim.base_url(),
+                browser::page_query(&sim, t, &s)
+            )
+        })
+        .collect();
+    let mut tabs = browser::Tabs::open(&urls);
+    let mut logs: [TabLog; 3] = Default::default();
+    let mut closed: Option<usize> = None;
+    let mut max_open = 0;
+    let take = |logs: &mut [TabLog; 3], v: &serde_json::Value| {
+        if let Some(i) = v["tab"].as_u64().map(|i| i as usize).filter(|i| *i < 3) {
+            logs[i].take(v, &sets[i]);
+        }
+    };
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !logs.iter().all(|l| l.live) {
+        assert!(
+            std::time::Instant::now() < by,
+            "three tabs live within 30 s"
+        );
+        if let Some(v) = tabs.next(std::time::Duration::from_millis(50)) {
+            take(&mut logs, &v);
+        }
+    }
+    let at_start = sim.stats().channels_created;
+    assert_eq!(at_start, 1, "three tabs, one channel");
+    let fetcher = logs
+        .iter()
+        .position(|l| l.token_fetches > 0)
+        .expect("a tab fetched the token");
+    let fetches_before: usize = logs.iter().map(|l| l.token_fetches).sum();
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < std::time::Duration::from_secs(22) {
+        if closed.is_none() && t0.elapsed() >= std::time::Duration::from_secs(1) {
+            tabs.command(&format!("closetab {fetcher}"));
+            closed = Some(fetcher);
+        }
+        if let Some(v) = tabs.next(std::time::Duration::from_millis(20)) {
+            take(&mut logs, &v);
+        }
+        max_open = max_open.max(sim.stats().sockets_open);
+    }
+    let stats = sim.stats();
+    let published = stats.published.clone();
+    let settle = std::time::Instant::now() + std::time::Duration::from_millis(700);
+    while std::time::Instant::now() < settle {
+        if let Some(v) = tabs.next(std::time::Duration::from_millis(20)) {
+            take(&mut logs, &v);
+        }
+    }
+    for v in tabs.close() {
+        take(&mut logs, &v);
+    }
+    // The worker asks the first attached tab while it is there: every fetch by another tab
+    // came after that one closed.
+    let fetches_after: usize = logs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != fetcher)
+        .map(|(_, l)| l.token_fetches)
+        .sum();
+    let (mut lost, mut dups, mut delivered, mut gaps) = (0, 0, 0, 0);
+    for (i, log) in logs.iter().enumerate() {
+        assert_eq!(log.foreign, 0, "tab {i} received only its own topics");
+        if Some(i) == closed {
+            continue;
+        }
+        gaps += log.gaps;
+        for topic in &sets[i] {
+            let l = log
+                .ledgers
+                .get(*topic)
+                .unwrap_or_else(|| panic!("tab {i} got {topic}"));
+            let t = l.settle(
+                &sim,
+                &[topic],
+                &published,
+                std::time::Duration::from_millis(300),
+            );
+            assert!(
+                t.published > 100,
+                "tab {i} {topic}: a real stream ({} events)",
+                t.published
+            );
+            lost += t.lost_outside_gaps;
+            dups += t.duplicates;
+            delivered += t.delivered;
+            assert_eq!(t.lost_outside_gaps, 0, "tab {i} {topic}: {t:?}");
+            assert_eq!(t.duplicates, 0, "tab {i} {topic}: {t:?}");
+        }
+    }
+    println!(
+        "browser tabs=3 channels_created={} lost_outside_gaps={lost} duplicates={dups}",
+        stats.channels_created
+    );
+    println!(
+        "shared worker: delivered={delivered} gaps={gaps} max_sockets_open={max_open} token_fetches={fetches_before} then {fetches_after} by the other tabs (closed tab {fetcher})"
+    );
+    assert!(
+        max_open <= 2,
+        "one channel, two sockets during a renewal: {max_open}"
+    );
+    assert!(
+        fetches_after >= 2,
+        "after the token-fetching tab closed, the renewals were asked of the others: {fetches_after}"
+    );
+    assert!(
+        stats.channels_created <= stats.tokens_issued as u64 + 1,
+        "a channel per renewal, not per tab: {} channels, {} tokens",
+        stats.channels_created,
+        stats.tokens_issued
+    );
+}
+
+/// `shared: false` (as where a browser has no SharedWorker): the tab runs its own session and
+/// says so — `mode` is 'per-tab' and a warning names why.
+#[test]
+fn shared_worker_fallback_is_visible() {
+    if ready().is_none() {
+        return;
+    }
+    let mut s = genesys_notify_tests::scenario("steady");
+    s.sim.static_dir = Some(browser::web_dir());
+    let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
+    let url = format!(
+        "{}/test/tabs.html?shared=0&{}",
+        sim.base_url(),
+        browser::page_query(&sim, &s.topics, &s)
+    );
+    let mut tabs = browser::Tabs::open(&[url]);
+    let (mut mode, mut warned, mut notes) = (None, false, 0);
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < by && !(mode.is_some() && warned && notes > 5) {
+        let Some(v) = tabs.next(std::time::Duration::from_millis(50)) else {
+            continue;
+        };
+        match v["type"].as_str().unwrap_or("") {
+            "attached" => mode = v["mode"].as_str().map(str::to_owned),
+            "warning" => {
+                warned |= v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("one session per tab"))
+            }
+            "notification" => notes += 1,
+            "pageerror" | "fatal" => panic!("tab: {v}"),
+            _ => {}
+        }
+    }
+    tabs.close();
+    assert_eq!(mode.as_deref(), Some("per-tab"));
+    assert!(warned, "the fallback is announced");
+    assert!(notes > 5, "and the tab's own session delivers: {notes}");
+}

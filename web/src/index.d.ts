@@ -84,8 +84,42 @@ export interface ClientEventMap {
   resumed: CustomEvent<{ sleptMs: number }>;
 }
 
-export declare class Client extends EventTarget {
+/** The part of a client that both a page's own session and the shared one offer. */
+export interface NotificationClient extends EventTarget {
   readonly status: Status;
+  /** 'shared': the browser's one session in a SharedWorker; 'per-tab': this page's own. */
+  readonly mode: 'shared' | 'per-tab';
+  subscribe(topics: Iterable<string>): void;
+  unsubscribe(topics: Iterable<string>): void;
+  login(accessToken: string, expiresIn: number): void;
+  close(): void;
+  addEventListener<K extends keyof ClientEventMap>(
+    type: K,
+    listener: (ev: ClientEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  removeEventListener<K extends keyof ClientEventMap>(
+    type: K,
+    listener: (ev: ClientEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+}
+
+export declare class Client extends EventTarget implements NotificationClient {
+  readonly status: Status;
+  readonly mode: 'per-tab';
+  /** Set when a shared session was asked for and this page's own runs instead. */
+  readonly fallbackReason: string | null;
   toDate(ms: number): Date;
   subscribe(topics: Iterable<string>): void;
   unsubscribe(topics: Iterable<string>): void;

@@ -60,6 +60,10 @@ async function readCapped(response) {
 }
 
 export class Client extends EventTarget {
+  /** 'per-tab': this session is this page's own (see shared.js for one per browser). */
+  mode = 'per-tab';
+  /** Why a shared session was asked for and this one runs instead; null if none was. */
+  fallbackReason = null;
   #driver;
   #sockets = new Map();
   #opened = new Set();

@@ -1,0 +1,190 @@
+// One session for every tab: `await createSharedClient({ apiBase | region, getToken, topics })`
+// attaches this tab to the origin's SharedWorker (worker.js), which holds the only channel.
+// Where a browser has no SharedWorker, the tab runs its own session instead and says so:
+// `client.mode` is 'per-tab' and a `warning` event names the reason.
+
+import { createClient } from './index.js';
+
+/** The worker's name: every tab of the origin that uses it shares one session. */
+const WORKER_NAME = 'genesys-notify';
+
+function newId() {
+  return globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+}
+
+/**
+ * Attaches this tab to the shared session (or, without SharedWorker, starts one of its
+ * own). Options as for `createClient`, plus `workerUrl` (where worker.js is served, by
+ * default beside this file) and `shared: false` to force a session per tab. Only plain data
+ * reaches the worker; `getToken` and `onLoginRequired` stay in the tab.
+ */
+export async function createSharedClient(options) {
+  const { getToken, workerUrl, shared = true } = options ?? {};
+  if (typeof getToken !== 'function') {
+    throw new TypeError('createSharedClient needs getToken: async () => ({ accessToken, expiresIn })');
+  }
+  const why = !shared
+    ? 'shared: false was asked for'
+    : typeof SharedWorker === 'undefined'
+      ? 'this browser has no SharedWorker'
+      : null;
+  if (why !== null) {
+    const c = await createClient(options);
+    c.mode = 'per-tab';
+    c.fallbackReason = why;
+    // After the caller's `await` has returned and its listeners are on.
+    setTimeout(() =>
+      c.dispatchEvent(new CustomEvent('warning', { detail: { message: `one session per tab: ${why}; each tab opens its own channel` } })),
+    );
+    return c;
+  }
+  const url = workerUrl ?? new URL('./worker.js', import.meta.url);
+  const worker = new SharedWorker(url, { type: 'module', name: WORKER_NAME });
+  const client = new SharedClient(worker.port, options);
+  await client.attached;
+  return client;
+}
+
+/** Only what structured clone carries, and what the session reads. */
+function sessionOptions(options) {
+  const { getToken, onLoginRequired, workerUrl, shared, topics, ...rest } = options ?? {};
+  return JSON.parse(JSON.stringify(rest));
+}
+
+export class SharedClient extends EventTarget {
+  #port;
+  #getToken;
+  #onLoginRequired;
+  #status = 'connecting';
+  #release = null;
+  #closed = false;
+  /** Resolves once the worker has taken this tab on; rejects if it refused. */
+  attached;
+
+  constructor(port, options) {
+    super();
+    this.#port = port;
+    this.#getToken = options.getToken;
+    this.#onLoginRequired = options.onLoginRequired;
+    const id = newId();
+    const lock = `genesys-notify-tab:${id}`;
+    let ok;
+    let refused;
+    this.attached = new Promise((resolve, reject) => {
+      ok = resolve;
+      refused = reject;
+    });
+    port.onmessage = (ev) => this.#message(ev.data, ok, refused);
+    port.start();
+    const attach = () =>
+      port.postMessage({
+        type: 'attach',
+        id,
+        lock,
+        topics: [...(options.topics ?? [])],
+        options: sessionOptions(options),
+      });
+    // The lock is held for as long as this tab lives; the worker asks for it too, and gets
+    // it when the tab is closed, crashes or is discarded: then it drops this tab's topics.
+    if (navigator.locks) {
+      navigator.locks.request(lock, () => {
+        attach();
+        return new Promise((r) => {
+          this.#release = r;
+        });
+      });
+    } else {
+      attach();
+    }
+  }
+
+  /** 'shared': this tab uses the browser's one session. */
+  get mode() {
+    return 'shared';
+  }
+
+  /** Where the session stands: connecting, live, recovering, login_required, closed, failed. */
+  get status() {
+    return this.#status;
+  }
+
+  /** Adds topics to this tab's set (the session subscribes the union of every tab's). */
+  subscribe(topics) {
+    this.#send({ type: 'subscribe', topics: [...topics] });
+  }
+
+  /** Removes topics from this tab's set. */
+  unsubscribe(topics) {
+    this.#send({ type: 'unsubscribe', topics: [...topics] });
+  }
+
+  /** A token from a new login, after `loginrequired` (it serves every tab). */
+  login(accessToken, expiresIn) {
+    this.#send({ type: 'login', accessToken: String(accessToken), expiresIn: Number(expiresIn) });
+  }
+
+  /** Leaves the shared session: this tab's topics are released. The session itself closes
+   * when the last tab has left (after a few seconds, in case one comes back). */
+  close() {
+    if (this.#closed) return;
+    this.#send({ type: 'detach' });
+    this.#closed = true;
+    this.#release?.();
+    this.#port.close();
+    this.#status = 'closed';
+    this.dispatchEvent(new CustomEvent('status', { detail: { type: 'status', status: 'closed' } }));
+  }
+
+  #send(m) {
+    if (!this.#closed) this.#port.postMessage(m);
+  }
+
+  #message(m, ok, refused) {
+    switch (m?.type) {
+      case 'attached':
+        this.#status = m.status;
+        ok();
+        return;
+      case 'refused':
+        this.#closed = true;
+        refused(new Error(m.reason));
+        return;
+      case 'token':
+        this.#answerToken(m.ask);
+        return;
+      case 'event':
+        this.#emit(m.event, m.detail);
+        return;
+      default:
+    }
+  }
+
+  async #answerToken(ask) {
+    try {
+      const t = await this.#getToken();
+      const token = t === null || t === undefined ? null : { accessToken: t.accessToken, expiresIn: t.expiresIn };
+      this.#send({ type: 'token-answer', ask, ok: true, token });
+    } catch (e) {
+      this.#send({ type: 'token-answer', ask, ok: false, error: String(e?.message ?? e) });
+    }
+  }
+
+  #emit(type, d) {
+    let detail = d;
+    if (type === 'notification') {
+      const raw = d.raw;
+      detail = {
+        topic: d.topic,
+        raw,
+        get data() {
+          return JSON.parse(raw);
+        },
+      };
+    } else if (type === 'status') {
+      this.#status = d.status;
+    } else if (type === 'loginrequired') {
+      this.#onLoginRequired?.(d);
+    }
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}

@@ -1,0 +1,70 @@
+// Opens several tabs of one browser profile in headless Chromium (Debian's), so that they
+// share one SharedWorker, and bridges them to the Rust test: each tab's `GNW {json}` console
+// lines go to stdout with `"tab": I`. stdin takes commands: `open URL` (one more tab),
+// `closetab I` (the tab goes away as a user closes it), `screenshot I PATH`, `close`.
+import { chromium } from 'playwright-core';
+import readline from 'node:readline';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'gnw-tabs-')), {
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  viewport: { width: 1200, height: 800 },
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
+const pages = [];
+
+async function open(url) {
+  const tab = pages.length;
+  const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
+  pages.push(page);
+  page.on('console', (m) => {
+    const t = m.text();
+    if (!t.startsWith('GNW ')) return;
+    try {
+      out({ tab, ...JSON.parse(t.slice(4)) });
+    } catch {
+      out({ tab, type: 'pageerror', message: `unreadable line: ${t.slice(0, 200)}` });
+    }
+  });
+  page.on('pageerror', (e) => out({ tab, type: 'pageerror', message: String(e) }));
+  await page.goto(url);
+  out({ type: 'bridge', opened: tab });
+}
+
+for (const url of process.argv.slice(2)) await open(url);
+out({ type: 'bridge', ready: true });
+
+const rl = readline.createInterface({ input: process.stdin });
+for await (const line of rl) {
+  const [cmd, a, b] = line.trim().split(/\s+/);
+  if (cmd === 'open') {
+    await open(a);
+  } else if (cmd === 'closetab') {
+    await pages[Number(a)]?.close();
+    out({ type: 'bridge', closed: Number(a) });
+  } else if (cmd === 'screenshot') {
+    await pages[Number(a)]?.screenshot({ path: b, fullPage: true });
+    out({ type: 'bridge', screenshot: b });
+  } else if (cmd === 'click') {
+    await pages[Number(a)]?.click(b);
+    out({ type: 'bridge', clicked: b });
+  } else if (cmd === 'close') {
+    for (const p of pages) if (!p.isClosed()) await p.evaluate(() => window.client?.close()).catch(() => {});
+    await new Promise((r) => setTimeout(r, 500));
+    break;
+  }
+}
+await context.close();
+process.exit(0);
