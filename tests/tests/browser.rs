@@ -443,3 +443,41 @@ fn shared_worker_fallback_is_visible() {
     assert!(warned, "the fallback is announced");
     assert!(notes > 5, "and the tab's own session delivers: {notes}");
 }
+
+/// The React binding's lifecycle tests (Vitest, jsdom, in `web/test/react.test.js`): mount,
+/// topic change, unmount, Strict Mode. They need Node and `npm ci` in `web/`, not Chromium.
+#[test]
+fn react_hook_lifecycle() {
+    let web = browser::web_dir();
+    let vitest = web.join("node_modules/vitest/vitest.mjs");
+    if !vitest.exists() {
+        let why = format!("missing the Node packages: cd {} && npm ci", web.display());
+        assert!(
+            std::env::var_os("GENESYS_NOTIFY_REQUIRE_BROWSER").is_none(),
+            "React tests required but {why}"
+        );
+        eprintln!("\n!!! REACT TESTS SKIPPED: {why}\n");
+        return;
+    }
+    let out = std::process::Command::new("node")
+        .arg(&vitest)
+        .args(["run", "--reporter=verbose"])
+        .current_dir(&web)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("node runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "vitest failed");
+    // "Tests  N passed (N)": the hook tests ran, none was skipped.
+    let passed = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("Tests"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse::<u32>().ok());
+    assert!(
+        passed.is_some_and(|n| n >= 8),
+        "the hook tests ran: {passed:?}"
+    );
+    assert!(!text.contains("skipped"), "no hook test skipped");
+}
