@@ -333,6 +333,23 @@ impl Tabs {
         }
     }
 
+    /// Sends a command and waits (`timeout` at most) for the bridge's answer to it; the
+    /// tabs' lines that come meanwhile are returned beside it.
+    pub fn ask(&mut self, line: &str, timeout: Duration) -> (Option<Value>, Vec<Value>) {
+        self.command(line);
+        let end = std::time::Instant::now() + timeout;
+        let mut other = Vec::new();
+        while let Some(v) = self.next(end.saturating_duration_since(std::time::Instant::now())) {
+            let answer =
+                v["type"] == "bridge" && v.get("opened").is_none() && v.get("ready").is_none();
+            if answer {
+                return (Some(v), other);
+            }
+            other.push(v);
+        }
+        (None, other)
+    }
+
     /// The next line from a tab or the bridge, if one comes within `timeout`.
     pub fn next(&self, timeout: Duration) -> Option<Value> {
         self.lines.recv_timeout(timeout).ok()

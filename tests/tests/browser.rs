@@ -481,3 +481,102 @@ fn react_hook_lifecycle() {
     );
     assert!(!text.contains("skipped"), "no hook test skipped");
 }
+
+/// The example agent desktop (`examples/agent-desktop`, Vite + React + TypeScript), built and
+/// served by the simulator: it signs in with PKCE, goes live, shows the gap banner after an
+/// abrupt drop, and clears it once the agent has re-read the state. Screenshots of the run go
+/// to the test's target directory.
+#[test]
+fn agent_desktop() {
+    if ready().is_none() {
+        return;
+    }
+    let dir = browser::web_dir().join("../examples/agent-desktop");
+    if !dir.join("node_modules/vite").exists() {
+        let why = format!(
+            "missing the desktop's Node packages: cd {} && npm ci",
+            dir.display()
+        );
+        assert!(
+            std::env::var_os("GENESYS_NOTIFY_REQUIRE_BROWSER").is_none(),
+            "browser tests required but {why}"
+        );
+        eprintln!("\n!!! AGENT DESKTOP TEST SKIPPED: {why}\n");
+        return;
+    }
+    let build = std::process::Command::new("npm")
+        .args(["run", "build"])
+        .current_dir(&dir)
+        .output()
+        .expect("npm runs");
+    assert!(
+        build.status.success(),
+        "the desktop builds: {}{}",
+        String::from_utf8_lossy(&build.stdout),
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let mut s = genesys_notify_tests::scenario("abrupt_drop");
+    s.sim.rate = 2.0;
+    s.sim.static_dir = Some(dir.join("dist"));
+    let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
+    let mut tabs = browser::Tabs::open(&[format!("{}/", sim.base_url())]);
+    let art = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let long = std::time::Duration::from_secs(40);
+    let mut seen = Vec::new();
+    let mut step = |tabs: &mut browser::Tabs, cmd: &str| {
+        let (answer, lines) = tabs.ask(cmd, long);
+        seen.extend(lines);
+        let answer = answer.unwrap_or_else(|| panic!("no answer to {cmd}: {seen:?}"));
+        assert_ne!(
+            answer["ok"], false,
+            "{cmd}: {answer}\nthe page said: {seen:?}"
+        );
+        answer
+    };
+    step(&mut tabs, "waitfor 0 [data-status=live]");
+    step(&mut tabs, "waitfor 0 .events>li>code");
+    sim.fault(&"drop".parse().unwrap());
+    step(&mut tabs, "waitfor 0 .gap-banner");
+    step(&mut tabs, "waitfor 0 [data-status=live]");
+    let gap_png = art.join("agent-desktop-gap.png");
+    step(&mut tabs, &format!("screenshot 0 {}", gap_png.display()));
+    // Every banner (each panel shows the gap of its own topics) goes once re-read.
+    let banners = step(&mut tabs, "count 0 .gap-banner")["n"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(banners >= 1, "a gap banner after the drop");
+    for left in (0..banners).rev() {
+        step(&mut tabs, "click 0 .gap-banner>button");
+        let by = std::time::Instant::now() + long;
+        while step(&mut tabs, "count 0 .gap-banner")["n"].as_u64() != Some(left) {
+            assert!(
+                std::time::Instant::now() < by,
+                "the banner clears after re-reading"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    step(&mut tabs, "waitfor 0 .reread");
+    let png = art.join("agent-desktop.png");
+    step(&mut tabs, &format!("screenshot 0 {}", png.display()));
+    tabs.close();
+    for v in &seen {
+        assert!(
+            v["type"] != "pageerror",
+            "the desktop ran without errors: {v}"
+        );
+    }
+    for p in [&gap_png, &png] {
+        let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            size > 10_000,
+            "a screenshot at {} ({size} bytes)",
+            p.display()
+        );
+    }
+    println!(
+        "agent desktop: gap banner shown after the drop and cleared after re-reading; screenshots {} and {}",
+        gap_png.display(),
+        png.display()
+    );
+}

@@ -38,8 +38,10 @@ export async function createSharedClient(options) {
     );
     return c;
   }
-  const url = workerUrl ?? new URL('./worker.js', import.meta.url);
-  const worker = new SharedWorker(url, { type: 'module', name: WORKER_NAME });
+  // Written out in full so that bundlers (Vite, webpack) see the worker and bundle it.
+  const worker = workerUrl
+    ? new SharedWorker(workerUrl, { type: 'module', name: WORKER_NAME })
+    : new SharedWorker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'genesys-notify' });
   const client = new SharedClient(worker.port, options);
   await client.attached;
   return client;

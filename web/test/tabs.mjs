@@ -1,7 +1,9 @@
 // Opens several tabs of one browser profile in headless Chromium (Debian's), so that they
 // share one SharedWorker, and bridges them to the Rust test: each tab's `GNW {json}` console
 // lines go to stdout with `"tab": I`. stdin takes commands: `open URL` (one more tab),
-// `closetab I` (the tab goes away as a user closes it), `screenshot I PATH`, `close`.
+// `closetab I` (the tab goes away as a user closes it), `waitfor I SELECTOR [gone]` (until
+// the element shows, or is gone; 30 s at most), `click I SELECTOR` (the first match), `count I SELECTOR`, `screenshot I PATH`,
+// `close`. Each command is answered with a `bridge` line.
 import { chromium } from 'playwright-core';
 import readline from 'node:readline';
 import { mkdtempSync } from 'node:fs';
@@ -31,6 +33,7 @@ async function open(url) {
   pages.push(page);
   page.on('console', (m) => {
     const t = m.text();
+    if (m.type() === 'error' || m.type() === 'warning') out({ tab, type: 'console', level: m.type(), text: t.slice(0, 500) });
     if (!t.startsWith('GNW ')) return;
     try {
       out({ tab, ...JSON.parse(t.slice(4)) });
@@ -58,8 +61,22 @@ for await (const line of rl) {
     await pages[Number(a)]?.screenshot({ path: b, fullPage: true });
     out({ type: 'bridge', screenshot: b });
   } else if (cmd === 'click') {
-    await pages[Number(a)]?.click(b);
-    out({ type: 'bridge', clicked: b });
+    try {
+      await pages[Number(a)].locator(b).first().click({ timeout: 30000 });
+      out({ type: 'bridge', clicked: b, ok: true });
+    } catch (e) {
+      out({ type: 'bridge', clicked: b, ok: false, message: String(e) });
+    }
+  } else if (cmd === 'count') {
+    out({ type: 'bridge', counted: b, n: await pages[Number(a)].locator(b).count() });
+  } else if (cmd === 'waitfor') {
+    const gone = line.trim().split(/\s+/)[3] === 'gone';
+    try {
+      await pages[Number(a)].waitForSelector(b, { state: gone ? 'detached' : 'visible', timeout: 30000 });
+      out({ type: 'bridge', waited: b, gone, ok: true });
+    } catch (e) {
+      out({ type: 'bridge', waited: b, gone, ok: false, message: String(e) });
+    }
   } else if (cmd === 'close') {
     for (const p of pages) if (!p.isClosed()) await p.evaluate(() => window.client?.close()).catch(() => {});
     await new Promise((r) => setTimeout(r, 500));
