@@ -580,3 +580,56 @@ fn agent_desktop() {
         png.display()
     );
 }
+
+/// The login ends for the shared session (the token endpoint refuses the client from now on;
+/// tokens live 3 s): `loginrequired` reaches every attached tab, not only the one whose
+/// `getToken()` was refused.
+#[test]
+fn shared_worker_login_required_reaches_every_tab() {
+    if ready().is_none() {
+        return;
+    }
+    let mut s = genesys_notify_tests::scenario("steady");
+    s.sim.token_ttl = std::time::Duration::from_secs(3);
+    s.sim.static_dir = Some(browser::web_dir());
+    let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
+    let urls: Vec<String> = [["v2.users.agent-1.presence"], ["v2.users.agent-2.presence"]]
+        .iter()
+        .map(|t| {
+            format!(
+                "{}/test/tabs.html?{}",
+                sim.base_url(),
+                browser::page_query(&sim, t, &s)
+            )
+        })
+        .collect();
+    let mut tabs = browser::Tabs::open(&urls);
+    let (mut live, mut login) = ([false; 2], [false; 2]);
+    let mut failed = false;
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < by && !login.iter().all(|l| *l) {
+        let Some(v) = tabs.next(std::time::Duration::from_millis(50)) else {
+            continue;
+        };
+        let Some(i) = v["tab"].as_u64().map(|i| i as usize).filter(|i| *i < 2) else {
+            continue;
+        };
+        match v["type"].as_str().unwrap_or("") {
+            "attached" | "status" => live[i] |= v["status"] == "live",
+            "loginrequired" => login[i] = true,
+            "pageerror" | "fatal" => panic!("tab {i}: {v}"),
+            _ => {}
+        }
+        if !failed && live.iter().all(|l| *l) {
+            sim.fault(&"fail token 1000 401".parse().unwrap());
+            failed = true;
+        }
+    }
+    tabs.close();
+    assert!(failed, "both tabs went live first");
+    assert_eq!(
+        login,
+        [true, true],
+        "every tab was told a login is required"
+    );
+}
