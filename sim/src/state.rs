@@ -82,6 +82,9 @@ pub struct Stats {
     /// `exclusive_topics`: times topics were taken from a channel that had no socket to be
     /// told on (its client cannot know they left).
     pub topics_taken_unseen: u64,
+    /// Topics subscribed now on a live channel that has an open socket: what would be
+    /// delivered to some socket if it were published now.
+    pub topics_on_sockets: BTreeSet<String>,
 }
 
 impl Stats {
@@ -200,8 +203,16 @@ impl Shared {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        let mut s = self.lock().stats.clone();
+        let st = self.lock();
+        let mut s = st.stats.clone();
         s.sockets_open = s.sockets_opened.saturating_sub(s.sockets_closed);
+        let now = Instant::now();
+        s.topics_on_sockets = st
+            .channels
+            .values()
+            .filter(|c| c.socket.is_some() && c.expires_at > now)
+            .flat_map(|c| c.topics.iter().cloned())
+            .collect();
         s
     }
 

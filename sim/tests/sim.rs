@@ -1003,3 +1003,30 @@ fn cors_for_allowed_origins_and_static_files_inside_the_directory_only() {
     assert_eq!(r.status().as_u16(), 404);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn stats_name_the_topics_some_open_socket_would_receive() {
+    let sim = Sim::start(quick()).unwrap();
+    let http = Http::new(&sim);
+    let (token, id, mut ws) = live(&sim, &http, &["v2.users.a.presence", "v2.users.b.presence"]);
+    let on = |sim: &Sim| {
+        sim.stats()
+            .topics_on_sockets
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(on(&sim), ["v2.users.a.presence", "v2.users.b.presence"]);
+    assert_eq!(
+        http.put(&token, &id, &["v2.users.b.presence"], true).status,
+        200
+    );
+    assert_eq!(on(&sim), ["v2.users.b.presence"]);
+    // A channel without a socket delivers nothing.
+    let _ = ws.close(None);
+    let end = Instant::now() + Duration::from_secs(5);
+    while !on(&sim).is_empty() {
+        assert!(Instant::now() < end, "the closed socket's topics are gone");
+        let _ = ws.read();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

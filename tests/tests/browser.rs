@@ -280,10 +280,16 @@ fn shared_worker_tabs() {
         "v2.users.agent-2.presence",
         "v2.routing.queues.queue-1.conversations",
     ];
+    // Each tab also has a topic of its own, which must leave the subscription with its tab.
+    let own = [
+        "v2.users.only-tab-0.presence",
+        "v2.users.only-tab-1.presence",
+        "v2.users.only-tab-2.presence",
+    ];
     let sets: [Vec<&str>; 3] = [
-        vec![topics[0], topics[1]],
-        vec![topics[1], topics[2]],
-        vec![topics[2], topics[0]],
+        vec![topics[0], topics[1], own[0]],
+        vec![topics[1], topics[2], own[1]],
+        vec![topics[2], topics[0], own[2]],
     ];
     let urls: Vec<String> = sets
         .iter()
@@ -298,6 +304,7 @@ fn shared_worker_tabs() {
     let mut tabs = browser::Tabs::open(&urls);
     let mut logs: [TabLog; 3] = Default::default();
     let mut closed: Option<usize> = None;
+    let mut released = None;
     let mut max_open = 0;
     let take = |logs: &mut [TabLog; 3], v: &serde_json::Value| {
         if let Some(i) = v["tab"].as_u64().map(|i| i as usize).filter(|i| *i < 3) {
@@ -330,8 +337,21 @@ fn shared_worker_tabs() {
         if let Some(v) = tabs.next(std::time::Duration::from_millis(20)) {
             take(&mut logs, &v);
         }
-        max_open = max_open.max(sim.stats().sockets_open);
+        let now = sim.stats();
+        max_open = max_open.max(now.sockets_open);
+        if closed.is_some() && released.is_none() && !now.topics_on_sockets.contains(own[fetcher]) {
+            released = Some(t0.elapsed());
+        }
     }
+    let on_sockets = sim.stats().topics_on_sockets;
+    for (i, topic) in own.iter().enumerate() {
+        assert_eq!(
+            on_sockets.contains(*topic),
+            i != fetcher,
+            "{topic}: subscribed while its tab is open, released once it closed: {on_sockets:?}"
+        );
+    }
+    let released = released.expect("the closed tab's own topic was released");
     let stats = sim.stats();
     let published = stats.published.clone();
     let settle = std::time::Instant::now() + std::time::Duration::from_millis(700);
@@ -386,7 +406,8 @@ fn shared_worker_tabs() {
         stats.channels_created
     );
     println!(
-        "shared worker: delivered={delivered} gaps={gaps} max_sockets_open={max_open} token_fetches={fetches_before} then {fetches_after} by the other tabs (closed tab {fetcher})"
+        "shared worker: delivered={delivered} gaps={gaps} max_sockets_open={max_open} token_fetches={fetches_before} then {fetches_after} by the other tabs (closed tab {fetcher}, its own topic released {:.1} s after)",
+        released.as_secs_f64() - 1.0
     );
     assert!(
         max_open <= 2,
