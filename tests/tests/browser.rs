@@ -425,8 +425,9 @@ fn shared_worker_tabs() {
     );
 }
 
-/// `shared: false` (as where a browser has no SharedWorker): the tab runs its own session and
-/// says so — `mode` is 'per-tab' and a warning names why.
+/// Where the shared session cannot be had — `shared: false` (as where a browser has no
+/// SharedWorker), or a worker script that does not load — the tab runs its own session and
+/// says so: `mode` is 'per-tab' and a warning names why.
 #[test]
 fn shared_worker_fallback_is_visible() {
     if ready().is_none() {
@@ -435,34 +436,45 @@ fn shared_worker_fallback_is_visible() {
     let mut s = genesys_notify_tests::scenario("steady");
     s.sim.static_dir = Some(browser::web_dir());
     let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
-    let url = format!(
-        "{}/test/tabs.html?shared=0&{}",
-        sim.base_url(),
-        browser::page_query(&sim, &s.topics, &s)
-    );
-    let mut tabs = browser::Tabs::open(&[url]);
-    let (mut mode, mut warned, mut notes) = (None, false, 0);
-    let by = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::time::Instant::now() < by && !(mode.is_some() && warned && notes > 5) {
-        let Some(v) = tabs.next(std::time::Duration::from_millis(50)) else {
-            continue;
-        };
-        match v["type"].as_str().unwrap_or("") {
-            "attached" => mode = v["mode"].as_str().map(str::to_owned),
-            "warning" => {
-                warned |= v["message"]
-                    .as_str()
-                    .is_some_and(|m| m.contains("one session per tab"))
+    for (query, why) in [
+        ("shared=0", "shared: false was asked for"),
+        (
+            "workerUrl=/test/no-such-worker.js",
+            "the shared worker did not start",
+        ),
+    ] {
+        let url = format!(
+            "{}/test/tabs.html?{query}&{}",
+            sim.base_url(),
+            browser::page_query(&sim, &s.topics, &s)
+        );
+        let mut tabs = browser::Tabs::open(&[url]);
+        let (mut mode, mut warned, mut notes) = (None, false, 0);
+        let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < by && !(mode.is_some() && warned && notes > 5) {
+            let Some(v) = tabs.next(std::time::Duration::from_millis(50)) else {
+                continue;
+            };
+            match v["type"].as_str().unwrap_or("") {
+                "attached" => mode = v["mode"].as_str().map(str::to_owned),
+                "warning" => {
+                    warned |= v["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("one session per tab") && m.contains(why))
+                }
+                "notification" => notes += 1,
+                "pageerror" | "fatal" => panic!("{query}: {v}"),
+                _ => {}
             }
-            "notification" => notes += 1,
-            "pageerror" | "fatal" => panic!("tab: {v}"),
-            _ => {}
         }
+        tabs.close();
+        assert_eq!(mode.as_deref(), Some("per-tab"), "{query}");
+        assert!(warned, "{query}: the fallback is announced, with why");
+        assert!(
+            notes > 5,
+            "{query}: the tab's own session delivers: {notes}"
+        );
     }
-    tabs.close();
-    assert_eq!(mode.as_deref(), Some("per-tab"));
-    assert!(warned, "the fallback is announced");
-    assert!(notes > 5, "and the tab's own session delivers: {notes}");
 }
 
 /// The React binding's lifecycle tests (Vitest, jsdom, in `web/test/react.test.js`): mount,

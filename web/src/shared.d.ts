@@ -40,5 +40,6 @@ export declare class SharedClient extends EventTarget implements NotificationCli
 }
 
 /** One session for every tab of the origin (a SharedWorker); a `Client` of the tab's own,
- * with `mode` 'per-tab' and a `warning`, where SharedWorker does not exist. */
+ * with `mode` 'per-tab', `fallbackReason` and a `warning`, where SharedWorker does not exist
+ * or its worker does not start within 10 s. */
 export declare function createSharedClient(options: SharedClientOptions): Promise<SharedClient | Client>;

@@ -1,7 +1,8 @@
 // One session for every tab: `await createSharedClient({ apiBase | region, getToken, topics })`
 // attaches this tab to the origin's SharedWorker (worker.js), which holds the only channel.
-// Where a browser has no SharedWorker, the tab runs its own session instead and says so:
-// `client.mode` is 'per-tab' and a `warning` event names the reason.
+// Where a browser has no SharedWorker, or the worker does not start within 10 s, the tab runs
+// its own session instead and says so: `client.mode` is 'per-tab', `client.fallbackReason`
+// and a `warning` event name the reason.
 
 import { createClient } from './index.js';
 
@@ -23,27 +24,52 @@ export async function createSharedClient(options) {
   if (typeof getToken !== 'function') {
     throw new TypeError('createSharedClient needs getToken: async () => ({ accessToken, expiresIn })');
   }
-  const why = !shared
+  let why = !shared
     ? 'shared: false was asked for'
     : typeof SharedWorker === 'undefined'
       ? 'this browser has no SharedWorker'
       : null;
-  if (why !== null) {
-    const c = await createClient(options);
-    c.mode = 'per-tab';
-    c.fallbackReason = why;
-    // After the caller's `await` has returned and its listeners are on.
-    setTimeout(() =>
-      c.dispatchEvent(new CustomEvent('warning', { detail: { message: `one session per tab: ${why}; each tab opens its own channel` } })),
-    );
-    return c;
+  if (why === null) {
+    try {
+      return await attachShared(options, workerUrl);
+    } catch (e) {
+      why = `the shared worker did not start (${e?.message ?? e})`;
+    }
   }
+  const c = await createClient(options);
+  c.fallbackReason = why;
+  // After the caller's `await` has returned and its listeners are on.
+  setTimeout(() =>
+    c.dispatchEvent(new CustomEvent('warning', { detail: { message: `one session per tab: ${why}; each tab opens its own channel` } })),
+  );
+  return c;
+}
+
+/** How long a tab waits for the worker to take it on before it runs a session of its own. */
+const ATTACH_TIMEOUT_MS = 10000;
+
+async function attachShared(options, workerUrl) {
   // Written out in full so that bundlers (Vite, webpack) see the worker and bundle it.
   const worker = workerUrl
     ? new SharedWorker(workerUrl, { type: 'module', name: WORKER_NAME })
-    : new SharedWorker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'genesys-notify' });
+    : // The name is WORKER_NAME, spelled out: a bundler reads these options as they are written.
+      new SharedWorker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'genesys-notify' });
   const client = new SharedClient(worker.port, options);
-  await client.attached;
+  let timer;
+  const failed = new Promise((_, reject) => {
+    // A worker script that cannot be fetched or does not run (a 404, a CSP refusal).
+    worker.onerror = (e) => reject(new Error(e?.message || 'its script did not load'));
+    timer = setTimeout(() => reject(new Error(`no answer within ${ATTACH_TIMEOUT_MS / 1000} s`)), ATTACH_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([client.attached, failed]);
+  } catch (e) {
+    client.close();
+    throw e;
+  } finally {
+    clearTimeout(timer);
+    worker.onerror = null;
+  }
   return client;
 }
 

@@ -19,6 +19,7 @@ try {
     topics: JSON.parse(q.get('topics') ?? '[]'),
     seed: 1,
     shared: q.get('shared') !== '0',
+    ...(q.get('workerUrl') ? { workerUrl: q.get('workerUrl') } : {}),
     ...JSON.parse(q.get('tuning') ?? '{}'),
   });
   window.client = client;
