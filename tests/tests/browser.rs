@@ -666,3 +666,67 @@ fn shared_worker_login_required_reaches_every_tab() {
         "every tab was told a login is required"
     );
 }
+
+/// A reload keeps the session: when the last tab goes and another comes within the worker's
+/// 5 s linger, it finds the same channel. When none comes, the session closes its socket
+/// (with 1000) — no channel stays open for a browser with no tab.
+#[test]
+fn shared_worker_survives_a_reload_then_closes() {
+    if ready().is_none() {
+        return;
+    }
+    let mut s = genesys_notify_tests::scenario("steady");
+    s.sim.static_dir = Some(browser::web_dir());
+    let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
+    let url = format!(
+        "{}/test/tabs.html?{}",
+        sim.base_url(),
+        browser::page_query(&sim, &s.topics, &s)
+    );
+    let mut tabs = browser::Tabs::open(std::slice::from_ref(&url));
+    let live_in = |tabs: &mut browser::Tabs, tab: u64| {
+        let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < by {
+            let Some(v) = tabs.next(std::time::Duration::from_millis(50)) else {
+                continue;
+            };
+            assert!(v["type"] != "pageerror" && v["type"] != "fatal", "{v}");
+            if v["tab"] == tab && v["type"] == "notification" {
+                return;
+            }
+        }
+        panic!("tab {tab} received nothing");
+    };
+    live_in(&mut tabs, 0);
+    assert_eq!(sim.stats().channels_created, 1);
+    tabs.command("closetab 0");
+    tabs.command(&format!("open {url}"));
+    live_in(&mut tabs, 1);
+    let after_reload = sim.stats();
+    assert_eq!(
+        after_reload.channels_created, 1,
+        "the reloaded tab found the same session"
+    );
+    assert_eq!(after_reload.sockets_open, 1);
+    tabs.command("closetab 1");
+    let closed_at = std::time::Instant::now();
+    while sim.stats().sockets_open > 0 {
+        assert!(
+            closed_at.elapsed() < std::time::Duration::from_secs(15),
+            "the session closes after its linger"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let waited = closed_at.elapsed();
+    let stats = sim.stats();
+    tabs.close();
+    println!(
+        "shared worker: reload kept 1 channel; socket closed {:.1} s after the last tab",
+        waited.as_secs_f64()
+    );
+    assert!(
+        waited >= std::time::Duration::from_secs(4),
+        "not before the linger: {waited:?}"
+    );
+    assert_eq!(stats.client_close_codes.last(), Some(&Some(1000)));
+}

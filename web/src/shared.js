@@ -36,7 +36,8 @@ export async function createSharedClient(options) {
       why = `the shared worker did not start (${e?.message ?? e})`;
     }
   }
-  const c = await createClient(options);
+  const { workerUrl: _url, shared: _shared, ...own } = options;
+  const c = await createClient(own);
   c.fallbackReason = why;
   // After the caller's `await` has returned and its listeners are on.
   setTimeout(() =>
@@ -50,10 +51,12 @@ const ATTACH_TIMEOUT_MS = 10000;
 
 async function attachShared(options, workerUrl) {
   // Written out in full so that bundlers (Vite, webpack) see the worker and bundle it.
+  // `extendedLifetime` (Chromium 148 and later) keeps the worker, and so the channel, through
+  // a reload of the last tab; the worker closes the session itself 5 s after its last tab.
   const worker = workerUrl
-    ? new SharedWorker(workerUrl, { type: 'module', name: WORKER_NAME })
+    ? new SharedWorker(workerUrl, { type: 'module', name: WORKER_NAME, extendedLifetime: true })
     : // The name is WORKER_NAME, spelled out: a bundler reads these options as they are written.
-      new SharedWorker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'genesys-notify' });
+      new SharedWorker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'genesys-notify', extendedLifetime: true });
   const client = new SharedClient(worker.port, options);
   let timer;
   const failed = new Promise((_, reject) => {
@@ -122,6 +125,10 @@ export class SharedClient extends EventTarget {
         });
       });
     } else {
+      // Without Web Locks the worker learns of a closing tab only from the tab itself.
+      addEventListener('pagehide', (e) => {
+        if (!e.persisted) this.close();
+      });
       attach();
     }
   }

@@ -205,12 +205,20 @@ function detach(id) {
   if (tabs.size === 0 && lingerTimer === null) {
     lingerTimer = setTimeout(() => {
       lingerTimer = null;
-      if (tabs.size === 0 && client) {
-        client.close();
-        client = null;
-        lastStatus = 'connecting';
-      }
+      closeIfIdle();
     }, LINGER_MS);
+  }
+}
+
+/** Closes the session if no tab is attached; one still starting is closed once it has. */
+function closeIfIdle() {
+  if (tabs.size > 0) return;
+  if (client) {
+    client.close();
+    client = null;
+    lastStatus = 'connecting';
+  } else if (starting) {
+    starting.then(closeIfIdle);
   }
 }
 
