@@ -1,7 +1,7 @@
 // The desktop: a status indicator, live presence and queue-conversation lists, a banner for
 // every stretch the session could not cover (until the state is read again), and a prompt
 // when a new login is needed.
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import type { NotificationClient, NotificationDetail } from 'genesys-notify-web';
 import { GenesysNotificationsProvider, useGenesysNotifications, type HookGap } from 'genesys-notify-web/react';
 
@@ -66,23 +66,35 @@ function Status() {
   );
 }
 
+/** Two prompts: ahead of the end (`loginsoon`: signing in now loses nothing) and after it
+ * (`loginrequired`: notifications are paused until the agent signs in). Browsers open the
+ * sign-in popup only from a click, so both are buttons. */
 function LoginPrompt({ signIn, client }: { signIn: () => Promise<Token>; client: NotificationClient }) {
   const { loginRequired } = useGenesysNotifications([]);
+  const [soon, setSoon] = useState<{ endsAt: number } | null>(null);
   const [error, setError] = useState<string | null>(null);
-  if (!loginRequired) return null;
+  useEffect(() => {
+    const onSoon = (e: CustomEvent<{ expiresInMs: number }>) =>
+      setSoon({ endsAt: Date.now() + e.detail.expiresInMs });
+    client.addEventListener('loginsoon', onSoon);
+    return () => client.removeEventListener('loginsoon', onSoon);
+  }, [client]);
+  if (!loginRequired && !soon) return null;
+  const again = () =>
+    signIn().then(
+      (t) => {
+        client.login(t.accessToken, t.expiresIn);
+        setSoon(null);
+        setError(null);
+      },
+      (e: unknown) => setError(String(e)),
+    );
   return (
-    <div className="login-prompt" role="alert">
-      Your sign-in has ended ({loginRequired.reason}). Notifications are paused.
-      <button
-        onClick={() =>
-          signIn().then(
-            (t) => client.login(t.accessToken, t.expiresIn),
-            (e: unknown) => setError(String(e)),
-          )
-        }
-      >
-        Sign in again
-      </button>
+    <div className={loginRequired ? 'login-prompt' : 'login-prompt soon'} role="alert">
+      {loginRequired
+        ? `Your sign-in has ended (${loginRequired.reason}). Notifications are paused.`
+        : `Your sign-in ends at ${new Date(soon!.endsAt).toLocaleTimeString([], { hour12: false })}. Sign in again now and nothing is missed.`}
+      <button onClick={again}>Sign in again</button>
       {error && <span className="error">{error}</span>}
     </div>
   );

@@ -28,6 +28,8 @@ const auth = createPkceLogin({
   loginBase: settings.loginBase,
   clientId: settings.clientId,
   redirectUri: redirect.href,
+  // A stored token with less life left is not handed out (60 s by default).
+  ...(q.get('minLife') ? { minLifeSeconds: Number(q.get('minLife')) } : {}),
 });
 
 async function boot(): Promise<NotificationClient | null> {
