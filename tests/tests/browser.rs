@@ -687,8 +687,9 @@ fn shared_worker_login_required_reaches_every_tab() {
 
 /// The desktop's sign-in prompts: the PKCE token (20 s here) cannot be renewed without the
 /// agent, so the session says `loginsoon` while it still works (the desktop hands out no token
-/// with less than 8 s left); the desktop asks the agent to sign in, the agent clicks, the popup
-/// signs in, and the session moves to the new token: no gap, no `loginrequired`.
+/// with less than 8 s left); both tabs of the desktop ask the agent to sign in, the agent
+/// clicks in one, the popup signs in, the session moves to the new token and both prompts go:
+/// no gap, no `loginrequired`.
 #[test]
 fn agent_desktop_sign_in_again() {
     if ready().is_none() {
@@ -702,7 +703,10 @@ fn agent_desktop_sign_in_again() {
     s.sim.token_ttl = std::time::Duration::from_secs(20);
     s.sim.static_dir = Some(dist);
     let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
-    let mut tabs = browser::Tabs::open(&[format!("{}/?minLife=8", sim.base_url())]);
+    // Two tabs of the desktop on one shared session: the prompt shows in both, one click in
+    // the first serves both.
+    let url = format!("{}/?minLife=8", sim.base_url());
+    let mut tabs = browser::Tabs::open(&[url.clone(), url]);
     let long = std::time::Duration::from_secs(40);
     let mut seen = Vec::new();
     let mut step = |tabs: &mut browser::Tabs, cmd: &str| {
@@ -716,16 +720,26 @@ fn agent_desktop_sign_in_again() {
         answer
     };
     step(&mut tabs, "waitfor 0 [data-status=live]");
+    step(&mut tabs, "waitfor 1 [data-status=live]");
     step(&mut tabs, "waitfor 0 .login-prompt.soon");
+    step(&mut tabs, "waitfor 1 .login-prompt.soon");
     let png = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("agent-desktop-sign-in.png");
     step(&mut tabs, &format!("screenshot 0 {}", png.display()));
     step(&mut tabs, "click 0 .login-prompt>button");
     step(&mut tabs, "waitfor 0 .login-prompt gone");
+    step(&mut tabs, "waitfor 1 .login-prompt gone");
     // Past the first token's end: the session is on the new one.
     std::thread::sleep(std::time::Duration::from_secs(10));
     step(&mut tabs, "waitfor 0 [data-status=live]");
-    let banners = step(&mut tabs, "count 0 .gap-banner")["n"].as_u64();
-    let prompts = step(&mut tabs, "count 0 .login-prompt")["n"].as_u64();
+    let mut banners = Some(0);
+    let mut prompts = Some(0);
+    for tab in 0..2 {
+        step(&mut tabs, &format!("waitfor {tab} [data-status=live]"));
+        let b = step(&mut tabs, &format!("count {tab} .gap-banner"))["n"].as_u64();
+        let p = step(&mut tabs, &format!("count {tab} .login-prompt"))["n"].as_u64();
+        banners = banners.zip(b).map(|(x, y)| x + y);
+        prompts = prompts.zip(p).map(|(x, y)| x + y);
+    }
     let stats = sim.stats();
     tabs.close();
     for v in &seen {
@@ -736,9 +750,17 @@ fn agent_desktop_sign_in_again() {
     }
     assert_eq!(banners, Some(0), "signed in again in time: no gap");
     assert_eq!(prompts, Some(0), "no login required");
-    assert_eq!(stats.count("token"), 2, "a sign-in, then one in the popup");
+    assert_eq!(
+        stats.count("token"),
+        3,
+        "a sign-in per tab as it loads, then one in the popup"
+    );
+    assert_eq!(
+        stats.channels_created, 2,
+        "one channel, then one on the new token"
+    );
     println!(
-        "agent desktop: signed in again from the prompt before the token ended; no gap; screenshot {}",
+        "agent desktop: two tabs, signed in again from one tab's prompt before the token ended; both prompts gone, no gap; screenshot {}",
         png.display()
     );
 }

@@ -82,6 +82,8 @@ export interface ClientEventMap {
   /** The page was frozen (or its timers throttled) this long; the session treated it as a
    * suspend. */
   resumed: CustomEvent<{ sleptMs: number }>;
+  /** `login()` was called (in the shared session: by any tab): a sign-in prompt can go. */
+  signedin: CustomEvent<Record<string, never>>;
 }
 
 /** The part of a client that both a page's own session and the shared one offer. */

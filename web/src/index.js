@@ -27,7 +27,7 @@ function load(wasmUrl) {
  * Starts a session: `await createClient({ region | apiBase, getToken, topics })`.
  * Events: `notification`, `gap`, `status`, `topicrejected`, `loginsoon` (getToken() had
  * no new token while the current one still works: a login() before it ends loses nothing),
- * `loginrequired`, `warning`, `tokenrotated`, `fatal`, and `resumed` after the page was
+ * `loginrequired`, `signedin` (after `login()`), `warning`, `tokenrotated`, `fatal`, and `resumed` after the page was
  * frozen (each a CustomEvent with `detail`).
  */
 export async function createClient(options) {
@@ -155,6 +155,8 @@ export class Client extends EventTarget {
   login(accessToken, expiresIn) {
     this.#driver.login(this.#enter(), String(accessToken), Number(expiresIn));
     this.#pump();
+    // Prompts for a login (after `loginsoon` or `loginrequired`) can go.
+    this.dispatchEvent(new CustomEvent('signedin', { detail: {} }));
   }
 
   /** Closes every socket with 1000 and stops; what was still uncovered is reported first. */

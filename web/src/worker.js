@@ -16,7 +16,7 @@ const LINGER_MS = 5000;
 /** A token request a tab leaves unanswered this long goes to the next tab, or fails. */
 const TOKEN_ASK_MS = 30000;
 
-const EVENTS = ['notification', 'gap', 'status', 'topicrejected', 'loginsoon', 'loginrequired', 'warning', 'tokenrotated', 'fatal', 'resumed'];
+const EVENTS = ['notification', 'gap', 'status', 'topicrejected', 'loginsoon', 'loginrequired', 'signedin', 'warning', 'tokenrotated', 'fatal', 'resumed'];
 
 /** id → { port, topics: Set, options } in the order they attached. */
 const tabs = new Map();
@@ -245,9 +245,15 @@ function onMessage(port, id, m) {
     case 'token-answer':
       answer(id, m);
       return;
-    case 'login':
-      if (client && typeof m.accessToken === 'string') client.login(m.accessToken, Number(m.expiresIn));
+    case 'login': {
+      if (typeof m.accessToken !== 'string') return;
+      // One tab's sign-in serves every tab (each is told `signedin`); a session still
+      // starting takes it once it has.
+      const login = () => client?.login(m.accessToken, Number(m.expiresIn));
+      if (client) login();
+      else starting?.then(login);
       return;
+    }
     case 'detach':
       detach(id);
       return;

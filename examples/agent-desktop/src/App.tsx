@@ -76,8 +76,14 @@ function LoginPrompt({ signIn, client }: { signIn: () => Promise<Token>; client:
   useEffect(() => {
     const onSoon = (e: CustomEvent<{ expiresInMs: number }>) =>
       setSoon({ endsAt: Date.now() + e.detail.expiresInMs });
+    // Another tab's sign-in serves this one too.
+    const onSignedIn = () => setSoon(null);
     client.addEventListener('loginsoon', onSoon);
-    return () => client.removeEventListener('loginsoon', onSoon);
+    client.addEventListener('signedin', onSignedIn);
+    return () => {
+      client.removeEventListener('loginsoon', onSoon);
+      client.removeEventListener('signedin', onSignedIn);
+    };
   }, [client]);
   if (!loginRequired && !soon) return null;
   const again = () =>
