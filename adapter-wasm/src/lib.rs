@@ -11,7 +11,7 @@
 //! the page was frozen, see the JavaScript package), from 0 at the session's start.
 #![deny(missing_docs)]
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +31,9 @@ const MAX_HTTP_IN_FLIGHT: usize = 64;
 pub struct Core {
     session: Session,
     endpoints: Arc<Endpoints>,
-    http: BTreeMap<u64, Finish>,
+    /// Exchanges in flight, oldest first (ids only grow). A queue, not a map: at most 64, and
+    /// a B-tree of its own would be 5 KB of the wasm file.
+    http: VecDeque<(u64, Finish)>,
     next_http: u64,
     warnings: Vec<String>,
     /// The text of the last frame fed in: a notification that is exactly it goes back to the
@@ -221,7 +223,7 @@ impl Core {
         Ok(Core {
             session,
             endpoints,
-            http: BTreeMap::new(),
+            http: VecDeque::new(),
             next_http: 1,
             held_actions: Vec::new(),
             held_events: Vec::new(),
@@ -268,9 +270,9 @@ impl Core {
                 self.next_http += 1;
                 if self.http.len() >= MAX_HTTP_IN_FLIGHT {
                     // The oldest has long been timed out by the session.
-                    self.http.pop_first();
+                    self.http.pop_front();
                 }
-                self.http.insert(id, finish);
+                self.http.push_back((id, finish));
                 let headers: Vec<[&str; 2]> = request
                     .headers
                     .iter()
@@ -354,7 +356,10 @@ impl Core {
 
     /// The answer to HTTP exchange `id`; `status` 0 with `failure` set: no answer.
     pub fn http_done(&mut self, now_ms: f64, id: u64, answer: Result<HttpAnswer, String>) {
-        let Some(finish) = self.http.remove(&id) else {
+        let Some(at) = self.http.iter().position(|(i, _)| *i == id) else {
+            return;
+        };
+        let Some((_, finish)) = self.http.remove(at) else {
             return;
         };
         let (input, local) = finish(answer);
