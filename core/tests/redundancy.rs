@@ -357,3 +357,44 @@ fn a_failed_first_upgrade_does_not_hold_the_second_subscription() {
         h.log
     );
 }
+
+/// `rounds` times: every open socket is closed with 4001 (an auth-class code) at once, and
+/// the session is given 5 s (less than `stable_after`) to come back.
+fn auth_close_rounds(redundancy: u8, rounds: u32) -> Harness {
+    let cfg = Config {
+        redundancy,
+        ..Config::default()
+    };
+    let mut h = Harness::live(cfg, &[T1, T2]);
+    h.run_for(Duration::from_millis(10));
+    for round in 1..=rounds {
+        h.note(&format!("round {round}: every socket closed with 4001"));
+        for c in open_conns(&h) {
+            close(&mut h, c, Some(4001));
+        }
+        h.run_for(secs(5));
+    }
+    h
+}
+
+/// One close of both sockets is one auth failure, as the close of one socket is with one
+/// link: two rounds leave both modes recovering, the third asks for a login in both.
+#[test]
+fn an_auth_close_of_both_sockets_counts_once_toward_the_login_guard() {
+    for redundancy in [1, 2] {
+        let h = auth_close_rounds(redundancy, 2);
+        assert_ne!(
+            h.s.status(),
+            Status::LoginRequired,
+            "redundancy {redundancy}: two rounds are two failures\n{}",
+            h.log
+        );
+        let h = auth_close_rounds(redundancy, 3);
+        assert_eq!(
+            h.s.status(),
+            Status::LoginRequired,
+            "redundancy {redundancy}: the third asks for a login\n{}",
+            h.log
+        );
+    }
+}

@@ -40,6 +40,22 @@ const MAX_CLOSE_REASON: usize = 200;
 /// Deadlines fired in one `settle` at most.
 const SETTLE_BOUND: u32 = 64;
 const AUTH_CLOSE_LIMIT: u32 = 3;
+/// Auth-class failures of the two links this close together are one cause (a close of both
+/// sockets at once), counted once.
+const AUTH_SAME_CAUSE: Duration = Duration::from_secs(1);
+
+/// The auth-class failures in a row: their code and count, and when and on which link the
+/// last one counted came, so that one cause that hits both links' sockets counts once.
+#[derive(Debug, Clone, Copy)]
+struct AuthStreak {
+    code: u16,
+    count: u32,
+    at: Instant,
+    link: u64,
+    /// The other link's failure of the same cause was already taken as this one: the next
+    /// failure counts, whatever link it comes on.
+    merged: bool,
+}
 /// The longest `Retry-After` the session honours; a longer one is cut to this, with a warning.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// Malformed frames after the first are reported once per this window, with a count.
@@ -134,7 +150,7 @@ pub struct Session {
     /// The bound of `window` was reported.
     window_warned: bool,
     budgets: Budgets,
-    auth_streak: Option<(u16, u32)>,
+    auth_streak: Option<AuthStreak>,
     /// The kind of request refused last, and how many times in a row.
     refusals: Option<(&'static str, u32)>,
     malformed: u64,
@@ -1972,7 +1988,7 @@ impl Session {
             .map_or(Cause::Unanswered, Cause::Refused);
         let r = self.classify_loss(w, cause);
         if r.auth_failure
-            .is_some_and(|code| self.count_auth_failure(code))
+            .is_some_and(|code| self.count_auth_failure(w, code))
         {
             return;
         }
@@ -2003,12 +2019,26 @@ impl Session {
     }
 
     /// Counts an auth-class close or upgrade refusal; true if the session stopped for a login.
-    fn count_auth_failure(&mut self, code: u16) -> bool {
+    fn count_auth_failure(&mut self, w: Which, code: u16) -> bool {
+        let link = self.link(w).map_or(u64::MAX, |l| l.tag);
+        let now = self.now;
+        if let Some(s) = self.auth_streak.as_mut() {
+            if s.code == code && !s.merged && s.link != link && now - s.at <= AUTH_SAME_CAUSE {
+                s.merged = true;
+                return false;
+            }
+        }
         let count = match self.auth_streak {
-            Some((c, n)) if c == code => n + 1,
+            Some(s) if s.code == code => s.count + 1,
             _ => 1,
         };
-        self.auth_streak = Some((code, count));
+        self.auth_streak = Some(AuthStreak {
+            code,
+            count,
+            at: now,
+            link,
+            merged: false,
+        });
         if count >= AUTH_CLOSE_LIMIT {
             self.require_login(AuthError::RepeatedAuthClose { code });
             return true;
@@ -2306,7 +2336,7 @@ impl Session {
             if stable {
                 self.auth_streak = None;
             }
-            if self.count_auth_failure(c) {
+            if self.count_auth_failure(w, c) {
                 return;
             }
         } else {
