@@ -589,7 +589,7 @@ impl Session {
         let Some(ra) = error.retry_after() else {
             return;
         };
-        self.pace.last_retry_after = Some(ra);
+        self.pace.retry_after(ra, self.now);
         let at = self.now + ra;
         match kind {
             Kind::Token => {
@@ -1535,7 +1535,7 @@ impl Session {
         let dies_at = expires_at.min(token_expires_at);
         let lifetime = dies_at - now;
         let two_steps = self.calm_ceiling(0) + self.calm_ceiling(1);
-        let lead = self.pace.renewal_lead(&self.cfg, lifetime, two_steps);
+        let lead = self.pace.renewal_lead(&self.cfg, lifetime, two_steps, now);
         let jittered = self.rng.between(lead, lead * 3 / 2).min(lifetime / 2);
         let renew_at = self.apart_from_other_lane(w, dies_at - jittered, lifetime);
         let chan = Chan {

@@ -12,12 +12,17 @@
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::Instant;
+
+/// A `Retry-After` older than this no longer shapes the renewal lead: the trouble it spoke of
+/// has passed, and renewals go back to their usual lead.
+const RETRY_AFTER_MEMORY: Duration = Duration::from_secs(3600);
 
 /// What the session has seen of the service's pace.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Pace {
-    /// The `Retry-After` the token or channel endpoint gave last.
-    pub(super) last_retry_after: Option<Duration>,
+    /// The `Retry-After` the token or channel endpoint gave last, and when.
+    last_retry_after: Option<(Duration, Instant)>,
     /// A slowly forgetting maximum of the recent request round trips.
     pub(super) round_trip: Duration,
 }
@@ -26,6 +31,11 @@ pub(super) struct Pace {
 const RENEWAL_ROUND_TRIPS: u32 = 4;
 
 impl Pace {
+    /// The token or channel endpoint asked for `ra` at `now`.
+    pub(super) fn retry_after(&mut self, ra: Duration, now: Instant) {
+        self.last_retry_after = Some((ra, now));
+    }
+
     /// A request answered `rtt` after it went out.
     pub(super) fn round_trip(&mut self, rtt: Duration) {
         // Rises at once, falls by a quarter of the difference per sample.
@@ -36,15 +46,20 @@ impl Pace {
         };
     }
 
-    /// How long before `lifetime` runs out its renewal starts (before jitter).
-    /// `first_two_steps` is what two backoff steps may cost at most.
+    /// How long before `lifetime` runs out its renewal starts (before jitter), planned at
+    /// `now`. `first_two_steps` is what two backoff steps may cost at most.
     pub(super) fn renewal_lead(
         &self,
         cfg: &Config,
         lifetime: Duration,
         first_two_steps: Duration,
+        now: Instant,
     ) -> Duration {
-        let waits = match self.last_retry_after {
+        let recent = self
+            .last_retry_after
+            .filter(|(_, at)| now - *at <= RETRY_AFTER_MEMORY)
+            .map(|(ra, _)| ra);
+        let waits = match recent {
             Some(ra) => (ra * 2).max(first_two_steps),
             None => first_two_steps,
         };
@@ -66,11 +81,12 @@ mod tests {
     #[test]
     fn a_day_long_channel_keeps_the_five_minute_lead() {
         let cfg = Config::default();
-        let p = Pace {
-            last_retry_after: Some(s(30)),
+        let mut p = Pace {
             round_trip: Duration::from_millis(300),
+            ..Pace::default()
         };
-        assert_eq!(p.renewal_lead(&cfg, s(86_400), s(3)), s(300));
+        p.retry_after(s(30), Instant::ZERO);
+        assert_eq!(p.renewal_lead(&cfg, s(86_400), s(3), Instant::ZERO), s(300));
     }
 
     #[test]
@@ -80,21 +96,32 @@ mod tests {
         p.round_trip(Duration::from_millis(100));
         // No Retry-After seen: two backoff steps (1 s + 2 s) and four round trips.
         assert_eq!(
-            p.renewal_lead(&cfg, s(15), s(3)),
+            p.renewal_lead(&cfg, s(15), s(3), Instant::ZERO),
             Duration::from_millis(3_400)
         );
         // The service asked for 3 s last time: two such waits.
-        p.last_retry_after = Some(s(3));
+        p.retry_after(s(3), Instant::ZERO);
         assert_eq!(
-            p.renewal_lead(&cfg, s(15), s(3)),
+            p.renewal_lead(&cfg, s(15), s(3), Instant::ZERO),
             Duration::from_millis(6_400)
         );
         // Never more than half the life.
-        p.last_retry_after = Some(s(60));
+        p.retry_after(s(60), Instant::ZERO);
         assert_eq!(
-            p.renewal_lead(&cfg, s(15), s(3)),
+            p.renewal_lead(&cfg, s(15), s(3), Instant::ZERO),
             Duration::from_millis(7_500)
         );
+    }
+
+    #[test]
+    fn a_retry_after_shapes_renewals_for_an_hour_then_is_forgotten() {
+        let cfg = Config::default();
+        let mut p = Pace::default();
+        p.round_trip(Duration::from_millis(100));
+        p.retry_after(s(3), Instant::ZERO + s(10));
+        let at = |t: u64| p.renewal_lead(&cfg, s(15), s(3), Instant::ZERO + s(t));
+        assert_eq!(at(10 + 3600), Duration::from_millis(6_400));
+        assert_eq!(at(10 + 3601), Duration::from_millis(3_400));
     }
 
     #[test]
