@@ -828,3 +828,86 @@ fn shared_worker_survives_a_reload_then_closes() {
     );
     assert_eq!(stats.client_close_codes.last(), Some(&Some(1000)));
 }
+
+/// A tab's topic changes reach the shared subscription once: a topic added twice in one call
+/// and removed once is gone; a topic another tab holds stays when this tab drops it.
+#[test]
+fn shared_worker_topic_changes() {
+    if ready().is_none() {
+        return;
+    }
+    let mut s = genesys_notify_tests::scenario("steady");
+    s.sim.static_dir = Some(browser::web_dir());
+    let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
+    let both = "v2.users.both.presence";
+    let urls: Vec<String> = [
+        [both, "v2.users.first.presence"],
+        [both, "v2.users.second.presence"],
+    ]
+    .iter()
+    .map(|t| {
+        format!(
+            "{}/test/tabs.html?{}",
+            sim.base_url(),
+            browser::page_query(&sim, t, &s)
+        )
+    })
+    .collect();
+    let mut tabs = browser::Tabs::open(&urls);
+    let on =
+        |sim: &genesys_notify_sim::Sim, topic: &str| sim.stats().topics_on_sockets.contains(topic);
+    let until = |sim: &genesys_notify_sim::Sim,
+                 what: &str,
+                 f: &dyn Fn(&genesys_notify_sim::Sim) -> bool| {
+        let by = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while !f(sim) {
+            assert!(
+                std::time::Instant::now() < by,
+                "{what}: {:?}",
+                sim.stats().topics_on_sockets
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    until(&sim, "both tabs' topics subscribed", &|sim| {
+        on(sim, both) && on(sim, "v2.users.first.presence") && on(sim, "v2.users.second.presence")
+    });
+    let eval = |tabs: &mut browser::Tabs, code: &str| {
+        let (answer, _) = tabs.ask(
+            &format!("eval 0 {code}"),
+            std::time::Duration::from_secs(20),
+        );
+        let answer = answer.unwrap_or_else(|| panic!("no answer to {code}"));
+        assert_eq!(answer["ok"], true, "{code}: {answer}");
+    };
+    let extra = "v2.users.extra.presence";
+    eval(
+        &mut tabs,
+        &format!("window.client.subscribe(['{extra}', '{extra}'])"),
+    );
+    until(&sim, "the added topic", &|sim| on(sim, extra));
+    eval(
+        &mut tabs,
+        &format!("window.client.unsubscribe(['{extra}'])"),
+    );
+    until(
+        &sim,
+        "added twice in one call, removed once: gone",
+        &|sim| !on(sim, extra),
+    );
+    eval(
+        &mut tabs,
+        &format!("window.client.unsubscribe(['{both}', 'v2.users.first.presence'])"),
+    );
+    until(&sim, "the first tab's own topic gone", &|sim| {
+        !on(sim, "v2.users.first.presence")
+    });
+    let stats = sim.stats();
+    tabs.close();
+    assert!(
+        stats.topics_on_sockets.contains(both),
+        "the other tab still holds {both}: {:?}",
+        stats.topics_on_sockets
+    );
+    assert_eq!(stats.channels_created, 1);
+}

@@ -228,7 +228,7 @@ function onMessage(port, id, m) {
   switch (m.type) {
     case 'subscribe': {
       if (!tab) return;
-      const fresh = cleanTopics(m.topics).filter((t) => !tab.topics.has(t));
+      const fresh = [...new Set(cleanTopics(m.topics))].filter((t) => !tab.topics.has(t));
       const room = MAX_TOPICS_PER_TAB - tab.topics.size;
       const take = fresh.slice(0, Math.max(0, room));
       for (const t of take) tab.topics.add(t);

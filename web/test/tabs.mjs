@@ -2,7 +2,7 @@
 // share one SharedWorker, and bridges them to the Rust test: each tab's `GNW {json}` console
 // lines go to stdout with `"tab": I`. stdin takes commands: `open URL` (one more tab),
 // `closetab I` (the tab goes away as a user closes it), `waitfor I SELECTOR [gone]` (until
-// the element shows, or is gone; 30 s at most), `click I SELECTOR` (the first match), `count I SELECTOR`, `screenshot I PATH`,
+// the element shows, or is gone; 30 s at most), `click I SELECTOR` (the first match), `count I SELECTOR`, `eval I CODE`, `screenshot I PATH`,
 // `close`. Each command is answered with a `bridge` line.
 import { chromium } from 'playwright-core';
 import readline from 'node:readline';
@@ -66,6 +66,15 @@ for await (const line of rl) {
       out({ type: 'bridge', clicked: b, ok: true });
     } catch (e) {
       out({ type: 'bridge', clicked: b, ok: false, message: String(e) });
+    }
+  } else if (cmd === 'eval') {
+    // The rest of the line, run in the tab (`window.client` is its client).
+    const code = line.trim().split(/\s+/).slice(2).join(' ');
+    try {
+      const value = await pages[Number(a)].evaluate(code);
+      out({ type: 'bridge', evaluated: true, ok: true, value: value ?? null });
+    } catch (e) {
+      out({ type: 'bridge', evaluated: true, ok: false, message: String(e) });
     }
   } else if (cmd === 'count') {
     out({ type: 'bridge', counted: b, n: await pages[Number(a)].locator(b).count() });
