@@ -1346,3 +1346,37 @@ fn login_soon_then_nothing_is_login_required_at_the_end() {
         h.log
     );
 }
+
+/// The service sends a notification to both sockets as soon as the new one is upgraded on its
+/// side; the old socket's copy can be read before the session hears that the new socket
+/// opened (a page runs the old socket's message before the new one's `onopen`). That copy
+/// must count for the overlap's duplicate suppression too: delivered once.
+#[test]
+fn handover_copy_read_before_the_new_socket_is_known_open_is_delivered_once() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    let old = h.conn();
+    h.world.manual = true;
+    h.frame(SOCKET_CLOSING);
+    let create = h.pending.pop_front().expect("no channel request");
+    h.world.manual = false;
+    h.answer(create);
+    h.world.manual = true;
+    let connect = h.pending.pop_front().expect("no connect");
+    let Action::Connect { conn: new, .. } = connect else {
+        panic!("not a connect: {connect:?}");
+    };
+    h.note("the new socket is upgraded server-side; the old one's copy is read first");
+    h.input(Input::Frame {
+        conn: old,
+        text: genesys_notify_core::testing::notification(T1, 1),
+    });
+    h.world.manual = false;
+    h.answer(connect);
+    h.serve();
+    h.input(Input::Frame {
+        conn: new,
+        text: genesys_notify_core::testing::notification(T1, 1),
+    });
+    h.serve();
+    assert_eq!(h.delivered, vec![(T1.into(), 1)], "{}", h.log);
+}

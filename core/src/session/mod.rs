@@ -862,9 +862,16 @@ impl Session {
             self.drive(Which::Standby);
             self.drive(Which::Twin);
             self.drive_token();
-            let both_open = self.active.as_ref().is_some_and(Link::is_open)
-                && self.standby.as_ref().is_some_and(Link::is_open);
-            if both_open && !self.redundant() {
+            // From the moment the new socket is asked for, not only once it is known open:
+            // the service may send to it as soon as it is upgraded on its side, and the old
+            // socket's copy of such a notification can be read before the session hears the
+            // new one opened.
+            let overlapping = self.active.as_ref().is_some_and(Link::is_open)
+                && self
+                    .standby
+                    .as_ref()
+                    .is_some_and(|l| l.is_open() || matches!(l.step, Step::Connecting { .. }));
+            if overlapping && !self.redundant() {
                 self.dedup.until = Some(self.now + self.cfg.dedup_linger);
             }
             self.close_gaps();
