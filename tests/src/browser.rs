@@ -312,6 +312,8 @@ pub struct Tabs {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<Value>,
+    /// The tabs' lines that came while [`Tabs::step`] waited for answers.
+    seen: Vec<Value>,
 }
 
 impl Tabs {
@@ -322,6 +324,7 @@ impl Tabs {
             child,
             stdin,
             lines,
+            seen: Vec::new(),
         }
     }
 
@@ -348,6 +351,28 @@ impl Tabs {
             other.push(v);
         }
         (None, other)
+    }
+
+    /// Sends a command that must succeed (answered within 40 s, not `"ok": false`) and
+    /// returns the answer; the tabs' lines that came meanwhile are kept for
+    /// [`Tabs::assert_no_page_error`] and shown if it fails.
+    pub fn step(&mut self, cmd: &str) -> Value {
+        let (answer, lines) = self.ask(cmd, Duration::from_secs(40));
+        self.seen.extend(lines);
+        let seen = &self.seen;
+        let answer = answer.unwrap_or_else(|| panic!("no answer to {cmd}: {seen:?}"));
+        assert_ne!(
+            answer["ok"], false,
+            "{cmd}: {answer}\nthe page said: {seen:?}"
+        );
+        answer
+    }
+
+    /// No tab reported a page error among the lines [`Tabs::step`] kept.
+    pub fn assert_no_page_error(&self) {
+        for v in &self.seen {
+            assert!(v["type"] != "pageerror", "the page ran without errors: {v}");
+        }
     }
 
     /// The next line from a tab or the bridge, if one comes within `timeout`.

@@ -214,6 +214,25 @@ fn throttled_timers() {
     }
 }
 
+/// A tab of `web/test/tabs.html` per topic set, in one browser profile (one shared worker).
+fn shared_tabs<T: AsRef<[&'static str]>>(
+    sim: &genesys_notify_sim::Sim,
+    s: &genesys_notify_tests::Scenario,
+    sets: &[T],
+) -> browser::Tabs {
+    let urls: Vec<String> = sets
+        .iter()
+        .map(|t| {
+            format!(
+                "{}/test/tabs.html?{}",
+                sim.base_url(),
+                browser::page_query(sim, t.as_ref(), s)
+            )
+        })
+        .collect();
+    browser::Tabs::open(&urls)
+}
+
 /// What one tab of the shared session received, per topic.
 #[derive(Default)]
 struct TabLog {
@@ -291,17 +310,7 @@ fn shared_worker_tabs() {
         vec![topics[1], topics[2], own[1]],
         vec![topics[2], topics[0], own[2]],
     ];
-    let urls: Vec<String> = sets
-        .iter()
-        .map(|t| {
-            format!(
-                "{}/test/tabs.html?{}",
-                sim.base_url(),
-                browser::page_query(&sim, t, &s)
-            )
-        })
-        .collect();
-    let mut tabs = browser::Tabs::open(&urls);
+    let mut tabs = shared_tabs(&sim, &s, &sets);
     let mut logs: [TabLog; 3] = Default::default();
     let mut closed: Option<usize> = None;
     let mut released = None;
@@ -572,34 +581,20 @@ fn agent_desktop() {
     let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
     let mut tabs = browser::Tabs::open(&[format!("{}/", sim.base_url())]);
     let art = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let long = std::time::Duration::from_secs(40);
-    let mut seen = Vec::new();
-    let mut step = |tabs: &mut browser::Tabs, cmd: &str| {
-        let (answer, lines) = tabs.ask(cmd, long);
-        seen.extend(lines);
-        let answer = answer.unwrap_or_else(|| panic!("no answer to {cmd}: {seen:?}"));
-        assert_ne!(
-            answer["ok"], false,
-            "{cmd}: {answer}\nthe page said: {seen:?}"
-        );
-        answer
-    };
-    step(&mut tabs, "waitfor 0 [data-status=live]");
-    step(&mut tabs, "waitfor 0 .events>li>code");
+    tabs.step("waitfor 0 [data-status=live]");
+    tabs.step("waitfor 0 .events>li>code");
     sim.fault(&"drop".parse().unwrap());
-    step(&mut tabs, "waitfor 0 .gap-banner");
-    step(&mut tabs, "waitfor 0 [data-status=live]");
+    tabs.step("waitfor 0 .gap-banner");
+    tabs.step("waitfor 0 [data-status=live]");
     let gap_png = art.join("agent-desktop-gap.png");
-    step(&mut tabs, &format!("screenshot 0 {}", gap_png.display()));
+    tabs.step(&format!("screenshot 0 {}", gap_png.display()));
     // Every banner (each panel shows the gap of its own topics) goes once re-read.
-    let banners = step(&mut tabs, "count 0 .gap-banner")["n"]
-        .as_u64()
-        .unwrap_or(0);
+    let banners = tabs.step("count 0 .gap-banner")["n"].as_u64().unwrap_or(0);
     assert!(banners >= 1, "a gap banner after the drop");
     for left in (0..banners).rev() {
-        step(&mut tabs, "click 0 .gap-banner>button");
-        let by = std::time::Instant::now() + long;
-        while step(&mut tabs, "count 0 .gap-banner")["n"].as_u64() != Some(left) {
+        tabs.step("click 0 .gap-banner>button");
+        let by = std::time::Instant::now() + std::time::Duration::from_secs(40);
+        while tabs.step("count 0 .gap-banner")["n"].as_u64() != Some(left) {
             assert!(
                 std::time::Instant::now() < by,
                 "the banner clears after re-reading"
@@ -607,16 +602,11 @@ fn agent_desktop() {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
-    step(&mut tabs, "waitfor 0 .reread");
+    tabs.step("waitfor 0 .reread");
     let png = art.join("agent-desktop.png");
-    step(&mut tabs, &format!("screenshot 0 {}", png.display()));
+    tabs.step(&format!("screenshot 0 {}", png.display()));
     tabs.close();
-    for v in &seen {
-        assert!(
-            v["type"] != "pageerror",
-            "the desktop ran without errors: {v}"
-        );
-    }
+    tabs.assert_no_page_error();
     for p in [&gap_png, &png] {
         let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         assert!(
@@ -644,17 +634,11 @@ fn shared_worker_login_required_reaches_every_tab() {
     s.sim.token_ttl = std::time::Duration::from_secs(3);
     s.sim.static_dir = Some(browser::web_dir());
     let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
-    let urls: Vec<String> = [["v2.users.agent-1.presence"], ["v2.users.agent-2.presence"]]
-        .iter()
-        .map(|t| {
-            format!(
-                "{}/test/tabs.html?{}",
-                sim.base_url(),
-                browser::page_query(&sim, t, &s)
-            )
-        })
-        .collect();
-    let mut tabs = browser::Tabs::open(&urls);
+    let mut tabs = shared_tabs(
+        &sim,
+        &s,
+        &[["v2.users.agent-1.presence"], ["v2.users.agent-2.presence"]],
+    );
     let (mut live, mut login) = ([false; 2], [false; 2]);
     let mut failed = false;
     let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -707,47 +691,30 @@ fn agent_desktop_sign_in_again() {
     // the first serves both.
     let url = format!("{}/?minLife=8", sim.base_url());
     let mut tabs = browser::Tabs::open(&[url.clone(), url]);
-    let long = std::time::Duration::from_secs(40);
-    let mut seen = Vec::new();
-    let mut step = |tabs: &mut browser::Tabs, cmd: &str| {
-        let (answer, lines) = tabs.ask(cmd, long);
-        seen.extend(lines);
-        let answer = answer.unwrap_or_else(|| panic!("no answer to {cmd}: {seen:?}"));
-        assert_ne!(
-            answer["ok"], false,
-            "{cmd}: {answer}\nthe page said: {seen:?}"
-        );
-        answer
-    };
-    step(&mut tabs, "waitfor 0 [data-status=live]");
-    step(&mut tabs, "waitfor 1 [data-status=live]");
-    step(&mut tabs, "waitfor 0 .login-prompt.soon");
-    step(&mut tabs, "waitfor 1 .login-prompt.soon");
+    tabs.step("waitfor 0 [data-status=live]");
+    tabs.step("waitfor 1 [data-status=live]");
+    tabs.step("waitfor 0 .login-prompt.soon");
+    tabs.step("waitfor 1 .login-prompt.soon");
     let png = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("agent-desktop-sign-in.png");
-    step(&mut tabs, &format!("screenshot 0 {}", png.display()));
-    step(&mut tabs, "click 0 .login-prompt>button");
-    step(&mut tabs, "waitfor 0 .login-prompt gone");
-    step(&mut tabs, "waitfor 1 .login-prompt gone");
+    tabs.step(&format!("screenshot 0 {}", png.display()));
+    tabs.step("click 0 .login-prompt>button");
+    tabs.step("waitfor 0 .login-prompt gone");
+    tabs.step("waitfor 1 .login-prompt gone");
     // Past the first token's end: the session is on the new one.
     std::thread::sleep(std::time::Duration::from_secs(10));
-    step(&mut tabs, "waitfor 0 [data-status=live]");
+    tabs.step("waitfor 0 [data-status=live]");
     let mut banners = Some(0);
     let mut prompts = Some(0);
     for tab in 0..2 {
-        step(&mut tabs, &format!("waitfor {tab} [data-status=live]"));
-        let b = step(&mut tabs, &format!("count {tab} .gap-banner"))["n"].as_u64();
-        let p = step(&mut tabs, &format!("count {tab} .login-prompt"))["n"].as_u64();
+        tabs.step(&format!("waitfor {tab} [data-status=live]"));
+        let b = tabs.step(&format!("count {tab} .gap-banner"))["n"].as_u64();
+        let p = tabs.step(&format!("count {tab} .login-prompt"))["n"].as_u64();
         banners = banners.zip(b).map(|(x, y)| x + y);
         prompts = prompts.zip(p).map(|(x, y)| x + y);
     }
     let stats = sim.stats();
     tabs.close();
-    for v in &seen {
-        assert!(
-            v["type"] != "pageerror",
-            "the desktop ran without errors: {v}"
-        );
-    }
+    tabs.assert_no_page_error();
     assert_eq!(banners, Some(0), "signed in again in time: no gap");
     assert_eq!(prompts, Some(0), "no login required");
     assert_eq!(
@@ -840,20 +807,14 @@ fn shared_worker_topic_changes() {
     s.sim.static_dir = Some(browser::web_dir());
     let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
     let both = "v2.users.both.presence";
-    let urls: Vec<String> = [
-        [both, "v2.users.first.presence"],
-        [both, "v2.users.second.presence"],
-    ]
-    .iter()
-    .map(|t| {
-        format!(
-            "{}/test/tabs.html?{}",
-            sim.base_url(),
-            browser::page_query(&sim, t, &s)
-        )
-    })
-    .collect();
-    let mut tabs = browser::Tabs::open(&urls);
+    let mut tabs = shared_tabs(
+        &sim,
+        &s,
+        &[
+            [both, "v2.users.first.presence"],
+            [both, "v2.users.second.presence"],
+        ],
+    );
     let on =
         |sim: &genesys_notify_sim::Sim, topic: &str| sim.stats().topics_on_sockets.contains(topic);
     let until = |sim: &genesys_notify_sim::Sim,
