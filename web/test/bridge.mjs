@@ -3,28 +3,12 @@
 // takes commands: `close` (close the client, then exit), `freeze MS` (stop the page's
 // JavaScript for MS, as a browser freezes a background tab, then let it go on; `freeze MS
 // lifecycle`: with the Page Lifecycle `freeze` and `resume` events Chromium sends around it).
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import readline from 'node:readline';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 const url = process.argv[2];
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'gnw-')), {
-  executablePath,
-  headless: true,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const { context, close } = await launch();
 const page = context.pages()[0] ?? (await context.newPage());
 page.on('console', (m) => {
   const t = m.text();
@@ -70,5 +54,5 @@ for await (const line of rl) {
     out({ type: 'bridge', frozen: false });
   }
 }
-await context.close();
+await close();
 process.exit(0);

@@ -4,27 +4,11 @@
 // `closetab I` (the tab goes away as a user closes it), `waitfor I SELECTOR [gone]` (until
 // the element shows, or is gone; 30 s at most), `click I SELECTOR` (the first match), `count I SELECTOR`, `eval I CODE`, `screenshot I PATH`,
 // `close`. Each command is answered with a `bridge` line.
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import readline from 'node:readline';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
-const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'gnw-tabs-')), {
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  viewport: { width: 1200, height: 800 },
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const { context, close } = await launch({ viewport: { width: 1200, height: 800 } });
 const pages = [];
 
 async function open(url) {
@@ -92,5 +76,5 @@ for await (const line of rl) {
     break;
   }
 }
-await context.close();
+await close();
 process.exit(0);
