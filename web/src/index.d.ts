@@ -137,6 +137,16 @@ export declare class Client extends EventTarget implements NotificationClient {
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | AddEventListenerOptions,
   ): void;
+  removeEventListener<K extends keyof ClientEventMap>(
+    type: K,
+    listener: (ev: ClientEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
 }
 
 export declare function createClient(options: ClientOptions): Promise<Client>;
