@@ -11,7 +11,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use genesys_notify_blocking::{Client, Config, Credentials, Endpoints, Region, Topic, Secret};
+//! use genesys_notify_blocking::{Client, Config, Credentials, Endpoints, NextEventError, Region, Topic, Secret};
 //! use genesys_notify_core::Event;
 //!
 //! let creds = Credentials::ClientCredentials {
@@ -21,11 +21,15 @@
 //! let mut config = Config::new(Endpoints::region(Region::EuWest1), creds);
 //! config.topics.push(Topic::new("v2.users.6c1b4f1e-0000-0000-0000-000000000000.presence")?);
 //! let mut client = Client::connect(config)?;
-//! while let Some(event) = client.next_event(Duration::from_secs(60)) {
-//!     match event {
-//!         Event::Notification { raw, .. } => println!("{raw}"),
-//!         Event::Gap { topics, reason, .. } => eprintln!("missed events for {topics:?} ({reason}): re-read them"),
-//!         other => eprintln!("{other:?}"),
+//! loop {
+//!     match client.next_event(Duration::from_secs(60)) {
+//!         Ok(Event::Notification { raw, .. }) => println!("{raw}"),
+//!         Ok(Event::Gap { topics, reason, .. }) => eprintln!("missed events for {topics:?} ({reason}): re-read them"),
+//!         Ok(other) => eprintln!("{other:?}"),
+//!         // A quiet minute: the session goes on.
+//!         Err(NextEventError::Timeout) => continue,
+//!         // Closed, login required or fatal, and every event read.
+//!         Err(NextEventError::Ended) => break,
 //!     }
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -195,6 +199,26 @@ impl Shared {
     }
 }
 
+/// Why [`Client::next_event`] returned no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextEventError {
+    /// Nothing happened within the wait; the session goes on. Call again.
+    Timeout,
+    /// The session has ended and every event was read; no event will come.
+    Ended,
+}
+
+impl std::fmt::Display for NextEventError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NextEventError::Timeout => "no event within the wait; the session goes on",
+            NextEventError::Ended => "the session has ended and every event was read",
+        })
+    }
+}
+
+impl std::error::Error for NextEventError {}
+
 /// Closes a [`Client`] from another thread (a Ctrl-C handler, say).
 #[derive(Clone)]
 pub struct Closer {
@@ -205,7 +229,7 @@ pub struct Closer {
 
 impl Closer {
     /// Asks the client to close, ahead of anything queued; its `next_event` then returns the
-    /// final events and `None`. Returns at once.
+    /// final events and [`NextEventError::Ended`]. Returns at once.
     pub fn close(&self) {
         self.shared.command(&self.wake, Command::Close);
     }
@@ -326,22 +350,35 @@ impl Client {
         })
     }
 
-    /// The next event, waiting at most `timeout`. `None` on timeout, or once the session
-    /// has ended and every event was read.
-    pub fn next_event(&mut self, timeout: Duration) -> Option<Event> {
+    /// The next event, waiting at most `timeout` (like
+    /// [`Receiver::recv_timeout`](std::sync::mpsc::Receiver::recv_timeout)).
+    ///
+    /// [`Err(NextEventError::Timeout)`](NextEventError::Timeout) only means nothing happened
+    /// for `timeout`: a quiet topic can stay silent for hours while the session keeps its
+    /// channel (heartbeats and renewals make no event), so wait again.
+    /// [`Err(NextEventError::Ended)`](NextEventError::Ended) comes once the session has ended
+    /// (closed, login required, fatal) and every event was read; it then comes at every call.
+    pub fn next_event(&mut self, timeout: Duration) -> Result<Event, NextEventError> {
         let until = std::time::Instant::now().checked_add(timeout);
         self.shared
             .wait_for(until, |v| match v.queue.pop() {
-                Some(e) => Some(Some(e)),
-                None if v.queue.is_finished() => Some(None),
+                Some(e) => Some(Ok(e)),
+                None if v.queue.is_finished() => Some(Err(NextEventError::Ended)),
                 None => None,
             })
-            .flatten()
+            .unwrap_or(Err(NextEventError::Timeout))
     }
 
-    /// A blocking iterator over events; it ends after the session has ended.
+    /// A blocking iterator over events; it ends only once the session has ended and every
+    /// event was read (never on a quiet stretch).
     pub fn events(&mut self) -> impl Iterator<Item = Event> + '_ {
-        std::iter::from_fn(move || self.next_event(Duration::from_secs(u64::MAX / 4)))
+        std::iter::from_fn(move || loop {
+            match self.next_event(Duration::from_secs(3600)) {
+                Ok(e) => return Some(e),
+                Err(NextEventError::Timeout) => {}
+                Err(NextEventError::Ended) => return None,
+            }
+        })
     }
 
     fn ask(

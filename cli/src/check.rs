@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use genesys_notify_blocking::Client;
+use genesys_notify_blocking::{Client, NextEventError};
 use genesys_notify_core::{Action, Event, GapReason, Status};
 use genesys_notify_sim::parse_duration;
 
@@ -23,13 +23,23 @@ use crate::tail::{escape_terminal, login_hint, usage, Target};
 pub(crate) struct CheckArgs {
     #[command(flatten)]
     target: Target,
-    /// How long to wait for the session to get live before calling it a failure.
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    /// How long to wait for the session to get live before calling it a failure (at most
+    /// 24h).
+    #[arg(long, default_value = "30s", value_parser = timeout)]
     timeout: Duration,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    parse_duration(s)
+/// The longest `--timeout`: a check that has not gone live in a day never will.
+const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+fn timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > MAX_TIMEOUT {
+        return Err(format!(
+            "{s} is longer than a check can use: give at most 24h (the default is 30s)"
+        ));
+    }
+    Ok(d)
 }
 
 /// A token's remaining life, rounded the way it was probably configured.
@@ -108,8 +118,10 @@ pub(crate) fn run(args: CheckArgs) -> ExitCode {
         if Instant::now() >= until {
             break;
         }
-        let Some(event) = client.next_event(until.saturating_duration_since(Instant::now())) else {
-            continue;
+        let event = match client.next_event(until.saturating_duration_since(Instant::now())) {
+            Ok(e) => e,
+            Err(NextEventError::Timeout) => continue,
+            Err(NextEventError::Ended) => break,
         };
         match event {
             Event::Status(Status::Live) if live_at.is_none() => live_at = Some(Instant::now()),

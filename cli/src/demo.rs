@@ -9,7 +9,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
-use genesys_notify_blocking::{Action, Client, Config, Credentials, Endpoints, Secret, Topic};
+use genesys_notify_blocking::{
+    Action, Client, Config, Credentials, Endpoints, NextEventError, Secret, Topic,
+};
 use genesys_notify_core::Event;
 use genesys_notify_sim::{parse_duration, Fault, Ledger, Sim, SimConfig};
 
@@ -222,20 +224,23 @@ pub(crate) fn run(args: DemoArgs) -> ExitCode {
             );
             next_progress += Duration::from_secs(10);
         }
-        let Some(event) = client.next_event(Duration::from_millis(100)) else {
-            continue;
+        let event = match client.next_event(Duration::from_millis(100)) {
+            Ok(e) => e,
+            Err(NextEventError::Timeout) => continue,
+            Err(NextEventError::Ended) => break,
         };
         record(&client, &mut ledger, t0, event);
     }
     let published: BTreeMap<String, u64> = sim.stats().published;
     let settle = Instant::now() + Duration::from_millis(800);
     while Instant::now() < settle && !interrupted {
-        if let Some(e) = client.next_event(Duration::from_millis(50)) {
+        if let Ok(e) = client.next_event(Duration::from_millis(50)) {
             record(&client, &mut ledger, t0, e);
         }
     }
     client.close();
-    while let Some(e) = client.next_event(Duration::from_millis(10)) {
+    // Closed: every remaining event is already queued, so this ends at Ended.
+    while let Ok(e) = client.next_event(Duration::from_millis(10)) {
         record(&client, &mut ledger, t0, e);
     }
     let tally = ledger.settle(&sim, &TOPICS, &published, Duration::from_secs(1));

@@ -90,11 +90,15 @@ stderr carries lifecycle lines: status, gaps (re-read those stretches), rejected
 warnings.
 
 Exit codes:
-  0  stopped by a signal (Ctrl-C, SIGTERM)
+  0  stopped by a signal (Ctrl-C, SIGTERM), --max-events reached, or the reader of stdout
+     went away (a closed pipe); a quiet topic never ends tail, however long it stays quiet
+  1  an unexpected end (a bug: please report it)
   2  usage: a flag, a topic or the credentials are wrong (the message says which)
   3  login required: the credentials or the refresh token were refused; with a refresh
      token, write a new one into the file (or GENESYS_REFRESH_TOKEN) and start again
   4  the service's answers can never work (a redirect, a foreign connectUri): configuration
+  5  a notification could not be written to stdout or --output (a full disk, an I/O error);
+     the message names the file
 
 Examples:
   export GENESYS_CLIENT_ID=... GENESYS_CLIENT_SECRET=...

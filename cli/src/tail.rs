@@ -1,8 +1,10 @@
 //! `genesys-notify tail`: notifications to stdout as JSON lines, lifecycle to stderr.
 //!
 //! This output is a contract that scripts rely on: stdout carries nothing but notifications,
-//! exactly as received, one per line; stderr carries lifecycle lines; exit codes are 0 (signal),
-//! 2 (usage), 3 (login required) and 4 (the service's answers can never work: configuration).
+//! exactly as received, one per line; stderr carries lifecycle lines; exit codes are 0 (signal,
+//! `--max-events` reached, or the reader of stdout went away), 2 (usage), 3 (login required),
+//! 4 (the service's answers can never work: configuration) and 5 (writing a notification
+//! failed: a full disk, an I/O error).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,7 +15,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::secret_file;
 use clap::{Args, ValueEnum};
-use genesys_notify_blocking::{Client, Config, Credentials, Endpoints, Region, Secret, Topic};
+use genesys_notify_blocking::{
+    Client, Config, Credentials, Endpoints, NextEventError, Region, Secret, Topic,
+};
 use genesys_notify_core::{Event, Instant};
 use serde_json::json;
 
@@ -62,7 +66,9 @@ pub(crate) struct TailArgs {
     /// second channel of the 20 a user and client may hold and twice the socket traffic.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     redundancy: u8,
-    /// Append notifications to this file instead of stdout (created if missing).
+    /// Append notifications to this file instead of stdout (created if missing). A write that
+    /// fails (a full disk, an I/O error) ends tail with exit code 5 and a message naming the
+    /// file; a closed stdout pipe (the reader went away) ends it with 0.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics (status, notifications, gaps and
@@ -193,16 +199,19 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
         Err(e) => return usage(e),
     };
     config.session.redundancy = args.redundancy;
-    let mut out: Box<dyn Write + Send> = match &args.output {
+    let (mut out, out_name): (Box<dyn Write + Send>, String) = match &args.output {
         Some(path) => match std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
         {
-            Ok(f) => Box::new(std::io::BufWriter::new(f)),
+            Ok(f) => (
+                Box::new(std::io::BufWriter::new(f)),
+                format!("--output {}", path.display()),
+            ),
             Err(e) => return usage(format!("cannot open --output {}: {e}", path.display())),
         },
-        None => Box::new(std::io::stdout()),
+        None => (Box::new(std::io::stdout()), "stdout".to_owned()),
     };
     let log = Log {
         format: args.log_format,
@@ -244,7 +253,12 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
     }
     let done = Arc::new(AtomicBool::new(false));
     let main_done = Arc::clone(&done);
-    if let Err(e) = ctrlc::set_handler(move || on_signal(&closer, &main_done, log)) {
+    let stopping = Arc::new(AtomicBool::new(false));
+    let signalled = Arc::clone(&stopping);
+    if let Err(e) = ctrlc::set_handler(move || {
+        signalled.store(true, Ordering::SeqCst);
+        on_signal(&closer, &main_done, log);
+    }) {
         eprintln!("error: cannot install the signal handler: {e}");
         return ExitCode::FAILURE;
     }
@@ -252,9 +266,13 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
         &mut client,
         log,
         &login_hint(&args.target),
-        &mut out,
+        Output {
+            to: &mut out,
+            name: &out_name,
+        },
         args.max_events,
         metrics.as_deref(),
+        &stopping,
     );
     done.store(true, Ordering::SeqCst);
     code
@@ -314,16 +332,55 @@ fn read_topics_file(path: &std::path::Path) -> Result<Vec<Topic>, String> {
     Ok(topics)
 }
 
+/// Where notifications go, and its name for messages.
+struct Output<'a> {
+    to: &'a mut dyn Write,
+    name: &'a str,
+}
+
+/// Exit code after a notification could not be written (not a closed pipe).
+const EXIT_WRITE_FAILED: u8 = 5;
+
+/// The longest `follow` waits for an event before it waits again. Only tests shorten it
+/// (`GENESYS_NOTIFY_TAIL_WAIT_MS`), to prove that a wait that passes in silence ends nothing.
+fn event_wait() -> Duration {
+    std::env::var("GENESYS_NOTIFY_TAIL_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(3600), Duration::from_millis)
+}
+
 fn follow(
     client: &mut Client,
     log: Log,
     login_hint: &str,
-    out: &mut dyn Write,
+    out: Output<'_>,
     max_events: Option<u64>,
     metrics: Option<&crate::metrics::Metrics>,
+    stopping: &AtomicBool,
 ) -> ExitCode {
     let mut written = 0u64;
-    while let Some(event) = client.next_event(Duration::from_secs(3600)) {
+    let wait = event_wait();
+    loop {
+        let event = match client.next_event(wait) {
+            Ok(e) => e,
+            // A quiet topic: heartbeats and renewals make no event.
+            Err(NextEventError::Timeout) => continue,
+            // Ctrl-C or SIGTERM closed the session: a clean stop.
+            Err(NextEventError::Ended) if stopping.load(Ordering::SeqCst) => {
+                return ExitCode::SUCCESS;
+            }
+            // Login required and fatal return below with their own codes; any other end
+            // must not pass for a requested stop under a supervisor.
+            Err(NextEventError::Ended) => {
+                log.emit(
+                    "ended",
+                    json!({}),
+                    "the session ended without a reason; this is a bug",
+                );
+                return ExitCode::FAILURE;
+            }
+        };
         if let Some(m) = metrics {
             m.event(&event);
         }
@@ -335,17 +392,28 @@ fn follow(
                 } else {
                     raw
                 };
-                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-                    // The reader went away (a closed pipe): stop cleanly.
+                if let Err(e) = writeln!(out.to, "{line}").and_then(|()| out.to.flush()) {
                     client.close();
-                    return ExitCode::SUCCESS;
+                    if e.kind() == std::io::ErrorKind::BrokenPipe {
+                        // The reader went away (`tail | head`): stop cleanly.
+                        return ExitCode::SUCCESS;
+                    }
+                    log.emit(
+                        "write_failed",
+                        json!({ "output": out.name, "error": e.to_string() }),
+                        &format!(
+                            "cannot write a notification to {}: {e}; stopping (exit {EXIT_WRITE_FAILED})",
+                            out.name
+                        ),
+                    );
+                    return ExitCode::from(EXIT_WRITE_FAILED);
                 }
                 written += 1;
                 if max_events.is_some_and(|max| written >= max) {
                     client.close();
                     // Report what the close found uncovered, as after a signal.
                     let closer = client.closer();
-                    while let Some(e) = client.next_event(Duration::from_millis(100)) {
+                    while let Ok(e) = client.next_event(Duration::from_millis(100)) {
                         if !matches!(e, Event::Notification { .. }) {
                             log.event(&|at| closer.to_system_time(at), &e);
                         }
@@ -374,7 +442,6 @@ fn follow(
             other => log.event(&|at| client.to_system_time(at), &other),
         }
     }
-    ExitCode::SUCCESS
 }
 
 /// Closes the session after `login_required` or `fatal` and prints the gaps that close
@@ -383,7 +450,7 @@ fn finish(client: &mut Client, log: Log) {
     client.close();
     let closer = client.closer();
     let wall = |at| closer.to_system_time(at);
-    while let Some(e) = client.next_event(Duration::from_millis(100)) {
+    while let Ok(e) = client.next_event(Duration::from_millis(100)) {
         if matches!(e, Event::Gap { .. }) {
             log.event(&wall, &e);
         }

@@ -978,3 +978,115 @@ fn redundancy_2_prints_each_notification_once_and_one_socket_lost_costs_no_gap()
     assert_eq!(stats.count("channels.create"), 3);
     assert!(stats.count("upgrade") >= 4, "both losses reconnected");
 }
+
+/// The first line on `err` that `pick` accepts, within `within`.
+fn first_line(
+    err: &mpsc::Receiver<String>,
+    within: Duration,
+    pick: impl Fn(&str) -> bool,
+) -> String {
+    let end = Instant::now() + within;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match err.recv_timeout(left) {
+            Ok(l) if pick(&l) => return l,
+            Ok(_) => {}
+            Err(_) => panic!("no such line within {within:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_silence_longer_than_the_wait_for_an_event_ends_nothing() {
+    // No publisher: a quiet topic. Heartbeats, pings and renewals make no event.
+    let sim = Sim::start(SimConfig {
+        rate: 0.0,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut child = with_client(
+        tail(
+            &sim,
+            &["--topic", "v2.users.a.presence", "--log-format", "json"],
+        ),
+        &sim,
+    )
+    // tail waits 300 ms for an event instead of an hour: ten waits pass in silence.
+    .env("GENESYS_NOTIFY_TAIL_WAIT_MS", "300")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let err = lines(child.stderr.take().unwrap());
+    first_line(&err, Duration::from_secs(10), |l| l.contains("\"live\""));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        child.try_wait().unwrap(),
+        None,
+        "tail ended after a silence: {:?}",
+        err.try_iter().collect::<Vec<_>>()
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(5)),
+        0,
+        "a signal still exits 0"
+    );
+}
+
+#[test]
+fn a_write_error_exits_5_and_names_the_file_but_a_closed_pipe_exits_0() {
+    let sim = Sim::start(SimConfig {
+        rate: 20.0,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    // --output on a full disk.
+    let out = with_client(
+        tail(
+            &sim,
+            &["--topic", "v2.users.a.presence", "--output", "/dev/full"],
+        ),
+        &sim,
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("--output /dev/full"), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+
+    // stdout on a full disk.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = with_client(tail(&sim, &["--topic", "v2.users.a.presence"]), &sim)
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("cannot write a notification to stdout"),
+        "{err}"
+    );
+
+    // A reader that goes away (`tail | head -n 3`) is a clean stop.
+    let mut child = with_client(tail(&sim, &["--topic", "v2.users.a.presence"]), &sim)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    for _ in 0..3 {
+        let mut l = String::new();
+        reader.read_line(&mut l).unwrap();
+    }
+    drop(reader);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 0);
+}

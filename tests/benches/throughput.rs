@@ -204,16 +204,22 @@ fn blocking_adapter(sim: &Sim, n: u64, redundancy: u8) -> Duration {
     // the overflow policy (on a busy machine the 1,024 default overflows).
     config.queue_capacity = usize::try_from(n).unwrap() + 1000;
     let mut client = genesys_notify_blocking::Client::connect(config).unwrap();
-    while client.next_event(Duration::from_secs(10)) != Some(Event::Status(Status::Live)) {}
+    loop {
+        match client.next_event(Duration::from_secs(10)) {
+            Ok(Event::Status(Status::Live)) => break,
+            Ok(_) => {}
+            Err(e) => panic!("blocking redundancy={redundancy}: not live: {e}"),
+        }
+    }
     wait_for_sockets(sim, u64::from(redundancy));
     let start = Instant::now();
     sim.fault(&Fault::Burst(n));
     let mut got = 0;
     while got < n {
         match client.next_event(Duration::from_secs(10)) {
-            Some(Event::Notification { .. }) => got += 1,
-            Some(other) => eprintln!("blocking redundancy={redundancy}: {other:?}"),
-            None => panic!("blocking redundancy={redundancy}: stalled at {got}/{n}"),
+            Ok(Event::Notification { .. }) => got += 1,
+            Ok(other) => eprintln!("blocking redundancy={redundancy}: {other:?}"),
+            Err(e) => panic!("blocking redundancy={redundancy}: stalled at {got}/{n}: {e}"),
         }
     }
     let elapsed = start.elapsed();
