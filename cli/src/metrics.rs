@@ -1,11 +1,16 @@
 //! `tail --metrics ADDR`: the session's figures in the Prometheus text format at
 //! `http://ADDR/metrics`, for running `tail` as a service. Encoded with `prometheus-client`
-//! (the Prometheus project's Rust client); served by one small thread that answers one
-//! request at a time, reads at most 8 KiB of it and gives up on a client after 2 s.
+//! (the Prometheus project's Rust client).
+//!
+//! The endpoint is plain, unauthenticated HTTP/1.1 and must stay answerable however its
+//! clients behave: at most [`MAX_CONNECTIONS`] are served at once (each on its own thread; a
+//! connection beyond that is closed at once), a request must arrive whole (at most 8 KiB)
+//! within [`REQUEST_DEADLINE`] or the connection is closed, and after an `accept` error (out of
+//! file descriptors, say) the listener waits before it tries again, up to one second.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -267,6 +272,18 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+/// Connections served at once; a scraper needs one, a person with curl another.
+pub(crate) const MAX_CONNECTIONS: usize = 4;
+
+/// How long a client has to send its whole request.
+pub(crate) const REQUEST_DEADLINE: Duration = Duration::from_secs(3);
+
+/// How long writing the answer may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The longest wait after failed `accept`s in a row.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
 /// Binds `addr` and serves `/metrics` on a thread. A bind error is returned (a usage error).
 pub(crate) fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAddr, String> {
     let listener =
@@ -276,30 +293,89 @@ pub(crate) fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAdd
         .map_err(|e| format!("--metrics {addr}: {e}"))?;
     std::thread::Builder::new()
         .name("metrics".into())
-        .spawn(move || {
-            for conn in listener.incoming().flatten() {
-                answer(conn, &metrics);
-            }
-        })
+        .spawn(move || accept_loop(&listener, &metrics))
         .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
     Ok(bound)
 }
 
-/// One request: `GET /metrics` gets the figures, anything else a 404.
-fn answer(mut conn: TcpStream, metrics: &Metrics) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
-    let mut buf = [0u8; 8192];
+/// Holds one of the [`MAX_CONNECTIONS`] places while a connection is served.
+struct Place(Arc<AtomicUsize>);
+
+impl Place {
+    fn take(active: &Arc<AtomicUsize>) -> Option<Place> {
+        active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_CONNECTIONS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Place(Arc::clone(active)))
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn accept_loop(listener: &TcpListener, metrics: &Arc<Metrics>) {
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut backoff = Duration::ZERO;
+    loop {
+        let conn = match listener.accept() {
+            Ok((conn, _)) => {
+                backoff = Duration::ZERO;
+                conn
+            }
+            Err(_) => {
+                // EMFILE and friends do not clear by retrying at once.
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_ACCEPT_BACKOFF);
+                std::thread::sleep(backoff);
+                continue;
+            }
+        };
+        // Beyond the bound the connection is dropped (closed) at once.
+        let Some(place) = Place::take(&active) else {
+            continue;
+        };
+        let metrics = Arc::clone(metrics);
+        let _ = std::thread::Builder::new()
+            .name("metrics-conn".into())
+            .spawn(move || {
+                let _place = place;
+                answer(conn, &metrics);
+            });
+    }
+}
+
+/// Reads a request head (up to the blank line, at most `buf.len()` bytes) before `deadline`;
+/// the number of bytes read, or `None` when the client was too slow or went away.
+fn read_head(conn: &mut TcpStream, buf: &mut [u8], deadline: std::time::Instant) -> Option<usize> {
     let mut len = 0;
     while len < buf.len() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+            return None;
+        }
         match conn.read(&mut buf[len..]) {
-            Ok(0) | Err(_) => break,
+            Ok(0) | Err(_) => return None,
             Ok(n) => len += n,
         }
         if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
+            return Some(len);
         }
     }
+    Some(len)
+}
+
+/// One request: `GET /metrics` gets the figures, anything else a 404.
+fn answer(mut conn: TcpStream, metrics: &Metrics) {
+    let deadline = std::time::Instant::now() + REQUEST_DEADLINE;
+    let _ = conn.set_write_timeout(Some(WRITE_TIMEOUT));
+    let mut buf = [0u8; 8192];
+    let Some(len) = read_head(&mut conn, &mut buf, deadline) else {
+        return;
+    };
     let request = String::from_utf8_lossy(&buf[..len]);
     let first = request.lines().next().unwrap_or_default();
     let (status, ctype, body) = if first.starts_with("GET /metrics ") || first == "GET /metrics" {

@@ -73,7 +73,8 @@ pub(crate) struct TailArgs {
     output: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics (status, notifications, gaps and
     /// uncovered seconds by reason, requests by kind, reconnects, age of the last
-    /// notification), e.g. 127.0.0.1:9464.
+    /// notification), e.g. 127.0.0.1:9464. The endpoint has no authentication: an address
+    /// other hosts can reach is warned about.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
     /// Lifecycle lines on stderr: human text, or one JSON object per line.
@@ -220,11 +221,20 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
         Some(addr) => {
             let m = Arc::new(crate::metrics::Metrics::new());
             match crate::metrics::serve(addr, Arc::clone(&m)) {
-                Ok(bound) => log.emit(
-                    "metrics",
-                    json!({ "listen": bound.to_string() }),
-                    &format!("metrics at http://{bound}/metrics"),
-                ),
+                Ok(bound) => {
+                    log.emit(
+                        "metrics",
+                        json!({ "listen": bound.to_string() }),
+                        &format!("metrics at http://{bound}/metrics"),
+                    );
+                    if !bound.ip().is_loopback() {
+                        log.emit(
+                            "warning",
+                            json!({ "message": format!("--metrics {bound} is reachable from other hosts and has no authentication; bind 127.0.0.1 unless a firewall guards it") }),
+                            &format!("warning: --metrics {bound} is reachable from other hosts and has no authentication; bind 127.0.0.1 unless a firewall guards it"),
+                        );
+                    }
+                }
                 Err(e) => return usage(e),
             }
             Some(m)

@@ -1090,3 +1090,118 @@ fn a_write_error_exits_5_and_names_the_file_but_a_closed_pipe_exits_0() {
     drop(reader);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 0);
 }
+
+#[test]
+fn a_slow_metrics_client_holds_nothing_and_a_scrape_still_answers_within_a_second() {
+    use std::io::{Read, Write};
+    let sim = Sim::start(SimConfig::default()).unwrap();
+    let mut child = with_client(
+        tail(
+            &sim,
+            &["--topic", "v2.users.a.presence", "--metrics", "127.0.0.1:0"],
+        ),
+        &sim,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let err = lines(child.stderr.take().unwrap());
+    let first = first_line(&err, Duration::from_secs(10), |l| l.contains("/metrics"));
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    // One client dribbles a byte every 300 ms (its request would take 10 s).
+    let mut dribbler = std::net::TcpStream::connect(&addr).unwrap();
+    let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    let dribbling = std::thread::spawn(move || {
+        let started = Instant::now();
+        for b in request {
+            if dribbler.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        // Cut off: what it reads now is the end of the connection, not an answer.
+        dribbler
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = dribbler.read_to_end(&mut answer);
+        (started.elapsed(), answer)
+    });
+    // Four silent clients too: the bound is on connections, and they take every place.
+    let silent: Vec<_> = (0..3)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(1)))
+        .build()
+        .into();
+    // Three silent clients and the dribbler hold the four places: a fifth is closed at once,
+    // and a scrape gets in as soon as the request deadline frees a place.
+    let t = Instant::now();
+    let scraped = loop {
+        match agent.get(&url).call() {
+            Ok(r) => break r,
+            Err(e) => assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "no scrape answered within 5 s: {e}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(scraped.status().as_u16(), 200);
+    drop(silent);
+    // With one slow client only, a scrape answers within a second (the agent's timeout).
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /met").unwrap();
+    let r = agent
+        .get(&url)
+        .call()
+        .expect("a scrape beside a slow client");
+    assert_eq!(r.status().as_u16(), 200);
+    let (lasted, answer) = dribbling.join().unwrap();
+    assert!(answer.is_empty(), "the dribbler got an answer");
+    assert!(
+        lasted < Duration::from_secs(8),
+        "dribbler held on for {lasted:?}"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
+}
+
+#[test]
+fn metrics_on_an_address_other_hosts_can_reach_is_warned_about() {
+    let sim = Sim::start(SimConfig::default()).unwrap();
+    let mut child = with_client(
+        tail(
+            &sim,
+            &["--topic", "v2.users.a.presence", "--metrics", "0.0.0.0:0"],
+        ),
+        &sim,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let err = lines(child.stderr.take().unwrap());
+    let w = first_line(&err, Duration::from_secs(10), |l| l.contains("warning"));
+    assert!(w.contains("no authentication"), "{w}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
+}
