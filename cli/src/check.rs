@@ -70,10 +70,13 @@ struct Seen {
 }
 
 pub(crate) fn run(args: CheckArgs) -> ExitCode {
-    let mut config = match args.target.config() {
+    let (mut config, warnings) = match args.target.config() {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
+    for w in &warnings {
+        println!("warning  {}", escape_terminal(w));
+    }
     let grant = match &config.credentials {
         genesys_notify_blocking::Credentials::ClientCredentials { .. } => "client credentials",
         genesys_notify_blocking::Credentials::RefreshToken { .. } => "refresh token",

@@ -48,7 +48,8 @@ pub(crate) struct Target {
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
     /// Keep the refresh token in this file: read at start (instead of GENESYS_REFRESH_TOKEN),
-    /// rewritten whenever the server rotates it.
+    /// rewritten whenever the server rotates it. The file and its folder must be yours and
+    /// writable by nobody else; a symbolic link is written through to its target.
     #[arg(long, value_name = "FILE")]
     refresh_token_file: Option<PathBuf>,
 }
@@ -96,10 +97,11 @@ const USAGE_CREDENTIALS: &str = "set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET
 GENESYS_REFRESH_TOKEN or --refresh-token-file for the refresh-token grant), or GENESYS_ACCESS_TOKEN alone (a static token)";
 
 impl Target {
-    /// The client configuration these flags and the environment describe, or a usage error.
-    pub(crate) fn config(&self) -> Result<Config, String> {
+    /// The client configuration these flags and the environment describe, with warnings for
+    /// the operator (a refresh-token file others can read), or a usage error.
+    pub(crate) fn config(&self) -> Result<(Config, Vec<String>), String> {
         let endpoints = endpoints(self)?;
-        let creds = credentials(self)?;
+        let (creds, warnings) = credentials(self)?;
         let mut topics = Vec::new();
         for t in &self.topics {
             topics.push(Topic::new(t.as_str()).map_err(|e| format!("--topic: {e}"))?);
@@ -120,7 +122,7 @@ impl Target {
         let mut config = Config::new(endpoints, creds);
         config.topics = topics;
         config.extra_root_pem = extra_root_pem;
-        Ok(config)
+        Ok((config, warnings))
     }
 }
 
@@ -133,9 +135,16 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn credentials(args: &Target) -> Result<Credentials, String> {
+fn credentials(args: &Target) -> Result<(Credentials, Vec<String>), String> {
     let id = env("GENESYS_CLIENT_ID");
     let secret = env("GENESYS_CLIENT_SECRET");
+    let mut warnings = Vec::new();
+    if let Some(path) = &args.refresh_token_file {
+        warnings = secret_file::check(path)
+            .map_err(|e| format!("--refresh-token-file: {e}"))?
+            .warnings;
+        secret_file::clean_stale(path);
+    }
     let refresh = match &args.refresh_token_file {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
@@ -149,7 +158,7 @@ fn credentials(args: &Target) -> Result<Credentials, String> {
         },
         None => env("GENESYS_REFRESH_TOKEN"),
     };
-    match (id, secret, refresh, env("GENESYS_ACCESS_TOKEN")) {
+    let creds = match (id, secret, refresh, env("GENESYS_ACCESS_TOKEN")) {
         (Some(client_id), Some(secret), Some(refresh), _) => {
             let file = args.refresh_token_file.clone();
             Ok(Credentials::RefreshToken {
@@ -158,8 +167,7 @@ fn credentials(args: &Target) -> Result<Credentials, String> {
                 refresh_token: Secret::new(refresh),
                 persist: Box::new(move |t| {
                     match &file {
-                    Some(path) => secret_file::replace(path, t.expose())
-                        .map_err(|e| format!("{}: {e}", path.display())),
+                    Some(path) => secret_file::replace(path, t.expose()),
                     None => Err("no --refresh-token-file given; the rotated refresh token lives only in this process".to_owned()),
                 }
                 }),
@@ -178,7 +186,8 @@ fn credentials(args: &Target) -> Result<Credentials, String> {
         )),
         (None, Some(_), _, _) => Err(format!("GENESYS_CLIENT_ID is missing: {USAGE_CREDENTIALS}")),
         _ => Err(format!("no credentials: {USAGE_CREDENTIALS}")),
-    }
+    }?;
+    Ok((creds, warnings))
 }
 
 fn endpoints(args: &Target) -> Result<Endpoints, String> {
@@ -195,7 +204,7 @@ fn endpoints(args: &Target) -> Result<Endpoints, String> {
 }
 
 pub(crate) fn run(args: TailArgs) -> ExitCode {
-    let mut config = match args.target.config() {
+    let (mut config, warnings) = match args.target.config() {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
@@ -217,6 +226,9 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
     let log = Log {
         format: args.log_format,
     };
+    for w in warnings {
+        log.emit("warning", json!({ "message": w }), &format!("warning: {w}"));
+    }
     let metrics = match args.metrics {
         Some(addr) => {
             let m = Arc::new(crate::metrics::Metrics::new());

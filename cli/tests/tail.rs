@@ -1205,3 +1205,36 @@ fn metrics_on_an_address_other_hosts_can_reach_is_warned_about() {
         .unwrap();
     assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_refresh_token_file_others_can_replace_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sim = Sim::start(SimConfig::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("gn-shared-dir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let file = dir.join("refresh-token");
+    std::fs::write(&file, sim.refresh_token()).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = with_client(
+        tail(
+            &sim,
+            &[
+                "--topic",
+                "v2.users.a.presence",
+                "--refresh-token-file",
+                file.to_str().unwrap(),
+            ],
+        ),
+        &sim,
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("writable by other users"), "{err}");
+    assert!(sim.stats().requests.is_empty(), "nothing was sent");
+    let _ = std::fs::remove_dir_all(&dir);
+}
