@@ -63,8 +63,9 @@ pub struct Config {
     /// The session's tuning. `session.redundancy = 2` keeps two channels on two sockets, so
     /// that a fault on one socket loses nothing (each notification is still delivered once).
     pub session: genesys_notify_core::Config,
-    /// An extra trusted root certificate (PEM), for example the one `genesys-notify sim
-    /// --tls --cert-out FILE` wrote.
+    /// A root certificate (PEM) to trust *instead of* the public roots, for every HTTP
+    /// request and socket: for example the one `genesys-notify sim --tls --cert-out FILE`
+    /// wrote, or a private gateway's.
     pub extra_root_pem: Option<String>,
     /// The largest frame accepted on the socket; a larger one drops the socket (and the
     /// session reports the gap). Default 8 MiB.

@@ -116,7 +116,7 @@ impl std::str::FromStr for Region {
             .find(|(_, n, d)| *n == norm || d.eq_ignore_ascii_case(&domain))
             .map(|(r, _, _)| *r)
             .ok_or_else(|| ConfigError::UnknownRegion {
-                given: s.to_owned(),
+                given: redact_userinfo(s).into_owned(),
                 known: REGIONS
                     .iter()
                     .map(|(_, n, _)| *n)
@@ -154,17 +154,19 @@ pub struct Origin {
 impl Origin {
     /// Parses `scheme://host[:port][/path]`, ignoring any path.
     pub fn parse(url: &str) -> Result<Origin, String> {
+        // Messages quote the URL without any user:password it carries.
+        let shown = redact_userinfo(url);
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| format!("{url:?} has no scheme (https://…)"))?;
+            .ok_or_else(|| format!("{shown:?} has no scheme (https://…)"))?;
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         if authority.contains('@') {
-            return Err(format!("{url:?} must not carry credentials"));
+            return Err(format!("{shown:?} must not carry credentials"));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, tail) = v6
                 .split_once(']')
-                .ok_or_else(|| format!("{url:?} has a broken IPv6 host"))?;
+                .ok_or_else(|| format!("{shown:?} has a broken IPv6 host"))?;
             (format!("[{h}]"), tail.strip_prefix(':'))
         } else {
             match authority.rsplit_once(':') {
@@ -173,12 +175,12 @@ impl Origin {
             }
         };
         if host.is_empty() {
-            return Err(format!("{url:?} has no host"));
+            return Err(format!("{shown:?} has no host"));
         }
         let port = match port {
             Some(p) => Some(
                 p.parse::<u16>()
-                    .map_err(|_| format!("{url:?} has an invalid port"))?,
+                    .map_err(|_| format!("{shown:?} has an invalid port"))?,
             ),
             None => None,
         };
@@ -282,8 +284,25 @@ impl Endpoints {
     }
 }
 
-fn check_base(url: &str) -> Result<Origin, ConfigError> {
-    let o = Origin::parse(url).map_err(|why| ConfigError::BadUrl {
+/// `url` with the `user:password@` of its authority shown as `***@`: fit for a message.
+pub(crate) fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after_scheme + i);
+    match url[after_scheme..authority_end].rfind('@') {
+        Some(at) => std::borrow::Cow::Owned(format!(
+            "{}***{}",
+            &url[..after_scheme],
+            &url[after_scheme + at..]
+        )),
+        None => std::borrow::Cow::Borrowed(url),
+    }
+}
+
+fn check_base(given: &str) -> Result<Origin, ConfigError> {
+    let url = &*redact_userinfo(given);
+    let o = Origin::parse(given).map_err(|why| ConfigError::BadUrl {
         url: url.to_owned(),
         why,
     })?;
@@ -301,6 +320,32 @@ fn check_base(url: &str) -> Result<Origin, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_a_base_url_are_refused_and_never_echoed() {
+        for given in [
+            "https://admin:hunter2@api.example.com",
+            "http://admin:hunter2@127.0.0.1:8080/api",
+            "https://hunter2@api.example.com",
+        ] {
+            let e = Endpoints::custom(given, None).unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "{e}");
+            assert!(e.contains("***@") && e.contains("credentials"), "{e}");
+        }
+        assert_eq!(
+            redact_userinfo("https://a:b@h.example/p@q"),
+            "https://***@h.example/p@q"
+        );
+        assert_eq!(
+            redact_userinfo("https://h.example/p@q"),
+            "https://h.example/p@q"
+        );
+        let e = "https://u:hunter2@nowhere.example"
+            .parse::<Region>()
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
 
     #[test]
     fn regions_parse_by_name_or_domain() {

@@ -89,7 +89,8 @@ pub fn create_channel(endpoints: &Endpoints, token: &Secret) -> HttpRequest {
 }
 
 /// `PUT {api}/api/v2/notifications/channels/{id}/subscriptions?ignoreErrors=true` with the
-/// whole set.
+/// whole set. The id is the server's text: it is percent-encoded as one path segment, so that
+/// no id (`../../x`, `a?b`) can steer the bearer request to another path.
 pub fn put_subscriptions(
     endpoints: &Endpoints,
     channel: &ChannelId,
@@ -105,7 +106,7 @@ pub fn put_subscriptions(
         url: format!(
             "{}/api/v2/notifications/channels/{}/subscriptions?ignoreErrors=true",
             endpoints.api_base(),
-            channel.as_str()
+            path_segment(channel.as_str())
         ),
         headers: vec![
             ("Authorization", format!("Bearer {}", token.expose())),
@@ -113,6 +114,15 @@ pub fn put_subscriptions(
         ],
         body: Some(serde_json::Value::Array(body).to_string()),
     }
+}
+
+/// `s` as one path segment: percent-encoded, and never `.` or `..` (which a client or server
+/// would resolve to the folder itself or the one above).
+fn path_segment(s: &str) -> String {
+    if s.is_empty() || s.bytes().all(|b| b == b'.') {
+        return s.bytes().map(|b| format!("%{b:02X}")).collect();
+    }
+    crate::token::percent_encode(s)
 }
 
 /// Seconds, or an HTTP date, relative to `date` (the answer's `Date`) or now.
@@ -217,7 +227,7 @@ pub fn transport_error(detail: String) -> RequestError {
     .any(|m| detail.contains(m));
     if untrusted {
         RequestError::Refused(format!(
-            "the server's TLS certificate is not trusted ({detail}); if it is yours, add its CA (tail --ca-cert FILE, or extra_root_pem)"
+            "the server's TLS certificate is not trusted ({detail}); if it is yours, trust its CA (tail --ca-cert FILE, or extra_root_pem)"
         ))
     } else {
         RequestError::network(detail)
@@ -375,6 +385,43 @@ mod tests {
             status,
             body: body.to_owned(),
             ..HttpAnswer::default()
+        }
+    }
+
+    #[test]
+    fn a_channel_id_cannot_steer_the_subscription_request() {
+        let e = Endpoints::custom("https://api.example.com", None).unwrap();
+        let token = Secret::new("t");
+        let topics = [Topic::new("v2.users.a.presence").unwrap()];
+        let ok = put_subscriptions(
+            &e,
+            &ChannelId::new("streaming-0-abc_D.e~f"),
+            &topics,
+            &token,
+        );
+        assert_eq!(
+            ok.url,
+            "https://api.example.com/api/v2/notifications/channels/streaming-0-abc_D.e~f/subscriptions?ignoreErrors=true"
+        );
+        for hostile in [
+            "..",
+            ".",
+            "../../../users/me",
+            "x/../../y",
+            "a?b=c#",
+            "a%2F..",
+            "a b",
+        ] {
+            let r = put_subscriptions(&e, &ChannelId::new(hostile), &topics, &token);
+            let segment = r
+                .url
+                .strip_prefix("https://api.example.com/api/v2/notifications/channels/")
+                .and_then(|rest| rest.strip_suffix("/subscriptions?ignoreErrors=true"))
+                .unwrap_or_else(|| panic!("{hostile}: {}", r.url));
+            assert!(
+                !segment.contains(['/', '?', '#', ' ']) && segment != "." && segment != "..",
+                "{hostile} -> {segment}"
+            );
         }
     }
 

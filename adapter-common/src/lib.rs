@@ -47,8 +47,8 @@ pub enum ConnectError {
     /// The session configuration or topic set was refused.
     #[error(transparent)]
     Usage(#[from] genesys_notify_core::UsageError),
-    /// TLS could not be set up: the extra root certificate is not usable PEM.
-    #[error("TLS setup failed: {0}; check the extra root certificate (PEM)")]
+    /// TLS could not be set up: the given root certificate is not usable PEM.
+    #[error("TLS setup failed: {0}; check the root certificate (PEM)")]
     Tls(String),
     /// The adapter could not start its thread or task (the process is out of threads or
     /// memory).

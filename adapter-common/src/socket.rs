@@ -8,24 +8,32 @@ use genesys_notify_core::RequestError;
 
 use crate::http::parse_retry_after;
 
-/// The webpki roots plus an optional extra root (PEM), with the ring provider.
-pub fn tls_config(extra_root_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
+/// The roots a TLS connection trusts: the public (webpki) roots, or, when a root certificate
+/// (PEM) is given, that one only. Both adapters use this one meaning for every connection,
+/// HTTP and socket alike: a given root is for the simulator or a private gateway, whose
+/// certificate the public roots would not vouch for anyway.
+pub fn root_store(root_pem: Option<&str>) -> Result<rustls::RootCertStore, String> {
     use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    let Some(pem) = root_pem else {
+        return Ok(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        });
     };
-    if let Some(pem) = extra_root_pem {
-        let mut n = 0;
-        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            roots
-                .add(cert.map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
-            n += 1;
-        }
-        if n == 0 {
-            return Err("no certificate found in the extra root PEM".into());
-        }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
     }
+    if roots.is_empty() {
+        return Err("no certificate found in the root PEM".into());
+    }
+    Ok(roots)
+}
+
+/// A client configuration over [`root_store`], with the ring provider.
+pub fn tls_config(root_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let roots = root_store(root_pem)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -73,10 +81,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn extra_roots_must_be_certificates() {
+    fn a_given_root_replaces_the_public_roots() {
         assert!(tls_config(None).is_ok());
+        assert!(root_store(None).unwrap().len() > 100);
         assert!(tls_config(Some("not a pem"))
             .unwrap_err()
             .contains("no certificate"));
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let pem = key.cert.pem();
+        assert_eq!(root_store(Some(&pem)).unwrap().len(), 1);
     }
 }

@@ -140,7 +140,9 @@ impl Builder {
         self
     }
 
-    /// An extra trusted root certificate (PEM), e.g. from `genesys-notify sim --tls`.
+    /// A root certificate (PEM) to trust *instead of* the public roots, for every HTTP
+    /// request and socket: e.g. the one `genesys-notify sim --tls --cert-out FILE` wrote, or a
+    /// private gateway's.
     pub fn extra_root_pem(mut self, pem: impl Into<String>) -> Self {
         self.extra_root_pem = Some(pem.into());
         self

@@ -44,7 +44,8 @@ pub(crate) struct Target {
     /// --topic given too.
     #[arg(long, value_name = "FILE")]
     topics_file: Option<PathBuf>,
-    /// An extra trusted root certificate (PEM), e.g. from `genesys-notify sim --tls --cert-out`.
+    /// A root certificate (PEM) to trust instead of the public roots, e.g. from `genesys-notify
+    /// sim --tls --cert-out` or a private gateway's.
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
     /// Keep the refresh token in this file: read at start (instead of GENESYS_REFRESH_TOKEN),

@@ -1380,3 +1380,40 @@ fn handover_copy_read_before_the_new_socket_is_known_open_is_delivered_once() {
     h.serve();
     assert_eq!(h.delivered, vec![(T1.into(), 1)], "{}", h.log);
 }
+
+#[test]
+fn rejections_of_topics_never_sent_are_ignored() {
+    use genesys_notify_core::{testing, Input, TopicResult};
+    let (mut s, mut server) = testing::live(cfg(), &[T1], testing::FakeServer::new());
+    s.subscribe(Instant::ZERO, [topic(T2)]).unwrap();
+    let mut answered = false;
+    while let Some(a) = s.poll_action() {
+        server.emitted(&a);
+        if let Action::PutSubscriptions { req, topics, .. } = &a {
+            let mut results: Vec<TopicResult> = topics
+                .iter()
+                .map(|t| TopicResult::permitted(t.as_str()))
+                .collect();
+            // A server that lists ids nobody asked for.
+            for n in 0..500 {
+                results.push(TopicResult::rejected(
+                    format!("v2.users.never{n}.presence"),
+                    "no".to_owned(),
+                ));
+            }
+            s.handle_input(Instant::ZERO, Input::Subscribed { req: *req, results });
+            answered = true;
+        }
+    }
+    assert!(answered);
+    let rejected: Vec<Event> = std::iter::from_fn(|| s.poll_event())
+        .filter(|e| matches!(e, Event::TopicRejected { .. }))
+        .collect();
+    assert!(
+        rejected.is_empty(),
+        "{} rejections reported: {:?}",
+        rejected.len(),
+        rejected.first()
+    );
+    assert_eq!(s.covered_topics().count(), 2);
+}

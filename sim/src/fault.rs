@@ -149,6 +149,12 @@ pub enum Fault {
     },
 }
 
+/// The largest COUNT or N a fault takes: more is refused rather than queued or looped over.
+pub(crate) const MAX_FAULT_COUNT: u64 = 1_000_000;
+
+/// The most words a fault line has (`fail subscriptions 1000 429 60 one` is six).
+const MAX_FAULT_WORDS: usize = 8;
+
 /// A fault line that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -160,8 +166,14 @@ impl std::str::FromStr for Fault {
     fn from_str(line: &str) -> Result<Fault, FaultParseError> {
         let mut words: Vec<&str> = line.split_whitespace().collect();
         let bad = |why: &str| Err(FaultParseError(format!("{why} in fault {line:?}")));
+        if words.len() > MAX_FAULT_WORDS {
+            return bad(&format!("more than {MAX_FAULT_WORDS} words"));
+        }
         if words.len() > 1 && words.last() == Some(&"one") {
             words.pop();
+            if words.last() == Some(&"one") {
+                return bad("`one` goes once, at the end");
+            }
             let inner: Fault = words.join(" ").parse()?;
             return match inner {
                 Fault::Close(_)
@@ -181,6 +193,17 @@ impl std::str::FromStr for Fault {
                 .parse()
                 .map_err(|_| FaultParseError(format!("{what} must be a number in fault {line:?}")))
         };
+        // Counts of requests, events or frames: bounded so that no line queues or loops for
+        // ever (an outage of unknown length is `fail … 1000 503`, then `heal`).
+        let count = |i: usize, what: &str| -> Result<u64, FaultParseError> {
+            let n = num(i, what)?;
+            if n > MAX_FAULT_COUNT {
+                return Err(FaultParseError(format!(
+                    "{what} must be at most {MAX_FAULT_COUNT} in fault {line:?}"
+                )));
+            }
+            Ok(n)
+        };
         match words.first().copied() {
             Some("close") => {
                 let code = if words.len() > 1 {
@@ -199,8 +222,8 @@ impl std::str::FromStr for Fault {
             Some("displace") => Ok(Fault::Displace),
             Some("revoke_refresh_tokens") => Ok(Fault::RevokeRefreshTokens),
             Some("expire_tokens") => Ok(Fault::ExpireTokens),
-            Some("burst") => Ok(Fault::Burst(num(1, "N")?)),
-            Some("flood") => Ok(Fault::Flood(num(1, "N")?)),
+            Some("burst") => Ok(Fault::Burst(count(1, "N")?)),
+            Some("flood") => Ok(Fault::Flood(count(1, "N")?)),
             Some("redirect") => {
                 let endpoint = match words.get(1).copied() {
                     Some("token") => Endpoint::Token,
@@ -208,7 +231,7 @@ impl std::str::FromStr for Fault {
                     Some("subscriptions") => Endpoint::Subscriptions,
                     _ => return bad("ENDPOINT must be token, channel or subscriptions"),
                 };
-                let count = u32::try_from(num(2, "COUNT")?).unwrap_or(u32::MAX);
+                let count = u32::try_from(count(2, "COUNT")?).unwrap_or(u32::MAX);
                 Ok(Fault::Twist {
                     endpoint,
                     count,
@@ -217,12 +240,12 @@ impl std::str::FromStr for Fault {
             }
             Some("short_token") => Ok(Fault::Twist {
                 endpoint: Endpoint::Token,
-                count: u32::try_from(num(1, "COUNT")?).unwrap_or(u32::MAX),
+                count: u32::try_from(count(1, "COUNT")?).unwrap_or(u32::MAX),
                 twist: Twist::ShortToken(num(2, "SECS")?),
             }),
             Some(w @ ("expired_channel" | "foreign_uri")) => Ok(Fault::Twist {
                 endpoint: Endpoint::Channel,
-                count: u32::try_from(num(1, "COUNT")?).unwrap_or(u32::MAX),
+                count: u32::try_from(count(1, "COUNT")?).unwrap_or(u32::MAX),
                 twist: if w == "expired_channel" {
                     Twist::ExpiredChannel
                 } else {
@@ -247,7 +270,7 @@ impl std::str::FromStr for Fault {
                 if w == "heal" {
                     return Ok(Fault::Heal(endpoint));
                 }
-                let count = u32::try_from(num(2, "COUNT")?).unwrap_or(u32::MAX);
+                let count = u32::try_from(count(2, "COUNT")?).unwrap_or(u32::MAX);
                 let status = match u16::try_from(num(3, "STATUS")?) {
                     Ok(s) if (400..600).contains(&s) => s,
                     _ => return bad("STATUS must be an HTTP error status (400-599)"),

@@ -104,8 +104,10 @@ pub(crate) struct State {
     pub(crate) access: BTreeMap<String, AccessToken>,
     pub(crate) channels: BTreeMap<String, Channel>,
     pub(crate) sockets: BTreeMap<u64, SocketEntry>,
-    pub(crate) fails: BTreeMap<Endpoint, VecDeque<(u16, Option<u64>)>>,
-    pub(crate) twists: BTreeMap<Endpoint, VecDeque<Twist>>,
+    /// Per endpoint, scripted failures in order: (status, Retry-After, how many left).
+    pub(crate) fails: BTreeMap<Endpoint, VecDeque<(u16, Option<u64>, u32)>>,
+    /// Per endpoint, scripted twists in order, with how many are left of each.
+    pub(crate) twists: BTreeMap<Endpoint, VecDeque<(Twist, u32)>>,
     /// Every topic ever subscribed: the publisher keeps producing for it.
     pub(crate) sticky_topics: BTreeSet<String>,
     /// Per topic, the wall-clock time (Unix ms) each `seq` was published at (index seq − 1).
@@ -127,12 +129,25 @@ impl State {
     /// Takes one scripted failure for `endpoint`, if any.
     pub(crate) fn take_fail(&mut self, endpoint: Endpoint) -> Option<(u16, Option<u64>)> {
         let q = self.fails.get_mut(&endpoint)?;
-        q.pop_front()
+        let (status, retry_after, left) = q.front_mut()?;
+        let taken = (*status, *retry_after);
+        *left -= 1;
+        if *left == 0 {
+            q.pop_front();
+        }
+        Some(taken)
     }
 
     /// Takes one scripted twist for `endpoint`, if any.
     pub(crate) fn take_twist(&mut self, endpoint: Endpoint) -> Option<Twist> {
-        self.twists.get_mut(&endpoint)?.pop_front()
+        let q = self.twists.get_mut(&endpoint)?;
+        let (twist, left) = q.front_mut()?;
+        let taken = *twist;
+        *left -= 1;
+        if *left == 0 {
+            q.pop_front();
+        }
+        Some(taken)
     }
 
     pub(crate) fn send_all(&mut self, make: impl Fn() -> Out) {
@@ -261,9 +276,12 @@ impl Shared {
                 status,
                 retry_after,
             } => {
-                let q = st.fails.entry(*endpoint).or_default();
-                for _ in 0..*count {
-                    q.push_back((*status, *retry_after));
+                if *count > 0 {
+                    st.fails.entry(*endpoint).or_default().push_back((
+                        *status,
+                        *retry_after,
+                        *count,
+                    ));
                 }
             }
             Fault::Heal(endpoint) => {
@@ -286,9 +304,11 @@ impl Shared {
                 count,
                 twist,
             } => {
-                let q = st.twists.entry(*endpoint).or_default();
-                for _ in 0..*count {
-                    q.push_back(*twist);
+                if *count > 0 {
+                    st.twists
+                        .entry(*endpoint)
+                        .or_default()
+                        .push_back((*twist, *count));
                 }
             }
             Fault::Malformed(kind) => {

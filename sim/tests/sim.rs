@@ -724,6 +724,26 @@ fn injected_http_faults_and_stats() {
     assert_eq!(bad.status, 400);
     let why = bad.body["message"].as_str().unwrap();
     assert!(why.contains("unknown fault"), "{why}");
+    // Absurd counts and lines are refused at once, not queued or recursed over.
+    let repeated = format!("drop{}", " one".repeat(100_000));
+    for line in [
+        "fail token 18446744073709551615 503",
+        "fail token 1000001 503",
+        "burst 18446744073709551615",
+        "flood 99999999999",
+        "foreign_uri 4294967296",
+        "drop one one",
+        repeated.as_str(),
+    ] {
+        let r = Http::answer(
+            http.agent
+                .post(format!("{}/__sim/fault", sim.base_url()))
+                .send(line),
+        );
+        assert_eq!(r.status, 400, "{}", &line[..line.len().min(60)]);
+    }
+    // The most a fault takes is queued as a count, not as a million entries.
+    sim.fault(&"fail subscriptions 1000000 503".parse().unwrap());
     assert!(
         why.contains("half_open"),
         "the valid faults are listed: {why}"

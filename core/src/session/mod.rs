@@ -1702,7 +1702,12 @@ impl Session {
         sent: Vec<Topic>,
         refused: &BTreeMap<String, String>,
     ) {
+        // Only topics this request sent: a server that lists others must not grow the map.
+        let asked: BTreeSet<&str> = sent.iter().map(Topic::as_str).collect();
         for (topic, reason) in refused {
+            if !asked.contains(topic.as_str()) {
+                continue;
+            }
             if self.rejected.get(topic) != Some(reason) {
                 self.rejected.insert(topic.clone(), reason.clone());
                 self.events.push_back(Event::TopicRejected {
