@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use genesys_notify_adapter_common::herd::Member;
 use genesys_notify_adapter_common::http::{self, HttpAnswer, HttpRequest};
-use genesys_notify_adapter_common::{Clock, Endpoints, TokenSource, TokenStep};
+use genesys_notify_adapter_common::{Clock, Endpoints, Rotation, TokenSource, TokenStep};
 use genesys_notify_core::{
     Action, ConnId, Error as CoreError, Event, Input, LocalError, RequestError, Session,
 };
@@ -235,7 +235,13 @@ impl Driver {
                     TokenStep::Done(input) => self.local.push_back(Msg::Input(input)),
                     TokenStep::Http(request) => {
                         let tokens = Arc::clone(&self.p.tokens);
-                        self.spawn_http(request, move |answer| lock(&tokens).finish(req, answer));
+                        self.spawn_http(request, move |answer| {
+                            // The callback (fsync, rename) may hang on a slow disk: it runs on
+                            // this HTTP thread after the lock is let go, so the driver, which
+                            // takes the lock to start the next request, never waits for it.
+                            let (input, rotation) = lock(&tokens).finish_answer(req, answer);
+                            (input, rotation.and_then(Rotation::persist))
+                        });
                     }
                 }
             }

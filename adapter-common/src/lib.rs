@@ -19,7 +19,9 @@ mod token;
 pub use clock::{Clock, Suspends};
 pub use endpoints::{Endpoints, Origin, Region};
 pub use queue::EventQueue;
-pub use token::{percent_encode, Credentials, PersistFn, TokenFn, TokenSource, TokenStep};
+pub use token::{
+    percent_encode, Credentials, PersistFn, Rotation, TokenFn, TokenSource, TokenStep,
+};
 
 /// Per-connection resources an adapter holds right now: after any number of reconnects, no
 /// more than the open sockets need.

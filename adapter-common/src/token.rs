@@ -1,6 +1,7 @@
 //! Token sources: where `RequestToken` gets its answer.
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -86,9 +87,64 @@ pub struct TokenSource {
     credentials: Credentials,
     login_base: String,
     static_issued: bool,
+    /// Where rotated refresh tokens go, shared with the [`Rotation`]s still to be saved.
+    saver: Option<Arc<Mutex<Saver>>>,
+    /// Rotations handed out so far: a later one supersedes an earlier one not yet saved.
+    rotations: u64,
+}
+
+/// The application's persistence callback, and what it did last.
+struct Saver {
+    persist: PersistFn,
+    /// The rotation saved (or tried) last: an older one that comes late is not written.
+    last: u64,
     /// The persistence failure reported last: the same failure at every rotation (every few
     /// seconds with short tokens) is reported once, until saving works again.
-    persist_failure: Option<String>,
+    failure: Option<String>,
+}
+
+impl fmt::Debug for Saver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Saver")
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A rotated refresh token still to be saved. [`persist`](Rotation::persist) may block for as
+/// long as the application's callback does (a slow disk, a hung network mount): call it
+/// without holding any lock the driver needs, and only then hand the session its input, so
+/// that the token is saved before it is used.
+#[derive(Debug)]
+#[must_use = "a rotated refresh token must be persisted before the session's input is handed on"]
+pub struct Rotation {
+    token: Secret,
+    seq: u64,
+    saver: Arc<Mutex<Saver>>,
+}
+
+impl Rotation {
+    /// Saves the token through the application's callback. A failure comes back once, for
+    /// the adapter to report; the same failure again is not reported until saving works.
+    pub fn persist(self) -> Option<LocalError> {
+        let mut s = self.saver.lock().unwrap_or_else(|p| p.into_inner());
+        if self.seq < s.last {
+            // A newer token is saved already: writing this one would bring back a dead one.
+            return None;
+        }
+        s.last = self.seq;
+        match (s.persist)(&self.token) {
+            Err(e) if s.failure.as_deref() != Some(e.as_str()) => {
+                s.failure = Some(e.clone());
+                Some(LocalError::PersistFailed { detail: e })
+            }
+            Err(_) => None,
+            Ok(()) => {
+                s.failure = None;
+                None
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -115,12 +171,24 @@ pub fn percent_encode(s: &str) -> String {
 impl TokenSource {
     /// Binds credentials to the login base of `endpoints` (the only host that ever sees the
     /// client secret or the refresh token).
-    pub fn new(credentials: Credentials, endpoints: &Endpoints) -> TokenSource {
+    pub fn new(mut credentials: Credentials, endpoints: &Endpoints) -> TokenSource {
+        let saver = match &mut credentials {
+            Credentials::RefreshToken { persist, .. } => {
+                let persist = std::mem::replace(persist, Box::new(|_| Ok(())));
+                Some(Arc::new(Mutex::new(Saver {
+                    persist,
+                    last: 0,
+                    failure: None,
+                })))
+            }
+            _ => None,
+        };
         TokenSource {
             credentials,
             login_base: endpoints.login_base().to_owned(),
             static_issued: false,
-            persist_failure: None,
+            saver,
+            rotations: 0,
         }
     }
 
@@ -202,42 +270,47 @@ impl TokenSource {
 
     /// Turns the token endpoint's answer into a session input. A rotated refresh token is
     /// persisted before the input is returned; a persistence failure comes back as the second
-    /// value, for the adapter to report.
+    /// value, for the adapter to report. This runs the application's callback while `self` is
+    /// borrowed: an adapter that shares the source behind a lock uses
+    /// [`finish_answer`](Self::finish_answer) instead.
     pub fn finish(
         &mut self,
         req: ReqId,
         answer: Result<HttpAnswer, String>,
     ) -> (Input, Option<LocalError>) {
+        let (input, rotation) = self.finish_answer(req, answer);
+        (input, rotation.and_then(Rotation::persist))
+    }
+
+    /// Like [`finish`](Self::finish), but a rotated refresh token comes back as a
+    /// [`Rotation`] to persist after the caller lets go of this source (and before it hands
+    /// the input to the session). The source uses the new refresh token from now on.
+    pub fn finish_answer(
+        &mut self,
+        req: ReqId,
+        answer: Result<HttpAnswer, String>,
+    ) -> (Input, Option<Rotation>) {
         let body = match parse_success::<TokenBody>(answer, "token") {
             Ok((body, _)) => body,
             Err(error) => return (Input::TokenFailed { req, error }, None),
         };
         let expires_in = Duration::from_secs(body.expires_in.unwrap_or(86_399));
-        let mut rotated = false;
-        let mut problem = None;
-        if let (
-            Credentials::RefreshToken {
-                refresh_token,
-                persist,
-                ..
-            },
-            Some(new),
-        ) = (&mut self.credentials, body.refresh_token)
+        let mut rotation = None;
+        if let (Credentials::RefreshToken { refresh_token, .. }, Some(new), Some(saver)) =
+            (&mut self.credentials, body.refresh_token, &self.saver)
         {
             if new != refresh_token.expose() {
                 let new = Secret::new(new);
-                match persist(&new) {
-                    Err(e) if self.persist_failure.as_deref() != Some(e.as_str()) => {
-                        self.persist_failure = Some(e.clone());
-                        problem = Some(LocalError::PersistFailed { detail: e });
-                    }
-                    Err(_) => {}
-                    Ok(()) => self.persist_failure = None,
-                }
+                self.rotations += 1;
+                rotation = Some(Rotation {
+                    token: new.clone(),
+                    seq: self.rotations,
+                    saver: Arc::clone(saver),
+                });
                 *refresh_token = new;
-                rotated = true;
             }
         }
+        let rotated = rotation.is_some();
         let token = Secret::new(body.access_token);
         (
             Input::TokenIssued {
@@ -246,7 +319,7 @@ impl TokenSource {
                 expires_in,
                 rotated_refresh_token: rotated,
             },
-            problem,
+            rotation,
         )
     }
 }
@@ -323,6 +396,21 @@ mod tests {
             panic!()
         };
         assert!(r.body.unwrap().ends_with("refresh_token=rt2"));
+
+        // Two rotations saved out of order (two HTTP threads): the older one is not written
+        // over the newer one.
+        let answer = |rt: &str| {
+            Ok(HttpAnswer {
+                status: 200,
+                body: format!(r#"{{"access_token":"at","expires_in":60,"refresh_token":"{rt}"}}"#),
+                ..HttpAnswer::default()
+            })
+        };
+        let (_, older) = s.finish_answer(ReqId::from_u64(2), answer("rt3"));
+        let (_, newer) = s.finish_answer(ReqId::from_u64(3), answer("rt4"));
+        assert!(newer.unwrap().persist().is_none());
+        assert!(older.unwrap().persist().is_none());
+        assert_eq!(*saved.lock().unwrap(), vec!["rt2", "rt4"]);
     }
 
     #[test]

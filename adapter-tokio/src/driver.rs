@@ -9,7 +9,9 @@ use futures_util::{SinkExt, StreamExt};
 use genesys_notify_adapter_common::herd::Member;
 use genesys_notify_adapter_common::http::{self, HttpAnswer, HttpRequest};
 use genesys_notify_adapter_common::socket::{self, tls_config};
-use genesys_notify_adapter_common::{Clock, Credentials, Endpoints, Held, TokenSource, TokenStep};
+use genesys_notify_adapter_common::{
+    Clock, Credentials, Endpoints, Held, Rotation, TokenSource, TokenStep,
+};
 use genesys_notify_core::{
     Action, ConnId, Error as CoreError, Event, Input, LocalError, RequestError, Secret, Session,
     Status, Topic,
@@ -306,7 +308,10 @@ impl Driver {
                         Ok(TokenStep::Http(request)) => {
                             let answer = execute(&client, &request, timeout).await;
                             match tokio::task::spawn_blocking(move || {
-                                lock(&tokens).finish(req, answer)
+                                // Saved outside the lock: a hung callback holds this blocking
+                                // thread only, not the next token request.
+                                let (input, rotation) = lock(&tokens).finish_answer(req, answer);
+                                (input, rotation.and_then(Rotation::persist))
                             })
                             .await
                             {
