@@ -347,8 +347,11 @@ impl Driver {
                 let task = tokio::spawn(socket(
                     conn,
                     url,
-                    Arc::clone(&self.tls),
-                    self.max_frame_size,
+                    Opening {
+                        tls: Arc::clone(&self.tls),
+                        max_frame_size: self.max_frame_size,
+                        deadline: self.http_timeout,
+                    },
                     self.inputs_tx.clone(),
                     rx,
                 ));
@@ -478,11 +481,22 @@ fn clients(
     }
 }
 
+/// How a socket opens.
+struct Opening {
+    tls: Arc<rustls::ClientConfig>,
+    max_frame_size: usize,
+    /// The whole opening (TCP, TLS, upgrade) must finish within this.
+    deadline: Duration,
+}
+
 async fn socket(
     conn: ConnId,
     url: Secret,
-    tls: Arc<rustls::ClientConfig>,
-    max_frame_size: usize,
+    Opening {
+        tls,
+        max_frame_size,
+        deadline,
+    }: Opening,
     tx: mpsc::Sender<Msg>,
     mut cmds: mpsc::Receiver<SocketCmd>,
 ) {
@@ -498,13 +512,24 @@ async fn socket(
         Some(Connector::Rustls(tls)),
     );
     let ws = tokio::select! {
-        r = connect => r,
+        r = tokio::time::timeout(deadline, connect) => r,
         // Closed before it opened: give up the attempt.
         _ = cmds.recv() => return,
     };
     let ws = match ws {
-        Ok((ws, _)) => ws,
-        Err(e) => {
+        Ok(Ok((ws, _))) => ws,
+        Err(_) => {
+            let error = RequestError::network(format!(
+                "the socket did not open within {} s ({})",
+                deadline.as_secs(),
+                http::host_of(url.expose())
+            ));
+            let _ = tx
+                .send(Msg::Input(Input::ConnectFailed { conn, error }))
+                .await;
+            return;
+        }
+        Ok(Err(e)) => {
             let error = match socket::upgrade_error(&e) {
                 // Name the streaming host (never the path: it holds the channel id).
                 RequestError::Network(why) => {

@@ -51,7 +51,11 @@ impl Adapter for Blocking {
             },
         };
         let mut config = genesys_notify_blocking::Config::new(
-            genesys_notify_blocking::Endpoints::custom(sim.base_url(), None).unwrap(),
+            genesys_notify_blocking::Endpoints::custom(
+                s.api_base.as_deref().unwrap_or(sim.base_url()),
+                None,
+            )
+            .unwrap(),
             creds,
         );
         config.topics = s
@@ -129,7 +133,7 @@ impl Adapter for Tokio {
             .build()
             .unwrap();
         let mut b = genesys_notify_tokio::Client::builder()
-            .base_urls(sim.base_url(), None)
+            .base_urls(s.api_base.as_deref().unwrap_or(sim.base_url()), None)
             .credentials(creds)
             .topics(
                 s.topics

@@ -181,3 +181,159 @@ pub fn sim_with_foreign_connect_uri() -> Sim {
     })
     .unwrap()
 }
+
+/// A proxy on loopback in front of the simulator that passes HTTP requests through but answers
+/// every socket upgrade with one byte every 500 ms: an opening that never finishes. Counts the
+/// upgrades it was asked for and the ones it still holds.
+pub struct DripProxy {
+    base_url: String,
+    upgrades: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl DripProxy {
+    /// Listens on a free loopback port; requests go on to `upstream` (`127.0.0.1:PORT`) once
+    /// [`DripProxy::forward_to`] names it.
+    pub fn start() -> (DripProxy, std::sync::mpsc::Sender<String>) {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let upgrades = Arc::new(AtomicUsize::new(0));
+        let held = Arc::new(AtomicUsize::new(0));
+        let (up_tx, up_rx) = std::sync::mpsc::channel::<String>();
+        let (u, h) = (Arc::clone(&upgrades), Arc::clone(&held));
+        std::thread::spawn(move || {
+            let Ok(upstream) = up_rx.recv() else { return };
+            for conn in listener.incoming().flatten() {
+                let (u, h, upstream) = (Arc::clone(&u), Arc::clone(&h), upstream.clone());
+                std::thread::spawn(move || {
+                    let mut conn = conn;
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && head.len() < 16 << 10 {
+                        match conn.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                    if text.contains("upgrade: websocket") {
+                        u.fetch_add(1, Ordering::SeqCst);
+                        h.fetch_add(1, Ordering::SeqCst);
+                        let answer = b"HTTP/1.1 101 Switching Protocols\r\nX-Slow: ".iter();
+                        for b in answer.chain(std::iter::repeat(&b'a')).take(120) {
+                            if conn.write_all(&[*b]).is_err() {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(500));
+                        }
+                        h.fetch_sub(1, Ordering::SeqCst);
+                        return;
+                    }
+                    // Plain HTTP: pass this connection through, both ways.
+                    let Ok(mut up) = std::net::TcpStream::connect(&upstream) else {
+                        return;
+                    };
+                    if up.write_all(&head).is_err() {
+                        return;
+                    }
+                    let (Ok(mut up_r), Ok(mut conn_w)) = (up.try_clone(), conn.try_clone()) else {
+                        return;
+                    };
+                    let back = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut up_r, &mut conn_w);
+                        let _ = conn_w.shutdown(std::net::Shutdown::Both);
+                    });
+                    let _ = std::io::copy(&mut conn, &mut up);
+                    let _ = up.shutdown(std::net::Shutdown::Both);
+                    let _ = back.join();
+                });
+            }
+        });
+        (
+            DripProxy {
+                base_url,
+                upgrades,
+                held,
+            },
+            up_tx,
+        )
+    }
+
+    /// Upgrades asked for so far.
+    pub fn upgrades(&self) -> usize {
+        self.upgrades.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Upgrades whose connection the client still holds open.
+    pub fn held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// What [`dripping_upgrades`] saw.
+#[derive(Debug)]
+pub struct DripReport {
+    pub upgrades: usize,
+    pub held_by_proxy_during: usize,
+    pub held_by_client_during: Held,
+    pub held_by_proxy_after_close: usize,
+}
+
+/// A session whose every socket opening drips (the channel's upgrade answers one byte at a
+/// time, for a minute): each attempt must end at the session's request timeout and release its
+/// connection, and a close must release the last one at once.
+pub fn dripping_upgrades(adapter: &dyn Adapter) -> DripReport {
+    let (proxy, upstream) = DripProxy::start();
+    let mut s = Scenario::new("dripping_upgrades");
+    s.sim.connect_uri_base = Some(proxy.base_url.replacen("http", "ws", 1));
+    s.api_base = Some(proxy.base_url.clone());
+    s.session.request_timeout = Duration::from_millis(700);
+    let sim = Sim::start(s.sim.clone()).unwrap();
+    upstream
+        .send(sim.base_url().trim_start_matches("http://").to_owned())
+        .unwrap();
+    let mut client = adapter.start(&s, &sim);
+    let until = std::time::Instant::now() + Duration::from_secs(6);
+    while std::time::Instant::now() < until {
+        let _ = client.next_event(Duration::from_millis(20));
+    }
+    let held_by_proxy_during = proxy.held();
+    let held_by_client_during = client.held();
+    client.close();
+    // A closed connection shows at the proxy's next drip (500 ms).
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while proxy.held() > 0 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    DripReport {
+        upgrades: proxy.upgrades(),
+        held_by_proxy_during,
+        held_by_client_during,
+        held_by_proxy_after_close: proxy.held(),
+    }
+}
+
+/// [`dripping_upgrades`]'s verdict.
+pub fn check_dripping_upgrades(adapter: &dyn Adapter) {
+    let r = dripping_upgrades(adapter);
+    let name = adapter.name();
+    assert!(
+        r.upgrades >= 3,
+        "[{name}] the session stopped trying: {r:?}"
+    );
+    assert!(
+        r.held_by_proxy_during <= 2,
+        "[{name}] openings the session gave up on still hold their connections: {r:?}"
+    );
+    assert!(
+        r.held_by_client_during.tasks <= 3,
+        "[{name}] threads or tasks of abandoned openings pile up: {r:?}"
+    );
+    assert_eq!(
+        r.held_by_proxy_after_close, 0,
+        "[{name}] a close left an opening connected: {r:?}"
+    );
+}

@@ -55,6 +55,8 @@ pub struct Scenario {
     /// The client is frozen at these times after going live, for this long (a browser page
     /// sent to the background; only the browser adapter can be frozen).
     pub freezes: Vec<(Duration, Duration)>,
+    /// The client talks to this base URL instead of the simulator's (a proxy in front of it).
+    pub api_base: Option<String>,
 }
 
 impl Scenario {
@@ -101,6 +103,7 @@ impl Scenario {
             max_lost: None,
             trust_sim_cert: true,
             freezes: Vec::new(),
+            api_base: None,
         }
     }
 

@@ -9,6 +9,15 @@ fn a_reader_that_stops_loses_nothing_silently() {
     genesys_notify_tests::hostile::check_slow_reader(&genesys_notify_tests::adapters::Blocking);
 }
 
+/// Socket openings that drip: each ends at the session's request timeout and releases its
+/// connection; a close releases the last one at once.
+#[test]
+fn openings_that_drip_are_abandoned_and_released() {
+    genesys_notify_tests::hostile::check_dripping_upgrades(
+        &genesys_notify_tests::adapters::Blocking,
+    );
+}
+
 /// After the session stopped by itself (a fatal configuration error), the event iterator ends
 /// and commands fail at once instead of waiting for a driver that is gone.
 #[test]

@@ -24,6 +24,13 @@ fn a_reader_that_stops_loses_nothing_silently() {
     genesys_notify_tests::hostile::check_slow_reader(&genesys_notify_tests::adapters::Tokio);
 }
 
+/// Socket openings that drip: each ends at the session's request timeout and releases its
+/// connection; a close releases the last one at once.
+#[test]
+fn openings_that_drip_are_abandoned_and_released() {
+    genesys_notify_tests::hostile::check_dripping_upgrades(&genesys_notify_tests::adapters::Tokio);
+}
+
 /// After the session stopped by itself (a fatal configuration error), the stream ends and
 /// commands fail at once.
 #[test]
