@@ -95,6 +95,8 @@ impl Driver {
             self.detect_suspend();
             match msg {
                 Ok(Msg::Input(input)) => self.input(input),
+                // The frame's place in the inbox is given back once it is handled.
+                Ok(Msg::Read(input, _place)) => self.input(input),
                 Ok(Msg::Warning(w)) => self.publish(Event::Warning(CoreError::Local(w))),
                 Ok(Msg::Wake) => {}
                 Err(RecvTimeoutError::Timeout) => {
@@ -128,9 +130,11 @@ impl Driver {
             match c {
                 Command::Subscribe(topics, reply) => {
                     let _ = reply.send(s.subscribe(now, topics));
+                    self.p.shared.view().queue.set_topics(s.topics());
                 }
                 Command::Unsubscribe(topics, reply) => {
                     let _ = reply.send(s.unsubscribe(now, topics.iter()));
+                    self.p.shared.view().queue.set_topics(s.topics());
                 }
                 Command::Login(token, expires_in, reply) => {
                     let _ = reply.send(s.login(now, token, expires_in));

@@ -68,13 +68,18 @@ pub struct Config {
     /// wrote, or a private gateway's.
     pub extra_root_pem: Option<String>,
     /// The largest frame accepted on the socket; a larger one drops the socket (and the
-    /// session reports the gap). Default 8 MiB.
+    /// session reports the gap). Default 4 MiB: the service documents no limit, and a
+    /// notification describes one entity's change, usually a few kilobytes.
     pub max_frame_size: usize,
     /// HTTP request timeout. Default 30 s.
     pub http_timeout: Duration,
     /// Events held for an application that does not keep up, before the oldest
     /// notifications are dropped and reported as one overflow gap. Default 1024.
     pub queue_capacity: usize,
+    /// Bytes of notifications held for an application that does not keep up, with the same
+    /// policy at the bound. Default 32 MiB: the memory bound that `queue_capacity` alone
+    /// cannot give when notifications are large.
+    pub queue_bytes: usize,
     /// Seed for backoff jitter; default: from the clock.
     pub seed: Option<u64>,
     /// Called on the driver thread with every action the session takes, before it is
@@ -94,6 +99,7 @@ impl std::fmt::Debug for Config {
             .field("topics", &self.topics)
             .field("max_frame_size", &self.max_frame_size)
             .field("queue_capacity", &self.queue_capacity)
+            .field("queue_bytes", &self.queue_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -107,9 +113,10 @@ impl Config {
             topics: Vec::new(),
             session: genesys_notify_core::Config::default(),
             extra_root_pem: None,
-            max_frame_size: 8 << 20,
+            max_frame_size: genesys_notify_adapter_common::DEFAULT_MAX_FRAME_SIZE,
             http_timeout: Duration::from_secs(30),
             queue_capacity: 1024,
+            queue_bytes: genesys_notify_adapter_common::DEFAULT_QUEUE_BYTES,
             seed: None,
             on_action: None,
         }
@@ -119,6 +126,9 @@ impl Config {
 /// What reader and HTTP threads hand the driver.
 pub(crate) enum Msg {
     Input(Input),
+    /// A frame a socket read, holding its bytes' place in the inbox until the driver is done
+    /// with it.
+    Read(Input, Permit),
     Warning(genesys_notify_core::LocalError),
     /// Look at the command queue.
     Wake,
@@ -126,6 +136,45 @@ pub(crate) enum Msg {
 
 /// Inputs held for the driver before reader threads wait (TCP then pushes back).
 const INBOX: usize = 1024;
+
+/// Bytes of frames held for the driver before reader threads wait: a count alone would let
+/// 1,024 frames of megabytes each pile up while the driver is busy.
+const INBOX_BYTES: usize = 8 << 20;
+
+/// Bytes of frames read from the sockets and not yet handled by the driver.
+#[derive(Clone, Default)]
+pub(crate) struct InboxBytes(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InboxBytes {
+    /// A place for `n` bytes, if they fit under [`INBOX_BYTES`] (a frame larger than that
+    /// fits alone, into an empty inbox).
+    pub(crate) fn try_take(&self, n: usize) -> Option<Permit> {
+        use std::sync::atomic::Ordering;
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held == 0 || held.saturating_add(n) <= INBOX_BYTES).then(|| held + n)
+            })
+            .ok()
+            .map(|_| Permit {
+                bytes: self.clone(),
+                n,
+            })
+    }
+}
+
+/// Holds `n` bytes of the inbox until dropped.
+pub(crate) struct Permit {
+    bytes: InboxBytes,
+    n: usize,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.bytes
+            .0
+            .fetch_sub(self.n, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 
 pub(crate) enum Command {
     Subscribe(Vec<Topic>, mpsc::Sender<Result<(), UsageError>>),
@@ -312,7 +361,12 @@ impl Client {
         let (tx, rx) = mpsc::sync_channel(INBOX);
         let shared = Arc::new(Shared {
             view: Mutex::new(View {
-                queue: EventQueue::new(config.queue_capacity),
+                queue: {
+                    let mut q =
+                        EventQueue::new(config.queue_capacity).with_byte_budget(config.queue_bytes);
+                    q.set_topics(session.topics());
+                    q
+                },
                 status: session.status(),
                 token: None,
                 held: Held::default(),
@@ -334,6 +388,7 @@ impl Client {
                 tls,
                 max_frame_size: config.max_frame_size,
                 connect_timeout: config.http_timeout,
+                inbox: InboxBytes::default(),
             },
             on_action: config.on_action,
             clock: clock.clone(),

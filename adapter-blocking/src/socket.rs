@@ -16,10 +16,13 @@ use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Connector, Message, WebSocket};
 
-use crate::Msg;
+use crate::{InboxBytes, Msg};
 
 /// How often a reader looks for something to send while no frame arrives.
 const POLL: Duration = Duration::from_millis(50);
+
+/// How long a reader waits before it looks again for room in a full inbox.
+const INBOX_WAIT: Duration = Duration::from_millis(2);
 
 pub(crate) struct Settings {
     pub(crate) tls: Arc<rustls::ClientConfig>,
@@ -27,6 +30,8 @@ pub(crate) struct Settings {
     /// The whole opening — TCP connect, TLS and the HTTP upgrade — must finish within this,
     /// however the peer paces its bytes.
     pub(crate) connect_timeout: Duration,
+    /// The inbox's byte budget, shared by every socket of the client.
+    pub(crate) inbox: InboxBytes,
 }
 
 /// Where a socket's opening stands, shared with its [`Handle`]: a close shuts the TCP stream
@@ -146,9 +151,17 @@ pub(crate) fn spawn(
     let timeout = settings.connect_timeout;
     let opening: Opening = Arc::new(Mutex::new(Phase::Connecting));
     let theirs = Arc::clone(&opening);
+    let inbox = settings.inbox.clone();
     let thread = std::thread::Builder::new()
         .name(format!("genesys-socket-{}", conn.as_u64()))
-        .spawn(move || run(conn, &url, tls, max, timeout, &theirs, &tx, &rx))?;
+        .spawn(move || {
+            let link = Link {
+                conn,
+                tx: &tx,
+                inbox: &inbox,
+            };
+            run(&link, &url, tls, max, timeout, &theirs, &rx);
+        })?;
     Ok(Handle {
         cmds,
         thread,
@@ -156,17 +169,23 @@ pub(crate) fn spawn(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run(
+/// Where a socket's thread sends what it reads.
+struct Link<'a> {
     conn: ConnId,
+    tx: &'a SyncSender<Msg>,
+    inbox: &'a InboxBytes,
+}
+
+fn run(
+    link: &Link<'_>,
     url: &Secret,
     tls: Arc<rustls::ClientConfig>,
     max_frame_size: usize,
     timeout: Duration,
     opening: &Opening,
-    tx: &SyncSender<Msg>,
     cmds: &Receiver<Cmd>,
 ) {
+    let (conn, tx) = (link.conn, link.tx);
     let opened = open(url, tls, max_frame_size, timeout, opening);
     {
         let mut p = phase(opening);
@@ -186,6 +205,9 @@ fn run(
     if tx.send(Msg::Input(Input::Opened { conn })).is_err() {
         return;
     }
+    // A frame read but not handed on yet: the inbox is full of frames the driver has not
+    // handled, and this thread stops reading (TCP pushes back) until it has room.
+    let mut held: Option<String> = None;
     loop {
         loop {
             match cmds.try_recv() {
@@ -212,13 +234,25 @@ fn run(
                 }
             }
         }
-        match ws.read() {
-            Ok(Message::Text(t)) => {
-                let text = t.as_str().to_owned();
-                if tx.send(Msg::Input(Input::Frame { conn, text })).is_err() {
-                    return;
+        if let Some(text) = held.take() {
+            match link.inbox.try_take(text.len()) {
+                Some(place) => {
+                    if tx
+                        .send(Msg::Read(Input::Frame { conn, text }, place))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                None => {
+                    held = Some(text);
+                    std::thread::sleep(INBOX_WAIT);
                 }
             }
+            continue;
+        }
+        match ws.read() {
+            Ok(Message::Text(t)) => held = Some(t.as_str().to_owned()),
             Ok(Message::Close(frame)) => {
                 let (code, reason) = frame.map_or((None, String::new()), |f| {
                     (Some(u16::from(f.code)), f.reason.as_str().to_owned())
@@ -375,6 +409,7 @@ mod tests {
             tls: genesys_notify_adapter_common::socket::tls_config(None).unwrap(),
             max_frame_size: 1 << 20,
             connect_timeout: timeout,
+            inbox: InboxBytes::default(),
         }
     }
 

@@ -18,7 +18,7 @@ mod token;
 
 pub use clock::{Clock, Suspends};
 pub use endpoints::{Endpoints, Origin, Region};
-pub use queue::EventQueue;
+pub use queue::{EventQueue, DEFAULT_MAX_FRAME_SIZE, DEFAULT_QUEUE_BYTES};
 pub use token::{
     percent_encode, Credentials, PersistFn, Rotation, TokenFn, TokenSource, TokenStep,
 };

@@ -36,16 +36,23 @@ pub(crate) struct Setup {
     pub(crate) max_frame_size: usize,
     pub(crate) http_timeout: Duration,
     pub(crate) queue_capacity: usize,
+    pub(crate) queue_bytes: usize,
     pub(crate) seed: Option<u64>,
 }
 
 enum Msg {
     Input(Input),
+    /// A frame a socket read, holding its bytes' place in the inbox until it is handled.
+    Read(Input, tokio::sync::OwnedSemaphorePermit),
     Warning(LocalError),
 }
 
 /// Inputs held for the driver before socket and HTTP tasks wait (TCP then pushes back).
 const INBOX: usize = 1024;
+
+/// Bytes of frames held for the driver before socket tasks wait: a count alone would let
+/// 1,024 frames of megabytes each pile up while the driver is busy.
+const INBOX_BYTES: u32 = 8 << 20;
 /// Commands held for one socket task.
 const SOCKET_COMMANDS: usize = 16;
 
@@ -70,6 +77,8 @@ struct Driver {
     http_timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
     max_frame_size: usize,
+    /// Bytes of frames in the inbox, shared by the socket tasks.
+    inbox: Arc<tokio::sync::Semaphore>,
     inputs_tx: mpsc::Sender<Msg>,
     inputs: mpsc::Receiver<Msg>,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -97,7 +106,9 @@ pub(crate) fn start(setup: Setup) -> Result<(Handle, EventStream), ConnectError>
     let (tls, http) = clients(setup.extra_root_pem.as_deref()).map_err(ConnectError::Tls)?;
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let (inputs_tx, inputs) = mpsc::channel(INBOX);
-    let (events, stream) = queue::channel(setup.queue_capacity, commands_tx.clone());
+    let (events, stream) =
+        queue::channel(setup.queue_capacity, setup.queue_bytes, commands_tx.clone());
+    events.set_topics(session.topics());
     let (status, status_rx) = watch::channel(session.status());
     let (token, token_rx) = watch::channel(None);
     let tokens = TokenSource::new(setup.credentials, &setup.endpoints);
@@ -110,6 +121,7 @@ pub(crate) fn start(setup: Setup) -> Result<(Handle, EventStream), ConnectError>
         http_timeout: setup.http_timeout,
         tls,
         max_frame_size: setup.max_frame_size,
+        inbox: Arc::new(tokio::sync::Semaphore::new(INBOX_BYTES as usize)),
         inputs_tx,
         inputs,
         commands,
@@ -187,8 +199,14 @@ impl Driver {
                 cmd = self.commands.recv() => {
                     let now = self.clock.now();
                     match cmd {
-                        Some(Command::Subscribe(topics, reply)) => { let _ = reply.send(self.session.subscribe(now, topics)); }
-                        Some(Command::Unsubscribe(topics, reply)) => { let _ = reply.send(self.session.unsubscribe(now, topics.iter())); }
+                        Some(Command::Subscribe(topics, reply)) => {
+                            let _ = reply.send(self.session.subscribe(now, topics));
+                            self.events.set_topics(self.session.topics());
+                        }
+                        Some(Command::Unsubscribe(topics, reply)) => {
+                            let _ = reply.send(self.session.unsubscribe(now, topics.iter()));
+                            self.events.set_topics(self.session.topics());
+                        }
                         Some(Command::Login(token, expires_in, reply)) => { let _ = reply.send(self.session.login(now, token, expires_in)); }
                         Some(Command::ReportUnauthorized(token)) => self.session.report_unauthorized(now, &token),
                         Some(Command::Close(reply)) => {
@@ -215,6 +233,8 @@ impl Driver {
 
     fn message(&mut self, msg: Msg) {
         match msg {
+            // The frame's place in the inbox is given back once it is handled.
+            Msg::Read(input, _place) => self.message(Msg::Input(input)),
             Msg::Input(input) => {
                 // A socket that reported its end is released here: the core sends no
                 // `Close` for it.
@@ -351,6 +371,7 @@ impl Driver {
                         tls: Arc::clone(&self.tls),
                         max_frame_size: self.max_frame_size,
                         deadline: self.http_timeout,
+                        inbox: Arc::clone(&self.inbox),
                     },
                     self.inputs_tx.clone(),
                     rx,
@@ -487,6 +508,8 @@ struct Opening {
     max_frame_size: usize,
     /// The whole opening (TCP, TLS, upgrade) must finish within this.
     deadline: Duration,
+    /// The inbox's byte budget ([`INBOX_BYTES`] permits), shared by every socket.
+    inbox: Arc<tokio::sync::Semaphore>,
 }
 
 async fn socket(
@@ -496,6 +519,7 @@ async fn socket(
         tls,
         max_frame_size,
         deadline,
+        inbox,
     }: Opening,
     tx: mpsc::Sender<Msg>,
     mut cmds: mpsc::Receiver<SocketCmd>,
@@ -551,7 +575,12 @@ async fn socket(
         tokio::select! {
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(t))) => {
-                    if tx.send(Msg::Input(Input::Frame { conn, text: t.as_str().to_owned() })).await.is_err() {
+                    // A frame larger than the budget takes all of it, alone.
+                    let n = u32::try_from(t.len()).unwrap_or(u32::MAX).clamp(1, INBOX_BYTES);
+                    let Ok(place) = Arc::clone(&inbox).acquire_many_owned(n).await else {
+                        return;
+                    };
+                    if tx.send(Msg::Read(Input::Frame { conn, text: t.as_str().to_owned() }, place)).await.is_err() {
                         return;
                     }
                 }

@@ -61,9 +61,10 @@ impl Client {
             topics: Vec::new(),
             session: genesys_notify_core::Config::default(),
             extra_root_pem: None,
-            max_frame_size: 8 << 20,
+            max_frame_size: genesys_notify_adapter_common::DEFAULT_MAX_FRAME_SIZE,
             http_timeout: Duration::from_secs(30),
             queue_capacity: 1024,
+            queue_bytes: genesys_notify_adapter_common::DEFAULT_QUEUE_BYTES,
             seed: None,
         }
     }
@@ -79,6 +80,7 @@ pub struct Builder {
     max_frame_size: usize,
     http_timeout: Duration,
     queue_capacity: usize,
+    queue_bytes: usize,
     seed: Option<u64>,
 }
 
@@ -148,8 +150,9 @@ impl Builder {
         self
     }
 
-    /// The largest socket frame accepted (default 8 MiB); a larger one drops the socket and
-    /// the session reports the gap.
+    /// The largest socket frame accepted (default 4 MiB: the service documents no limit, and a
+    /// notification describes one entity's change, usually a few kilobytes); a larger one
+    /// drops the socket and the session reports the gap.
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
         self.max_frame_size = bytes;
         self
@@ -165,6 +168,14 @@ impl Builder {
     /// reported as a gap (default 1024).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// Bytes of notifications buffered for a slow reader before the oldest are dropped and
+    /// reported as a gap (default 32 MiB): the memory bound that `queue_capacity` alone cannot
+    /// give when notifications are large.
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes.max(1);
         self
     }
 
@@ -188,6 +199,7 @@ impl Builder {
             max_frame_size: self.max_frame_size,
             http_timeout: self.http_timeout,
             queue_capacity: self.queue_capacity,
+            queue_bytes: self.queue_bytes,
             seed: self.seed,
         })
     }

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use futures_util::Stream;
 use genesys_notify_adapter_common::EventQueue;
-use genesys_notify_core::{Event, Instant};
+use genesys_notify_core::{Event, Instant, Topic};
 use tokio::sync::mpsc;
 
 use crate::Command;
@@ -29,6 +29,11 @@ impl Sender {
     pub(crate) fn push(&self, at: Instant, event: Event) {
         lock(&self.inner).push(at, event);
         let _ = self.bell.try_send(());
+    }
+
+    /// The application's topics now (an overflow gap names only these).
+    pub(crate) fn set_topics<'t>(&self, topics: impl IntoIterator<Item = &'t Topic>) {
+        lock(&self.inner).set_topics(topics);
     }
 
     /// No more events will come.
@@ -54,9 +59,12 @@ impl std::fmt::Debug for EventStream {
 
 pub(crate) fn channel(
     capacity: usize,
+    bytes: usize,
     commands: mpsc::UnboundedSender<Command>,
 ) -> (Sender, EventStream) {
-    let inner = Arc::new(Mutex::new(EventQueue::new(capacity)));
+    let inner = Arc::new(Mutex::new(
+        EventQueue::new(capacity).with_byte_budget(bytes),
+    ));
     let (tx, rx) = mpsc::channel(1);
     (
         Sender {

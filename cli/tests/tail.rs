@@ -1238,3 +1238,104 @@ fn a_refresh_token_file_others_can_replace_is_refused_at_start() {
     assert!(sim.stats().requests.is_empty(), "nothing was sent");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The child's peak resident memory (kB), from /proc.
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn large_notifications_for_a_reader_that_stopped_stay_within_the_queue_budget() {
+    // The simulator in a process of its own, as an operator would run it against tail.
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_genesys-notify"))
+        .args(["sim", "--rate", "0", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(sim.stdout.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    let banner: serde_json::Value = serde_json::from_str(&banner).unwrap();
+    let base = banner["base_url"].as_str().unwrap().to_owned();
+    // stdout is a pipe nobody reads: the first large line fills it and tail's writer stops.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_genesys-notify"))
+        .args([
+            "tail",
+            "--api-base",
+            &base,
+            "--topic",
+            "v2.users.a.presence",
+        ])
+        .args(["--log-format", "json"])
+        .env("GENESYS_CLIENT_ID", banner["client_id"].as_str().unwrap())
+        .env(
+            "GENESYS_CLIENT_SECRET",
+            banner["client_secret"].as_str().unwrap(),
+        )
+        .env_remove("GENESYS_REFRESH_TOKEN")
+        .env_remove("GENESYS_ACCESS_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines(child.stderr.take().unwrap());
+    first_line(&err, Duration::from_secs(10), |l| l.contains("\"live\""));
+    let baseline = peak_rss_kb(child.id());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    // 300 notifications of 1 MB: 300 MB for a reader that takes none.
+    let r = agent
+        .post(format!("{base}/__sim/fault"))
+        .send("burst 300 1000000")
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let published = || -> u64 {
+        let mut r = agent.get(format!("{base}/__sim/stats")).call().unwrap();
+        let stats: serde_json::Value =
+            serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+        stats["published"]["v2.users.a.presence"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    while published() < 300 {
+        assert!(
+            Instant::now() < until,
+            "the burst did not finish: {}",
+            published()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Let the socket reader take the last frames in.
+    std::thread::sleep(Duration::from_secs(2));
+    let peak = peak_rss_kb(child.id());
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
+    let _ = sim.kill();
+    let _ = sim.wait();
+    // The queue's default budget is 32 MiB and the driver's inbox 8 MiB; a frame being read,
+    // one being written and the allocator's slack come on top.
+    let grown_mb = peak.saturating_sub(baseline) / 1024;
+    eprintln!("tail peak RSS {peak} kB, {grown_mb} MB above its {baseline} kB when live");
+    assert!(
+        grown_mb <= 64,
+        "tail grew by {grown_mb} MB for a stopped reader"
+    );
+    // What it gave up is reported: as it exits, the notifications it held become the gap.
+    let gap = first_line(&err, Duration::from_secs(5), |l| l.contains("\"gap\""));
+    assert!(gap.contains("overflow"), "{gap}");
+}

@@ -29,8 +29,10 @@ revoke_refresh_tokens                     every refresh token stops working (inv
 expire_tokens                             every access token expires now
 malformed KIND                            send a bad frame on every socket (KIND: not_json,
                                           truncated, oversized, unknown_topic)
-burst N                                   publish N notifications per subscribed topic as fast
-                                          as the sockets take them (for throughput tests)
+burst N [BYTES]                           publish N notifications per subscribed topic as fast
+                                          as the sockets take them (for throughput tests);
+                                          with BYTES, each body carries that much padding
+                                          (for memory tests; at most 16777216)
 flood N                                   write N tiny malformed frames on every socket as
                                           fast as it takes them
 redirect ENDPOINT COUNT                   the next COUNT requests answer 302 to another host
@@ -133,6 +135,13 @@ pub enum Fault {
     /// Publish this many notifications per subscribed topic at once, waiting for slow sockets
     /// rather than dropping.
     Burst(u64),
+    /// A [`Burst`](Fault::Burst) whose notification bodies carry `bytes` of padding.
+    PaddedBurst {
+        /// Notifications per subscribed topic.
+        count: u64,
+        /// Padding per body.
+        bytes: u64,
+    },
     /// Write this many tiny malformed frames on every socket.
     Flood(u64),
     /// A socket fault (close, drop, half_open, socket_closing, displace) on the oldest open
@@ -151,6 +160,9 @@ pub enum Fault {
 
 /// The largest COUNT or N a fault takes: more is refused rather than queued or looped over.
 pub(crate) const MAX_FAULT_COUNT: u64 = 1_000_000;
+
+/// The most padding a `burst N BYTES` puts in one body.
+const MAX_PADDING: u64 = 16 << 20;
 
 /// The most words a fault line has (`fail subscriptions 1000 429 60 one` is six).
 const MAX_FAULT_WORDS: usize = 8;
@@ -222,6 +234,16 @@ impl std::str::FromStr for Fault {
             Some("displace") => Ok(Fault::Displace),
             Some("revoke_refresh_tokens") => Ok(Fault::RevokeRefreshTokens),
             Some("expire_tokens") => Ok(Fault::ExpireTokens),
+            Some("burst") if words.len() > 2 => {
+                let bytes = num(2, "BYTES")?;
+                if bytes > MAX_PADDING {
+                    return bad(&format!("BYTES must be at most {MAX_PADDING}"));
+                }
+                Ok(Fault::PaddedBurst {
+                    count: count(1, "N")?,
+                    bytes,
+                })
+            }
             Some("burst") => Ok(Fault::Burst(count(1, "N")?)),
             Some("flood") => Ok(Fault::Flood(count(1, "N")?)),
             Some("redirect") => {
@@ -318,6 +340,7 @@ impl fmt::Display for Fault {
             Fault::RevokeRefreshTokens => f.write_str("revoke_refresh_tokens"),
             Fault::ExpireTokens => f.write_str("expire_tokens"),
             Fault::Burst(n) => write!(f, "burst {n}"),
+            Fault::PaddedBurst { count, bytes } => write!(f, "burst {count} {bytes}"),
             Fault::Flood(n) => write!(f, "flood {n}"),
             Fault::Twist {
                 endpoint,
@@ -407,6 +430,7 @@ mod tests {
             "expire_tokens",
             "malformed truncated",
             "burst 100",
+            "burst 10 1000000",
             "flood 100000",
             "redirect channel 2",
             "redirect token 1",

@@ -296,7 +296,11 @@ impl Shared {
             }
             Fault::Burst(n) => {
                 drop(st);
-                self.burst(*n);
+                self.burst(*n, 0);
+            }
+            Fault::PaddedBurst { count, bytes } => {
+                drop(st);
+                self.burst(*count, usize::try_from(*bytes).unwrap_or(usize::MAX));
             }
             Fault::Flood(n) => st.send_all(|| Out::Flood(*n)),
             Fault::Twist {
@@ -374,13 +378,14 @@ impl Shared {
         }
     }
 
-    /// `n` notifications per subscribed topic, sent as fast as the sockets take them.
-    fn burst(self: &Arc<Self>, n: u64) {
+    /// `n` notifications per subscribed topic, each body padded with `pad` bytes, sent as
+    /// fast as the sockets take them.
+    fn burst(self: &Arc<Self>, n: u64, pad: usize) {
         let me = Arc::clone(self);
         self.rt.spawn(async move {
             for _ in 0..n {
                 // Queued under the lock like `publish`; only a full queue waits outside it.
-                for (tx, out) in me.publish_now() {
+                for (tx, out) in me.publish_now(pad) {
                     let _ = tx.send(out).await;
                 }
             }
@@ -388,7 +393,7 @@ impl Shared {
     }
 
     /// The next event of every topic ever subscribed, with the sockets subscribed to it now.
-    fn next_events(st: &mut State) -> Vec<(mpsc::Sender<Out>, String)> {
+    fn next_events(st: &mut State, pad: usize) -> Vec<(mpsc::Sender<Out>, String)> {
         let now = Instant::now();
         let topics: Vec<String> = st.sticky_topics.iter().cloned().collect();
         let mut out = Vec::new();
@@ -398,7 +403,7 @@ impl Shared {
                 *n += 1;
                 *n
             };
-            let frame = notification_frame(&topic, seq);
+            let frame = notification_frame(&topic, seq, pad);
             st.publish_log
                 .entry(topic.clone())
                 .or_default()
@@ -421,7 +426,7 @@ impl Shared {
     /// One notification per topic ever subscribed, fanned out to every channel subscribed to
     /// it now; a socket whose queue is full misses it (counted in `dropped_frames`).
     pub(crate) fn publish(&self) {
-        let full = self.publish_now();
+        let full = self.publish_now(0);
         if !full.is_empty() {
             self.lock().stats.dropped_frames += full.len() as u64;
         }
@@ -430,12 +435,12 @@ impl Shared {
     /// Publishes the next event of every topic and queues it on each subscribed socket while
     /// the state is locked, so a subscription change or a ping reply cannot slip between the
     /// fan-out and the queueing. Returns what did not fit in a full queue.
-    fn publish_now(&self) -> Vec<(mpsc::Sender<Out>, Out)> {
+    fn publish_now(&self, pad: usize) -> Vec<(mpsc::Sender<Out>, Out)> {
         let lag = self.cfg.notification_lag;
         let due = Instant::now() + lag;
         let mut st = self.lock();
         let mut full = Vec::new();
-        for (tx, frame) in Self::next_events(&mut st) {
+        for (tx, frame) in Self::next_events(&mut st, pad) {
             let out = if lag.is_zero() {
                 Out::Text(frame)
             } else {
@@ -449,15 +454,38 @@ impl Shared {
     }
 }
 
-pub(crate) fn notification_frame(topic: &str, seq: u64) -> String {
+pub(crate) fn notification_frame(topic: &str, seq: u64, pad: usize) -> String {
     let at = jiff::Timestamp::now().to_string();
+    let body = serde_json::json!({ "seq": seq, "topic": topic, "publishedAt": at });
+    if pad > 0 {
+        return padded_frame(topic, seq, &body, pad);
+    }
     serde_json::json!({
         "topicName": topic,
         "version": "2",
-        "eventBody": { "seq": seq, "topic": topic, "publishedAt": at },
+        "eventBody": body,
         "metadata": { "CorrelationId": format!("sim-{seq}-{}", fnv(topic)) },
     })
     .to_string()
+}
+
+/// A notification whose body carries `pad` bytes of padding, spliced in as text: building it
+/// through a JSON value would escape megabytes character by character, slow enough in a debug
+/// build to starve the sockets it is for.
+fn padded_frame(topic: &str, seq: u64, body: &serde_json::Value, pad: usize) -> String {
+    let mut body = body.to_string();
+    body.pop();
+    let mut frame = String::with_capacity(body.len() + pad + 200);
+    frame.push_str(r#"{"topicName":"#);
+    frame.push_str(&serde_json::Value::from(topic).to_string());
+    frame.push_str(r#","version":"2","eventBody":"#);
+    frame.push_str(&body);
+    frame.push_str(r#","pad":""#);
+    frame.push_str(&"x".repeat(pad));
+    frame.push_str(r#""},"metadata":{"CorrelationId":"#);
+    frame.push_str(&serde_json::Value::from(format!("sim-{seq}-{}", fnv(topic))).to_string());
+    frame.push_str("}}");
+    frame
 }
 
 pub(crate) fn no_longer_subscribed_frame(channel: &str) -> String {
