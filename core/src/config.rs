@@ -67,7 +67,9 @@ pub struct Config {
     /// 100 ms. A process that runs many sessions should widen it (about 0.5 ms per session
     /// keeps a thousand of them from crowding any 50 ms).
     pub first_retry_spread: Duration,
-    /// Time `Live` after which the backoff counter resets. Default 30 s.
+    /// Time `Live` after which the backoff counter resets. Default 30 s. A connection that
+    /// received a frame after going live resets it sooner, after 2 s (or this, if shorter):
+    /// it proved the path; only one that dies right after opening keeps backing off.
     pub stable_after: Duration,
     /// Failed token refreshes in a row after which the session asks for a login. Default
     /// `None` (retry for ever, keeping the old token while it is valid).

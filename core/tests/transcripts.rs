@@ -398,6 +398,88 @@ fn loss_abrupt_close_reconnects_to_same_channel() {
     snap("loss_abrupt_close", &h);
 }
 
+/// The times of the session's upgrades after `from`, relative to it, in ms.
+fn connects_after(h: &Harness, from: Instant) -> Vec<u128> {
+    h.times_of(|a| matches!(a, Action::Connect { .. }))
+        .into_iter()
+        .filter(|t| *t > from)
+        .map(|t| (t - from).as_millis())
+        .collect()
+}
+
+#[test]
+fn loss_a_second_reset_soon_after_a_served_connection_retries_at_once() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    let mut seq = 0;
+    traffic(&mut h, &mut seq, 20, Duration::from_millis(100));
+    h.server_close(None);
+    let first = h.now;
+    h.run_for(secs(1));
+    assert_eq!(h.s.status(), Status::Live);
+    // The new connection serves for 10 s (well short of stable_after, 30 s), then resets
+    // too: it proved the path, so the retry goes out within the first-retry spread again.
+    traffic(&mut h, &mut seq, 100, Duration::from_millis(100));
+    h.server_close(None);
+    let second = h.now;
+    h.run_for(secs(3));
+    assert_eq!(h.s.status(), Status::Live);
+    let (a, b) = (connects_after(&h, first), connects_after(&h, second));
+    assert!(a[0] <= 100, "first retry after {}ms", a[0]);
+    assert!(b[0] <= 100, "second retry after {}ms", b[0]);
+    assert_eq!(creates(&h), 1, "same channel");
+    assert_eq!(h.gaps().len(), 2);
+    snap("loss_second_reset", &h);
+}
+
+#[test]
+fn loss_a_second_displacement_soon_after_retries_at_once() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    let mut seq = 0;
+    traffic(&mut h, &mut seq, 20, Duration::from_millis(100));
+    // Displaced: another connection took the channel; the service closes this one normally.
+    h.server_close(Some(1000));
+    let first = h.now;
+    h.run_for(secs(1));
+    traffic(&mut h, &mut seq, 100, Duration::from_millis(100));
+    h.server_close(Some(1000));
+    let second = h.now;
+    h.run_for(secs(3));
+    assert_eq!(h.s.status(), Status::Live);
+    let (a, b) = (connects_after(&h, first), connects_after(&h, second));
+    assert!(a[0] <= 100 && b[0] <= 100, "{a:?} {b:?}");
+    snap("loss_second_displacement", &h);
+}
+
+#[test]
+fn backoff_a_path_that_flaps_still_backs_off() {
+    let mut h = Harness::live(cfg(), &[T1]);
+    h.run_for(secs(60));
+    // Every new connection dies 100 ms after it opens (before it could prove the path).
+    let mut waits = Vec::new();
+    for _ in 0..6 {
+        h.server_close(None);
+        let lost = h.now;
+        let mut n = 0;
+        while connects_after(&h, lost).is_empty() && n < 1_000 {
+            let (at, _) = h.s.poll_timeout().unwrap();
+            h.run_until(at);
+            n += 1;
+        }
+        waits.push(connects_after(&h, lost)[0]);
+        h.run_for(Duration::from_millis(100));
+    }
+    assert!(
+        waits[0] <= 100,
+        "the first retry after a stable connection is at once: {waits:?}"
+    );
+    // While coverage is lost the steps are drawn between backoff_base (500 ms) and 2 s.
+    assert!(
+        waits[1..].iter().all(|w| *w >= 500),
+        "later retries wait a backoff step: {waits:?}"
+    );
+    snap("backoff_flapping_path", &h);
+}
+
 #[test]
 fn loss_404_on_upgrade_makes_a_new_channel() {
     let mut h = Harness::live(cfg(), &[T1]);

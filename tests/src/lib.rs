@@ -763,20 +763,29 @@ fn redundant_scenario(name: &'static str) -> Scenario {
 fn recovery_scenario(name: &'static str) -> Scenario {
     let mut s = Scenario::recovery(name);
     match name {
-        // Two abrupt TCP resets; at most 3 events lost each.
+        // Three abrupt TCP resets; at most 3 events lost each. The second comes 10 s after the
+        // first, on a connection that served for seconds but was not yet `stable_after` (30 s)
+        // old; the third once the connection has been stable.
         "recovery_reset" => {
-            // The second comes once the first recovery has been stable (`stable_after`).
-            s.faults = vec![(secs(2.0), Fault::Drop), (secs(34.0), Fault::Drop)];
+            s.faults = vec![
+                (secs(2.0), Fault::Drop),
+                (secs(12.0), Fault::Drop),
+                (secs(34.0), Fault::Drop),
+            ];
             s.run_for = secs(37.0);
-            s.max_lost = Some(6);
+            s.max_lost = Some(9);
             s.max_channel_requests = 1;
         }
-        // Two displacements by a second connection; at most 3 events lost each.
+        // Three displacements by a second connection, at the same moments; at most 3 events
+        // lost each.
         "recovery_displaced" => {
-            // The second comes once the first recovery has been stable (`stable_after`).
-            s.faults = vec![(secs(2.0), Fault::Displace), (secs(34.0), Fault::Displace)];
+            s.faults = vec![
+                (secs(2.0), Fault::Displace),
+                (secs(12.0), Fault::Displace),
+                (secs(34.0), Fault::Displace),
+            ];
             s.run_for = secs(37.0);
-            s.max_lost = Some(6);
+            s.max_lost = Some(9);
             s.max_channel_requests = 1;
         }
         // A busy channel goes half-open: found within 3 s, at most 30 events lost.

@@ -40,6 +40,10 @@ const MAX_CLOSE_REASON: usize = 200;
 /// Deadlines fired in one `settle` at most.
 const SETTLE_BOUND: u32 = 64;
 const AUTH_CLOSE_LIMIT: u32 = 3;
+/// A connection that was live this long and received a frame after going live proved the
+/// path: its loss retries at once, like a stable one's. One that dies sooner is a flapping
+/// path, and its retries back off. (`stable_after`, if shorter, is enough too.)
+const SERVED_FOR: Duration = Duration::from_secs(2);
 /// Auth-class failures of the two links this close together are one cause (a close of both
 /// sockets at once), counted once.
 const AUTH_SAME_CAUSE: Duration = Duration::from_secs(1);
@@ -2437,11 +2441,14 @@ impl Session {
                 return;
             }
         }
-        let stable = old
-            .open()
-            .and_then(|o| o.live_since)
-            .is_some_and(|s| now - s >= self.cfg.stable_after);
-        if stable {
+        let served = old.open().is_some_and(|o| {
+            o.live_since.is_some_and(|s| {
+                let lived = now - s;
+                lived >= self.cfg.stable_after
+                    || (lived >= SERVED_FOR.min(self.cfg.stable_after) && o.last_rx > s)
+            })
+        });
+        if served {
             old.failures = 0;
         }
         // The first retry after a stable connection goes out at once, spread a little so a
