@@ -77,8 +77,11 @@ pub struct Config {
     /// A token younger than this that the API rejects is not refreshed again: the session asks
     /// for a login instead of looping. Default 30 s.
     pub fresh_token_window: Duration,
-    /// Channel creations allowed per minute, so a crash loop cannot evict the user's other
-    /// channels (the service keeps 20 per user and client). Default 6.
+    /// Channel creations allowed per minute and per link, so a crash loop cannot evict the
+    /// user's other channels (the service keeps 20 per user and client). Default 6. With
+    /// `redundancy: 2` the session may make twice as many: each link renews its channel on
+    /// its own schedule, and a budget shared by both would hold back a planned renewal of
+    /// short-lived tokens until the channel it replaces had died.
     pub max_channel_creations_per_minute: u32,
     /// Token requests allowed per minute, whatever the token endpoint answers. Default 12.
     pub max_token_requests_per_minute: u32,
@@ -158,6 +161,13 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The channel creations the session may make in any minute: the per-link budget times
+    /// the links.
+    pub fn channel_creations_per_minute(&self) -> u32 {
+        self.max_channel_creations_per_minute
+            .saturating_mul(u32::from(self.redundancy.max(1)))
+    }
+
     /// Checks that the values make sense together.
     ///
     /// ```

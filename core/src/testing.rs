@@ -365,7 +365,8 @@ impl RequestRates {
 }
 
 /// Checks the channel budget: channel requests that may have made a channel (all but those
-/// answered with an HTTP error) stay within `max_channel_creations_per_minute` in any 60 s.
+/// answered with an HTTP error) stay within [`Config::channel_creations_per_minute`] in any
+/// 60 s.
 #[derive(Debug, Default)]
 pub struct ChannelsMade {
     sent: BTreeMap<crate::ReqId, Instant>,
@@ -392,7 +393,7 @@ impl ChannelsMade {
             .map(|(_, t)| *t)
             .collect();
         times.sort_unstable();
-        let max = cfg.max_channel_creations_per_minute as usize;
+        let max = cfg.channel_creations_per_minute() as usize;
         for (i, start) in times.iter().enumerate() {
             let within = times[i..]
                 .iter()

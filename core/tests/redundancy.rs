@@ -398,3 +398,20 @@ fn an_auth_close_of_both_sockets_counts_once_toward_the_login_guard() {
         );
     }
 }
+
+/// Tokens of 15 s: each link renews its channel every 10 s or so, four or more channels a
+/// minute. A budget shared by both links held back a renewal until both channels had died
+/// (a 22 s gap at 37 s); each link's own budget keeps them apart.
+#[test]
+fn short_tokens_renew_each_link_in_time_without_a_gap() {
+    let mut h = Harness::new(cfg(), 7);
+    h.server.token_ttl = secs(15);
+    h.subscribe(&[T1, T2]);
+    h.serve();
+    let mut seq = 0;
+    // Five minutes, twenty notifications a second on each topic.
+    traffic(&mut h, &mut seq, 6_000, Duration::from_millis(50));
+    assert!(h.gaps().is_empty(), "{:?}", h.gaps());
+    assert_each_once(&h, seq);
+    assert!(h.server.sockets() <= 3, "{}", h.server.sockets());
+}

@@ -703,6 +703,26 @@ fn redundant_scenario(name: &'static str) -> Scenario {
             s.max_lost = Some(0);
             s.max_channel_requests = 3;
         }
+        // Short tokens whose expiry ends the socket: each link renews on its own token, so an
+        // expiry takes down at most one socket at a time and nothing is lost. With 15 s tokens
+        // the two links make about ten channels a minute: the production channel budget (6 a
+        // minute per link) must not hold a renewal back until both channels have died.
+        "redundant_token_expiry_close_1000"
+        | "redundant_token_expiry_close_4001"
+        | "redundant_token_expiry_silent" => {
+            s.session.max_channel_creations_per_minute =
+                genesys_notify_core::Config::default().max_channel_creations_per_minute;
+            s.sim.token_ttl = secs(15.0);
+            s.sim.on_token_expiry = match name {
+                "redundant_token_expiry_close_1000" => genesys_notify_sim::OnExpiry::Close(1000),
+                "redundant_token_expiry_close_4001" => genesys_notify_sim::OnExpiry::Close(4001),
+                _ => genesys_notify_sim::OnExpiry::Silent,
+            };
+            s.run_for = secs(45.0);
+            s.max_lost = Some(0);
+            s.max_token_requests = 12;
+            s.max_channel_requests = 12;
+        }
         "redundant_renewals" => {
             // Token and channel renewals of both links, kept apart.
             s.sim.token_ttl = secs(4.0);
@@ -861,6 +881,9 @@ pub fn extra_checks(name: &str, out: &Outcome) {
         | "redundant_displaced"
         | "redundant_socket_closing"
         | "redundant_renewals"
+        | "redundant_token_expiry_close_1000"
+        | "redundant_token_expiry_close_4001"
+        | "redundant_token_expiry_silent"
         | "redundant_steady" => {
             assert!(
                 out.gaps.is_empty(),
@@ -1005,6 +1028,8 @@ macro_rules! scenario_tests {
             redundant_steady, redundant_abrupt_drop, redundant_half_open, redundant_close_codes,
             redundant_displaced, redundant_socket_closing, redundant_renewals, redundant_drop_both,
             redundant_revoked_refresh_token, redundant_token_outage, redundant_exclusive_topics,
+            redundant_token_expiry_close_1000, redundant_token_expiry_close_4001,
+            redundant_token_expiry_silent,
             exclusive_topics_renewals);
     };
     (@each $adapter:expr; $($name:ident),*) => {$(

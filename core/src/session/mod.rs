@@ -1217,7 +1217,7 @@ impl Session {
         let created_free_at = self
             .budgets
             .channel
-            .free_at(now, self.cfg.max_channel_creations_per_minute);
+            .free_at(now, self.cfg.channel_creations_per_minute());
         let requests_free_at = self
             .budgets
             .channel_requests
