@@ -168,7 +168,7 @@ pub use error::{
 pub use frame::{classify, Frame, HEARTBEAT, PING, PONG};
 pub use io::{Action, Event, GapReason, Input, Status, TopicResult};
 pub use session::{
-    Deadline, Session, CHANNEL_REQUESTS_PER_MINUTE, MAX_DEDUP_KEYS, MAX_RETRY_AFTER,
+    Deadline, Footprint, Session, CHANNEL_REQUESTS_PER_MINUTE, MAX_DEDUP_KEYS, MAX_RETRY_AFTER,
     URGENT_TOKEN_REQUESTS_PER_MINUTE,
 };
 pub use time::Instant;

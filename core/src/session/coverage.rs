@@ -16,6 +16,11 @@ pub(super) struct Budget {
 }
 
 impl Budget {
+    /// Requests remembered (those of the last minute at most, plus one).
+    pub(super) fn len(&self) -> usize {
+        self.sent.len()
+    }
+
     /// Records a request at `now` if the bound allows it; otherwise says when it will.
     pub(super) fn take(&mut self, now: Instant, max: u32) -> Result<(), Instant> {
         match self.free_at(now, max) {
@@ -119,7 +124,6 @@ impl DedupWindow {
     }
 
     /// Keys remembered now.
-    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.order.len()
     }

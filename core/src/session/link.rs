@@ -49,6 +49,11 @@ impl PingLog {
 
     /// Pongs answer pings in order. An unasked pong proves nothing (it is not counted past
     /// the pings sent); a forgotten ping's pong moves nothing.
+    /// Pings remembered (at most [`PING_LOG`]).
+    pub(super) fn len(&self) -> usize {
+        self.times.len()
+    }
+
     pub(super) fn pong(&mut self) {
         self.answered = (self.answered + 1).min(self.sent);
         while let Some(&(n, at)) = self.times.front() {

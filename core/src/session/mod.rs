@@ -95,6 +95,32 @@ enum Ending {
     Superseded,
 }
 
+/// Entry counts of the session's internal collections, from [`Session::footprint`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Footprint {
+    /// Topics the application wants.
+    pub topics: usize,
+    /// Topics the service refused, with their reasons.
+    pub rejected: usize,
+    /// Topics not covered now, waiting for their gap report.
+    pub uncovered: usize,
+    /// Actions not yet polled.
+    pub queued_actions: usize,
+    /// Events not yet polled.
+    pub queued_events: usize,
+    /// Keys of the duplicate suppression while two sockets overlap.
+    pub overlap_dedup: usize,
+    /// Keys of the duplicate suppression between two links (`redundancy: 2`).
+    pub window_dedup: usize,
+    /// Request times the per-minute budgets remember.
+    pub budget_entries: usize,
+    /// Channel links (at most three).
+    pub links: usize,
+    /// Ping send times remembered to match pongs, over all open sockets.
+    pub pings_remembered: usize,
+}
+
 /// Where the session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Life {
@@ -258,6 +284,30 @@ impl Session {
             self.lanes()
                 .any(|l| l.live_topics().is_some_and(|s| s.contains(*t)))
         })
+    }
+
+    /// How many entries each of the session's internal collections holds now: for soak tests
+    /// and monitoring that every one of them stays within its bound however long the
+    /// session runs.
+    pub fn footprint(&self) -> Footprint {
+        let links = SLOTS.iter().filter_map(|&w| self.link(w));
+        let b = &self.budgets;
+        Footprint {
+            topics: self.topics.len(),
+            rejected: self.rejected.len(),
+            uncovered: self.uncovered.len(),
+            queued_actions: self.actions.len(),
+            queued_events: self.events.len(),
+            overlap_dedup: self.dedup.seen.len(),
+            window_dedup: self.window.len(),
+            budget_entries: b.channel.len()
+                + b.channel_requests.len()
+                + b.subscription.len()
+                + b.connect.len()
+                + self.tokens.budget.len(),
+            links: links.clone().count(),
+            pings_remembered: links.filter_map(Link::open).map(|o| o.pings.len()).sum(),
+        }
     }
 
     /// Live, subscribed sockets that carry coverage now: 0 or 1, or up to 2 with
