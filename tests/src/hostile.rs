@@ -192,8 +192,8 @@ pub struct DripProxy {
 }
 
 impl DripProxy {
-    /// Listens on a free loopback port; requests go on to `upstream` (`127.0.0.1:PORT`) once
-    /// [`DripProxy::forward_to`] names it.
+    /// Listens on a free loopback port. Plain HTTP requests go on to the address
+    /// (`127.0.0.1:PORT`) sent on the returned channel; none is served before it comes.
     pub fn start() -> (DripProxy, std::sync::mpsc::Sender<String>) {
         use std::io::{Read, Write};
         use std::sync::atomic::{AtomicUsize, Ordering};
