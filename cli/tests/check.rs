@@ -76,7 +76,13 @@ fn wrong_credentials_are_exit_3_and_say_what_to_check() {
 #[test]
 fn an_absurd_timeout_is_a_usage_error_not_a_panic() {
     let out = Command::new(env!("CARGO_BIN_EXE_genesys-notify"))
-        .args(["check", "--api-base", "http://127.0.0.1:9", "--topic", "v2.users.a.presence"])
+        .args([
+            "check",
+            "--api-base",
+            "http://127.0.0.1:9",
+            "--topic",
+            "v2.users.a.presence",
+        ])
         .args(["--timeout", "18446744073709551615"])
         .env("GENESYS_CLIENT_ID", "id")
         .env("GENESYS_CLIENT_SECRET", "secret")
@@ -91,7 +97,11 @@ fn an_absurd_timeout_is_a_usage_error_not_a_panic() {
 #[test]
 fn credentials_in_the_api_base_are_never_echoed() {
     let out = Command::new(env!("CARGO_BIN_EXE_genesys-notify"))
-        .args(["check", "--api-base", "https://admin:hunter2@api.example.com"])
+        .args([
+            "check",
+            "--api-base",
+            "https://admin:hunter2@api.example.com",
+        ])
         .args(["--topic", "v2.users.a.presence"])
         .env("GENESYS_CLIENT_ID", "id")
         .env("GENESYS_CLIENT_SECRET", "secret")
@@ -99,5 +109,8 @@ fn credentials_in_the_api_base_are_never_echoed() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("credentials") && !err.contains("hunter2"), "{err}");
+    assert!(
+        err.contains("credentials") && !err.contains("hunter2"),
+        "{err}"
+    );
 }
