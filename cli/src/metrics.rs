@@ -293,7 +293,13 @@ pub(crate) fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAdd
         .map_err(|e| format!("--metrics {addr}: {e}"))?;
     std::thread::Builder::new()
         .name("metrics".into())
-        .spawn(move || accept_loop(&listener, &metrics))
+        .spawn(move || {
+            accept_loop(
+                || Some(listener.accept().map(|(c, _)| c)),
+                &metrics,
+                std::thread::sleep,
+            );
+        })
         .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
     Ok(bound)
 }
@@ -318,19 +324,25 @@ impl Drop for Place {
     }
 }
 
-fn accept_loop(listener: &TcpListener, metrics: &Arc<Metrics>) {
+/// Serves what `accept` gives until it gives `None` (only tests stop it). After a failed
+/// accept it waits through `sleep`, twice as long after each failure in a row, from 10 ms up
+/// to [`MAX_ACCEPT_BACKOFF`]: EMFILE and friends do not clear by retrying at once.
+fn accept_loop(
+    mut accept: impl FnMut() -> Option<std::io::Result<TcpStream>>,
+    metrics: &Arc<Metrics>,
+    sleep: impl Fn(Duration),
+) {
     let active = Arc::new(AtomicUsize::new(0));
     let mut backoff = Duration::ZERO;
-    loop {
-        let conn = match listener.accept() {
-            Ok((conn, _)) => {
+    while let Some(accepted) = accept() {
+        let conn = match accepted {
+            Ok(conn) => {
                 backoff = Duration::ZERO;
                 conn
             }
             Err(_) => {
-                // EMFILE and friends do not clear by retrying at once.
                 backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_ACCEPT_BACKOFF);
-                std::thread::sleep(backoff);
+                sleep(backoff);
                 continue;
             }
         };
@@ -396,4 +408,33 @@ fn answer(mut conn: TcpStream, metrics: &Metrics) {
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[test]
+    fn failed_accepts_back_off_instead_of_spinning() {
+        let metrics = Arc::new(Metrics::new());
+        let waits = RefCell::new(Vec::new());
+        let mut calls = 0;
+        accept_loop(
+            || {
+                calls += 1;
+                // Out of file descriptors, fifty times in a row.
+                (calls <= 50).then(|| Err(std::io::Error::from_raw_os_error(24)))
+            },
+            &metrics,
+            |d| waits.borrow_mut().push(d),
+        );
+        let waits = waits.into_inner();
+        assert_eq!(waits.len(), 50);
+        assert_eq!(waits[0], Duration::from_millis(10));
+        assert!(waits.windows(2).all(|w| w[1] >= w[0]), "{waits:?}");
+        assert_eq!(waits[49], MAX_ACCEPT_BACKOFF);
+        let total: Duration = waits.iter().sum();
+        assert!(total >= Duration::from_secs(40), "{total:?}");
+    }
 }

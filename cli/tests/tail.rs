@@ -37,6 +37,14 @@ fn lines(r: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     rx
 }
 
+/// Sends SIGTERM to `child`, as a service manager stops it.
+fn sigterm(child: &Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
 fn wait_exit(child: &mut Child, within: Duration) -> i32 {
     let end = Instant::now() + within;
     loop {
@@ -138,10 +146,7 @@ fn sigterm_also_exits_0() {
     let out = lines(child.stdout.take().unwrap());
     out.recv_timeout(Duration::from_secs(10))
         .expect("no notification");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
 }
 
@@ -457,10 +462,7 @@ fn the_refresh_token_file_holds_the_old_or_the_new_token_whatever_step_crashes()
         if step == "none" {
             let out = lines(child.stdout.take().unwrap());
             out.recv_timeout(Duration::from_secs(10)).expect("live");
-            Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .unwrap();
+            sigterm(&child);
         }
         let code = wait_exit(&mut child, Duration::from_secs(10));
         let now = std::fs::read_to_string(&path).unwrap();
@@ -519,10 +521,7 @@ fn sigterm_exits_at_once_with_a_stopped_stdout_reader_and_reports_what_it_droppe
     sim.fault(&genesys_notify_sim::Fault::Burst(20_000));
     std::thread::sleep(Duration::from_secs(1));
     let asked = Instant::now();
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
     println!(
         "SIGTERM to exit with a stopped reader: {:?}",
@@ -585,10 +584,7 @@ fn a_malformed_flood_is_a_few_warnings_and_hostile_answers_do_not_loop() {
             after_flood += 1;
         }
     }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
     seen.extend(std::iter::from_fn(|| {
         err.recv_timeout(Duration::from_secs(1)).ok()
@@ -662,10 +658,7 @@ fn a_huge_retry_after_is_capped_and_named_and_sigterm_still_exits_0() {
         1,
         "no request before the capped wait"
     );
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
 }
 
@@ -697,10 +690,7 @@ fn until_a_gap(extra: &[&str]) -> Vec<String> {
             }
         }
     }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
     seen
 }
@@ -911,10 +901,7 @@ fn metrics_are_served_in_the_prometheus_text_format() {
     );
     let other = agent.get(url.replace("/metrics", "/x")).call().unwrap();
     assert_eq!(other.status().as_u16(), 404);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
 }
 
@@ -954,10 +941,7 @@ fn redundancy_2_prints_each_notification_once_and_one_socket_lost_costs_no_gap()
             seqs.push(v["eventBody"]["seq"].as_u64().unwrap());
         }
     }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
     assert!(seqs.len() > 60, "{seqs:?}");
     assert_eq!(
@@ -1026,10 +1010,7 @@ fn a_silence_longer_than_the_wait_for_an_event_ends_nothing() {
         "tail ended after a silence: {:?}",
         err.try_iter().collect::<Vec<_>>()
     );
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     assert_eq!(
         wait_exit(&mut child, Duration::from_secs(5)),
         0,
@@ -1175,10 +1156,7 @@ fn a_slow_metrics_client_holds_nothing_and_a_scrape_still_answers_within_a_secon
         lasted < Duration::from_secs(8),
         "dribbler held on for {lasted:?}"
     );
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
 }
 
@@ -1199,10 +1177,7 @@ fn metrics_on_an_address_other_hosts_can_reach_is_warned_about() {
     let err = lines(child.stderr.take().unwrap());
     let w = first_line(&err, Duration::from_secs(10), |l| l.contains("warning"));
     assert!(w.contains("no authentication"), "{w}");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
 }
 
@@ -1320,10 +1295,7 @@ fn large_notifications_for_a_reader_that_stopped_stay_within_the_queue_budget() 
     // Let the socket reader take the last frames in.
     std::thread::sleep(Duration::from_secs(2));
     let peak = peak_rss_kb(child.id());
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(5)), 0);
     let _ = sim.kill();
     let _ = sim.wait();
