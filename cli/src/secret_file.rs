@@ -125,6 +125,14 @@ pub(crate) fn check(path: &Path) -> Result<Checked, String> {
                 path.display()
             ));
         }
+        if dir.mode() & 0o200 == 0 {
+            return Err(format!(
+                "the folder {} of {} is not writable (mode {:o}): a rotated token could not be saved beside it; chmod u+w it",
+                folder.display(),
+                path.display(),
+                dir.mode() & 0o7777
+            ));
+        }
         if dir.mode() & 0o022 != 0 {
             return Err(format!(
                 "the folder {} of {} is writable by other users (mode {:o}), who could replace the token: chmod go-w it or use a private folder",
@@ -330,6 +338,10 @@ mod tests {
             e.contains("folder") && e.contains("writable by other users"),
             "{e}"
         );
+        // A folder its owner cannot write into: a rotated token could never be saved.
+        chmod(&dir, 0o500);
+        let e = check(&path).unwrap_err();
+        assert!(e.contains("not writable") && e.contains("u+w"), "{e}");
         chmod(&dir, 0o700);
         fs::remove_dir_all(&dir).unwrap();
     }
