@@ -99,9 +99,11 @@ fn folder_of(path: &Path) -> &Path {
     }
 }
 
-/// What [`check`] found acceptable but worth saying.
-#[derive(Debug, Default)]
+/// A secret file [`check`] accepted.
+#[derive(Debug)]
 pub(crate) struct Checked {
+    /// The file a write replaces: the one given, or the target of its symbolic link.
+    pub(crate) file: PathBuf,
     /// Warnings for the operator (a file others can read).
     pub(crate) warnings: Vec<String>,
 }
@@ -111,7 +113,7 @@ pub(crate) struct Checked {
 /// warning. The error says what to change.
 pub(crate) fn check(path: &Path) -> Result<Checked, String> {
     let file = target(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut checked = Checked::default();
+    let mut warnings = Vec::new();
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt as _;
@@ -157,7 +159,7 @@ pub(crate) fn check(path: &Path) -> Result<Checked, String> {
                     ));
                 }
                 if m.mode() & 0o044 != 0 {
-                    checked.warnings.push(format!(
+                    warnings.push(format!(
                         "{} is readable by other users (mode {:o}): chmod 600 it; it is rewritten 0600 at the next rotation",
                         path.display(),
                         m.mode() & 0o777
@@ -168,19 +170,16 @@ pub(crate) fn check(path: &Path) -> Result<Checked, String> {
             Err(e) => return Err(format!("{}: {e}", path.display())),
         }
     }
-    Ok(checked)
+    Ok(Checked { file, warnings })
 }
 
-/// Removes the temporary files a crashed run left beside `path` (this user's regular files
-/// named `.NAME.tmp-…`). Returns how many it removed.
-pub(crate) fn clean_stale(path: &Path) -> usize {
-    let Ok(file) = target(path) else {
+/// Removes the temporary files a crashed run left beside `file` (a [`Checked::file`]): this
+/// user's regular files named `.NAME.tmp-…`. Returns how many it removed.
+pub(crate) fn clean_stale(file: &Path) -> usize {
+    let Ok(prefix) = temp_prefix(file) else {
         return 0;
     };
-    let Ok(prefix) = temp_prefix(&file) else {
-        return 0;
-    };
-    let Ok(entries) = fs::read_dir(folder_of(&file)) else {
+    let Ok(entries) = fs::read_dir(folder_of(file)) else {
         return 0;
     };
     let prefix = prefix.to_string_lossy().into_owned();
@@ -210,8 +209,7 @@ pub(crate) fn clean_stale(path: &Path) -> usize {
 /// Replaces the content of `path` with `contents`, atomically and durably, after
 /// [`check`]ing it (a refused file is left as it is).
 pub(crate) fn replace(path: &Path, contents: &str) -> Result<(), String> {
-    check(path)?;
-    let file = target(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = check(path)?.file;
     write_and_rename(&file, contents).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -259,6 +257,16 @@ mod tests {
         dir
     }
 
+    /// A private folder holding `refresh-token` (mode 0600, content "old").
+    fn token_file(name: &str) -> (PathBuf, PathBuf) {
+        let dir = folder(name);
+        let path = dir.join("refresh-token");
+        fs::write(&path, "old").unwrap();
+        #[cfg(unix)]
+        chmod(&path, 0o600);
+        (dir, path)
+    }
+
     #[cfg(unix)]
     fn chmod(path: &Path, mode: u32) {
         use std::os::unix::fs::PermissionsExt as _;
@@ -267,11 +275,7 @@ mod tests {
 
     #[test]
     fn replaces_content_with_a_private_file_and_leaves_no_temporary() {
-        let dir = folder("replace");
-        let path = dir.join("refresh-token");
-        fs::write(&path, "old").unwrap();
-        #[cfg(unix)]
-        chmod(&path, 0o600);
+        let (dir, path) = token_file("replace");
         replace(&path, "new").unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "new");
         #[cfg(unix)]
@@ -287,11 +291,7 @@ mod tests {
 
     #[test]
     fn a_temporary_name_someone_created_ahead_does_not_block_a_rotation() {
-        let dir = folder("squat");
-        let path = dir.join("refresh-token");
-        fs::write(&path, "old").unwrap();
-        #[cfg(unix)]
-        chmod(&path, 0o600);
+        let (dir, path) = token_file("squat");
         // The name the old scheme used, and a few more a squatter might guess.
         let squatted = dir.join(format!(".refresh-token.tmp-{}", std::process::id()));
         fs::write(&squatted, "not yours").unwrap();
@@ -304,10 +304,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_file_or_folder_others_can_write_is_refused_and_one_they_can_read_is_warned_about() {
-        let dir = folder("modes");
-        let path = dir.join("refresh-token");
-        fs::write(&path, "old").unwrap();
-        chmod(&path, 0o600);
+        let (dir, path) = token_file("modes");
         assert!(check(&path).unwrap().warnings.is_empty());
 
         chmod(&path, 0o644);

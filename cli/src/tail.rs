@@ -141,10 +141,9 @@ fn credentials(args: &Target) -> Result<(Credentials, Vec<String>), String> {
     let secret = env("GENESYS_CLIENT_SECRET");
     let mut warnings = Vec::new();
     if let Some(path) = &args.refresh_token_file {
-        warnings = secret_file::check(path)
-            .map_err(|e| format!("--refresh-token-file: {e}"))?
-            .warnings;
-        secret_file::clean_stale(path);
+        let checked = secret_file::check(path).map_err(|e| format!("--refresh-token-file: {e}"))?;
+        secret_file::clean_stale(&checked.file);
+        warnings = checked.warnings;
     }
     let refresh = match &args.refresh_token_file {
         Some(path) => match std::fs::read_to_string(path) {
@@ -228,7 +227,7 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
         format: args.log_format,
     };
     for w in warnings {
-        log.emit("warning", json!({ "message": w }), &format!("warning: {w}"));
+        log.warn(&w);
     }
     let metrics = match args.metrics {
         Some(addr) => {
@@ -241,11 +240,7 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
                         &format!("metrics at http://{bound}/metrics"),
                     );
                     if !bound.ip().is_loopback() {
-                        log.emit(
-                            "warning",
-                            json!({ "message": format!("--metrics {bound} is reachable from other hosts and has no authentication; bind 127.0.0.1 unless a firewall guards it") }),
-                            &format!("warning: --metrics {bound} is reachable from other hosts and has no authentication; bind 127.0.0.1 unless a firewall guards it"),
-                        );
+                        log.warn(&format!("--metrics {bound} is reachable from other hosts and has no authentication; bind 127.0.0.1 unless a firewall guards it"));
                     }
                 }
                 Err(e) => return usage(e),
@@ -543,6 +538,15 @@ impl Log {
         };
     }
 
+    /// A `warning` line: the session's, or tail's own about how it was started.
+    fn warn(&self, message: &str) {
+        self.emit(
+            "warning",
+            json!({ "message": message }),
+            &format!("warning: {message}"),
+        );
+    }
+
     /// `-v`: what the session asks for, without secrets or channel ids.
     fn action(&self, a: &genesys_notify_core::Action) {
         use genesys_notify_core::Action;
@@ -604,11 +608,7 @@ impl Log {
                 &format!("topic rejected: {topic}: {reason}"),
             ),
             Event::TokenRotated => self.emit("token_rotated", json!({}), "refresh token rotated"),
-            Event::Warning(w) => self.emit(
-                "warning",
-                json!({ "message": w.to_string() }),
-                &format!("warning: {w}"),
-            ),
+            Event::Warning(w) => self.warn(&w.to_string()),
             Event::LoginRequired { reason, .. } => self.emit(
                 "login_required",
                 json!({ "reason": reason.to_string() }),

@@ -845,24 +845,12 @@ fn metrics_are_served_in_the_prometheus_text_format() {
         ..SimConfig::default()
     })
     .unwrap();
-    let mut child = with_client(
-        tail(
-            &sim,
-            &["--topic", "v2.users.a.presence", "--metrics", "127.0.0.1:0"],
-        ),
+    let (mut child, err) = spawn_tail(
         &sim,
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let err = lines(child.stderr.take().unwrap());
-    let first = err.recv_timeout(Duration::from_secs(10)).unwrap();
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no metrics address in {first:?}"))
-        .to_owned();
+        &["--topic", "v2.users.a.presence", "--metrics", "127.0.0.1:0"],
+        &[],
+    );
+    let url = metrics_url(&err);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -980,6 +968,29 @@ fn first_line(
     }
 }
 
+/// `tail` with the simulator's client credentials, `args` and `env`: stdout discarded, stderr
+/// read line by line.
+fn spawn_tail(sim: &Sim, args: &[&str], env: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>) {
+    let mut c = with_client(tail(sim, args), sim);
+    c.envs(env.iter().copied());
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = lines(child.stderr.take().unwrap());
+    (child, err)
+}
+
+/// The `http://…/metrics` address tail announces on stderr.
+fn metrics_url(err: &mpsc::Receiver<String>) -> String {
+    let line = first_line(err, Duration::from_secs(10), |l| l.contains("/metrics"));
+    line.split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no metrics address in {line:?}"))
+        .to_owned()
+}
+
 #[test]
 fn a_silence_longer_than_the_wait_for_an_event_ends_nothing() {
     // No publisher: a quiet topic. Heartbeats, pings and renewals make no event.
@@ -988,20 +999,12 @@ fn a_silence_longer_than_the_wait_for_an_event_ends_nothing() {
         ..SimConfig::default()
     })
     .unwrap();
-    let mut child = with_client(
-        tail(
-            &sim,
-            &["--topic", "v2.users.a.presence", "--log-format", "json"],
-        ),
-        &sim,
-    )
     // tail waits 300 ms for an event instead of an hour: ten waits pass in silence.
-    .env("GENESYS_NOTIFY_TAIL_WAIT_MS", "300")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let err = lines(child.stderr.take().unwrap());
+    let (mut child, err) = spawn_tail(
+        &sim,
+        &["--topic", "v2.users.a.presence", "--log-format", "json"],
+        &[("GENESYS_NOTIFY_TAIL_WAIT_MS", "300")],
+    );
     first_line(&err, Duration::from_secs(10), |l| l.contains("\"live\""));
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
@@ -1076,24 +1079,12 @@ fn a_write_error_exits_5_and_names_the_file_but_a_closed_pipe_exits_0() {
 fn a_slow_metrics_client_holds_nothing_and_a_scrape_still_answers_within_a_second() {
     use std::io::{Read, Write};
     let sim = Sim::start(SimConfig::default()).unwrap();
-    let mut child = with_client(
-        tail(
-            &sim,
-            &["--topic", "v2.users.a.presence", "--metrics", "127.0.0.1:0"],
-        ),
+    let (mut child, err) = spawn_tail(
         &sim,
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let err = lines(child.stderr.take().unwrap());
-    let first = first_line(&err, Duration::from_secs(10), |l| l.contains("/metrics"));
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
+        &["--topic", "v2.users.a.presence", "--metrics", "127.0.0.1:0"],
+        &[],
+    );
+    let url = metrics_url(&err);
     let addr = url
         .trim_start_matches("http://")
         .trim_end_matches("/metrics")
@@ -1163,18 +1154,11 @@ fn a_slow_metrics_client_holds_nothing_and_a_scrape_still_answers_within_a_secon
 #[test]
 fn metrics_on_an_address_other_hosts_can_reach_is_warned_about() {
     let sim = Sim::start(SimConfig::default()).unwrap();
-    let mut child = with_client(
-        tail(
-            &sim,
-            &["--topic", "v2.users.a.presence", "--metrics", "0.0.0.0:0"],
-        ),
+    let (mut child, err) = spawn_tail(
         &sim,
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let err = lines(child.stderr.take().unwrap());
+        &["--topic", "v2.users.a.presence", "--metrics", "0.0.0.0:0"],
+        &[],
+    );
     let w = first_line(&err, Duration::from_secs(10), |l| l.contains("warning"));
     assert!(w.contains("no authentication"), "{w}");
     sigterm(&child);
