@@ -119,7 +119,7 @@ pub fn put_subscriptions(
 /// `s` as one path segment: percent-encoded, and never `.` or `..` (which a client or server
 /// would resolve to the folder itself or the one above).
 fn path_segment(s: &str) -> String {
-    if s.is_empty() || s.bytes().all(|b| b == b'.') {
+    if s.bytes().all(|b| b == b'.') {
         return s.bytes().map(|b| format!("%{b:02X}")).collect();
     }
     crate::token::percent_encode(s)

@@ -105,7 +105,7 @@ pub(crate) struct State {
     pub(crate) channels: BTreeMap<String, Channel>,
     pub(crate) sockets: BTreeMap<u64, SocketEntry>,
     /// Per endpoint, scripted failures in order: (status, Retry-After, how many left).
-    pub(crate) fails: BTreeMap<Endpoint, VecDeque<(u16, Option<u64>, u32)>>,
+    pub(crate) fails: BTreeMap<Endpoint, VecDeque<(Failure, u32)>>,
     /// Per endpoint, scripted twists in order, with how many are left of each.
     pub(crate) twists: BTreeMap<Endpoint, VecDeque<(Twist, u32)>>,
     /// Every topic ever subscribed: the publisher keeps producing for it.
@@ -128,26 +128,12 @@ impl State {
 
     /// Takes one scripted failure for `endpoint`, if any.
     pub(crate) fn take_fail(&mut self, endpoint: Endpoint) -> Option<(u16, Option<u64>)> {
-        let q = self.fails.get_mut(&endpoint)?;
-        let (status, retry_after, left) = q.front_mut()?;
-        let taken = (*status, *retry_after);
-        *left -= 1;
-        if *left == 0 {
-            q.pop_front();
-        }
-        Some(taken)
+        take_counted(self.fails.get_mut(&endpoint)?)
     }
 
     /// Takes one scripted twist for `endpoint`, if any.
     pub(crate) fn take_twist(&mut self, endpoint: Endpoint) -> Option<Twist> {
-        let q = self.twists.get_mut(&endpoint)?;
-        let (twist, left) = q.front_mut()?;
-        let taken = *twist;
-        *left -= 1;
-        if *left == 0 {
-            q.pop_front();
-        }
-        Some(taken)
+        take_counted(self.twists.get_mut(&endpoint)?)
     }
 
     pub(crate) fn send_all(&mut self, make: impl Fn() -> Out) {
@@ -276,13 +262,11 @@ impl Shared {
                 status,
                 retry_after,
             } => {
-                if *count > 0 {
-                    st.fails.entry(*endpoint).or_default().push_back((
-                        *status,
-                        *retry_after,
-                        *count,
-                    ));
-                }
+                push_counted(
+                    st.fails.entry(*endpoint).or_default(),
+                    (*status, *retry_after),
+                    *count,
+                );
             }
             Fault::Heal(endpoint) => {
                 st.fails.remove(endpoint);
@@ -308,12 +292,7 @@ impl Shared {
                 count,
                 twist,
             } => {
-                if *count > 0 {
-                    st.twists
-                        .entry(*endpoint)
-                        .or_default()
-                        .push_back((*twist, *count));
-                }
+                push_counted(st.twists.entry(*endpoint).or_default(), *twist, *count);
             }
             Fault::Malformed(kind) => {
                 let text = match kind {
@@ -452,6 +431,27 @@ impl Shared {
         }
         full
     }
+}
+
+/// A scripted failure: the status to answer, and its `Retry-After` in seconds.
+type Failure = (u16, Option<u64>);
+
+/// Queues `count` of `what` as one entry: a fault's COUNT never becomes COUNT entries.
+fn push_counted<T>(q: &mut VecDeque<(T, u32)>, what: T, count: u32) {
+    if count > 0 {
+        q.push_back((what, count));
+    }
+}
+
+/// Takes one of the front entry's count, dropping the entry when none is left.
+fn take_counted<T: Copy>(q: &mut VecDeque<(T, u32)>) -> Option<T> {
+    let (what, left) = q.front_mut()?;
+    let taken = *what;
+    *left -= 1;
+    if *left == 0 {
+        q.pop_front();
+    }
+    Some(taken)
 }
 
 pub(crate) fn notification_frame(topic: &str, seq: u64, pad: usize) -> String {
