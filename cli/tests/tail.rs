@@ -577,9 +577,11 @@ fn a_malformed_flood_is_a_few_warnings_and_hostile_answers_do_not_loop() {
     // Then a flood: notifications still arrive after it.
     sim.fault(&genesys_notify_sim::Fault::Flood(300_000));
     while out.try_recv().is_ok() {}
+    // Ten notifications must follow the flood. How long the flood takes to cross depends on
+    // the machine's load, so the wait is generous and only the count is asserted.
     let mut after_flood = 0;
-    let end = Instant::now() + Duration::from_secs(4);
-    while Instant::now() < end {
+    let end = Instant::now() + Duration::from_secs(60);
+    while after_flood < 10 && Instant::now() < end {
         if out.recv_timeout(Duration::from_millis(100)).is_ok() {
             after_flood += 1;
         }
@@ -921,9 +923,12 @@ fn redundancy_2_prints_each_notification_once_and_one_socket_lost_costs_no_gap()
     .unwrap();
     let out = lines(child.stdout.take().unwrap());
     let err = lines(child.stderr.take().unwrap());
+    // Read past both faults (4 s of the simulator's time at 20 a second) and both
+    // reconnections; the wait is generous because a loaded machine is slow, and only counts
+    // are asserted.
     let mut seqs = Vec::new();
-    let end = Instant::now() + Duration::from_secs(6);
-    while Instant::now() < end {
+    let end = Instant::now() + Duration::from_secs(60);
+    while (seqs.len() <= 120 || sim.stats().count("upgrade") < 4) && Instant::now() < end {
         if let Ok(line) = out.recv_timeout(Duration::from_millis(100)) {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
             seqs.push(v["eventBody"]["seq"].as_u64().unwrap());
