@@ -1,18 +1,22 @@
 //! The `Session` state machine. Every state change lives in this file; the sibling modules
 //! hold the types it changes and their pure queries.
 
-mod coverage;
+mod budget;
 mod deadline;
+mod dedup;
+mod ledger;
 mod link;
 mod liveness;
 mod loss;
 mod schedule;
 mod token;
 
-pub use coverage::MAX_DEDUP_KEYS;
-use coverage::{Budgets, Dedup, DedupWindow};
+use budget::Budgets;
 pub use deadline::Deadline;
 use deadline::Target;
+use dedup::Dedup;
+pub use dedup::MAX_DEDUP_KEYS;
+use ledger::Ledger;
 use link::{Chan, Early, Link, OpenSocket, Plan, Proof, Step, Sub, SubRequest, Which, SLOTS};
 use liveness::{Bounds, Cadence};
 use loss::{Cause, Recovery};
@@ -21,7 +25,6 @@ use token::{Token, Tokens};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 use crate::config::Config;
@@ -158,7 +161,6 @@ pub struct Session {
     now: Instant,
     next_id: u64,
     topics: BTreeSet<Topic>,
-    rejected: BTreeMap<String, String>,
     tokens: Tokens,
     /// A `Retry-After` from the channel endpoint: no creation before this.
     create_not_before: Instant,
@@ -173,12 +175,8 @@ pub struct Session {
     last_status: Option<Status>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
-    uncovered: BTreeMap<Topic, (Instant, GapReason)>,
+    ledger: Ledger,
     dedup: Dedup,
-    /// With `redundancy: 2`: duplicate suppression between the links, always on.
-    window: DedupWindow,
-    /// The bound of `window` was reported.
-    window_warned: bool,
     budgets: Budgets,
     auth_streak: Option<AuthStreak>,
     /// The kind of request refused last, and how many times in a row.
@@ -213,13 +211,13 @@ impl Session {
     /// `seed` drives backoff and renewal jitter: the same seed and inputs give the same outputs.
     pub fn new(config: Config, now: Instant, seed: u64) -> Result<Session, UsageError> {
         config.validate()?;
+        let two_links = config.redundancy >= 2;
         let mut s = Session {
             cfg: config,
             rng: Rng::new(seed),
             now,
             next_id: 1,
             topics: BTreeSet::new(),
-            rejected: BTreeMap::new(),
             tokens: Tokens::default(),
             create_not_before: Instant::ZERO,
             active: None,
@@ -231,10 +229,8 @@ impl Session {
             last_status: None,
             actions: VecDeque::new(),
             events: VecDeque::new(),
-            uncovered: BTreeMap::new(),
-            dedup: Dedup::default(),
-            window: DedupWindow::default(),
-            window_warned: false,
+            ledger: Ledger::default(),
+            dedup: Dedup::new(two_links),
             budgets: Budgets::default(),
             auth_streak: None,
             refusals: None,
@@ -294,12 +290,12 @@ impl Session {
         let b = &self.budgets;
         Footprint {
             topics: self.topics.len(),
-            rejected: self.rejected.len(),
-            uncovered: self.uncovered.len(),
+            rejected: self.ledger.rejected_len(),
+            uncovered: self.ledger.uncovered_len(),
             queued_actions: self.actions.len(),
             queued_events: self.events.len(),
-            overlap_dedup: self.dedup.seen.len(),
-            window_dedup: self.window.len(),
+            overlap_dedup: self.dedup.lens().0,
+            window_dedup: self.dedup.lens().1,
             budget_entries: b.channel.len()
                 + b.channel_requests.len()
                 + b.subscription.len()
@@ -468,7 +464,7 @@ impl Session {
             });
         }
         for t in &added {
-            self.rejected.remove(t.as_str());
+            self.ledger.asked_again(t);
         }
         if !added.is_empty() {
             self.topics = wanted;
@@ -491,8 +487,7 @@ impl Session {
         let mut changed = false;
         for t in topics {
             changed |= self.topics.remove(t);
-            self.uncovered.remove(t);
-            self.rejected.remove(t.as_str());
+            self.ledger.forget(t);
         }
         if changed {
             self.topics_changed();
@@ -584,22 +579,9 @@ impl Session {
         }
         suspended.retain(|t, _| !proven.contains(t));
         for (t, since) in suspended {
-            self.uncovered
-                .entry(t)
-                .or_insert((since, GapReason::Suspended));
+            self.ledger.lose(&t, since, GapReason::Suspended);
         }
-        let mut groups: BTreeMap<(Instant, GapReason), Vec<Topic>> = BTreeMap::new();
-        for (t, (from, reason)) in std::mem::take(&mut self.uncovered) {
-            groups.entry((from, reason)).or_default().push(t);
-        }
-        for ((from, reason), topics) in groups {
-            self.events.push_back(Event::Gap {
-                topics,
-                from: from.min(now),
-                to: now,
-                reason,
-            });
-        }
+        self.ledger.end_all(now, &mut self.events);
         self.flush_malformed();
         for w in SLOTS {
             if let Some(conn) = self.link(w).and_then(Link::conn) {
@@ -840,7 +822,7 @@ impl Session {
             return false;
         }
         let live = self.lanes().any(Link::is_live);
-        !live || !self.uncovered.is_empty()
+        !live || !self.ledger.is_clear()
     }
 
     /// The token budget: while coverage is lost, up to one request a second; otherwise
@@ -925,8 +907,8 @@ impl Session {
                     .standby
                     .as_ref()
                     .is_some_and(|l| l.is_open() || matches!(l.step, Step::Connecting { .. }));
-            if overlapping && !self.redundant() {
-                self.dedup.until = Some(self.now + self.cfg.dedup_linger);
+            if overlapping {
+                self.dedup.overlap_until(self.now + self.cfg.dedup_linger);
             }
             self.close_gaps();
         }
@@ -957,7 +939,7 @@ impl Session {
         if let Some(at) = self.tokens.retry_at {
             f(at, Deadline::TokenRetry, Target::Session);
         }
-        if let Some(at) = self.dedup.until {
+        if let Some(at) = self.dedup.expires_at() {
             f(at, Deadline::DedupExpiry, Target::Session);
         }
         if let Some(at) = self.linger_ends() {
@@ -1011,7 +993,7 @@ impl Session {
                 }
             }
             (Deadline::TokenRetry, _) => self.tokens.retry_at = None,
-            (Deadline::DedupExpiry, _) => self.dedup = Dedup::default(),
+            (Deadline::DedupExpiry, _) => self.dedup.end_overlap(),
             (Deadline::HandoverLinger, _) => self.promote_after_linger(),
             (Deadline::WarningDigest, _) => {
                 let more = self.malformed_window.is_some_and(|(_, n)| n > 0);
@@ -1435,8 +1417,7 @@ impl Session {
                 Some(Step::Waiting { .. } | Step::NeedToken | Step::Creating { .. }) | None => {}
             }
         }
-        let wanted = &self.topics;
-        self.uncovered.retain(|t, _| wanted.contains(t));
+        self.ledger.keep_wanted(&self.topics);
     }
 
     fn install_token(&mut self, value: Secret, expires_in: Duration, after_rejection: bool) {
@@ -1762,8 +1743,7 @@ impl Session {
             if !asked.contains(topic.as_str()) {
                 continue;
             }
-            if self.rejected.get(topic) != Some(reason) {
-                self.rejected.insert(topic.clone(), reason.clone());
+            if self.ledger.reject(topic, reason) {
                 self.events.push_back(Event::TopicRejected {
                     topic: topic.clone(),
                     reason: reason.clone(),
@@ -1792,13 +1772,10 @@ impl Session {
         let permitted = o.server_topics.clone();
         for t in dropped.into_iter().filter(|t| self.topics.contains(t)) {
             if !self.covered_elsewhere(w, &t) {
-                self.uncovered
-                    .entry(t)
-                    .or_insert((now, GapReason::Rejected));
+                self.ledger.lose(&t, now, GapReason::Rejected);
             }
         }
-        self.rejected
-            .retain(|t, _| !permitted.iter().any(|p| p.as_str() == t));
+        self.ledger.accepted(&permitted);
         // The standby takes over only once it covers the whole current set; a change made
         // while its first PUT was in flight goes out first.
         if w == Which::Standby && !owes_a_put {
@@ -1900,9 +1877,7 @@ impl Session {
             if let Some(old_topics) = old.live_topics() {
                 for t in old_topics.difference(taking_over) {
                     if self.topics.contains(t) && !self.covered_elsewhere(of, t) {
-                        self.uncovered
-                            .entry(t.clone())
-                            .or_insert((self.now, GapReason::Rejected));
+                        self.ledger.lose(t, self.now, GapReason::Rejected);
                     }
                 }
             }
@@ -1910,34 +1885,17 @@ impl Session {
         *self.slot(of) = Some(standby);
     }
 
-    /// Emits one `Gap` per (start, reason) for uncovered topics that the active link now covers.
+    /// Emits one `Gap` per (start, reason) for uncovered topics that a lane now covers.
     fn close_gaps(&mut self) {
-        if self.uncovered.is_empty() {
-            return;
-        }
-        let mut groups: BTreeMap<(Instant, GapReason), Vec<Topic>> = BTreeMap::new();
-        let covered: Vec<Topic> = self
-            .uncovered
-            .keys()
-            .filter(|t| {
-                self.lanes()
-                    .any(|l| l.live_topics().is_some_and(|s| s.contains(*t)))
-            })
-            .cloned()
-            .collect();
-        for t in covered {
-            if let Some((from, reason)) = self.uncovered.remove(&t) {
-                groups.entry((from, reason)).or_default().push(t);
-            }
-        }
-        for ((from, reason), topics) in groups {
-            self.events.push_back(Event::Gap {
-                topics,
-                from,
-                to: self.now,
-                reason,
-            });
-        }
+        let twin = self.twin.as_ref().filter(|_| self.cfg.redundancy >= 2);
+        let lanes = [self.active.as_ref(), twin];
+        let covered = |t: &Topic| {
+            lanes
+                .iter()
+                .flatten()
+                .any(|l| l.live_topics().is_some_and(|s| s.contains(t)))
+        };
+        self.ledger.recover(self.now, covered, &mut self.events);
     }
 
     fn on_subscribe_failed(&mut self, w: Which, error: &RequestError) {
@@ -2126,8 +2084,6 @@ impl Session {
         };
         let now = self.now;
         let bounds = Bounds::new(&self.cfg);
-        let overlap = self.dedup.until.is_some();
-        let redundant = self.redundant();
         let window = self.cfg.dedup_window;
         let Some(l) = self.link_mut(w) else { return };
         let tag = l.tag;
@@ -2194,20 +2150,17 @@ impl Session {
                 body,
                 metadata,
             } => {
-                if overlap || redundant {
-                    let mut h = DefaultHasher::new();
-                    topic.hash(&mut h);
-                    frame::correlation_id(metadata).hash(&mut h);
-                    body.hash(&mut h);
-                    let key = h.finish();
-                    let admitted = if redundant {
-                        let admitted = self.window.admit(now, window, key, tag);
-                        self.warn_window_bound();
-                        admitted
-                    } else {
-                        *self.dedup.seen.entry(key).or_insert(tag) == tag
-                    };
-                    if !admitted {
+                if self.dedup.is_on() {
+                    let cid = frame::correlation_id(metadata);
+                    let key = dedup::key(&topic, cid.as_deref(), body);
+                    let verdict = self.dedup.admit(now, window, key, tag);
+                    if verdict.bound_reached {
+                        self.warn(ProtocolError::DedupBound {
+                            keys: MAX_DEDUP_KEYS,
+                            window_secs: window.as_secs(),
+                        });
+                    }
+                    if !verdict.deliver {
                         return self.after_frame(w);
                     }
                 }
@@ -2228,18 +2181,6 @@ impl Session {
             }
         }
         self.after_frame(w);
-    }
-
-    /// The first time duplicate suppression forgets a notification before its window ended,
-    /// the application is told that a late copy may come through twice.
-    fn warn_window_bound(&mut self) {
-        if self.window.forgotten_early > 0 && !self.window_warned {
-            self.window_warned = true;
-            self.warn(ProtocolError::DedupBound {
-                keys: MAX_DEDUP_KEYS,
-                window_secs: self.cfg.dedup_window.as_secs(),
-            });
-        }
     }
 
     /// The handover pong on the replaced link is the proof its replacement waits for.
@@ -2273,6 +2214,7 @@ impl Session {
         }
         self.warn(ServerError::OneChannelPerTopic);
         self.cfg.redundancy = 1;
+        self.dedup = Dedup::new(false);
         let now = self.now;
         // The link that was told goes, with whatever replaces it; with the standby told, the
         // twin goes too. The other link carries on as the only one.
@@ -2316,9 +2258,7 @@ impl Session {
             if let Some(topics) = l.live_topics() {
                 for t in topics.intersection(&self.topics) {
                     if !keep.as_ref().is_some_and(|k| k.contains(t)) {
-                        self.uncovered
-                            .entry(t.clone())
-                            .or_insert((until, GapReason::SubscriptionDropped));
+                        self.ledger.lose(t, until, GapReason::SubscriptionDropped);
                     }
                 }
             }
@@ -2481,7 +2421,7 @@ impl Session {
                 let kept =
                     still.is_some_and(|s| s.contains(t)) || twin.is_some_and(|s| s.contains(t));
                 if !kept {
-                    self.uncovered.entry(t.clone()).or_insert((from, reason));
+                    self.ledger.lose(t, from, reason);
                 }
             }
         }
@@ -2548,9 +2488,7 @@ impl Session {
             .cloned()
             .collect();
         for t in report {
-            self.uncovered
-                .entry(t)
-                .or_insert((since, GapReason::Suspended));
+            self.ledger.lose(&t, since, GapReason::Suspended);
         }
     }
 
@@ -2609,9 +2547,7 @@ impl Session {
             }
         }
         for (t, from) in ended {
-            self.uncovered
-                .entry(t)
-                .or_insert((from, GapReason::LoginRequired));
+            self.ledger.lose(&t, from, GapReason::LoginRequired);
         }
         self.active = None;
         self.twin = None;
@@ -2619,9 +2555,9 @@ impl Session {
         self.tokens.current = None;
         self.tokens.req = None;
         self.tokens.retry_at = None;
-        self.dedup = Dedup::default();
+        self.dedup.end_overlap();
         self.life = Life::LoginRequired;
-        let since = self.uncovered.values().map(|(from, _)| *from).min();
+        let since = self.ledger.oldest();
         self.events
             .push_back(Event::LoginRequired { reason, since });
     }

@@ -3,7 +3,7 @@
 use crate::time::Instant;
 use crate::types::{ReqId, Secret};
 
-use super::coverage::Budget;
+use super::budget::Budget;
 
 /// Everything about getting tokens: the one held, the request in flight, failures and when
 /// the next request may go.
