@@ -4,6 +4,7 @@
 mod budget;
 mod deadline;
 mod dedup;
+mod guards;
 mod ledger;
 mod link;
 mod liveness;
@@ -16,6 +17,8 @@ pub use deadline::Deadline;
 use deadline::Target;
 use dedup::Dedup;
 pub use dedup::MAX_DEDUP_KEYS;
+pub use guards::MAX_RETRY_AFTER;
+use guards::{AuthStreak, MalformedDigest, Refusals};
 use ledger::Ledger;
 use link::{Chan, Early, Link, OpenSocket, Plan, Proof, Step, Sub, SubRequest, Which, SLOTS};
 use liveness::{Bounds, Cadence};
@@ -42,33 +45,10 @@ const NORMAL_CLOSE: u16 = 1000;
 const MAX_CLOSE_REASON: usize = 200;
 /// Deadlines fired in one `settle` at most.
 const SETTLE_BOUND: u32 = 64;
-const AUTH_CLOSE_LIMIT: u32 = 3;
 /// A connection that was live this long and received a frame after going live proved the
 /// path: its loss retries at once, like a stable one's. One that dies sooner is a flapping
 /// path, and its retries back off. (`stable_after`, if shorter, is enough too.)
 const SERVED_FOR: Duration = Duration::from_secs(2);
-/// Auth-class failures of the two links this close together are one cause (a close of both
-/// sockets at once), counted once.
-const AUTH_SAME_CAUSE: Duration = Duration::from_secs(1);
-
-/// The auth-class failures in a row: their code and count, and when and on which link the
-/// last one counted came, so that one cause that hits both links' sockets counts once.
-#[derive(Debug, Clone, Copy)]
-struct AuthStreak {
-    code: u16,
-    count: u32,
-    at: Instant,
-    link: u64,
-    /// The other link's failure of the same cause was already taken as this one: the next
-    /// failure counts, whatever link it comes on.
-    merged: bool,
-}
-/// The longest `Retry-After` the session honours; a longer one is cut to this, with a warning.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
-/// Malformed frames after the first are reported once per this window, with a count.
-const MALFORMED_WINDOW: Duration = Duration::from_secs(10);
-/// Refusals of the same kind of request in a row that stop the session.
-const REFUSAL_LIMIT: u32 = 2;
 /// While coverage is lost the token budget allows this many requests a minute (one a second
 /// on average), whatever `max_token_requests_per_minute` says for calm times.
 pub const URGENT_TOKEN_REQUESTS_PER_MINUTE: u32 = 60;
@@ -178,13 +158,9 @@ pub struct Session {
     ledger: Ledger,
     dedup: Dedup,
     budgets: Budgets,
-    auth_streak: Option<AuthStreak>,
-    /// The kind of request refused last, and how many times in a row.
-    refusals: Option<(&'static str, u32)>,
-    malformed: u64,
-    /// While malformed frames are being counted: when the window ends, and how many arrived
-    /// in it after the first.
-    malformed_window: Option<(Instant, u64)>,
+    auth_streak: AuthStreak,
+    refusals: Refusals,
+    malformed: MalformedDigest,
     /// The service's pace as seen so far: its last `Retry-After`, its round trips.
     pace: Pace,
 }
@@ -232,10 +208,9 @@ impl Session {
             ledger: Ledger::default(),
             dedup: Dedup::new(two_links),
             budgets: Budgets::default(),
-            auth_streak: None,
-            refusals: None,
-            malformed: 0,
-            malformed_window: None,
+            auth_streak: AuthStreak::default(),
+            refusals: Refusals::default(),
+            malformed: MalformedDigest::default(),
             pace: Pace::default(),
         };
         s.active = Some(s.new_link());
@@ -361,18 +336,23 @@ impl Session {
             return;
         }
         let mut input = input;
-        match &mut input {
-            Input::TokenFailed { error, .. } => self.cap_retry_after("token request", error),
-            Input::ChannelFailed { error, .. } => self.cap_retry_after("channel creation", error),
-            Input::SubscribeFailed { error, .. } => self.cap_retry_after("subscription", error),
-            Input::ConnectFailed { error, .. } => self.cap_retry_after("socket upgrade", error),
+        let capped = match &mut input {
+            Input::TokenFailed { error, .. } => guards::cap_retry_after("token request", error),
+            Input::ChannelFailed { error, .. } => {
+                guards::cap_retry_after("channel creation", error)
+            }
+            Input::SubscribeFailed { error, .. } => guards::cap_retry_after("subscription", error),
+            Input::ConnectFailed { error, .. } => guards::cap_retry_after("socket upgrade", error),
             Input::TokenIssued { .. }
             | Input::ChannelCreated { .. }
             | Input::Subscribed { .. }
             | Input::Opened { .. }
             | Input::Frame { .. }
             | Input::Closed { .. }
-            | Input::Resumed { .. } => {}
+            | Input::Resumed { .. } => None,
+        };
+        if let Some(w) = capped {
+            self.warn(w);
         }
         match input {
             Input::TokenIssued {
@@ -510,7 +490,7 @@ impl Session {
         }
         self.install_token(token, expires_in, false);
         self.tokens.req = None;
-        self.auth_streak = None;
+        self.auth_streak.end();
         self.life = Life::Running;
         if self.active.is_none() {
             self.active = Some(self.new_link());
@@ -601,12 +581,7 @@ impl Session {
     /// An answer that retrying cannot fix: retried once, then the session stops for good.
     /// Returns true if it stopped.
     fn refused(&mut self, what: &'static str, detail: &str) -> bool {
-        let n = match self.refusals {
-            Some((w, n)) if w == what => n + 1,
-            _ => 1,
-        };
-        self.refusals = Some((what, n));
-        if n < REFUSAL_LIMIT {
+        if !self.refusals.refused(what) {
             return false;
         }
         let error = FatalError::Refused {
@@ -635,32 +610,9 @@ impl Session {
         }
     }
 
-    /// A `Retry-After` beyond [`MAX_RETRY_AFTER`] is cut to it, with a warning naming the
-    /// server's value.
-    fn cap_retry_after(&mut self, what: &'static str, error: &mut RequestError) {
-        let Some(ra) = error.retry_after_mut() else {
-            return;
-        };
-        if *ra > MAX_RETRY_AFTER {
-            let asked_secs = ra.as_secs();
-            *ra = MAX_RETRY_AFTER;
-            self.warn(ServerError::RetryAfterCapped {
-                what,
-                asked_secs,
-                capped_secs: MAX_RETRY_AFTER.as_secs(),
-            });
-        }
-    }
-
     fn flush_malformed(&mut self) {
-        if let Some((_, dropped)) = self.malformed_window.take() {
-            if dropped > 0 {
-                self.warn(ProtocolError::MalformedFrames {
-                    dropped,
-                    window_secs: MALFORMED_WINDOW.as_secs(),
-                    total: self.malformed,
-                });
-            }
+        if let Some(w) = self.malformed.flush() {
+            self.warn(w);
         }
     }
 
@@ -945,7 +897,7 @@ impl Session {
         if let Some(at) = self.linger_ends() {
             f(at, Deadline::HandoverLinger, Target::Session);
         }
-        if let Some((at, _)) = self.malformed_window {
+        if let Some(at) = self.malformed.due() {
             f(at, Deadline::WarningDigest, Target::Session);
         }
         for w in SLOTS {
@@ -996,10 +948,8 @@ impl Session {
             (Deadline::DedupExpiry, _) => self.dedup.end_overlap(),
             (Deadline::HandoverLinger, _) => self.promote_after_linger(),
             (Deadline::WarningDigest, _) => {
-                let more = self.malformed_window.is_some_and(|(_, n)| n > 0);
-                self.flush_malformed();
-                if more {
-                    self.malformed_window = Some((self.now + MALFORMED_WINDOW, 0));
+                if let Some(w) = self.malformed.window_ended(self.now) {
+                    self.warn(w);
                 }
             }
             // The table names these for a link only.
@@ -1443,7 +1393,7 @@ impl Session {
         self.pace
             .round_trip(self.now.saturating_duration_since(sent));
         self.tokens.req = None;
-        self.refusals = None;
+        self.refusals.answered();
         let after_rejection = self.tokens.current.as_ref().is_some_and(|t| t.stale);
         let failures = self.tokens.failures;
         self.install_token(token, expires_in, after_rejection);
@@ -1548,7 +1498,7 @@ impl Session {
             self.on_create_failed(w, &RequestError::network("unusable channel answer"));
             return;
         }
-        self.refusals = None;
+        self.refusals.answered();
         if expires_in <= self.cfg.renew_lead_min {
             let failures = self.link(w).map_or(0, |l| l.failures);
             let floor = self.growing_backoff(failures);
@@ -1713,7 +1663,7 @@ impl Session {
                     again,
                 };
             }
-            self.refusals = None;
+            self.refusals.answered();
             return;
         }
         let Some(sub) = self
@@ -1723,7 +1673,7 @@ impl Session {
         else {
             return;
         };
-        self.refusals = None;
+        self.refusals.answered();
         let refused: BTreeMap<String, String> = results
             .into_iter()
             .filter_map(|r| r.rejected.map(|why| (r.topic, why)))
@@ -2045,25 +1995,7 @@ impl Session {
     /// Counts an auth-class close or upgrade refusal; true if the session stopped for a login.
     fn count_auth_failure(&mut self, w: Which, code: u16) -> bool {
         let link = self.link(w).map_or(u64::MAX, |l| l.tag);
-        let now = self.now;
-        if let Some(s) = self.auth_streak.as_mut() {
-            if s.code == code && !s.merged && s.link != link && now - s.at <= AUTH_SAME_CAUSE {
-                s.merged = true;
-                return false;
-            }
-        }
-        let count = match self.auth_streak {
-            Some(s) if s.code == code => s.count + 1,
-            _ => 1,
-        };
-        self.auth_streak = Some(AuthStreak {
-            code,
-            count,
-            at: now,
-            link,
-            merged: false,
-        });
-        if count >= AUTH_CLOSE_LIMIT {
+        if self.auth_streak.failed(code, link, self.now) {
             self.require_login(AuthError::RepeatedAuthClose { code });
             return true;
         }
@@ -2169,14 +2101,8 @@ impl Session {
                     .push_back(Event::Notification { topic, raw: text });
             }
             Frame::Malformed(why) => {
-                self.malformed += 1;
-                match self.malformed_window.as_mut() {
-                    Some((_, n)) => *n += 1,
-                    None => {
-                        let count = self.malformed;
-                        self.warn(ProtocolError::MalformedFrame { why, count });
-                        self.malformed_window = Some((now + MALFORMED_WINDOW, 0));
-                    }
+                if let Some(w) = self.malformed.count(why, now) {
+                    self.warn(w);
                 }
             }
         }
@@ -2340,13 +2266,13 @@ impl Session {
                 .and_then(|o| o.live_since)
                 .is_some_and(|s| self.now - s >= self.cfg.stable_after);
             if stable {
-                self.auth_streak = None;
+                self.auth_streak.end();
             }
             if self.count_auth_failure(w, c) {
                 return;
             }
         } else {
-            self.auth_streak = None;
+            self.auth_streak.end();
         }
         if r.fresher_token {
             self.want_fresher_token(w);
