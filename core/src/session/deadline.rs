@@ -1,8 +1,6 @@
-//! Why the session wakes: the named deadlines and whom each concerns.
+//! Why the session wakes: the public reasons, and the session's own timers.
 
 use std::fmt;
-
-use super::link::Which;
 
 /// Why the session wants to be woken: the reason that comes with [`Session::poll_timeout`](crate::Session::poll_timeout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,8 +57,30 @@ impl fmt::Display for Deadline {
     }
 }
 
+/// The session's own timers (a link's are [`LinkTimer`](super::link::LinkTimer)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Target {
-    Session,
-    Link(Which),
+pub(super) enum SessionTimer {
+    /// The token request in flight went unanswered.
+    TokenRequest,
+    /// A token request may go again.
+    TokenRetry,
+    /// An overlap's duplicate-suppression keys are forgotten.
+    DedupExpiry,
+    /// The proven old socket lingered: the ready standby takes over.
+    HandoverLinger,
+    /// The malformed-frame window ends.
+    WarningDigest,
+}
+
+impl SessionTimer {
+    /// The reason an adapter sees.
+    pub(super) fn reason(self) -> Deadline {
+        match self {
+            SessionTimer::TokenRequest => Deadline::RequestTimeout,
+            SessionTimer::TokenRetry => Deadline::TokenRetry,
+            SessionTimer::DedupExpiry => Deadline::DedupExpiry,
+            SessionTimer::HandoverLinger => Deadline::HandoverLinger,
+            SessionTimer::WarningDigest => Deadline::WarningDigest,
+        }
+    }
 }

@@ -20,6 +20,63 @@ pub(super) enum Which {
     Twin,
 }
 
+/// Why a link waits before its next step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wait {
+    /// A backoff step after a failure (or a `Retry-After`).
+    Backoff,
+    /// The channel-creation budget.
+    ChannelBudget,
+    /// The per-minute upgrade budget.
+    RequestBudget,
+}
+
+/// What a channel's renewal is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Renewal {
+    /// The token that made the channel expires first.
+    Token,
+    /// The channel's own life ends first.
+    Channel,
+}
+
+/// A link's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LinkTimer {
+    /// A wait before the next step ends (or before an owed subscription PUT).
+    Wait(Wait),
+    /// A channel request, an upgrade or a subscription PUT went unanswered.
+    RequestTimeout,
+    /// The maintenance grace after `socket_closing` ended.
+    HandoverGrace,
+    /// The channel (or the token bound to it) expired.
+    ChannelExpiry,
+    /// A ping went unanswered.
+    PingTimeout,
+    /// The socket was silent: ping it.
+    Idle,
+    /// Time to renew the channel (make-before-break).
+    Renew(Renewal),
+}
+
+impl LinkTimer {
+    /// The reason an adapter sees.
+    pub(super) fn reason(self) -> Deadline {
+        match self {
+            LinkTimer::Wait(Wait::Backoff) => Deadline::Backoff,
+            LinkTimer::Wait(Wait::ChannelBudget) => Deadline::ChannelBudget,
+            LinkTimer::Wait(Wait::RequestBudget) => Deadline::RequestBudget,
+            LinkTimer::RequestTimeout => Deadline::RequestTimeout,
+            LinkTimer::HandoverGrace => Deadline::HandoverGrace,
+            LinkTimer::ChannelExpiry => Deadline::ChannelExpiry,
+            LinkTimer::PingTimeout => Deadline::PingTimeout,
+            LinkTimer::Idle => Deadline::Idle,
+            LinkTimer::Renew(Renewal::Token) => Deadline::TokenRefresh,
+            LinkTimer::Renew(Renewal::Channel) => Deadline::ChannelRollover,
+        }
+    }
+}
+
 /// Every link slot, in the order the session visits them.
 pub(super) const SLOTS: [Which; 3] = [Which::Active, Which::Standby, Which::Twin];
 
@@ -93,11 +150,11 @@ impl Chan {
         self.expires_at.min(self.token_expires_at)
     }
 
-    pub(super) fn renew_reason(&self) -> Deadline {
+    pub(super) fn renewal(&self) -> Renewal {
         if self.token_expires_at <= self.expires_at {
-            Deadline::TokenRefresh
+            Renewal::Token
         } else {
-            Deadline::ChannelRollover
+            Renewal::Channel
         }
     }
 }
@@ -107,7 +164,7 @@ pub(super) enum Step {
     Waiting {
         until: Instant,
         plan: Plan,
-        why: Deadline,
+        why: Wait,
     },
     NeedToken,
     Creating {

@@ -14,13 +14,16 @@ mod token;
 
 use budget::Budgets;
 pub use deadline::Deadline;
-use deadline::Target;
+use deadline::SessionTimer;
 use dedup::Dedup;
 pub use dedup::MAX_DEDUP_KEYS;
 pub use guards::MAX_RETRY_AFTER;
 use guards::{AuthStreak, MalformedDigest, Refusals};
 use ledger::Ledger;
-use link::{Chan, Early, Link, OpenSocket, Plan, Proof, Step, Sub, SubRequest, Which, SLOTS};
+use link::{
+    Chan, Early, Link, LinkTimer, OpenSocket, Plan, Proof, Renewal, Step, Sub, SubRequest, Wait,
+    Which, SLOTS,
+};
 use liveness::{Bounds, Cadence};
 use loss::{Cause, Recovery};
 use schedule::Pace;
@@ -57,6 +60,22 @@ pub const URGENT_TOKEN_REQUESTS_PER_MINUTE: u32 = 60;
 pub const CHANNEL_REQUESTS_PER_MINUTE: u32 = 30;
 /// While coverage is lost, the average spacing of token requests.
 const URGENT_TOKEN_SPACING: Duration = Duration::from_secs(1);
+
+/// A timer of the session or of one of its links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Session(SessionTimer),
+    Link(Which, LinkTimer),
+}
+
+impl Timer {
+    fn reason(self) -> Deadline {
+        match self {
+            Timer::Session(t) => t.reason(),
+            Timer::Link(_, t) => t.reason(),
+        }
+    }
+}
 
 /// Request kinds whose `Retry-After` holds back every request of the kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -318,9 +337,9 @@ impl Session {
     /// with the reason. `None`: nothing is scheduled (closed, or waiting for a login).
     pub fn poll_timeout(&self) -> Option<(Instant, Deadline)> {
         let mut best: Option<(Instant, Deadline)> = None;
-        self.for_each_deadline(|at, why, _| {
+        self.for_each_deadline(|at, timer| {
             if best.is_none_or(|(b, _)| at < b) {
-                best = Some((at, why));
+                best = Some((at, timer.reason()));
             }
         });
         best
@@ -833,15 +852,16 @@ impl Session {
                 break;
             }
             fired += 1;
-            let mut due: Option<(Instant, Deadline, Target)> = None;
+            let mut due: Option<(Instant, Timer)> = None;
             let now = self.now;
-            self.for_each_deadline(|at, why, target| {
-                if at <= now && due.is_none_or(|(b, _, _)| at < b) {
-                    due = Some((at, why, target));
+            self.for_each_deadline(|at, timer| {
+                if at <= now && due.is_none_or(|(b, _)| at < b) {
+                    due = Some((at, timer));
                 }
             });
             match due {
-                Some((_, why, target)) => self.fire(why, target),
+                Some((_, Timer::Session(t))) => self.fire_session(t),
+                Some((_, Timer::Link(w, t))) => self.fire_link(w, t),
                 None => break,
             }
         }
@@ -880,56 +900,57 @@ impl Session {
 
     /// Every pending deadline, with its reason and whom it concerns. `poll_timeout` and
     /// `settle` both read this one list, so they cannot disagree.
-    fn for_each_deadline(&self, mut f: impl FnMut(Instant, Deadline, Target)) {
+    fn for_each_deadline(&self, mut f: impl FnMut(Instant, Timer)) {
         if !self.running() {
             return;
         }
         let rt = self.cfg.request_timeout;
         if let Some((_, sent)) = self.tokens.req {
-            f(sent + rt, Deadline::RequestTimeout, Target::Session);
+            f(sent + rt, Timer::Session(SessionTimer::TokenRequest));
         }
         if let Some(at) = self.tokens.retry_at {
-            f(at, Deadline::TokenRetry, Target::Session);
+            f(at, Timer::Session(SessionTimer::TokenRetry));
         }
         if let Some(at) = self.dedup.expires_at() {
-            f(at, Deadline::DedupExpiry, Target::Session);
+            f(at, Timer::Session(SessionTimer::DedupExpiry));
         }
         if let Some(at) = self.linger_ends() {
-            f(at, Deadline::HandoverLinger, Target::Session);
+            f(at, Timer::Session(SessionTimer::HandoverLinger));
         }
         if let Some(at) = self.malformed.due() {
-            f(at, Deadline::WarningDigest, Target::Session);
+            f(at, Timer::Session(SessionTimer::WarningDigest));
         }
         for w in SLOTS {
             let Some(l) = self.link(w) else { continue };
-            let t = Target::Link(w);
+            let t = |timer| Timer::Link(w, timer);
             match &l.step {
-                Step::Waiting { until, why, .. } => f(*until, *why, t),
+                Step::Waiting { until, why, .. } => f(*until, t(LinkTimer::Wait(*why))),
                 Step::NeedToken => {}
                 Step::Creating { sent, .. } | Step::Connecting { sent, .. } => {
-                    f(*sent + rt, Deadline::RequestTimeout, t)
+                    f(*sent + rt, t(LinkTimer::RequestTimeout))
                 }
                 Step::Open(o) => {
                     match &o.sub {
                         Sub::InFlight { request, .. } => {
-                            f(request.sent + rt, Deadline::RequestTimeout, t)
+                            f(request.sent + rt, t(LinkTimer::RequestTimeout))
                         }
                         Sub::Wanted {
                             not_before: Some(at),
-                        } => f(*at, Deadline::Backoff, t),
+                        } => f(*at, t(LinkTimer::Wait(Wait::Backoff))),
                         Sub::Wanted { not_before: None } | Sub::Current => {}
                     }
                     if let Some(at) = o.closing_by {
-                        f(at, Deadline::HandoverGrace, t);
+                        f(at, t(LinkTimer::HandoverGrace));
                     }
                     match o.ping_due {
-                        Some(at) => f(at, Deadline::PingTimeout, t),
-                        None => f(o.last_rx + o.cadence.idle(), Deadline::Idle, t),
+                        Some(at) => f(at, t(LinkTimer::PingTimeout)),
+                        None => f(o.last_rx + o.cadence.idle(), t(LinkTimer::Idle)),
                     }
                     if let Some(c) = &l.chan {
-                        f(c.dies_at(), Deadline::ChannelExpiry, t);
+                        f(c.dies_at(), t(LinkTimer::ChannelExpiry));
                         if w != Which::Standby && o.is_live() && self.standby.is_none() {
-                            f(self.renewal_at(w, c, o), c.renew_reason(), t);
+                            let at = self.renewal_at(w, c, o);
+                            f(at, t(LinkTimer::Renew(c.renewal())));
                         }
                     }
                 }
@@ -937,38 +958,27 @@ impl Session {
         }
     }
 
-    fn fire(&mut self, why: Deadline, target: Target) {
-        match (why, target) {
-            (Deadline::RequestTimeout, Target::Session) => {
+    fn fire_session(&mut self, timer: SessionTimer) {
+        match timer {
+            SessionTimer::TokenRequest => {
                 if let Some((req, _)) = self.tokens.req {
                     self.on_token_failed(req, RequestError::network("token request timed out"));
                 }
             }
-            (Deadline::TokenRetry, _) => self.tokens.retry_at = None,
-            (Deadline::DedupExpiry, _) => self.dedup.end_overlap(),
-            (Deadline::HandoverLinger, _) => self.promote_after_linger(),
-            (Deadline::WarningDigest, _) => {
+            SessionTimer::TokenRetry => self.tokens.retry_at = None,
+            SessionTimer::DedupExpiry => self.dedup.end_overlap(),
+            SessionTimer::HandoverLinger => self.promote_after_linger(),
+            SessionTimer::WarningDigest => {
                 if let Some(w) = self.malformed.window_ended(self.now) {
                     self.warn(w);
                 }
             }
-            // The table names these for a link only.
-            (
-                Deadline::TokenRefresh
-                | Deadline::ChannelRollover
-                | Deadline::ChannelExpiry
-                | Deadline::Idle
-                | Deadline::PingTimeout
-                | Deadline::Backoff
-                | Deadline::ChannelBudget
-                | Deadline::RequestBudget
-                | Deadline::HandoverGrace,
-                Target::Session,
-            ) => debug_assert!(false, "{why} is never a session deadline"),
-            (
-                Deadline::Backoff | Deadline::ChannelBudget | Deadline::RequestBudget,
-                Target::Link(w),
-            ) => {
+        }
+    }
+
+    fn fire_link(&mut self, w: Which, timer: LinkTimer) {
+        match timer {
+            LinkTimer::Wait(_) => {
                 let Some(l) = self.link_mut(w) else { return };
                 match &mut l.step {
                     Step::Waiting { plan, .. } => {
@@ -983,7 +993,7 @@ impl Session {
                     Step::NeedToken | Step::Creating { .. } | Step::Connecting { .. } => {}
                 }
             }
-            (Deadline::RequestTimeout, Target::Link(w)) => {
+            LinkTimer::RequestTimeout => {
                 let timed_out = RequestError::network("no answer within request_timeout");
                 let Some(l) = self.link(w) else { return };
                 match &l.step {
@@ -999,10 +1009,10 @@ impl Session {
                     Step::Waiting { .. } | Step::NeedToken => {}
                 }
             }
-            (Deadline::HandoverGrace, Target::Link(w)) => {
+            LinkTimer::HandoverGrace => {
                 self.lose(w, GapReason::Maintenance, Plan::NewChannel, Ending::GivenUp)
             }
-            (Deadline::ChannelExpiry, Target::Link(w)) => {
+            LinkTimer::ChannelExpiry => {
                 // A socket already waiting on an unanswered ping fell silent before its
                 // channel expired: that is the first cause, and the gap says so.
                 let now = self.now;
@@ -1016,11 +1026,11 @@ impl Session {
                 };
                 self.give_up(w, reason)
             }
-            (Deadline::PingTimeout, Target::Link(w)) => self.give_up(w, GapReason::SocketDead),
-            (Deadline::Idle, Target::Link(w)) => {
+            LinkTimer::PingTimeout => self.give_up(w, GapReason::SocketDead),
+            LinkTimer::Idle => {
                 self.ping(w);
             }
-            (Deadline::TokenRefresh | Deadline::ChannelRollover, Target::Link(w)) => {
+            LinkTimer::Renew(_) => {
                 let stale = self
                     .tokens
                     .current
@@ -1029,7 +1039,7 @@ impl Session {
                     .map(|t| t.gen);
                 let redundant = self.redundant();
                 let needs_token = self.link(w).and_then(|l| l.chan.as_ref()).map_or(0, |c| {
-                    let token_first = c.renew_reason() == Deadline::TokenRefresh;
+                    let token_first = c.renewal() == Renewal::Token;
                     if token_first || (redundant && stale == Some(c.token_gen)) {
                         c.token_gen + 1
                     } else {
@@ -1217,7 +1227,7 @@ impl Session {
             l.step = Step::Waiting {
                 until,
                 plan: Plan::NewChannel,
-                why: Deadline::ChannelBudget,
+                why: Wait::ChannelBudget,
             };
             return;
         }
@@ -1225,7 +1235,7 @@ impl Session {
             l.step = Step::Waiting {
                 until: not_before,
                 plan: Plan::NewChannel,
-                why: Deadline::Backoff,
+                why: Wait::Backoff,
             };
             return;
         }
@@ -1256,7 +1266,7 @@ impl Session {
                 l.step = Step::Waiting {
                     until,
                     plan: Plan::Reconnect,
-                    why: Deadline::RequestBudget,
+                    why: Wait::RequestBudget,
                 };
             }
             return;
@@ -1616,7 +1626,7 @@ impl Session {
             l.step = Step::Waiting {
                 until,
                 plan,
-                why: Deadline::Backoff,
+                why: Wait::Backoff,
             };
         }
         delay
@@ -2385,7 +2395,7 @@ impl Session {
         next.step = Step::Waiting {
             until: now + delay,
             plan,
-            why: Deadline::Backoff,
+            why: Wait::Backoff,
         };
         *self.slot(w) = Some(next);
         if w == Which::Standby {
