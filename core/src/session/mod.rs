@@ -7,6 +7,7 @@ mod dedup;
 mod guards;
 mod ledger;
 mod link;
+mod links;
 mod liveness;
 mod loss;
 mod schedule;
@@ -24,6 +25,7 @@ use link::{
     Chan, Early, Link, LinkTimer, OpenSocket, Plan, Proof, Renewal, Step, Sub, SubRequest, Wait,
     Which, SLOTS,
 };
+use links::Links;
 use liveness::{Bounds, Cadence};
 use loss::{Cause, Recovery};
 use schedule::Pace;
@@ -124,9 +126,11 @@ pub struct Footprint {
 }
 
 /// Where the session is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Life {
-    Running,
+    /// Everything that only means something while the session runs lives in here, and goes
+    /// with it when the session stops or waits for a login.
+    Running(Box<Running>),
     /// Only `login` goes on; no IO meanwhile.
     LoginRequired,
     /// `close` was called.
@@ -135,9 +139,29 @@ enum Life {
     Failed,
 }
 
+/// What exists only while the session runs.
+#[derive(Debug)]
+struct Running {
+    links: Links,
+    /// The token request in flight, and when it went.
+    token_req: Option<(ReqId, Instant)>,
+    dedup: Dedup,
+}
+
+impl Running {
+    fn new(links: Links) -> Box<Running> {
+        let dedup = Dedup::new(links.two());
+        Box::new(Running {
+            links,
+            token_req: None,
+            dedup,
+        })
+    }
+}
+
 impl Life {
     /// Closed or failed: nothing more happens.
-    fn is_over(self) -> bool {
+    fn is_over(&self) -> bool {
         matches!(self, Life::Closed | Life::Failed)
     }
 }
@@ -163,19 +187,17 @@ pub struct Session {
     tokens: Tokens,
     /// A `Retry-After` from the channel endpoint: no creation before this.
     create_not_before: Instant,
-    active: Option<Link>,
-    standby: Option<Link>,
-    /// With `redundancy: 2`, the second link that carries coverage.
-    twin: Option<Link>,
-    /// The link the standby replaces (`Active` or `Twin`).
-    standby_for: Which,
     life: Life,
+    /// The service was seen to keep each topic on one channel: one lane only, whatever
+    /// `redundancy` says.
+    topics_exclusive: bool,
+    /// [`Config::first_retry_spread`], or what the adapter set since.
+    first_retry_spread: Duration,
     ever_live: bool,
     last_status: Option<Status>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
     ledger: Ledger,
-    dedup: Dedup,
     budgets: Budgets,
     auth_streak: AuthStreak,
     refusals: Refusals,
@@ -191,9 +213,9 @@ impl fmt::Debug for Session {
             .field("now", &self.now)
             .field("status", &self.status())
             .field("topics", &self.topics.len())
-            .field("active", &self.active.as_ref().map(|l| &l.step))
-            .field("standby", &self.standby.as_ref().map(|l| &l.step))
-            .field("twin", &self.twin.as_ref().map(|l| &l.step))
+            .field("active", &self.link(Which::Active).map(|l| &l.step))
+            .field("standby", &self.link(Which::Standby).map(|l| &l.step))
+            .field("twin", &self.link(Which::Twin).map(|l| &l.step))
             .field("token_gen", &self.tokens.current.as_ref().map(|t| t.gen))
             .finish_non_exhaustive()
     }
@@ -206,7 +228,7 @@ impl Session {
     /// `seed` drives backoff and renewal jitter: the same seed and inputs give the same outputs.
     pub fn new(config: Config, now: Instant, seed: u64) -> Result<Session, UsageError> {
         config.validate()?;
-        let two_links = config.redundancy >= 2;
+        let first_retry_spread = config.first_retry_spread;
         let mut s = Session {
             cfg: config,
             rng: Rng::new(seed),
@@ -215,27 +237,21 @@ impl Session {
             topics: BTreeSet::new(),
             tokens: Tokens::default(),
             create_not_before: Instant::ZERO,
-            active: None,
-            standby: None,
-            twin: None,
-            standby_for: Which::Active,
-            life: Life::Running,
+            life: Life::LoginRequired,
+            topics_exclusive: false,
+            first_retry_spread,
             ever_live: false,
             last_status: None,
             actions: VecDeque::new(),
             events: VecDeque::new(),
             ledger: Ledger::default(),
-            dedup: Dedup::new(two_links),
             budgets: Budgets::default(),
             auth_streak: AuthStreak::default(),
             refusals: Refusals::default(),
             malformed: MalformedDigest::default(),
             pace: Pace::default(),
         };
-        s.active = Some(s.new_link());
-        if s.redundant() {
-            s.twin = Some(s.new_link());
-        }
+        s.start_running();
         s.settle();
         Ok(s)
     }
@@ -248,7 +264,7 @@ impl Session {
             Life::Failed => return Status::Failed,
             Life::Closed => return Status::Closed,
             Life::LoginRequired => return Status::LoginRequired,
-            Life::Running => {}
+            Life::Running(_) => {}
         }
         let live = |l: &Link| {
             l.open()
@@ -280,16 +296,20 @@ impl Session {
     /// and monitoring that every one of them stays within its bound however long the
     /// session runs.
     pub fn footprint(&self) -> Footprint {
-        let links = SLOTS.iter().filter_map(|&w| self.link(w));
+        let links = self
+            .links()
+            .into_iter()
+            .flat_map(|l| l.all().map(|(_, l)| l));
         let b = &self.budgets;
+        let (overlap_dedup, window_dedup) = self.run().map_or((0, 0), |r| r.dedup.lens());
         Footprint {
             topics: self.topics.len(),
             rejected: self.ledger.rejected_len(),
             uncovered: self.ledger.uncovered_len(),
             queued_actions: self.actions.len(),
             queued_events: self.events.len(),
-            overlap_dedup: self.dedup.lens().0,
-            window_dedup: self.dedup.lens().1,
+            overlap_dedup,
+            window_dedup,
             budget_entries: b.channel.len()
                 + b.channel_requests.len()
                 + b.subscription.len()
@@ -419,12 +439,12 @@ impl Session {
     /// one process widens it with their number, so that sessions dropped together do not
     /// reconnect together.
     pub fn set_first_retry_spread(&mut self, spread: Duration) {
-        self.cfg.first_retry_spread = spread;
+        self.first_retry_spread = spread;
     }
 
     /// The first-retry spread in force (see [`set_first_retry_spread`](Self::set_first_retry_spread)).
     pub fn first_retry_spread(&self) -> Duration {
-        self.cfg.first_retry_spread
+        self.first_retry_spread
     }
 
     /// Handles every deadline at or before `now`. Call it when `poll_timeout` says.
@@ -508,14 +528,10 @@ impl Session {
             return Err(UsageError::Closed);
         }
         self.install_token(token, expires_in, false);
-        self.tokens.req = None;
         self.auth_streak.end();
-        self.life = Life::Running;
-        if self.active.is_none() {
-            self.active = Some(self.new_link());
-        }
-        if self.redundant() && self.twin.is_none() {
-            self.twin = Some(self.new_link());
+        match self.run_mut() {
+            Some(r) => r.token_req = None,
+            None => self.start_running(),
         }
         self.settle();
         Ok(())
@@ -582,19 +598,31 @@ impl Session {
         }
         self.ledger.end_all(now, &mut self.events);
         self.flush_malformed();
-        for w in SLOTS {
-            if let Some(conn) = self.link(w).and_then(Link::conn) {
-                self.actions.push_back(Action::Close {
-                    conn,
-                    code: NORMAL_CLOSE,
-                });
+        self.leave_running(Life::Closed);
+    }
+
+    /// Starts running with new links: one lane, or two with `redundancy: 2` unless the
+    /// service keeps each topic on one channel.
+    fn start_running(&mut self) {
+        let active = self.new_link();
+        let two = self.cfg.redundancy >= 2 && !self.topics_exclusive;
+        let twin = two.then(|| self.new_link());
+        self.life = Life::Running(Running::new(Links::new(active, twin)));
+    }
+
+    /// Ends what only exists while running: every socket is closed, and the links, the token
+    /// request in flight and duplicate suppression go.
+    fn leave_running(&mut self, next: Life) {
+        if let Life::Running(r) = std::mem::replace(&mut self.life, next) {
+            for (_, l) in r.links.all() {
+                if let Some(conn) = l.conn() {
+                    self.actions.push_back(Action::Close {
+                        conn,
+                        code: NORMAL_CLOSE,
+                    });
+                }
             }
         }
-        self.active = None;
-        self.standby = None;
-        self.twin = None;
-        self.tokens.req = None;
-        self.life = Life::Closed;
     }
 
     /// An answer that retrying cannot fix: retried once, then the session stops for good.
@@ -638,7 +666,40 @@ impl Session {
     // ----- plumbing ------------------------------------------------------------------------
 
     fn running(&self) -> bool {
-        self.life == Life::Running
+        matches!(self.life, Life::Running(_))
+    }
+
+    fn run(&self) -> Option<&Running> {
+        match &self.life {
+            Life::Running(r) => Some(r),
+            Life::LoginRequired | Life::Closed | Life::Failed => None,
+        }
+    }
+
+    fn run_mut(&mut self) -> Option<&mut Running> {
+        match &mut self.life {
+            Life::Running(r) => Some(r),
+            Life::LoginRequired | Life::Closed | Life::Failed => None,
+        }
+    }
+
+    /// The token request in flight, and when it went.
+    fn token_req(&self) -> Option<(ReqId, Instant)> {
+        self.run().and_then(|r| r.token_req)
+    }
+
+    fn set_token_req(&mut self, req: Option<(ReqId, Instant)>) {
+        if let Some(r) = self.run_mut() {
+            r.token_req = req;
+        }
+    }
+
+    fn links(&self) -> Option<&Links> {
+        self.run().map(|r| &r.links)
+    }
+
+    fn links_mut(&mut self) -> Option<&mut Links> {
+        self.run_mut().map(|r| &mut r.links)
     }
 
     fn set_now(&mut self, now: Instant) {
@@ -665,63 +726,55 @@ impl Session {
         Link::new(tag)
     }
 
-    fn slot(&mut self, w: Which) -> &mut Option<Link> {
-        match w {
-            Which::Active => &mut self.active,
-            Which::Standby => &mut self.standby,
-            Which::Twin => &mut self.twin,
-        }
-    }
-
     fn link(&self, w: Which) -> Option<&Link> {
-        match w {
-            Which::Active => self.active.as_ref(),
-            Which::Standby => self.standby.as_ref(),
-            Which::Twin => self.twin.as_ref(),
-        }
+        self.links()?.get(w)
     }
 
     fn link_mut(&mut self, w: Which) -> Option<&mut Link> {
-        self.slot(w).as_mut()
+        self.links_mut()?.get_mut(w)
+    }
+
+    fn take_link(&mut self, w: Which) -> Option<Link> {
+        self.links_mut()?.take(w)
+    }
+
+    fn put_link(&mut self, w: Which, link: Link) {
+        if let Some(links) = self.links_mut() {
+            links.put(w, link);
+        }
     }
 
     /// True when a link other than `w` satisfies `pred`.
     fn other_link(&self, w: Which, pred: impl Fn(&Link) -> bool) -> bool {
-        SLOTS
-            .into_iter()
-            .filter(|&o| o != w)
-            .any(|o| self.link(o).is_some_and(&pred))
+        self.links().is_some_and(|l| l.any_other(w, pred))
     }
 
     fn find(&self, pred: impl Fn(&Link) -> bool) -> Option<Which> {
-        SLOTS.into_iter().find(|&w| self.link(w).is_some_and(&pred))
+        self.links()?.find(pred)
     }
 
+    /// Two lanes carry every topic.
     fn redundant(&self) -> bool {
-        self.cfg.redundancy >= 2
-    }
-
-    /// The slots that carry coverage: `Active`, and `Twin` with `redundancy: 2`.
-    fn lane_slots(&self) -> &'static [Which] {
-        if self.redundant() {
-            &[Which::Active, Which::Twin]
-        } else {
-            &[Which::Active]
-        }
+        self.links().is_some_and(Links::two)
     }
 
     /// The links that carry coverage (a standby does once it takes over).
     fn lanes(&self) -> impl Iterator<Item = &Link> {
-        self.lane_slots().iter().filter_map(|&w| self.link(w))
+        self.links().into_iter().flat_map(Links::lanes)
     }
 
-    /// The other link that carries coverage, with `redundancy: 2`.
+    /// The other link that carries coverage, with two lanes.
     fn other_lane(&self, w: Which) -> Option<Which> {
-        match w {
-            Which::Active if self.redundant() => Some(Which::Twin),
-            Which::Twin => Some(Which::Active),
-            Which::Active | Which::Standby => None,
-        }
+        self.links()?.other_lane(w)
+    }
+
+    /// The lane the standby replaces.
+    fn standby_for(&self) -> Which {
+        self.links().map_or(Which::Active, Links::standby_for)
+    }
+
+    fn has_standby(&self) -> bool {
+        self.links().is_some_and(Links::has_standby)
     }
 
     /// True if a live socket other than `w`'s carries topic `t` now.
@@ -874,13 +927,13 @@ impl Session {
             // the service may send to it as soon as it is upgraded on its side, and the old
             // socket's copy of such a notification can be read before the session hears the
             // new one opened.
-            let overlapping = self.active.as_ref().is_some_and(Link::is_open)
+            let overlapping = self.link(Which::Active).is_some_and(Link::is_open)
                 && self
-                    .standby
-                    .as_ref()
+                    .link(Which::Standby)
                     .is_some_and(|l| l.is_open() || matches!(l.step, Step::Connecting { .. }));
-            if overlapping {
-                self.dedup.overlap_until(self.now + self.cfg.dedup_linger);
+            let until = self.now + self.cfg.dedup_linger;
+            if let Some(r) = self.run_mut().filter(|_| overlapping) {
+                r.dedup.overlap_until(until);
             }
             self.close_gaps();
         }
@@ -905,13 +958,13 @@ impl Session {
             return;
         }
         let rt = self.cfg.request_timeout;
-        if let Some((_, sent)) = self.tokens.req {
+        if let Some((_, sent)) = self.token_req() {
             f(sent + rt, Timer::Session(SessionTimer::TokenRequest));
         }
         if let Some(at) = self.tokens.retry_at {
             f(at, Timer::Session(SessionTimer::TokenRetry));
         }
-        if let Some(at) = self.dedup.expires_at() {
+        if let Some(at) = self.run().and_then(|r| r.dedup.expires_at()) {
             f(at, Timer::Session(SessionTimer::DedupExpiry));
         }
         if let Some(at) = self.linger_ends() {
@@ -948,7 +1001,7 @@ impl Session {
                     }
                     if let Some(c) = &l.chan {
                         f(c.dies_at(), t(LinkTimer::ChannelExpiry));
-                        if w != Which::Standby && o.is_live() && self.standby.is_none() {
+                        if w != Which::Standby && o.is_live() && !self.has_standby() {
                             let at = self.renewal_at(w, c, o);
                             f(at, t(LinkTimer::Renew(c.renewal())));
                         }
@@ -961,12 +1014,16 @@ impl Session {
     fn fire_session(&mut self, timer: SessionTimer) {
         match timer {
             SessionTimer::TokenRequest => {
-                if let Some((req, _)) = self.tokens.req {
+                if let Some((req, _)) = self.token_req() {
                     self.on_token_failed(req, RequestError::network("token request timed out"));
                 }
             }
             SessionTimer::TokenRetry => self.tokens.retry_at = None,
-            SessionTimer::DedupExpiry => self.dedup.end_overlap(),
+            SessionTimer::DedupExpiry => {
+                if let Some(r) = self.run_mut() {
+                    r.dedup.end_overlap();
+                }
+            }
             SessionTimer::HandoverLinger => self.promote_after_linger(),
             SessionTimer::WarningDigest => {
                 if let Some(w) = self.malformed.window_ended(self.now) {
@@ -1114,20 +1171,22 @@ impl Session {
 
     /// Brings up a standby link on a new channel while link `of` stays live.
     fn start_handover(&mut self, of: Which, min_token_gen: u64) {
-        if self.standby.is_some() || !self.link(of).is_some_and(Link::is_live) {
+        if self.has_standby() || !self.link(of).is_some_and(Link::is_live) {
             return;
         }
         let mut l = self.new_link();
         l.min_token_gen = min_token_gen;
-        self.standby = Some(l);
-        self.standby_for = of;
+        let Some(links) = self.links_mut() else {
+            return;
+        };
+        links.add_standby(l, of);
         self.reset_handover_proof();
         self.begin(Which::Standby, Plan::NewChannel);
     }
 
     /// A proof of life counts only for the standby it was asked for.
     fn reset_handover_proof(&mut self) {
-        let of = self.standby_for;
+        let of = self.standby_for();
         if let Some(a) = self.link_mut(of).and_then(Link::open_mut) {
             a.proof = Proof::NotAsked;
         }
@@ -1166,7 +1225,7 @@ impl Session {
     }
 
     fn drive_token(&mut self) {
-        if self.tokens.req.is_some() || self.tokens.retry_at.is_some() {
+        if self.token_req().is_some() || self.tokens.retry_at.is_some() {
             return;
         }
         let has_token = self.access_token().is_some();
@@ -1184,7 +1243,7 @@ impl Session {
                 return;
             }
             let req = ReqId::from_u64(self.fresh_id());
-            self.tokens.req = Some((req, self.now));
+            self.set_token_req(Some((req, self.now)));
             self.actions.push_back(Action::RequestToken { req });
         }
     }
@@ -1397,12 +1456,12 @@ impl Session {
     // ----- token results -------------------------------------------------------------------
 
     fn on_token_issued(&mut self, req: ReqId, token: Secret, expires_in: Duration, rotated: bool) {
-        let Some((_, sent)) = self.tokens.req.filter(|(r, _)| *r == req) else {
+        let Some((_, sent)) = self.token_req().filter(|(r, _)| *r == req) else {
             return;
         };
         self.pace
             .round_trip(self.now.saturating_duration_since(sent));
-        self.tokens.req = None;
+        self.set_token_req(None);
         self.refusals.answered();
         let after_rejection = self.tokens.current.as_ref().is_some_and(|t| t.stale);
         let failures = self.tokens.failures;
@@ -1423,10 +1482,10 @@ impl Session {
     }
 
     fn on_token_failed(&mut self, req: ReqId, error: RequestError) {
-        if self.tokens.req.is_none_or(|(r, _)| r != req) {
+        if self.token_req().is_none_or(|(r, _)| r != req) {
             return;
         }
-        self.tokens.req = None;
+        self.set_token_req(None);
         self.tokens.failures = self.tokens.failures.saturating_add(1);
         let now = self.now;
         match &error {
@@ -1561,7 +1620,7 @@ impl Session {
     /// session fails to renew in time takes down only one of them.
     fn apart_from_other_lane(&self, w: Which, renew_at: Instant, lifetime: Duration) -> Instant {
         let lane = if w == Which::Standby {
-            self.standby_for
+            self.standby_for()
         } else {
             w
         };
@@ -1761,7 +1820,7 @@ impl Session {
     /// new subscription took effect, so nothing is left in flight behind it. A silent old
     /// socket dies at its ping timeout and the gap is reported from its last frame.
     fn standby_ready(&mut self) {
-        let of = self.standby_for;
+        let of = self.standby_for();
         let Some(a) = self.link(of) else {
             self.promote_standby();
             return;
@@ -1799,7 +1858,7 @@ impl Session {
 
     /// When the ready standby may take over from a proven old socket.
     fn linger_ends(&self) -> Option<Instant> {
-        match self.link(self.standby_for)?.proof() {
+        match self.link(self.standby_for())?.proof() {
             Proof::Proven { at } if self.standby_is_ready() => Some(at + self.cfg.handover_linger),
             Proof::Proven { .. } | Proof::NotAsked | Proof::AwaitingPongs(_) => None,
         }
@@ -1812,19 +1871,18 @@ impl Session {
     }
 
     fn standby_is_ready(&self) -> bool {
-        self.standby
-            .as_ref()
+        self.link(Which::Standby)
             .and_then(Link::open)
             .is_some_and(|o| o.is_live() && matches!(o.sub, Sub::Current))
     }
 
     /// The standby is live: it takes over and the old socket closes (make-before-break).
     fn promote_standby(&mut self) {
-        let Some(standby) = self.standby.take() else {
+        let Some(standby) = self.take_link(Which::Standby) else {
             return;
         };
-        let of = self.standby_for;
-        if let Some(old) = self.slot(of).take() {
+        let of = self.standby_for();
+        if let Some(old) = self.take_link(of) {
             if let Some(conn) = old.conn() {
                 self.actions.push_back(Action::Close {
                     conn,
@@ -1842,17 +1900,17 @@ impl Session {
                 }
             }
         }
-        *self.slot(of) = Some(standby);
+        self.put_link(of, standby);
     }
 
     /// Emits one `Gap` per (start, reason) for uncovered topics that a lane now covers.
     fn close_gaps(&mut self) {
-        let twin = self.twin.as_ref().filter(|_| self.cfg.redundancy >= 2);
-        let lanes = [self.active.as_ref(), twin];
+        let Life::Running(r) = &self.life else {
+            return;
+        };
         let covered = |t: &Topic| {
-            lanes
-                .iter()
-                .flatten()
+            r.links
+                .lanes()
                 .any(|l| l.live_topics().is_some_and(|s| s.contains(t)))
         };
         self.ledger.recover(self.now, covered, &mut self.events);
@@ -2092,10 +2150,11 @@ impl Session {
                 body,
                 metadata,
             } => {
-                if self.dedup.is_on() {
+                let dedup = self.run_mut().map(|r| &mut r.dedup).filter(|d| d.is_on());
+                if let Some(dedup) = dedup {
                     let cid = frame::correlation_id(metadata);
                     let key = dedup::key(&topic, cid.as_deref(), body);
-                    let verdict = self.dedup.admit(now, window, key, tag);
+                    let verdict = dedup.admit(now, window, key, tag);
                     if verdict.bound_reached {
                         self.warn(ProtocolError::DedupBound {
                             keys: MAX_DEDUP_KEYS,
@@ -2121,11 +2180,11 @@ impl Session {
 
     /// The handover pong on the replaced link is the proof its replacement waits for.
     fn after_frame(&mut self, w: Which) {
-        if self.standby.is_none() || w != self.standby_for {
+        if !self.has_standby() || w != self.standby_for() {
             return;
         }
         let proven = self
-            .link(self.standby_for)
+            .link(self.standby_for())
             .is_some_and(|a| a.proof().is_proven());
         if proven && self.standby_is_ready() {
             self.promote_after_linger();
@@ -2149,41 +2208,19 @@ impl Session {
             return;
         }
         self.warn(ServerError::OneChannelPerTopic);
-        self.cfg.redundancy = 1;
-        self.dedup = Dedup::new(false);
+        self.topics_exclusive = true;
         let now = self.now;
-        // The link that was told goes, with whatever replaces it; with the standby told, the
-        // twin goes too. The other link carries on as the only one.
-        let mut gone: Vec<(Link, Instant)> = Vec::new();
-        match w {
-            Which::Active => {
-                if let Some(l) = self.active.take() {
-                    gone.push((l, now));
-                }
-                self.active = self.twin.take();
-                if self.standby_for == Which::Active {
-                    gone.extend(self.standby.take().map(|l| (l, now)));
-                }
-            }
-            Which::Twin => {
-                gone.extend(self.twin.take().map(|l| (l, now)));
-                if self.standby_for == Which::Twin {
-                    gone.extend(self.standby.take().map(|l| (l, now)));
-                }
-            }
-            Which::Standby => {
-                gone.extend(self.standby.take().map(|l| (l, now)));
-                if let Some(t) = self.twin.take() {
-                    let last = t.open().map_or(now, |o| o.last_rx);
-                    gone.push((t, last));
-                }
-            }
+        let Some(r) = self.run_mut() else { return };
+        r.dedup = Dedup::new(false);
+        let gone = r.links.fall_back_to_one(w, now);
+        if self.link(Which::Active).is_none() {
+            let l = self.new_link();
+            self.put_link(Which::Active, l);
         }
-        self.standby_for = Which::Active;
-        if self.active.is_none() {
-            self.active = Some(self.new_link());
-        }
-        let keep = self.active.as_ref().and_then(Link::live_topics).cloned();
+        let keep = self
+            .link(Which::Active)
+            .and_then(Link::live_topics)
+            .cloned();
         for (l, until) in gone {
             if let Some(conn) = l.conn() {
                 self.actions.push_back(Action::Close {
@@ -2242,7 +2279,7 @@ impl Session {
         } else {
             self.renew_links_on(gen);
         }
-        if self.standby.is_none() {
+        if !self.has_standby() {
             self.drive_token();
         }
     }
@@ -2302,7 +2339,7 @@ impl Session {
         // Proven only up to its last frame (not up to now) when the session gave up on it.
         let unproven = ending == Ending::GivenUp;
         let now = self.now;
-        let Some(mut old) = self.slot(w).take() else {
+        let Some(mut old) = self.take_link(w) else {
             return;
         };
         if close_socket {
@@ -2313,7 +2350,9 @@ impl Session {
                 });
             }
         }
-        if let Some(o) = old.open().filter(|o| w != Which::Standby && o.is_live()) {
+        let lost = old.open().filter(|o| w != Which::Standby && o.is_live());
+        if let (Some(o), Life::Running(r)) = (lost, &self.life) {
+            let links = &r.links;
             // A close frame from the server proves everything sent before it arrived. A socket
             // the session gives up on itself is proven only up to its last frame.
             let (from, reason) = match (o.suspect_since, unproven) {
@@ -2329,10 +2368,9 @@ impl Session {
             // pong to the handover ping. Otherwise frames it sent before the standby took
             // over may never have arrived.
             let drained = !unproven || o.proof.is_proven();
-            let still = self
-                .standby
-                .as_ref()
-                .filter(|_| self.standby_for == w)
+            let still = links
+                .get(Which::Standby)
+                .filter(|_| links.standby_for() == w)
                 .and_then(Link::open)
                 .filter(|s| drained && s.live_since.is_some_and(|l| l <= from))
                 .map(|s| &s.server_topics);
@@ -2340,12 +2378,9 @@ impl Session {
             // the coverage ended and this socket was drained up to when it went live: by the
             // server's close frame, or by a pong to a ping sent after then.
             let drained_to = o.pings.drained_to;
-            let other = match self.other_lane(w) {
-                Some(Which::Active) => self.active.as_ref(),
-                Some(Which::Twin) => self.twin.as_ref(),
-                Some(Which::Standby) | None => None,
-            };
-            let twin = other
+            let twin = links
+                .other_lane(w)
+                .and_then(|x| links.get(x))
                 .and_then(Link::open)
                 .filter(|s| {
                     s.live_since.is_some_and(|l| {
@@ -2361,9 +2396,9 @@ impl Session {
                 }
             }
         }
-        if w != Which::Standby && self.standby_for == w {
-            if let Some(standby) = self.standby.take() {
-                *self.slot(w) = Some(standby);
+        if w != Which::Standby && self.standby_for() == w {
+            if let Some(standby) = self.take_link(Which::Standby) {
+                self.put_link(w, standby);
                 return;
             }
         }
@@ -2383,8 +2418,7 @@ impl Session {
         let delay = if old.failures == 0 {
             // Never in the same instant as the loss: that stays a separate wake-up.
             let least = Duration::from_millis(1);
-            self.rng
-                .between(least, self.cfg.first_retry_spread.max(least))
+            self.rng.between(least, self.first_retry_spread.max(least))
         } else {
             self.backoff(old.failures, None)
         };
@@ -2397,7 +2431,7 @@ impl Session {
             plan,
             why: Wait::Backoff,
         };
-        *self.slot(w) = Some(next);
+        self.put_link(w, next);
         if w == Which::Standby {
             self.reset_handover_proof();
         }
@@ -2458,18 +2492,10 @@ impl Session {
     }
 
     fn require_login(&mut self, reason: AuthError) {
-        if self.life == Life::LoginRequired {
+        if matches!(self.life, Life::LoginRequired) {
             return;
         }
         let now = self.now;
-        for w in SLOTS {
-            if let Some(conn) = self.link(w).and_then(Link::conn) {
-                self.actions.push_back(Action::Close {
-                    conn,
-                    code: NORMAL_CLOSE,
-                });
-            }
-        }
         // Coverage of a topic ended with the last frame of the last socket that carried it.
         let mut ended: BTreeMap<Topic, Instant> = BTreeMap::new();
         for l in self.lanes() {
@@ -2485,14 +2511,9 @@ impl Session {
         for (t, from) in ended {
             self.ledger.lose(&t, from, GapReason::LoginRequired);
         }
-        self.active = None;
-        self.twin = None;
-        self.standby = None;
+        self.leave_running(Life::LoginRequired);
         self.tokens.current = None;
-        self.tokens.req = None;
         self.tokens.retry_at = None;
-        self.dedup.end_overlap();
-        self.life = Life::LoginRequired;
         let since = self.ledger.oldest();
         self.events
             .push_back(Event::LoginRequired { reason, since });

@@ -1,7 +1,7 @@
 //! The access token the session holds.
 
 use crate::time::Instant;
-use crate::types::{ReqId, Secret};
+use crate::types::Secret;
 
 use super::budget::Budget;
 
@@ -12,7 +12,6 @@ pub(super) struct Tokens {
     pub(super) current: Option<Token>,
     /// Generations issued so far (a channel remembers the generation that created it).
     pub(super) gen: u64,
-    pub(super) req: Option<(ReqId, Instant)>,
     /// Failed (or useless) answers in a row; drives backoff.
     pub(super) failures: u32,
     /// No token request before this (a `Retry-After`, a backoff step, the budget).
