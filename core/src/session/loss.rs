@@ -2,10 +2,15 @@
 //! documents no close codes, so a code can only make the recovery stronger (a fresh token, a
 //! new channel), never weaker.
 
+use std::time::Duration;
+
 use crate::config::CloseCodes;
+use crate::error::AuthError;
+use crate::io::{Action, GapReason};
 use crate::time::Instant;
 
-use super::link::{Chan, Plan};
+use super::link::{Chan, Link, Plan, Step, Wait, Which};
+use super::{Ending, Life, Session, NORMAL_CLOSE, SERVED_FOR};
 
 /// What ended a socket, as far as the session can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +82,150 @@ pub(super) fn classify(
                     auth_failure: None,
                 }
             }
+        }
+    }
+}
+
+impl Session {
+    /// How to recover from losing `w`'s socket ([`loss::classify`] on the link's state).
+    pub(super) fn classify_loss(&self, w: Which, cause: Cause) -> Recovery {
+        let l = self.link(w);
+        let closing = l
+            .and_then(Link::open)
+            .is_some_and(|o| o.closing_by.is_some());
+        let chan = l.and_then(|l| l.chan.as_ref());
+        classify(cause, chan, closing, self.now, &self.cfg.close_codes)
+    }
+
+    /// The session gave up on an open socket.
+    pub(super) fn give_up(&mut self, w: Which, reason: GapReason) {
+        let r = self.classify_loss(w, Cause::GaveUp);
+        if r.fresher_token {
+            self.want_fresher_token(w);
+        }
+        self.lose(w, reason, r.plan, Ending::GivenUp);
+    }
+
+    /// Counts an auth-class close or upgrade refusal; true if the session stopped for a login.
+    pub(super) fn count_auth_failure(&mut self, w: Which, code: u16) -> bool {
+        let link = self.link(w).map_or(u64::MAX, |l| l.tag);
+        if self.auth_streak.failed(code, link, self.now) {
+            self.require_login(AuthError::RepeatedAuthClose { code });
+            return true;
+        }
+        false
+    }
+
+    /// The token that made this link's channel is suspect: the next channel needs a newer one.
+    pub(super) fn want_fresher_token(&mut self, w: Which) {
+        let Some(l) = self.link_mut(w) else { return };
+        if let Some(c) = &l.chan {
+            l.min_token_gen = l.min_token_gen.max(c.token_gen + 1);
+        }
+    }
+
+    /// A link lost its socket or channel. An active link's covered topics become uncovered;
+    /// a standby takes over if there is one; otherwise the link retries after backoff.
+    pub(super) fn lose(&mut self, w: Which, reason: GapReason, plan: Plan, ending: Ending) {
+        let close_socket = ending != Ending::ClosedByServer;
+        // Proven only up to its last frame (not up to now) when the session gave up on it.
+        let unproven = ending == Ending::GivenUp;
+        let now = self.now;
+        let Some(mut old) = self.take_link(w) else {
+            return;
+        };
+        if close_socket {
+            if let Some(conn) = old.conn() {
+                self.actions.push_back(Action::Close {
+                    conn,
+                    code: NORMAL_CLOSE,
+                });
+            }
+        }
+        let lost = old.open().filter(|o| w != Which::Standby && o.is_live());
+        if let (Some(o), Life::Running(r)) = (lost, &self.life) {
+            let links = &r.links;
+            // A close frame from the server proves everything sent before it arrived. A socket
+            // the session gives up on itself is proven only up to its last frame.
+            let (from, reason) = match (o.suspect_since, unproven) {
+                (Some(since), _) => (since, GapReason::Suspended),
+                (None, true) => (o.last_rx, reason),
+                (None, false) => (now, reason),
+            };
+            // Nothing is published to a channel past its expiry, closed or not: its coverage
+            // ended then at the latest.
+            let from = old.chan.as_ref().map_or(from, |c| from.min(c.expires_at));
+            // A standby subscribed before the coverage ended keeps covering what it has — if
+            // the old socket was drained up to then: by the server's close frame, or by the
+            // pong to the handover ping. Otherwise frames it sent before the standby took
+            // over may never have arrived.
+            let drained = !unproven || o.proof.is_proven();
+            let still = links
+                .get(Which::Standby)
+                .filter(|_| links.standby_for() == w)
+                .and_then(Link::open)
+                .filter(|s| drained && s.live_since.is_some_and(|l| l <= from))
+                .map(|s| &s.server_topics);
+            // With two links, the other one keeps covering what it has — if it was live before
+            // the coverage ended and this socket was drained up to when it went live: by the
+            // server's close frame, or by a pong to a ping sent after then.
+            let drained_to = o.pings.drained_to;
+            let twin = links
+                .other_lane(w)
+                .and_then(|x| links.get(x))
+                .and_then(Link::open)
+                .filter(|s| {
+                    s.live_since.is_some_and(|l| {
+                        l <= from && (!unproven || drained_to.is_some_and(|d| d >= l))
+                    })
+                })
+                .map(|s| &s.server_topics);
+            for t in o.server_topics.intersection(&self.topics) {
+                let kept =
+                    still.is_some_and(|s| s.contains(t)) || twin.is_some_and(|s| s.contains(t));
+                if !kept {
+                    self.ledger.lose(t, from, reason);
+                }
+            }
+        }
+        if w != Which::Standby && self.standby_for() == w {
+            if let Some(standby) = self.take_link(Which::Standby) {
+                self.put_link(w, standby);
+                return;
+            }
+        }
+        let served = old.open().is_some_and(|o| {
+            o.live_since.is_some_and(|s| {
+                let lived = now - s;
+                lived >= self.cfg.stable_after
+                    || (lived >= SERVED_FOR.min(self.cfg.stable_after) && o.last_rx > s)
+            })
+        });
+        if served {
+            old.failures = 0;
+        }
+        // The first retry after a stable connection goes out at once, spread a little so a
+        // crowd of clients dropped together does not arrive together; backoff grows from the
+        // second failure on.
+        let delay = if old.failures == 0 {
+            // Never in the same instant as the loss: that stays a separate wake-up.
+            let least = Duration::from_millis(1);
+            self.rng.between(least, self.first_retry_spread.max(least))
+        } else {
+            self.backoff(old.failures, None)
+        };
+        let mut next = Link::new(old.tag);
+        next.failures = old.failures.saturating_add(1);
+        next.min_token_gen = old.min_token_gen;
+        next.chan = old.chan.take();
+        next.step = Step::Waiting {
+            until: now + delay,
+            plan,
+            why: Wait::Backoff,
+        };
+        self.put_link(w, next);
+        if w == Which::Standby {
+            self.reset_handover_proof();
         }
     }
 }

@@ -12,7 +12,10 @@
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::Instant;
+use crate::time::Instant;
+
+use super::link::Link;
+use super::Session;
 
 /// A `Retry-After` older than this no longer shapes the renewal lead: the trouble it spoke of
 /// has passed, and renewals go back to their usual lead.
@@ -67,6 +70,57 @@ impl Pace {
         cfg.renew_lead(lifetime)
             .max(trouble.min(cfg.renew_lead_max))
             .min(lifetime / 2)
+    }
+}
+
+impl Session {
+    /// Full jitter above a floor: `[base, min(cap, base·2^(n+1))]`, never below `floor`.
+    /// The wait before the next attempt after `failures` failures. `floor`: a wait the
+    /// server asked for. While coverage is lost that wait is the moment to retry (but never
+    /// sooner than `backoff_base`); otherwise it is a floor under a backoff step.
+    pub(super) fn backoff(&mut self, failures: u32, floor: Option<Duration>) -> Duration {
+        if let Some(f) = floor.filter(|_| self.coverage_lost()) {
+            // A `Retry-After: 0` still waits the first step: no retry in the same instant.
+            return f.max(self.cfg.backoff_base);
+        }
+        let ceil = self.backoff_ceiling(failures);
+        let d = self.rng.between(self.cfg.backoff_base.min(ceil), ceil);
+        d.max(floor.unwrap_or_default())
+    }
+
+    /// The longest backoff step after `failures` failures: short while coverage is lost.
+    pub(super) fn backoff_ceiling(&self, failures: u32) -> Duration {
+        let calm = self.calm_ceiling(failures);
+        if self.coverage_lost() {
+            calm.min(self.cfg.urgent_backoff_cap)
+        } else {
+            calm
+        }
+    }
+
+    /// The longest backoff step while nothing is lost.
+    pub(super) fn calm_ceiling(&self, failures: u32) -> Duration {
+        self.cfg
+            .backoff_base
+            .saturating_mul(1u32 << failures.min(20).saturating_add(1))
+            .min(self.cfg.backoff_cap)
+    }
+
+    /// For an answer that is the same useless thing every time (a dead token, an expired
+    /// channel): the delay must grow with each one, so the jitter only spreads its upper half.
+    /// Urgency does not shorten it: asking sooner would only get the same answer sooner.
+    pub(super) fn growing_backoff(&mut self, failures: u32) -> Duration {
+        let ceil = self.calm_ceiling(failures);
+        self.rng.between(ceil / 2, ceil)
+    }
+
+    /// True while some desired topic has no live socket: retries are urgent.
+    pub(super) fn coverage_lost(&self) -> bool {
+        if self.topics.is_empty() {
+            return false;
+        }
+        let live = self.lanes().any(Link::is_live);
+        !live || !self.ledger.is_clear()
     }
 }
 
