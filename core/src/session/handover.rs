@@ -3,16 +3,16 @@
 //! promotion. Also what the server says that starts or ends one: a maintenance notice, a
 //! revoked token, topics taken by another channel.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::error::ServerError;
-use crate::io::{Action, GapReason};
+use crate::io::GapReason;
 use crate::time::Instant;
 
 use super::dedup::Dedup;
 use super::link::{Chan, Link, OpenSocket, Plan, Proof, Sub, Which};
-use super::{Ending, Session, NORMAL_CLOSE};
+use super::loss::Ending;
+use super::Session;
 
 impl Session {
     /// When link `w` (not a standby) starts its make-before-break renewal: at its renewal
@@ -174,22 +174,15 @@ impl Session {
         };
         let of = self.standby_for();
         if let Some(old) = self.take_link(of) {
-            if let Some(conn) = old.conn() {
-                self.actions.push_back(Action::Close {
-                    conn,
-                    code: NORMAL_CLOSE,
-                });
-            }
-            // Topics the new channel was refused stop being covered now.
-            let empty = BTreeSet::new();
-            let taking_over = standby.live_topics().unwrap_or(&empty);
-            if let Some(old_topics) = old.live_topics() {
-                for t in old_topics.difference(taking_over) {
-                    if self.topics.contains(t) && !self.covered_elsewhere(of, t) {
-                        self.ledger.lose(t, self.now, GapReason::Rejected);
-                    }
-                }
-            }
+            // It proved it drained. Topics the new channel was refused stop being covered now.
+            let taking_over = standby.live_topics();
+            self.retire(
+                &old,
+                Ending::Superseded,
+                GapReason::Rejected,
+                true,
+                |s, t, _| taking_over.is_some_and(|k| k.contains(t)) || s.covered_elsewhere(of, t),
+            );
         }
         self.put_link(of, standby);
     }
@@ -242,32 +235,25 @@ impl Session {
         }
         self.warn(ServerError::OneChannelPerTopic);
         self.topics_exclusive = true;
-        let now = self.now;
         let Some(r) = self.run_mut() else { return };
         r.dedup = Dedup::new(false);
-        let gone = r.links.fall_back_to_one(w, now);
+        let gone = r.links.fall_back_to_one(w);
         if self.link(Which::Active).is_none() {
             let l = self.new_link();
             self.put_link(Which::Active, l);
         }
-        let keep = self
-            .link(Which::Active)
-            .and_then(Link::live_topics)
-            .cloned();
-        for (l, until) in gone {
-            if let Some(conn) = l.conn() {
-                self.actions.push_back(Action::Close {
-                    conn,
-                    code: NORMAL_CLOSE,
-                });
-            }
-            if let Some(topics) = l.live_topics() {
-                for t in topics.intersection(&self.topics) {
-                    if !keep.as_ref().is_some_and(|k| k.contains(t)) {
-                        self.ledger.lose(t, until, GapReason::SubscriptionDropped);
-                    }
-                }
-            }
+        for (l, ending) in gone {
+            self.retire(
+                &l,
+                ending,
+                GapReason::SubscriptionDropped,
+                true,
+                |s, t, _| {
+                    s.link(Which::Active)
+                        .and_then(Link::live_topics)
+                        .is_some_and(|k| k.contains(t))
+                },
+            );
         }
     }
 }

@@ -3,9 +3,8 @@
 //! (make-before-break). It owns which link sits where; the links' own state changes in the
 //! session, through [`Links::get_mut`].
 
-use crate::time::Instant;
-
 use super::link::{Link, Which, SLOTS};
+use super::loss::Ending;
 
 #[derive(Debug)]
 pub(super) struct Links {
@@ -122,31 +121,30 @@ impl Links {
 
     /// The service keeps each topic on one channel: two lanes would take the topics from each
     /// other forever, so one goes on. The link that was told goes, with whatever replaces it;
-    /// with the standby told, the twin goes too. Returns the links that go, each with when
-    /// its coverage ended, and leaves `Active` empty if nothing is left to carry on.
-    pub(super) fn fall_back_to_one(&mut self, told: Which, now: Instant) -> Vec<(Link, Instant)> {
+    /// with the standby told, the twin goes too. Returns the links that go, each with how
+    /// it ends (told: everything it sent arrived; the twin of a told standby: given up on),
+    /// and leaves `Active` empty if nothing is left to carry on.
+    pub(super) fn fall_back_to_one(&mut self, told: Which) -> Vec<(Link, Ending)> {
         self.two = false;
-        let mut gone: Vec<(Link, Instant)> = Vec::new();
+        let told_one = |l: Link| (l, Ending::Superseded);
+        let mut gone: Vec<(Link, Ending)> = Vec::new();
         match told {
             Which::Active => {
-                gone.extend(self.active.take().map(|l| (l, now)));
+                gone.extend(self.active.take().map(told_one));
                 self.active = self.twin.take();
                 if self.standby_for == Which::Active {
-                    gone.extend(self.standby.take().map(|l| (l, now)));
+                    gone.extend(self.standby.take().map(told_one));
                 }
             }
             Which::Twin => {
-                gone.extend(self.twin.take().map(|l| (l, now)));
+                gone.extend(self.twin.take().map(told_one));
                 if self.standby_for == Which::Twin {
-                    gone.extend(self.standby.take().map(|l| (l, now)));
+                    gone.extend(self.standby.take().map(told_one));
                 }
             }
             Which::Standby => {
-                gone.extend(self.standby.take().map(|l| (l, now)));
-                if let Some(t) = self.twin.take() {
-                    let last = t.open().map_or(now, |o| o.last_rx);
-                    gone.push((t, last));
-                }
+                gone.extend(self.standby.take().map(told_one));
+                gone.extend(self.twin.take().map(|l| (l, Ending::GivenUp)));
             }
         }
         self.standby_for = Which::Active;

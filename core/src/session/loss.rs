@@ -2,15 +2,17 @@
 //! documents no close codes, so a code can only make the recovery stronger (a fresh token, a
 //! new channel), never weaker.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::CloseCodes;
 use crate::error::AuthError;
 use crate::io::{Action, GapReason};
 use crate::time::Instant;
+use crate::types::Topic;
 
-use super::link::{Chan, Link, Plan, Step, Wait, Which};
-use super::{Ending, Life, Session, NORMAL_CLOSE, SERVED_FOR};
+use super::link::{Chan, Link, OpenSocket, Plan, Step, Wait, Which};
+use super::{Session, NORMAL_CLOSE, SERVED_FOR};
 
 /// What ended a socket, as far as the session can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +88,104 @@ pub(super) fn classify(
     }
 }
 
+/// How a socket's coverage ends, for the one rule of where its gap starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ending {
+    /// The server closed it: everything it sent before the close arrived.
+    ClosedByServer,
+    /// The session gives up on it (and closes it): it is proven only up to its last frame,
+    /// or up to the handover pong if one came.
+    GivenUp,
+    /// The server said on it that it no longer carries its topics (another channel took
+    /// them), or the session retires it after it proved it drained (a handover): everything
+    /// it sent before arrived; the session closes it.
+    Superseded,
+    /// The session closes it as it stops: it covered up to now, if it proved itself since
+    /// the last suspend.
+    Closing,
+}
+
+/// Where the coverage of a live socket that ends now (`ending`) ended — the one rule:
+/// - a socket unproven since a suspend covered up to its last frame before the suspend (the
+///   flag says so);
+/// - one the session gave up on covered up to its last frame;
+/// - any other covered up to now;
+///
+/// and no socket covered past its channel's expiry: nothing is published to an expired
+/// channel.
+pub(super) fn coverage_end(
+    o: &OpenSocket,
+    chan: Option<&Chan>,
+    ending: Ending,
+    now: Instant,
+) -> (Instant, bool) {
+    let (end, suspended) = match (o.suspect_since, ending) {
+        (Some(since), _) => (since, true),
+        (None, Ending::GivenUp) => (o.last_rx, false),
+        (None, Ending::ClosedByServer | Ending::Superseded | Ending::Closing) => (now, false),
+    };
+    (chan.map_or(end, |c| end.min(c.expires_at)), suspended)
+}
+
 impl Session {
+    /// Per wanted topic the lanes carry, where its coverage ends if every lane ends now
+    /// (`ending`): the latest end over the lanes that carried it (at a tie, a proven one).
+    pub(super) fn coverage_ends(&self, ending: Ending) -> BTreeMap<Topic, (Instant, bool)> {
+        let mut ends: BTreeMap<Topic, (Instant, bool)> = BTreeMap::new();
+        for l in self.lanes() {
+            let Some(o) = l.open().filter(|o| o.is_live()) else {
+                continue;
+            };
+            let end = coverage_end(o, l.chan.as_ref(), ending, self.now);
+            for t in o.server_topics.intersection(&self.topics) {
+                let e = ends.entry(t.clone()).or_insert(end);
+                if (end.0, !end.1) > (e.0, !e.1) {
+                    *e = end;
+                }
+            }
+        }
+        ends
+    }
+
+    /// The one way a link is retired: its socket is closed (unless the server closed it), and
+    /// if it carried coverage (`carried`: a lane, not a standby), the wanted topics its live
+    /// socket carried that `kept` does not keep covered are lost from where
+    /// [`coverage_end`] says, for `reason` (or `Suspended`).
+    pub(super) fn retire(
+        &mut self,
+        old: &Link,
+        ending: Ending,
+        reason: GapReason,
+        carried: bool,
+        kept: impl Fn(&Session, &Topic, Instant) -> bool,
+    ) {
+        if ending != Ending::ClosedByServer {
+            if let Some(conn) = old.conn() {
+                self.actions.push_back(Action::Close {
+                    conn,
+                    code: NORMAL_CLOSE,
+                });
+            }
+        }
+        let Some(o) = old.open().filter(|o| carried && o.is_live()) else {
+            return;
+        };
+        let (from, suspended) = coverage_end(o, old.chan.as_ref(), ending, self.now);
+        let reason = if suspended {
+            GapReason::Suspended
+        } else {
+            reason
+        };
+        let lost: Vec<&Topic> = o
+            .server_topics
+            .intersection(&self.topics)
+            .filter(|t| !kept(self, t, from))
+            .collect();
+        for t in lost {
+            self.ledger.lose(t, from, reason);
+        }
+    }
+
     /// How to recover from losing `w`'s socket ([`loss::classify`] on the link's state).
     pub(super) fn classify_loss(&self, w: Which, cause: Cause) -> Recovery {
         let l = self.link(w);
@@ -127,49 +226,31 @@ impl Session {
     /// A link lost its socket or channel. An active link's covered topics become uncovered;
     /// a standby takes over if there is one; otherwise the link retries after backoff.
     pub(super) fn lose(&mut self, w: Which, reason: GapReason, plan: Plan, ending: Ending) {
-        let close_socket = ending != Ending::ClosedByServer;
         // Proven only up to its last frame (not up to now) when the session gave up on it.
         let unproven = ending == Ending::GivenUp;
         let now = self.now;
         let Some(mut old) = self.take_link(w) else {
             return;
         };
-        if close_socket {
-            if let Some(conn) = old.conn() {
-                self.actions.push_back(Action::Close {
-                    conn,
-                    code: NORMAL_CLOSE,
-                });
-            }
-        }
-        let lost = old.open().filter(|o| w != Which::Standby && o.is_live());
-        if let (Some(o), Life::Running(r)) = (lost, &self.life) {
-            let links = &r.links;
-            // A close frame from the server proves everything sent before it arrived. A socket
-            // the session gives up on itself is proven only up to its last frame.
-            let (from, reason) = match (o.suspect_since, unproven) {
-                (Some(since), _) => (since, GapReason::Suspended),
-                (None, true) => (o.last_rx, reason),
-                (None, false) => (now, reason),
+        let proof = old.proof();
+        let drained_to = old.open().and_then(|o| o.pings.drained_to);
+        self.retire(&old, ending, reason, w != Which::Standby, |s, t, from| {
+            let Some(links) = s.links() else {
+                return false;
             };
-            // Nothing is published to a channel past its expiry, closed or not: its coverage
-            // ended then at the latest.
-            let from = old.chan.as_ref().map_or(from, |c| from.min(c.expires_at));
             // A standby subscribed before the coverage ended keeps covering what it has — if
             // the old socket was drained up to then: by the server's close frame, or by the
             // pong to the handover ping. Otherwise frames it sent before the standby took
             // over may never have arrived.
-            let drained = !unproven || o.proof.is_proven();
+            let drained = !unproven || proof.is_proven();
             let still = links
                 .get(Which::Standby)
                 .filter(|_| links.standby_for() == w)
                 .and_then(Link::open)
-                .filter(|s| drained && s.live_since.is_some_and(|l| l <= from))
-                .map(|s| &s.server_topics);
+                .filter(|s| drained && s.live_since.is_some_and(|l| l <= from));
             // With two links, the other one keeps covering what it has — if it was live before
             // the coverage ended and this socket was drained up to when it went live: by the
             // server's close frame, or by a pong to a ping sent after then.
-            let drained_to = o.pings.drained_to;
             let twin = links
                 .other_lane(w)
                 .and_then(|x| links.get(x))
@@ -178,16 +259,12 @@ impl Session {
                     s.live_since.is_some_and(|l| {
                         l <= from && (!unproven || drained_to.is_some_and(|d| d >= l))
                     })
-                })
-                .map(|s| &s.server_topics);
-            for t in o.server_topics.intersection(&self.topics) {
-                let kept =
-                    still.is_some_and(|s| s.contains(t)) || twin.is_some_and(|s| s.contains(t));
-                if !kept {
-                    self.ledger.lose(t, from, reason);
-                }
-            }
-        }
+                });
+            [still, twin]
+                .into_iter()
+                .flatten()
+                .any(|s| s.server_topics.contains(t))
+        });
         if w != Which::Standby && self.standby_for() == w {
             if let Some(standby) = self.take_link(Which::Standby) {
                 self.put_link(w, standby);
@@ -323,5 +400,35 @@ mod tests {
             plan(Cause::Unanswered, Some(&c), false, 300),
             (Plan::NewChannel, false, None)
         );
+    }
+
+    #[test]
+    fn a_gap_starts_where_the_one_rule_says() {
+        use crate::config::Config;
+        use crate::session::liveness::{Bounds, Cadence};
+        use crate::types::ConnId;
+        let cadence = Cadence::new(Bounds::new(&Config::default()));
+        let mut o = OpenSocket::new(ConnId::from_u64(1), Instant::from_secs(10), cadence);
+        o.last_rx = Instant::from_secs(40);
+        let now = Instant::from_secs(50);
+        let c = chan(100, 100);
+        let at = |ending, c: Option<&Chan>, o: &OpenSocket| coverage_end(o, c, ending, now);
+        // Everything it sent arrived: covered up to now.
+        for e in [Ending::ClosedByServer, Ending::Superseded, Ending::Closing] {
+            assert_eq!(at(e, Some(&c), &o), (now, false), "{e:?}");
+        }
+        // Given up on: up to its last frame.
+        assert_eq!(at(Ending::GivenUp, Some(&c), &o), (o.last_rx, false));
+        // Never past the channel's expiry.
+        let expired = chan(30, 100);
+        assert_eq!(
+            at(Ending::ClosedByServer, Some(&expired), &o),
+            (Instant::from_secs(30), false)
+        );
+        // Unproven since a suspend: up to then, whatever ended it.
+        o.suspect_since = Some(Instant::from_secs(20));
+        for e in [Ending::ClosedByServer, Ending::GivenUp, Ending::Closing] {
+            assert_eq!(at(e, Some(&c), &o), (Instant::from_secs(20), true), "{e:?}");
+        }
     }
 }

@@ -33,10 +33,11 @@ use guards::{AuthStreak, MalformedDigest, Refusals};
 use ledger::Ledger;
 use link::{Link, LinkTimer, Plan, Renewal, Step, Sub, Wait, Which, SLOTS};
 use links::Links;
+use loss::Ending;
 use schedule::Pace;
 use token::Tokens;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
@@ -86,19 +87,6 @@ impl Timer {
 enum Kind {
     Token,
     Channel,
-}
-
-/// What the session knows about a socket it loses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
-    /// The server closed it: everything it sent before the close arrived.
-    ClosedByServer,
-    /// The session gives up on it (and closes it): it is proven only up to its last frame,
-    /// or up to the handover pong if one came.
-    GivenUp,
-    /// The server said on it that it no longer carries its topics (another channel took
-    /// them): everything it sent before arrived; the session closes it.
-    Superseded,
 }
 
 /// Entry counts of the session's internal collections, from [`Session::footprint`].
@@ -574,29 +562,12 @@ impl Session {
     /// Closes every socket, reports what was still uncovered, and ends all IO.
     fn stop(&mut self) {
         let now = self.now;
-        // A topic whose every covering socket is unproven since a suspend was not covered
-        // since the latest of those suspends.
-        let mut suspended: BTreeMap<Topic, Instant> = BTreeMap::new();
-        let mut proven: BTreeSet<&Topic> = BTreeSet::new();
-        for l in self.lanes() {
-            let Some(o) = l.open().filter(|o| o.is_live()) else {
-                continue;
-            };
-            for t in o.server_topics.intersection(&self.topics) {
-                match o.suspect_since {
-                    Some(since) => {
-                        let e = suspended.entry(t.clone()).or_insert(since);
-                        *e = (*e).max(since);
-                    }
-                    None => {
-                        proven.insert(t);
-                    }
-                }
+        // Every live socket is closed now: a topic was covered up to now unless every socket
+        // that carried it is unproven since a suspend.
+        for (t, (since, suspended)) in self.coverage_ends(Ending::Closing) {
+            if suspended {
+                self.ledger.lose(&t, since, GapReason::Suspended);
             }
-        }
-        suspended.retain(|t, _| !proven.contains(t));
-        for (t, since) in suspended {
-            self.ledger.lose(&t, since, GapReason::Suspended);
         }
         self.ledger.end_all(now, &mut self.events);
         self.flush_malformed();
@@ -1060,20 +1031,8 @@ impl Session {
         if matches!(self.life, Life::LoginRequired) {
             return;
         }
-        let now = self.now;
-        // Coverage of a topic ended with the last frame of the last socket that carried it.
-        let mut ended: BTreeMap<Topic, Instant> = BTreeMap::new();
-        for l in self.lanes() {
-            let Some(o) = l.open().filter(|o| o.is_live()) else {
-                continue;
-            };
-            let from = o.suspect_since.unwrap_or(o.last_rx).min(now);
-            for t in o.server_topics.intersection(&self.topics) {
-                let e = ended.entry(t.clone()).or_insert(from);
-                *e = (*e).max(from);
-            }
-        }
-        for (t, from) in ended {
+        // Coverage of a topic ended where it ended on the last socket that carried it.
+        for (t, (from, _)) in self.coverage_ends(Ending::GivenUp) {
             self.ledger.lose(&t, from, GapReason::LoginRequired);
         }
         self.leave_running(Life::LoginRequired);

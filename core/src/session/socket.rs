@@ -13,7 +13,8 @@ use super::dedup;
 use super::link::{Link, Plan, Proof, Which, SLOTS};
 use super::liveness::Bounds;
 use super::loss::Cause;
-use super::{Ending, Session, MAX_CLOSE_REASON, MAX_DEDUP_KEYS};
+use super::loss::Ending;
+use super::{Session, MAX_CLOSE_REASON, MAX_DEDUP_KEYS};
 
 impl Session {
     pub(super) fn on_frame(&mut self, conn: ConnId, text: String) {

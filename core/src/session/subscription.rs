@@ -8,7 +8,8 @@ use crate::io::{Action, Event, GapReason, TopicResult};
 use crate::types::{ReqId, Topic};
 
 use super::link::{Early, Link, Plan, Step, Sub, SubRequest, Which, SLOTS};
-use super::{Ending, Session};
+use super::loss::Ending;
+use super::Session;
 
 impl Session {
     /// Sends the subscription PUT beside the upgrade, if a token and the budget allow — on a
