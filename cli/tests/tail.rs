@@ -63,26 +63,17 @@ fn notifications_on_stdout_lifecycle_on_stderr_exit_0_on_sigint() {
         ..SimConfig::default()
     })
     .unwrap();
-    let mut child = with_client(
-        tail(
-            &sim,
-            &[
-                "--topic",
-                "v2.users.a.presence",
-                "--topic",
-                "v2.forbidden.x",
-                "--log-format",
-                "json",
-            ],
-        ),
+    let (mut child, out, err) = spawn_tail_reading(
         &sim,
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let out = lines(child.stdout.take().unwrap());
-    let err = lines(child.stderr.take().unwrap());
+        &[
+            "--topic",
+            "v2.users.a.presence",
+            "--topic",
+            "v2.forbidden.x",
+            "--log-format",
+            "json",
+        ],
+    );
     let mut seqs = Vec::new();
     while seqs.len() < 5 {
         let line = out
@@ -138,12 +129,7 @@ fn sigterm_also_exits_0() {
         ..SimConfig::default()
     })
     .unwrap();
-    let mut child = with_client(tail(&sim, &["--topic", "v2.users.a.presence"]), &sim)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = lines(child.stdout.take().unwrap());
+    let (mut child, out, _err) = spawn_tail_reading(&sim, &["--topic", "v2.users.a.presence"]);
     out.recv_timeout(Duration::from_secs(10))
         .expect("no notification");
     sigterm(&child);
@@ -154,16 +140,11 @@ fn sigterm_also_exits_0() {
 fn revoked_refresh_token_exits_3_quickly_without_a_request_storm() {
     let sim = Sim::start(SimConfig::default()).unwrap();
     let started = Instant::now();
-    let out = with_client(
-        tail(
-            &sim,
-            &["--topic", "v2.users.a.presence", "--log-format", "json"],
-        ),
+    let out = tail_output(
         &sim,
-    )
-    .env("GENESYS_REFRESH_TOKEN", "revoked-or-bogus")
-    .output()
-    .unwrap();
+        &["--topic", "v2.users.a.presence", "--log-format", "json"],
+        &[("GENESYS_REFRESH_TOKEN", "revoked-or-bogus")],
+    );
     assert_eq!(out.status.code(), Some(3));
     assert!(started.elapsed() < Duration::from_secs(5));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -351,15 +332,11 @@ fn redirects_are_never_followed_and_stop_with_exit_4() {
         })
         .unwrap();
         std::thread::sleep(Duration::from_millis(100));
-        let out = with_client(
-            tail(
-                &sim,
-                &["--topic", "v2.users.a.presence", "--log-format", "json"],
-            ),
+        let out = tail_output(
             &sim,
-        )
-        .output()
-        .unwrap();
+            &["--topic", "v2.users.a.presence", "--log-format", "json"],
+            &[],
+        );
         let text = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(4), "{endpoint}: {text}");
         assert!(
@@ -380,23 +357,16 @@ fn server_text_cannot_drive_the_terminal() {
         ..SimConfig::default()
     })
     .unwrap();
-    let mut child = with_client(
-        tail(
-            &sim,
-            &[
-                "--topic",
-                "v2.users.a.presence",
-                "--topic",
-                "v2.forbidden.x",
-            ],
-        ),
+    let (mut child, err) = spawn_tail(
         &sim,
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let err = lines(child.stderr.take().unwrap());
+        &[
+            "--topic",
+            "v2.users.a.presence",
+            "--topic",
+            "v2.forbidden.x",
+        ],
+        &[],
+    );
     let mut seen = Vec::new();
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {
@@ -552,19 +522,10 @@ fn a_malformed_flood_is_a_few_warnings_and_hostile_answers_do_not_loop() {
     })
     .unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    let mut child = with_client(
-        tail(
-            &sim,
-            &["--topic", "v2.users.a.presence", "--log-format", "json"],
-        ),
+    let (mut child, out, err) = spawn_tail_reading(
         &sim,
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let out = lines(child.stdout.take().unwrap());
-    let err = lines(child.stderr.take().unwrap());
+        &["--topic", "v2.users.a.presence", "--log-format", "json"],
+    );
     // Live despite two dead tokens and two expired channels.
     let mut seen: Vec<String> = Vec::new();
     let live_by = Instant::now() + Duration::from_secs(30);
@@ -628,18 +589,11 @@ fn a_huge_retry_after_is_capped_and_named_and_sigterm_still_exits_0() {
     })
     .unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    let mut child = with_client(
-        tail(
-            &sim,
-            &["--topic", "v2.users.a.presence", "--log-format", "json"],
-        ),
+    let (mut child, err) = spawn_tail(
         &sim,
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let err = lines(child.stderr.take().unwrap());
+        &["--topic", "v2.users.a.presence", "--log-format", "json"],
+        &[],
+    );
     let end = Instant::now() + Duration::from_secs(10);
     let mut warned = None;
     while Instant::now() < end && warned.is_none() {
@@ -675,12 +629,7 @@ fn until_a_gap(extra: &[&str]) -> Vec<String> {
     .unwrap();
     let mut args = vec!["--topic", "v2.users.a.presence"];
     args.extend_from_slice(extra);
-    let mut child = with_client(tail(&sim, &args), &sim)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = lines(child.stderr.take().unwrap());
+    let (mut child, err) = spawn_tail(&sim, &args, &[]);
     let mut seen = Vec::new();
     let end = Instant::now() + Duration::from_secs(15);
     while Instant::now() < end {
@@ -757,9 +706,7 @@ fn an_untrusted_certificate_stops_with_exit_4_and_says_how_to_trust_it() {
     })
     .unwrap();
     let started = Instant::now();
-    let out = with_client(tail(&sim, &["--topic", "v2.users.a.presence"]), &sim)
-        .output()
-        .unwrap();
+    let out = tail_output(&sim, &["--topic", "v2.users.a.presence"], &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(
@@ -790,22 +737,18 @@ fn topics_from_a_file_max_events_and_an_output_file() {
     .unwrap();
     let output = dir.join("events.jsonl");
     let _ = std::fs::remove_file(&output);
-    let out = with_client(
-        tail(
-            &sim,
-            &[
-                "--topics-file",
-                topics.to_str().unwrap(),
-                "--max-events",
-                "25",
-                "--output",
-                output.to_str().unwrap(),
-            ],
-        ),
+    let out = tail_output(
         &sim,
-    )
-    .output()
-    .unwrap();
+        &[
+            "--topics-file",
+            topics.to_str().unwrap(),
+            "--max-events",
+            "25",
+            "--output",
+            output.to_str().unwrap(),
+        ],
+        &[],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(out.stdout.is_empty(), "notifications go to the file");
@@ -828,12 +771,7 @@ fn topics_from_a_file_max_events_and_an_output_file() {
 
     // A bad line is a usage error that names it.
     std::fs::write(&topics, "v2.users.a.presence\nv2.users.x/presence\n").unwrap();
-    let out = with_client(
-        tail(&sim, &["--topics-file", topics.to_str().unwrap()]),
-        &sim,
-    )
-    .output()
-    .unwrap();
+    let out = tail_output(&sim, &["--topics-file", topics.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 2"), "{err}");
@@ -903,26 +841,17 @@ fn redundancy_2_prints_each_notification_once_and_one_socket_lost_costs_no_gap()
         ..SimConfig::default()
     })
     .unwrap();
-    let mut child = with_client(
-        tail(
-            &sim,
-            &[
-                "--topic",
-                "v2.users.a.presence",
-                "--redundancy",
-                "2",
-                "--log-format",
-                "json",
-            ],
-        ),
+    let (mut child, out, err) = spawn_tail_reading(
         &sim,
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let out = lines(child.stdout.take().unwrap());
-    let err = lines(child.stderr.take().unwrap());
+        &[
+            "--topic",
+            "v2.users.a.presence",
+            "--redundancy",
+            "2",
+            "--log-format",
+            "json",
+        ],
+    );
     // Read past both faults (4 s of the simulator's time at 20 a second) and both
     // reconnections; the wait is generous because a loaded machine is slow, and only counts
     // are asserted.
@@ -987,6 +916,30 @@ fn spawn_tail(sim: &Sim, args: &[&str], env: &[(&str, &str)]) -> (Child, mpsc::R
     (child, err)
 }
 
+/// `tail` with the simulator's client credentials and `args`: stdout and stderr read line by
+/// line.
+fn spawn_tail_reading(
+    sim: &Sim,
+    args: &[&str],
+) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
+    let mut child = with_client(tail(sim, args), sim)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = lines(child.stdout.take().unwrap());
+    let err = lines(child.stderr.take().unwrap());
+    (child, out, err)
+}
+
+/// `tail` with the simulator's client credentials, `args` and `env`, run to its end.
+fn tail_output(sim: &Sim, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    with_client(tail(sim, args), sim)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
 /// The `http://…/metrics` address tail announces on stderr.
 fn metrics_url(err: &mpsc::Receiver<String>) -> String {
     let line = first_line(err, Duration::from_secs(10), |l| l.contains("/metrics"));
@@ -1034,15 +987,11 @@ fn a_write_error_exits_5_and_names_the_file_but_a_closed_pipe_exits_0() {
     })
     .unwrap();
     // --output on a full disk.
-    let out = with_client(
-        tail(
-            &sim,
-            &["--topic", "v2.users.a.presence", "--output", "/dev/full"],
-        ),
+    let out = tail_output(
         &sim,
-    )
-    .output()
-    .unwrap();
+        &["--topic", "v2.users.a.presence", "--output", "/dev/full"],
+        &[],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{err}");
     assert!(err.contains("--output /dev/full"), "{err}");
@@ -1182,20 +1131,16 @@ fn a_refresh_token_file_others_can_replace_is_refused_at_start() {
     let file = dir.join("refresh-token");
     std::fs::write(&file, sim.refresh_token()).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = with_client(
-        tail(
-            &sim,
-            &[
-                "--topic",
-                "v2.users.a.presence",
-                "--refresh-token-file",
-                file.to_str().unwrap(),
-            ],
-        ),
+    let out = tail_output(
         &sim,
-    )
-    .output()
-    .unwrap();
+        &[
+            "--topic",
+            "v2.users.a.presence",
+            "--refresh-token-file",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("writable by other users"), "{err}");
