@@ -58,11 +58,7 @@ fn wait_exit(child: &mut Child, within: Duration) -> i32 {
 
 #[test]
 fn notifications_on_stdout_lifecycle_on_stderr_exit_0_on_sigint() {
-    let sim = Sim::start(SimConfig {
-        rate: 20.0,
-        ..SimConfig::default()
-    })
-    .unwrap();
+    let sim = sim_at_rate(20.0);
     let (mut child, out, err) = spawn_tail_reading(
         &sim,
         &[
@@ -124,11 +120,7 @@ fn notifications_on_stdout_lifecycle_on_stderr_exit_0_on_sigint() {
 
 #[test]
 fn sigterm_also_exits_0() {
-    let sim = Sim::start(SimConfig {
-        rate: 5.0,
-        ..SimConfig::default()
-    })
-    .unwrap();
+    let sim = sim_at_rate(5.0);
     let (mut child, out, _err) = spawn_tail_reading(&sim, &["--topic", "v2.users.a.presence"]);
     out.recv_timeout(Duration::from_secs(10))
         .expect("no notification");
@@ -167,11 +159,7 @@ fn revoked_refresh_token_exits_3_quickly_without_a_request_storm() {
 
 #[test]
 fn static_access_token_works() {
-    let sim = Sim::start(SimConfig {
-        rate: 10.0,
-        ..SimConfig::default()
-    })
-    .unwrap();
+    let sim = sim_at_rate(10.0);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -212,11 +200,7 @@ fn static_access_token_works() {
 
 #[test]
 fn usage_errors_exit_2_and_say_what_to_fix() {
-    let sim = Sim::start(SimConfig {
-        rate: 0.0,
-        ..SimConfig::default()
-    })
-    .unwrap();
+    let sim = sim_at_rate(0.0);
     let cases: Vec<(Command, &str)> = vec![
         (
             tail(&sim, &["--topic", "v2.users.a.presence"]),
@@ -293,17 +277,12 @@ fn a_foreign_connect_uri_is_fatal_exit_4_and_no_channel_id_is_shown() {
         ..SimConfig::default()
     })
     .unwrap();
-    let mut child = with_client(
-        tail(
-            &sim,
-            &["--topic", "v2.users.a.presence", "--log-format", "json"],
-        ),
+    let mut child = spawn_tail_with(
         &sim,
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+        &["--topic", "v2.users.a.presence", "--log-format", "json"],
+        Stdio::null(),
+        Stdio::piped(),
+    );
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 4);
     let out = child.wait_with_output().unwrap();
     let events = stderr_json(&out);
@@ -409,11 +388,7 @@ fn the_refresh_token_file_holds_the_old_or_the_new_token_whatever_step_crashes()
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     for step in ["created", "written", "synced", "renamed", "none"] {
-        let sim = Sim::start(SimConfig {
-            rate: 5.0,
-            ..SimConfig::default()
-        })
-        .unwrap();
+        let sim = sim_at_rate(5.0);
         let path = dir.join(format!("rt-{step}"));
         let old = sim.refresh_token().to_owned();
         std::fs::write(&path, &old).unwrap();
@@ -460,22 +435,13 @@ fn the_refresh_token_file_holds_the_old_or_the_new_token_whatever_step_crashes()
 #[test]
 #[allow(clippy::print_stdout)]
 fn sigterm_exits_at_once_with_a_stopped_stdout_reader_and_reports_what_it_dropped() {
-    let sim = Sim::start(SimConfig {
-        rate: 20.0,
-        ..SimConfig::default()
-    })
-    .unwrap();
-    let mut child = with_client(
-        tail(
-            &sim,
-            &["--topic", "v2.users.a.presence", "--log-format", "json"],
-        ),
+    let sim = sim_at_rate(20.0);
+    let mut child = spawn_tail_with(
         &sim,
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+        &["--topic", "v2.users.a.presence", "--log-format", "json"],
+        Stdio::piped(),
+        Stdio::piped(),
+    );
     // Nobody reads stdout: after one line the pipe fills and tail blocks writing.
     let _stdout = child.stdout.take().unwrap();
     let err = lines(child.stderr.take().unwrap());
@@ -722,11 +688,7 @@ fn an_untrusted_certificate_stops_with_exit_4_and_says_how_to_trust_it() {
 
 #[test]
 fn topics_from_a_file_max_events_and_an_output_file() {
-    let sim = Sim::start(SimConfig {
-        rate: 20.0,
-        ..SimConfig::default()
-    })
-    .unwrap();
+    let sim = sim_at_rate(20.0);
     let dir = std::env::temp_dir().join(format!("gn-tail-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let topics = dir.join("topics.txt");
@@ -780,11 +742,7 @@ fn topics_from_a_file_max_events_and_an_output_file() {
 
 #[test]
 fn metrics_are_served_in_the_prometheus_text_format() {
-    let sim = Sim::start(SimConfig {
-        rate: 20.0,
-        ..SimConfig::default()
-    })
-    .unwrap();
+    let sim = sim_at_rate(20.0);
     let (mut child, err) = spawn_tail(
         &sim,
         &["--topic", "v2.users.a.presence", "--metrics", "127.0.0.1:0"],
@@ -905,9 +863,8 @@ fn first_line(
 /// `tail` with the simulator's client credentials, `args` and `env`: stdout discarded, stderr
 /// read line by line.
 fn spawn_tail(sim: &Sim, args: &[&str], env: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>) {
-    let mut c = with_client(tail(sim, args), sim);
-    c.envs(env.iter().copied());
-    let mut child = c
+    let mut child = with_client(tail(sim, args), sim)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -916,17 +873,31 @@ fn spawn_tail(sim: &Sim, args: &[&str], env: &[(&str, &str)]) -> (Child, mpsc::R
     (child, err)
 }
 
+/// A simulator publishing `rate` notifications a second.
+fn sim_at_rate(rate: f64) -> Sim {
+    Sim::start(SimConfig {
+        rate,
+        ..SimConfig::default()
+    })
+    .unwrap()
+}
+
+/// `tail` with the simulator's client credentials and `args`, its output where the test says.
+fn spawn_tail_with(sim: &Sim, args: &[&str], stdout: Stdio, stderr: Stdio) -> Child {
+    with_client(tail(sim, args), sim)
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 /// `tail` with the simulator's client credentials and `args`: stdout and stderr read line by
 /// line.
 fn spawn_tail_reading(
     sim: &Sim,
     args: &[&str],
 ) -> (Child, mpsc::Receiver<String>, mpsc::Receiver<String>) {
-    let mut child = with_client(tail(sim, args), sim)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_tail_with(sim, args, Stdio::piped(), Stdio::piped());
     let out = lines(child.stdout.take().unwrap());
     let err = lines(child.stderr.take().unwrap());
     (child, out, err)
@@ -952,11 +923,7 @@ fn metrics_url(err: &mpsc::Receiver<String>) -> String {
 #[test]
 fn a_silence_longer_than_the_wait_for_an_event_ends_nothing() {
     // No publisher: a quiet topic. Heartbeats, pings and renewals make no event.
-    let sim = Sim::start(SimConfig {
-        rate: 0.0,
-        ..SimConfig::default()
-    })
-    .unwrap();
+    let sim = sim_at_rate(0.0);
     // tail waits 300 ms for an event instead of an hour: ten waits pass in silence.
     let (mut child, err) = spawn_tail(
         &sim,
@@ -981,11 +948,7 @@ fn a_silence_longer_than_the_wait_for_an_event_ends_nothing() {
 
 #[test]
 fn a_write_error_exits_5_and_names_the_file_but_a_closed_pipe_exits_0() {
-    let sim = Sim::start(SimConfig {
-        rate: 20.0,
-        ..SimConfig::default()
-    })
-    .unwrap();
+    let sim = sim_at_rate(20.0);
     // --output on a full disk.
     let out = tail_output(
         &sim,
@@ -1015,11 +978,12 @@ fn a_write_error_exits_5_and_names_the_file_but_a_closed_pipe_exits_0() {
     );
 
     // A reader that goes away (`tail | head -n 3`) is a clean stop.
-    let mut child = with_client(tail(&sim, &["--topic", "v2.users.a.presence"]), &sim)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_tail_with(
+        &sim,
+        &["--topic", "v2.users.a.presence"],
+        Stdio::piped(),
+        Stdio::null(),
+    );
     let mut reader = BufReader::new(child.stdout.take().unwrap());
     for _ in 0..3 {
         let mut l = String::new();
