@@ -15,18 +15,26 @@ fn help(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Panics naming the first of `needles` that `text` does not mention.
+fn assert_mentions(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{needle} missing");
+    }
+}
+
 #[test]
 fn tail_help_names_the_credentials_the_exit_codes_and_examples() {
     let text = help(&["tail", "--help"]);
-    for needle in [
-        "GENESYS_CLIENT_ID",
-        "GENESYS_REFRESH_TOKEN",
-        "GENESYS_ACCESS_TOKEN",
-        "Exit codes",
-        "Examples",
-    ] {
-        assert!(text.contains(needle), "{needle} missing");
-    }
+    assert_mentions(
+        &text,
+        &[
+            "GENESYS_CLIENT_ID",
+            "GENESYS_REFRESH_TOKEN",
+            "GENESYS_ACCESS_TOKEN",
+            "Exit codes",
+            "Examples",
+        ],
+    );
     insta::assert_snapshot!("tail_help", text);
 }
 
@@ -40,15 +48,16 @@ fn demo_help_says_how_long_it_runs() {
 #[test]
 fn sim_help_lists_the_faults_and_the_control_endpoints() {
     let text = help(&["sim", "--help"]);
-    for needle in [
-        "/__sim/fault",
-        "/__sim/stats",
-        "burst N",
-        "fail ENDPOINT COUNT STATUS",
-        "--script",
-    ] {
-        assert!(text.contains(needle), "{needle} missing");
-    }
+    assert_mentions(
+        &text,
+        &[
+            "/__sim/fault",
+            "/__sim/stats",
+            "burst N",
+            "fail ENDPOINT COUNT STATUS",
+            "--script",
+        ],
+    );
     insta::assert_snapshot!("sim_help", text);
 }
 

@@ -1,26 +1,18 @@
 //! `genesys-notify sim` as a user runs it: a real process, real signals.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_genesys-notify"))
-}
+mod common;
+use common::{bin, spawn_sim};
 
 #[test]
 fn prints_a_json_banner_serves_and_exits_0_on_sigint() {
-    let mut child = bin()
-        .args(["sim", "--token-ttl", "30s", "--rate", "0", "--quiet"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = spawn_sim(
+        &["--token-ttl", "30s", "--rate", "0", "--quiet"],
+        Stdio::piped(),
+    );
     let banner: serde_json::Value = serde_json::from_str(&line).unwrap();
     let base = banner["base_url"].as_str().unwrap();
     assert!(base.starts_with("http://127.0.0.1:"));
@@ -97,17 +89,10 @@ fn bad_flags_exit_2_and_say_what_to_fix() {
 #[test]
 fn tls_writes_the_certificate() {
     let cert = std::env::temp_dir().join(format!("gn-cert-{}.pem", std::process::id()));
-    let mut child = bin()
-        .args(["sim", "--tls", "--quiet", "--cert-out"])
-        .arg(&cert)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = spawn_sim(
+        &["--tls", "--quiet", "--cert-out", cert.to_str().unwrap()],
+        Stdio::null(),
+    );
     assert!(line.contains("https://127.0.0.1:"), "{line}");
     let pem = std::fs::read_to_string(&cert).unwrap();
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));

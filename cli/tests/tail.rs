@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use genesys_notify_sim::{Sim, SimConfig};
 
+mod common;
+use common::spawn_sim;
+
 fn tail(sim: &Sim, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_genesys-notify"));
     c.args(["tail", "--api-base", sim.base_url()]).args(extra);
@@ -1127,16 +1130,7 @@ fn peak_rss_kb(pid: u32) -> u64 {
 #[test]
 fn large_notifications_for_a_reader_that_stopped_stay_within_the_queue_budget() {
     // The simulator in a process of its own, as an operator would run it against tail.
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_genesys-notify"))
-        .args(["sim", "--rate", "0", "--quiet"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(sim.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
+    let (mut sim, banner) = spawn_sim(&["--rate", "0", "--quiet"], Stdio::null());
     let banner: serde_json::Value = serde_json::from_str(&banner).unwrap();
     let base = banner["base_url"].as_str().unwrap().to_owned();
     // stdout is a pipe nobody reads: the first large line fills it and tail's writer stops.
