@@ -8,8 +8,9 @@
 //! the matching input. Who decides *what* to answer — a script, a property test, a fuzzer —
 //! stays with the caller; [`FakeServer::answer`] only says what the answer looks like.
 //!
-//! [`live`] brings a fresh session up to `Live` by answering everything, the usual start of a
-//! benchmark or an allocation test. [`RequestRates`] checks the per-minute request budgets.
+//! [`Pair`] is a session and that server in simulated time, the drive loop every sans-IO test
+//! builds on. [`live`] brings a fresh session up to `Live` by answering everything, the usual
+//! start of a benchmark or an allocation test. [`RequestRates`] checks the per-minute request budgets.
 //!
 //! ```
 //! use genesys_notify_core::testing::{live, FakeServer};
@@ -24,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use crate::{
-    Action, ChannelId, Config, ConnId, Input, Instant, RequestError, Secret, Session, Topic,
+    Action, ChannelId, Config, ConnId, Event, Input, Instant, RequestError, Secret, Session, Topic,
     TopicResult,
 };
 
@@ -293,31 +294,173 @@ impl FakeServer {
     }
 }
 
-/// A new session subscribed to `topics` and brought up to `Live` at time zero by answering
-/// every action with success. Panics if the session does not get there.
-pub fn live(config: Config, topics: &[&str], mut server: FakeServer) -> (Session, FakeServer) {
-    let mut s = Session::new(config, Instant::ZERO, 1)
-        .unwrap_or_else(|e| panic!("the config given to testing::live is invalid: {e}"));
-    let topics = topics.iter().map(|t| {
-        Topic::new(*t).unwrap_or_else(|e| panic!("testing::live got a bad topic {t}: {e}"))
-    });
-    if let Err(e) = s.subscribe(Instant::ZERO, topics) {
-        panic!("testing::live could not subscribe: {e}");
+/// A session and the pretend service it talks to, in simulated time: the one drive loop that
+/// transcripts, property tests, fuzzers and benchmarks share. Which action to answer, how and
+/// when stays with the caller (a script, a property test, a fuzzer); the pair does the
+/// bookkeeping: every action is shown to the server as it is emitted and kept until answered,
+/// answers are fed back at `now`, and a wake-up checks that the session does not spin.
+///
+/// ```
+/// use genesys_notify_core::testing::Pair;
+/// use genesys_notify_core::{Config, Status};
+///
+/// let mut p = Pair::new(Config::default(), 1).unwrap();
+/// p.subscribe(&["v2.users.u1.presence"]);
+/// p.take_actions(|_| {});
+/// p.serve(|_| {}, |_| {});
+/// assert_eq!(p.session.status(), Status::Live);
+/// p.advance(std::time::Duration::from_secs(3600)).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Pair {
+    /// The session under test.
+    pub session: Session,
+    /// The service it talks to.
+    pub server: FakeServer,
+    /// The simulated time inputs and wake-ups happen at.
+    pub now: Instant,
+    /// Actions the session emitted that nobody answered yet, oldest first.
+    pub pending: VecDeque<Action>,
+}
+
+impl Pair {
+    /// A new session at time zero with `seed`, and a server that answers with hour-long
+    /// tokens and day-long channels.
+    pub fn new(config: Config, seed: u64) -> Result<Pair, crate::UsageError> {
+        Ok(Pair {
+            session: Session::new(config, Instant::ZERO, seed)?,
+            server: FakeServer::new(),
+            now: Instant::ZERO,
+            pending: VecDeque::new(),
+        })
     }
-    for _ in 0..1_000 {
-        let Some(a) = s.poll_action() else { break };
-        server.emitted(&a);
-        for input in server.answer(a, None) {
-            s.handle_input(Instant::ZERO, input);
+
+    /// Adds topics to the session's set at `now`. Panics on a bad topic or a refusal.
+    pub fn subscribe(&mut self, topics: &[&str]) {
+        let topics = topics.iter().map(|t| {
+            Topic::new(*t).unwrap_or_else(|e| panic!("Pair::subscribe got a bad topic {t}: {e}"))
+        });
+        if let Err(e) = self.session.subscribe(self.now, topics) {
+            panic!("Pair::subscribe was refused: {e}");
         }
     }
-    while s.poll_event().is_some() {}
+
+    /// Feeds one input at `now`.
+    pub fn input(&mut self, input: Input) {
+        self.session.handle_input(self.now, input);
+    }
+
+    /// Takes every action the session queued: each is shown to the server, then to `each`,
+    /// and kept in `pending`. Returns how many there were.
+    pub fn take_actions(&mut self, mut each: impl FnMut(&Action)) -> usize {
+        let mut n = 0;
+        while let Some(a) = self.session.poll_action() {
+            n += 1;
+            self.server.emitted(&a);
+            each(&a);
+            self.pending.push_back(a);
+        }
+        n
+    }
+
+    /// Takes every event the session queued.
+    pub fn take_events(&mut self, mut each: impl FnMut(Event)) {
+        while let Some(e) = self.session.poll_event() {
+            each(e);
+        }
+    }
+
+    /// Answers `action` with success or `failure` and feeds the answer in at `now`.
+    pub fn answer(&mut self, action: Action, failure: Option<RequestError>) {
+        for input in self.server.answer(action, failure) {
+            self.input(input);
+        }
+    }
+
+    /// Takes the pending action `pick` picks (modulo their number) out of `pending`.
+    pub fn take_pending(&mut self, pick: usize) -> Option<Action> {
+        let n = self.pending.len();
+        if n == 0 {
+            return None;
+        }
+        self.pending.remove(pick % n)
+    }
+
+    /// Answers every pending action with success, and what they lead to, until nothing is
+    /// pending; `on_action` and `on_event` see what comes out. Panics if the session keeps
+    /// asking (10,000 answers).
+    pub fn serve(&mut self, mut on_action: impl FnMut(&Action), mut on_event: impl FnMut(Event)) {
+        for _ in 0..10_000 {
+            let Some(a) = self.pending.pop_front() else {
+                return;
+            };
+            self.answer(a, None);
+            self.take_actions(&mut on_action);
+            self.take_events(&mut on_event);
+        }
+        panic!("the session keeps asking for IO at {}", self.now);
+    }
+
+    /// Moves time to `at` (never back) and lets the session handle its deadlines. An error
+    /// if it then asks to be woken again at or before its `now`: a busy loop.
+    pub fn wake_at(&mut self, at: Instant) -> Result<(), String> {
+        self.now = self.now.max(at);
+        self.session.handle_timeout(self.now);
+        match self.session.poll_timeout() {
+            Some((next, why)) if next <= self.session.now() => Err(format!(
+                "busy loop: {why} at {next} after handle_timeout({})",
+                self.session.now()
+            )),
+            Some(_) | None => Ok(()),
+        }
+    }
+
+    /// Moves time on by `d` (see [`wake_at`](Self::wake_at)).
+    pub fn advance(&mut self, d: Duration) -> Result<(), String> {
+        self.wake_at(self.now + d)
+    }
+
+    /// Moves time to the session's next deadline, if it has one (see
+    /// [`wake_at`](Self::wake_at)).
+    pub fn to_deadline(&mut self) -> Result<(), String> {
+        match self.session.poll_timeout() {
+            Some((at, _)) => self.wake_at(at),
+            None => Ok(()),
+        }
+    }
+
+    /// The open socket `pick` picks (modulo their number), if one is open.
+    pub fn pick_open(&self, pick: usize) -> Option<ConnId> {
+        let open: Vec<ConnId> = self.server.open().collect();
+        open.get(pick % open.len().max(1)).copied()
+    }
+
+    /// The service closes `conn` with `code` (or the connection dies: `None`).
+    pub fn server_close(&mut self, conn: ConnId, code: Option<u16>) {
+        self.server.drop_socket(conn);
+        self.input(Input::Closed {
+            conn,
+            code,
+            reason: String::new(),
+        });
+    }
+}
+
+/// A new session subscribed to `topics` and brought up to `Live` at time zero by answering
+/// every action with success. Panics if the session does not get there.
+pub fn live(config: Config, topics: &[&str], server: FakeServer) -> (Session, FakeServer) {
+    let mut p = Pair::new(config, 1)
+        .unwrap_or_else(|e| panic!("the config given to testing::live is invalid: {e}"));
+    p.server = server;
+    p.subscribe(topics);
+    p.take_actions(|_| {});
+    p.serve(|_| {}, |_| {});
     assert_eq!(
-        s.status(),
+        p.session.status(),
         crate::Status::Live,
         "testing::live: the session did not get live"
     );
-    (s, server)
+    (p.session, p.server)
 }
 
 /// Checks the bound on requests: whatever the server answers, each request kind goes out at

@@ -7,10 +7,9 @@ use std::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 use genesys_notify_adapter_common::http::{self, HttpAnswer};
 use genesys_notify_adapter_common::{Credentials, Endpoints, TokenSource};
-use genesys_notify_core::testing::{live, ChannelsMade, FakeServer, RequestRates};
+use genesys_notify_core::testing::{live, ChannelsMade, FakeServer, Pair, RequestRates};
 use genesys_notify_core::{
-    classify, Action, Config, ConnId, Frame, Input, Instant, ReqId, RequestError, Secret, Session,
-    Topic,
+    classify, Action, Config, ConnId, Frame, Input, Instant, ReqId, RequestError, Secret, Topic,
 };
 
 /// Arbitrary bytes into the frame classifier, then into a live session.
@@ -124,150 +123,109 @@ fn session_run(data: &[u8]) -> Vec<String> {
     let mut u = Unstructured::new(data);
     let seed = u64::arbitrary(&mut u).unwrap_or(0);
     let cfg = Config::default();
-    let Ok(mut s) = Session::new(cfg.clone(), Instant::ZERO, seed) else {
+    let Ok(mut p) = Pair::new(cfg.clone(), seed) else {
         return Vec::new();
     };
     let mut rates = RequestRates::default();
     let mut made = ChannelsMade::default();
-    let mut server = FakeServer::new();
-    let mut pending: Vec<Action> = Vec::new();
-    // What the session asked for at its start goes out at its start, not after the first step.
-    while let Some(a) = s.poll_action() {
-        server.emitted(&a);
-        check(rates.record(&a, s.now(), &cfg));
-        if let Action::CreateChannel { req, .. } = &a {
-            made.sent(*req, s.now());
-        }
-        pending.push(a);
-    }
-    let mut now = Instant::ZERO;
     let mut trace = Vec::new();
+    // Each request is checked against the bounds on requests as it goes out.
+    let mut record = |a: &Action, at: Instant, made: &mut ChannelsMade| {
+        check(rates.record(a, at, &cfg));
+        if let Action::CreateChannel { req, .. } = a {
+            made.sent(*req, at);
+        }
+    };
+    // What the session asked for at its start goes out at its start, not after the first step.
+    let start = p.session.now();
+    p.take_actions(|a| record(a, start, &mut made));
     for _ in 0..200 {
         let Ok(op) = Op::arbitrary(&mut u) else { break };
-        let before = s.status();
+        let before = p.session.status();
         match op {
             Op::Answer { pick, fail, ttl } => {
-                if pending.is_empty() {
+                let Some(a) = p.take_pending(usize::from(pick)) else {
                     continue;
-                }
-                let a = pending.remove(usize::from(pick) % pending.len());
+                };
                 let ttl = Duration::from_secs(u64::from(ttl % 100_000));
-                server.token_ttl = ttl;
-                server.channel_ttl = ttl;
+                p.server.token_ttl = ttl;
+                p.server.channel_ttl = ttl;
                 let error = fail.map(|f| f.error());
                 if let (Action::CreateChannel { req, .. }, Some(RequestError::Http { .. })) =
                     (&a, &error)
                 {
                     made.refused(*req);
                 }
-                for input in server.answer(a, error) {
-                    s.handle_input(now, input);
-                }
+                p.answer(a, error);
             }
             Op::Advance(ms) => {
-                now = now + Duration::from_millis(u64::from(ms % 200_000));
-                s.handle_timeout(now);
-                if let Some((at, why)) = s.poll_timeout() {
-                    assert!(
-                        at > s.now(),
-                        "busy loop: {why} at {at} after handle_timeout({})",
-                        s.now()
-                    );
-                }
+                let d = Duration::from_millis(u64::from(ms % 200_000));
+                p.advance(d).unwrap_or_else(|e| panic!("{e}"));
             }
-            Op::ToDeadline => {
-                if let Some((at, _)) = s.poll_timeout() {
-                    now = now.max(at);
-                    s.handle_timeout(now);
-                    if let Some((next, why)) = s.poll_timeout() {
-                        assert!(next > s.now(), "busy loop: {why}");
-                    }
-                }
-            }
+            Op::ToDeadline => p.to_deadline().unwrap_or_else(|e| panic!("{e}")),
             Op::Frame { pick, text } => {
-                let conns: Vec<ConnId> = server.open().collect();
-                if let Some(conn) = conns.get(usize::from(pick) % conns.len().max(1)) {
-                    s.handle_input(now, Input::Frame { conn: *conn, text });
+                if let Some(conn) = p.pick_open(usize::from(pick)) {
+                    p.input(Input::Frame { conn, text });
                 }
             }
             Op::ServerClose { pick, code } => {
-                let conns: Vec<ConnId> = server.open().collect();
-                if let Some(conn) = conns.get(usize::from(pick) % conns.len().max(1)).copied() {
-                    server.drop_socket(conn);
-                    s.handle_input(
-                        now,
-                        Input::Closed {
-                            conn,
-                            code,
-                            reason: String::new(),
-                        },
-                    );
+                if let Some(conn) = p.pick_open(usize::from(pick)) {
+                    p.server_close(conn, code);
                 }
             }
-            Op::Resumed(ms) => s.handle_input(
-                now,
-                Input::Resumed {
-                    slept: Duration::from_millis(u64::from(ms)),
-                },
-            ),
+            Op::Resumed(ms) => p.input(Input::Resumed {
+                slept: Duration::from_millis(u64::from(ms)),
+            }),
             Op::Subscribe(t) => {
                 if let Ok(topic) = Topic::new(TOPICS[usize::from(t) % TOPICS.len()]) {
-                    let _ = s.subscribe(now, [topic]);
+                    let _ = p.session.subscribe(p.now, [topic]);
                 }
             }
             Op::Unsubscribe(t) => {
                 if let Ok(topic) = Topic::new(TOPICS[usize::from(t) % TOPICS.len()]) {
-                    let _ = s.unsubscribe(now, [&topic]);
+                    let _ = p.session.unsubscribe(p.now, [&topic]);
                 }
             }
             Op::Login(ttl) => {
-                let _ = s.login(
-                    now,
+                let _ = p.session.login(
+                    p.now,
                     Secret::new("login"),
                     Duration::from_secs(u64::from(ttl % 100_000)),
                 );
             }
-            Op::Close => s.close(now),
-            Op::Backwards(ms) => s.handle_timeout(now - Duration::from_millis(u64::from(ms))),
+            Op::Close => p.session.close(p.now),
+            Op::Backwards(ms) => p
+                .session
+                .handle_timeout(p.now - Duration::from_millis(u64::from(ms))),
             Op::Stale(n) => {
-                s.handle_input(
-                    now,
-                    Input::Opened {
-                        conn: ConnId::from_u64(n),
-                    },
-                );
-                s.handle_input(
-                    now,
-                    Input::TokenFailed {
-                        req: ReqId::from_u64(n),
-                        error: RequestError::status(500),
-                    },
-                );
+                p.input(Input::Opened {
+                    conn: ConnId::from_u64(n),
+                });
+                p.input(Input::TokenFailed {
+                    req: ReqId::from_u64(n),
+                    error: RequestError::status(500),
+                });
             }
             Op::ReportUnauthorized => {
-                if let Some(t) = s.access_token().cloned() {
-                    s.report_unauthorized(now, t.expose());
+                if let Some(t) = p.session.access_token().cloned() {
+                    p.session.report_unauthorized(p.now, t.expose());
                 }
             }
         }
-        let mut emitted = 0;
-        while let Some(a) = s.poll_action() {
-            emitted += 1;
-            server.emitted(&a);
-            check(rates.record(&a, s.now(), &cfg));
-            if let Action::CreateChannel { req, .. } = &a {
-                made.sent(*req, s.now());
-            }
+        let at = p.session.now();
+        let emitted = p.take_actions(|a| {
+            record(a, at, &mut made);
             trace.push(format!("{a:?}"));
-            pending.push(a);
-        }
+        });
         if before.is_terminal() {
             assert_eq!(emitted, 0, "IO after close");
         }
-        while let Some(e) = s.poll_event() {
-            trace.push(format!("{e:?}"));
-        }
-        assert!(server.sockets() <= 2, "more than two sockets: {server:?}");
+        p.take_events(|e| trace.push(format!("{e:?}")));
+        assert!(
+            p.server.sockets() <= 2,
+            "more than two sockets: {:?}",
+            p.server
+        );
         check(made.check(&cfg));
     }
     trace
