@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use genesys_notify_core::testing::{self, ChannelsMade, FakeServer, RequestRates};
+use genesys_notify_core::testing::{self, ChannelsMade, Pair, RequestRates};
 use genesys_notify_core::{
-    Action, Config, ConnId, Event, Input, Instant, ReqId, RequestError, Secret, Session, Status,
-    Topic, MAX_RETRY_AFTER,
+    Action, Config, ConnId, Event, Input, Instant, ReqId, RequestError, Secret, Status, Topic,
+    MAX_RETRY_AFTER,
 };
 use proptest::prelude::*;
 
@@ -136,11 +136,8 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// The invariant checker, answering through the shared pretend server.
 struct Driver {
-    s: Session,
+    p: Pair,
     cfg: Config,
-    now: Instant,
-    pending: Vec<Action>,
-    server: FakeServer,
     /// Create requests not yet answered, with when they were sent.
     creating: BTreeMap<ReqId, Instant>,
     token_in_flight: Option<(ReqId, Instant)>,
@@ -174,13 +171,9 @@ impl Driver {
             redundancy,
             ..Config::default()
         };
-        let s = Session::new(cfg.clone(), Instant::ZERO, seed).unwrap();
         let mut d = Driver {
-            s,
+            p: Pair::new(cfg.clone(), seed).unwrap(),
             cfg,
-            now: Instant::ZERO,
-            pending: Vec::new(),
-            server: FakeServer::new(),
             creating: BTreeMap::new(),
             token_in_flight: None,
             last_input: None,
@@ -202,39 +195,34 @@ impl Driver {
     }
 
     fn input(&mut self, input: Input) {
-        let _ = writeln!(self.log, "{} < {input:?}", self.now);
+        let _ = writeln!(self.log, "{} < {input:?}", self.p.now);
         self.last_input = Some(input.clone());
-        self.s.handle_input(self.now, input);
+        self.p.input(input);
     }
 
     fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
-        let was = self.s.status();
+        let was = self.p.session.status();
         let mut relaxed = false;
         let mut failure_input = false;
         match op.clone() {
             Op::Answer(i, f, t) => {
-                if self.pending.is_empty() {
+                let Some(a) = self.p.take_pending(i) else {
                     return Ok(());
-                }
-                let a = self.pending.remove(i % self.pending.len());
+                };
                 failure_input = self.answer(a, f, t);
             }
             Op::Advance(ms) => {
-                self.now = self.now + Duration::from_millis(ms);
-                self.timeout()?;
+                let woke = self.p.advance(Duration::from_millis(ms));
+                prop_assert!(woke.is_ok(), "{:?}", woke);
             }
             Op::ToDeadline => {
-                if let Some((at, _)) = self.s.poll_timeout() {
-                    self.now = self.now.max(at);
-                    self.timeout()?;
-                }
+                let woke = self.p.to_deadline();
+                prop_assert!(woke.is_ok(), "{:?}", woke);
             }
             Op::Frame(i, kind) => {
-                let conns: Vec<ConnId> = self.server.open().collect();
-                if conns.is_empty() {
+                let Some(conn) = self.p.pick_open(i) else {
                     return Ok(());
-                }
-                let conn = conns[i % conns.len()];
+                };
                 let text = match kind {
                     FrameKind::Heartbeat => genesys_notify_core::HEARTBEAT.to_owned(),
                     FrameKind::Pong => genesys_notify_core::PONG.to_owned(),
@@ -248,14 +236,13 @@ impl Driver {
                 self.input(Input::Frame { conn, text });
             }
             Op::ServerClose(i, code) => {
-                let conns: Vec<ConnId> = self.server.open().collect();
-                if conns.is_empty() {
+                let Some(conn) = self.p.pick_open(i) else {
                     return Ok(());
-                }
-                let conn = conns[i % conns.len()];
-                self.server.drop_socket(conn);
+                };
                 failure_input = true;
-                self.input(Input::Closed {
+                let _ = writeln!(self.log, "{} < closed {conn} {code:?}", self.p.now);
+                self.p.server_close(conn, code);
+                self.last_input = Some(Input::Closed {
                     conn,
                     code,
                     reason: String::new(),
@@ -265,19 +252,22 @@ impl Driver {
                 slept: Duration::from_millis(ms),
             }),
             Op::Subscribe(t) => {
-                let r = self.s.subscribe(self.now, [Topic::new(TOPICS[t]).unwrap()]);
+                let r = self
+                    .p
+                    .session
+                    .subscribe(self.p.now, [Topic::new(TOPICS[t]).unwrap()]);
                 prop_assert!(r.is_ok() || was.is_terminal());
             }
             Op::Unsubscribe(t) => {
                 let topic = Topic::new(TOPICS[t]).unwrap();
-                let _ = self.s.unsubscribe(self.now, [&topic]);
+                let _ = self.p.session.unsubscribe(self.p.now, [&topic]);
                 self.lost.remove(TOPICS[t]);
             }
             Op::Login => {
                 relaxed = true;
                 self.logins += 1;
-                let _ = self.s.login(
-                    self.now,
+                let _ = self.p.session.login(
+                    self.p.now,
                     Secret::new(format!("login{}", self.logins)),
                     Duration::from_secs(3600),
                 );
@@ -287,12 +277,12 @@ impl Driver {
                 self.create_floor = Instant::ZERO;
             }
             Op::Close => {
-                self.s.close(self.now);
+                self.p.session.close(self.p.now);
                 self.lost.clear();
             }
             Op::TimeBackwards(ms) => {
-                let earlier = self.now - Duration::from_millis(ms);
-                self.s.handle_timeout(earlier);
+                let earlier = self.p.now - Duration::from_millis(ms);
+                self.p.session.handle_timeout(earlier);
             }
             Op::Stale(n) => {
                 let req = ReqId::from_u64(n);
@@ -323,12 +313,12 @@ impl Driver {
                 }
             }
             Op::ReportUnauthorized => {
-                if let Some(t) = self.s.access_token().cloned() {
-                    self.s.report_unauthorized(self.now, t.expose());
+                if let Some(t) = self.p.session.access_token().cloned() {
+                    self.p.session.report_unauthorized(self.p.now, t.expose());
                 }
             }
             Op::Publish(t) => {
-                let conns: Vec<ConnId> = self.server.open().collect();
+                let conns: Vec<ConnId> = self.p.server.open().collect();
                 self.next_seq += 1;
                 let seq = self.next_seq;
                 let text = testing::notification(TOPICS[t], seq);
@@ -351,24 +341,12 @@ impl Driver {
             prop_assert_eq!(actions, 0, "IO while login is required");
         }
         if matches!(
-            self.s.status(),
+            self.p.session.status(),
             Status::LoginRequired | Status::Closed | Status::Failed
         ) {
             // The session forgot its requests; answers to them will be ignored.
             self.creating.clear();
             self.token_in_flight = None;
-        }
-        Ok(())
-    }
-
-    fn timeout(&mut self) -> Result<(), TestCaseError> {
-        self.s.handle_timeout(self.now);
-        if let Some((at, why)) = self.s.poll_timeout() {
-            prop_assert!(
-                at > self.s.now(),
-                "busy loop: {why} at {at} <= now {}",
-                self.s.now()
-            );
         }
         Ok(())
     }
@@ -384,7 +362,7 @@ impl Driver {
             )
         });
         let retry_after = match f {
-            Some(Fail::S429(s)) => Some(self.now + Duration::from_secs(s).min(MAX_RETRY_AFTER)),
+            Some(Fail::S429(s)) => Some(self.p.now + Duration::from_secs(s).min(MAX_RETRY_AFTER)),
             _ => None,
         };
         match &a {
@@ -400,8 +378,8 @@ impl Driver {
                     None => {}
                 }
                 // 0: a token that is dead on arrival.
-                self.server.token_ttl = ttl(t, [60, 300, 3600, 86_400, 0]);
-                self.server.rotate_refresh_token = t == 0;
+                self.p.server.token_ttl = ttl(t, [60, 300, 3600, 86_400, 0]);
+                self.p.server.rotate_refresh_token = t == 0;
             }
             Action::CreateChannel { req, .. } => {
                 self.creating.remove(req);
@@ -414,21 +392,22 @@ impl Driver {
                     self.create_floor = floor;
                 }
                 // 0: a channel that has already expired.
-                self.server.channel_ttl = ttl(t, [30, 600, 3600, 86_400, 0]);
+                self.p.server.channel_ttl = ttl(t, [30, 600, 3600, 86_400, 0]);
             }
             Action::PutSubscriptions { .. } => {
                 if t == 3 {
-                    self.server
+                    self.p
+                        .server
                         .rejected
                         .insert(TOPICS[3].to_owned(), "no permission".to_owned());
                 } else {
-                    self.server.rejected.clear();
+                    self.p.server.rejected.clear();
                 }
             }
             Action::Connect { .. } | Action::Send { .. } | Action::Close { .. } => {}
             other => panic!("unexpected {other:?}"),
         }
-        for input in self.server.answer(a, f.map(|f| f.error())) {
+        for input in self.p.server.answer(a, f.map(|f| f.error())) {
             self.input(input);
         }
         failed
@@ -436,37 +415,36 @@ impl Driver {
 
     /// Drains outputs and checks the per-step invariants. Returns how many actions came out.
     fn collect(&mut self, after_failure: bool, relaxed: bool) -> Result<usize, TestCaseError> {
-        let mut n = 0;
         let rt = self.cfg.request_timeout;
-        while let Some(a) = self.s.poll_action() {
-            n += 1;
-            let _ = writeln!(self.log, "{}   > {a:?}", self.now);
-            self.server.emitted(&a);
-            if let Err(e) = self.rates.record(&a, self.s.now(), &self.cfg) {
+        let mut emitted = Vec::new();
+        let n = self.p.take_actions(|a| emitted.push(a.clone()));
+        for a in emitted {
+            let _ = writeln!(self.log, "{}   > {a:?}", self.p.now);
+            if let Err(e) = self.rates.record(&a, self.p.session.now(), &self.cfg) {
                 prop_assert!(false, "{}", e);
             }
             match &a {
                 Action::RequestToken { req } => {
                     if let Some((_, sent)) = self.token_in_flight {
                         prop_assert!(
-                            relaxed || self.now >= sent + rt,
+                            relaxed || self.p.now >= sent + rt,
                             "two token requests in flight"
                         );
                     }
                     prop_assert!(
-                        self.now >= self.token_floor,
+                        self.p.now >= self.token_floor,
                         "token request before Retry-After"
                     );
-                    self.token_in_flight = Some((*req, self.now));
+                    self.token_in_flight = Some((*req, self.p.now));
                 }
                 Action::CreateChannel { req, .. } => {
                     prop_assert!(!after_failure, "new channel in the same step as a failure");
-                    self.made.sent(*req, self.s.now());
+                    self.made.sent(*req, self.p.session.now());
                     prop_assert!(
-                        self.now >= self.create_floor,
+                        self.p.now >= self.create_floor,
                         "channel request before Retry-After"
                     );
-                    self.creating.insert(*req, self.now);
+                    self.creating.insert(*req, self.p.now);
                 }
                 Action::Connect { .. } => {
                     prop_assert!(!after_failure, "reconnect in the same step as a failure");
@@ -477,29 +455,30 @@ impl Driver {
                 Action::Send { .. } | Action::Close { .. } => {}
                 other => panic!("unexpected {other:?}"),
             }
-            self.pending.push(a);
         }
         if let Err(e) = self.made.check(&self.cfg) {
             prop_assert!(false, "{}", e);
         }
-        let now = self.now;
+        let now = self.p.now;
         self.creating.retain(|_, sent| *sent + rt > now);
         prop_assert!(
-            self.server.sockets() <= self.max_links,
+            self.p.server.sockets() <= self.max_links,
             "more than {} sockets: {:?}",
             self.max_links,
-            self.server
+            self.p.server
         );
-        let mut channels = self.server.socket_channels();
+        let mut channels = self.p.server.socket_channels();
         channels.extend(self.creating.keys().map(|r| format!("{r}")));
         prop_assert!(
             channels.len() <= self.max_links,
             "more than {} channels: {channels:?}",
             self.max_links
         );
+        let mut taken = Vec::new();
+        self.p.take_events(|e| taken.push(e));
         let mut events = Vec::new();
-        while let Some(e) = self.s.poll_event() {
-            let _ = writeln!(self.log, "{}   ! {e:?}", self.now);
+        for e in taken {
+            let _ = writeln!(self.log, "{}   ! {e:?}", self.p.now);
             if let Event::Notification { topic, raw } = &e {
                 if let Some(seq) = published_seq(raw) {
                     let key = (topic.as_str().to_owned(), seq);
@@ -526,11 +505,17 @@ impl Driver {
 
     fn check_events(&mut self, events: &[Event]) -> Result<(), TestCaseError> {
         let covered_now: BTreeSet<String> = self
-            .s
+            .p
+            .session
             .covered_topics()
             .map(|t| t.as_str().to_owned())
             .collect();
-        let desired: BTreeSet<String> = self.s.topics().map(|t| t.as_str().to_owned()).collect();
+        let desired: BTreeSet<String> = self
+            .p
+            .session
+            .topics()
+            .map(|t| t.as_str().to_owned())
+            .collect();
         let mut gapped = BTreeSet::new();
         for e in events {
             let Event::Gap {
@@ -539,7 +524,7 @@ impl Driver {
             else {
                 continue;
             };
-            prop_assert_eq!(*to, self.s.now());
+            prop_assert_eq!(*to, self.p.session.now());
             prop_assert!(from <= to);
             for t in topics {
                 // A gap may also start in the past without an observed loss: a socket found
@@ -549,12 +534,15 @@ impl Driver {
                 prop_assert!(gapped.insert(t.as_str().to_owned()), "two gaps for {}", t);
             }
         }
-        if self.s.status().is_terminal() {
+        if self.p.session.status().is_terminal() {
             self.lost.clear();
         }
         for t in &self.covered {
-            if desired.contains(t) && !covered_now.contains(t) && !self.s.status().is_terminal() {
-                self.lost.entry(t.clone()).or_insert(self.s.now());
+            if desired.contains(t)
+                && !covered_now.contains(t)
+                && !self.p.session.status().is_terminal()
+            {
+                self.lost.entry(t.clone()).or_insert(self.p.session.now());
             }
         }
         for t in &covered_now {
@@ -579,7 +567,7 @@ fn published_seq(raw: &str) -> Option<u64> {
 fn run(seed: u64, redundancy: u8, ops: &[Op]) -> Result<String, TestCaseError> {
     let mut d = Driver::new(seed, redundancy);
     for op in ops {
-        let _ = writeln!(d.log, "{} op {op:?}", d.now);
+        let _ = writeln!(d.log, "{} op {op:?}", d.p.now);
         if let Err(e) = d.step(op) {
             eprintln!("seed={seed} redundancy={redundancy}\n{}", d.log);
             return Err(e);
