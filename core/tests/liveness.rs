@@ -81,7 +81,7 @@ proptest! {
             .map(|s| u64::from(s.events) * (s.gap_ms / 1_000))
             .sum();
         let bound = silence.as_secs() + gaps_over_a_second + pauses + 1;
-        prop_assert!(u64::from(h.server.pings) <= bound, "{} pings, bound {}", h.server.pings, bound);
+        prop_assert!(u64::from(h.p.server.pings) <= bound, "{} pings, bound {}", h.p.server.pings, bound);
     }
 
     #[test]
@@ -95,8 +95,8 @@ proptest! {
         h.serve();
         play(&mut h, &stretches);
         let conn = h.conn();
-        let silent_from = h.now;
-        h.server.silent.insert(conn);
+        let silent_from = h.p.now;
+        h.p.server.silent.insert(conn);
         h.run_for(cfg.idle_timeout + cfg.ping_timeout + Duration::from_secs(1));
         let closed = h.times_of(|a| matches!(a, Action::Close { conn: c, .. } if *c == conn));
         prop_assert_eq!(closed.len(), 1, "the silent socket is given up once");

@@ -63,8 +63,8 @@ impl Month {
             ..Config::default()
         };
         let mut h = Harness::new(cfg, seed);
-        h.server.token_ttl = secs(TOKEN_TTL);
-        h.server.channel_ttl = secs(24 * HOUR);
+        h.p.server.token_ttl = secs(TOKEN_TTL);
+        h.p.server.channel_ttl = secs(24 * HOUR);
         h.subscribe(&[T1, T2]);
         h.serve();
         Month {
@@ -89,7 +89,7 @@ impl Month {
 
     fn fault(&mut self) {
         let h = &mut self.h;
-        if h.server.newest().is_none() {
+        if h.p.server.newest().is_none() {
             return;
         }
         match next(&mut self.rng) % 6 {
@@ -98,7 +98,7 @@ impl Month {
             2 => h.frame(SOCKET_CLOSING),
             3 => {
                 let conn = h.conn();
-                h.server.silent.insert(conn);
+                h.p.server.silent.insert(conn);
             }
             4 => h
                 .world
@@ -116,7 +116,7 @@ impl Month {
     fn publish(&mut self) {
         self.seq += 1;
         for t in [T1, T2] {
-            self.outstanding.push((t, self.seq, self.h.now));
+            self.outstanding.push((t, self.seq, self.h.p.now));
             self.h.publish(t, self.seq);
         }
     }
@@ -156,7 +156,7 @@ impl Month {
     }
 
     fn check_footprint(&mut self) {
-        let f = self.h.s.footprint();
+        let f = self.h.p.session.footprint();
         let ctx = self.ctx();
         let r = usize::from(self.redundancy);
         assert_eq!(f.topics, 2, "{ctx}: {f:?}");
@@ -225,7 +225,11 @@ impl Month {
 
     fn check(&self) {
         let ctx = self.ctx();
-        assert_eq!(self.h.s.status(), Status::Live, "{ctx}: live on day 30");
+        assert_eq!(
+            self.h.p.session.status(),
+            Status::Live,
+            "{ctx}: live on day 30"
+        );
         // Nothing lost outside a gap: every notification not delivered was published while
         // one of the gaps reported for its topic was open.
         let lost_outside: Vec<_> = self

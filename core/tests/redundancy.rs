@@ -25,12 +25,12 @@ fn two_links() -> Harness {
     let mut h = Harness::live(cfg(), &[T1, T2]);
     // Let the go-live pings be answered.
     h.run_for(Duration::from_millis(10));
-    assert_eq!(h.s.live_sockets(), 2, "{}", h.log);
+    assert_eq!(h.p.session.live_sockets(), 2, "{}", h.log);
     h
 }
 
 fn open_conns(h: &Harness) -> Vec<ConnId> {
-    h.server.open().collect()
+    h.p.server.open().collect()
 }
 
 /// Publishes on T1 and T2 to every socket subscribed (both links), `n` times `every` apart.
@@ -80,7 +80,7 @@ fn startup_brings_up_two_channels_and_delivers_each_notification_once() {
     let mut h = two_links();
     assert_eq!(creates(&h), 2);
     assert_eq!(open_conns(&h).len(), 2);
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     let mut seq = 0;
     traffic(&mut h, &mut seq, 20, Duration::from_millis(50));
     assert_each_once(&h, seq);
@@ -99,14 +99,19 @@ fn one_socket_fault(name: &str, fault: impl FnOnce(&mut Harness, ConnId)) -> Har
     traffic(&mut h, &mut seq, 300, Duration::from_millis(100));
     assert_each_once(&h, seq);
     assert!(h.gaps().is_empty(), "{name}: no gap\n{}", h.log);
-    assert!(!h.server.is_open(victim), "{name}: the victim is gone");
-    assert_eq!(h.s.live_sockets(), 2, "{name}: both links again\n{}", h.log);
-    assert_eq!(h.s.status(), Status::Live);
+    assert!(!h.p.server.is_open(victim), "{name}: the victim is gone");
+    assert_eq!(
+        h.p.session.live_sockets(),
+        2,
+        "{name}: both links again\n{}",
+        h.log
+    );
+    assert_eq!(h.p.session.status(), Status::Live);
     h
 }
 
 fn close(h: &mut Harness, conn: ConnId, code: Option<u16>) {
-    h.server.drop_socket(conn);
+    h.p.server.drop_socket(conn);
     h.input(Input::Closed {
         conn,
         code,
@@ -131,7 +136,7 @@ fn a_close_with_any_code_on_one_socket_loses_nothing() {
 #[test]
 fn a_half_open_socket_is_found_and_replaced_without_a_gap() {
     let h = one_socket_fault("half-open", |h, c| {
-        h.server.silent.insert(c);
+        h.p.server.silent.insert(c);
     });
     assert_eq!(h.socket_dead_gaps(), 0);
 }
@@ -165,7 +170,7 @@ fn both_sockets_dropped_is_reported_as_with_one_link() {
     for c in open_conns(&h) {
         close(&mut h, c, None);
     }
-    assert_eq!(h.s.status(), Status::Recovering);
+    assert_eq!(h.p.session.status(), Status::Recovering);
     h.run_for(secs(5));
     let gaps = h.gaps();
     assert_eq!(gaps.len(), 1, "{}", h.log);
@@ -176,7 +181,7 @@ fn both_sockets_dropped_is_reported_as_with_one_link() {
             ..
         }
     ));
-    assert_eq!(h.s.live_sockets(), 2);
+    assert_eq!(h.p.session.live_sockets(), 2);
 }
 
 #[test]
@@ -191,14 +196,14 @@ fn a_revoked_login_stops_both_links_with_one_report() {
     h.note("the token expires on the server and the refresh is refused");
     h.frame(harness::TOKEN_REVOKED);
     h.run_for(secs(2));
-    assert_eq!(h.s.status(), Status::LoginRequired, "{}", h.log);
+    assert_eq!(h.p.session.status(), Status::LoginRequired, "{}", h.log);
     let reports = h
         .events
         .iter()
         .filter(|e| matches!(e, Event::LoginRequired { .. }))
         .count();
     assert_eq!(reports, 1);
-    assert_eq!(h.server.open().count(), 0, "both sockets closed");
+    assert_eq!(h.p.server.open().count(), 0, "both sockets closed");
 }
 
 #[test]
@@ -206,24 +211,24 @@ fn renewals_never_overlap_and_the_links_hang_on_tokens_of_different_ages() {
     let mut server_cfg = cfg();
     server_cfg.stable_after = secs(1);
     let mut h = Harness::new(server_cfg, 11);
-    h.server.token_ttl = secs(3600);
-    h.server.channel_ttl = secs(86_400);
+    h.p.server.token_ttl = secs(3600);
+    h.p.server.channel_ttl = secs(86_400);
     h.subscribe(&[T1, T2]);
     h.serve();
     let mut standby_seen = 0;
     let mut max_sockets = 0;
-    let mut last_live = h.now;
+    let mut last_live = h.p.now;
     for _ in 0..(10 * 3600 / 10) {
         h.run_for(secs(10));
-        max_sockets = max_sockets.max(h.server.open().count());
-        if h.server.open().count() == 3 {
+        max_sockets = max_sockets.max(h.p.server.open().count());
+        if h.p.server.open().count() == 3 {
             standby_seen += 1;
         }
-        if h.s.live_sockets() == 2 {
-            last_live = h.now;
+        if h.p.session.live_sockets() == 2 {
+            last_live = h.p.now;
         }
         assert!(
-            h.now - last_live <= secs(120),
+            h.p.now - last_live <= secs(120),
             "both links not live for long\n"
         );
     }
@@ -260,12 +265,12 @@ fn a_service_that_keeps_a_topic_on_one_channel_gets_one_link_and_a_warning() {
         if conn != victim {
             continue;
         }
-        h.server.drop_socket(conn);
+        h.p.server.drop_socket(conn);
     }
     traffic(&mut h, &mut seq, 100, Duration::from_millis(100));
     assert_each_once(&h, seq);
     assert!(h.gaps().is_empty(), "{}", h.log);
-    assert_eq!(h.s.live_sockets(), 1);
+    assert_eq!(h.p.session.live_sockets(), 1);
     let warned = h
         .events
         .iter()
@@ -279,12 +284,12 @@ fn a_service_that_keeps_a_topic_on_one_channel_gets_one_link_and_a_warning() {
 
 /// Answers the first pending action that `pick` selects, and returns it.
 fn answer_one(h: &mut Harness, pick: impl Fn(&Action) -> bool) -> Action {
-    let i = h
-        .pending
-        .iter()
-        .position(pick)
-        .unwrap_or_else(|| panic!("no such action pending\n{}", h.log));
-    let a = h.pending.remove(i).unwrap();
+    let i =
+        h.p.pending
+            .iter()
+            .position(pick)
+            .unwrap_or_else(|| panic!("no such action pending\n{}", h.log));
+    let a = h.p.pending.remove(i).unwrap();
     h.answer(a.clone());
     a
 }
@@ -330,7 +335,7 @@ fn no_subscription_lands_while_another_channel_holds_topics_without_a_socket() {
     assert_eq!(puts_to(&h, "ch2"), 1, "goes once it is open\n{}", h.log);
     h.world.manual = false;
     h.run_for(Duration::from_millis(10));
-    assert_eq!(h.s.live_sockets(), 2, "{}", h.log);
+    assert_eq!(h.p.session.live_sockets(), 2, "{}", h.log);
 }
 
 /// The first upgrade fails: its channel holds topics with no socket until the link comes
@@ -350,7 +355,7 @@ fn a_failed_first_upgrade_does_not_hold_the_second_subscription() {
     assert_eq!(puts_to(&h, "ch2"), 1, "{}", h.log);
     h.world.manual = false;
     h.run_for(secs(10));
-    assert_eq!(h.s.live_sockets(), 2, "{}", h.log);
+    assert_eq!(h.p.session.live_sockets(), 2, "{}", h.log);
     assert!(
         puts_to(&h, "ch1") >= 2,
         "the first link PUTs again once open\n{}",
@@ -384,14 +389,14 @@ fn an_auth_close_of_both_sockets_counts_once_toward_the_login_guard() {
     for redundancy in [1, 2] {
         let h = auth_close_rounds(redundancy, 2);
         assert_ne!(
-            h.s.status(),
+            h.p.session.status(),
             Status::LoginRequired,
             "redundancy {redundancy}: two rounds are two failures\n{}",
             h.log
         );
         let h = auth_close_rounds(redundancy, 3);
         assert_eq!(
-            h.s.status(),
+            h.p.session.status(),
             Status::LoginRequired,
             "redundancy {redundancy}: the third asks for a login\n{}",
             h.log
@@ -405,7 +410,7 @@ fn an_auth_close_of_both_sockets_counts_once_toward_the_login_guard() {
 #[test]
 fn short_tokens_renew_each_link_in_time_without_a_gap() {
     let mut h = Harness::new(cfg(), 7);
-    h.server.token_ttl = secs(15);
+    h.p.server.token_ttl = secs(15);
     h.subscribe(&[T1, T2]);
     h.serve();
     let mut seq = 0;
@@ -413,5 +418,5 @@ fn short_tokens_renew_each_link_in_time_without_a_gap() {
     traffic(&mut h, &mut seq, 6_000, Duration::from_millis(50));
     assert!(h.gaps().is_empty(), "{:?}", h.gaps());
     assert_each_once(&h, seq);
-    assert!(h.server.sockets() <= 3, "{}", h.server.sockets());
+    assert!(h.p.server.sockets() <= 3, "{}", h.p.server.sockets());
 }

@@ -43,7 +43,7 @@ fn start_startup() {
     h.subscribe(&[T1, T2]);
     h.serve();
     h.publish(T1, 1);
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     assert_eq!(h.delivered, vec![(T1.to_owned(), 1)]);
     snap("start_startup", &h);
 }
@@ -69,7 +69,7 @@ fn liveness_half_open_socket_found_within_20s() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.quiet_liveness = false;
     let conn = h.conn();
-    h.server.silent.insert(conn);
+    h.p.server.silent.insert(conn);
     h.note("the socket goes half-open: nothing arrives and pings are not answered");
     h.run_for(Duration::from_secs(21));
     let closed_at = h
@@ -78,7 +78,7 @@ fn liveness_half_open_socket_found_within_20s() {
         .position(|a| matches!(a, Action::Close { conn: c, .. } if *c == conn));
     assert!(closed_at.is_some(), "dead socket not closed");
     assert_ne!(h.conn(), conn, "no new socket");
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     let gaps = h.gaps();
     assert_eq!(gaps.len(), 1);
     assert!(
@@ -110,8 +110,8 @@ fn liveness_busy_socket_half_open_found_within_3s() {
     let mut seq = 0;
     traffic(&mut h, &mut seq, 100, Duration::from_millis(100));
     let conn = h.conn();
-    let silent_from = h.now;
-    h.server.silent.insert(conn);
+    let silent_from = h.p.now;
+    h.p.server.silent.insert(conn);
     h.run_for(secs(10));
     let closed = h.times_of(|a| matches!(a, Action::Close { conn: c, .. } if *c == conn));
     assert_eq!(closed.len(), 1, "the dead socket is closed once");
@@ -121,7 +121,7 @@ fn liveness_busy_socket_half_open_found_within_3s() {
         "a socket that carried 10 events/s is found dead {found_after:?} after it fell silent"
     );
     assert_eq!(h.socket_dead_gaps(), 1);
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
 }
 
 #[test]
@@ -131,8 +131,8 @@ fn liveness_bursty_traffic_gives_no_false_dead_verdict() {
     let mut seq = 0;
     let mut silence = Duration::ZERO;
     let mut pauses = 0;
-    let end = h.now + secs(1800);
-    while h.now < end {
+    let end = h.p.now + secs(1800);
+    while h.p.now < end {
         // A burst of 5–40 events 20–300 ms apart, then a pause of 2–90 s.
         for _ in 0..5 + xorshift(&mut x) % 36 {
             seq += 1;
@@ -151,9 +151,9 @@ fn liveness_bursty_traffic_gives_no_false_dead_verdict() {
     // About one ping per second of silence at most (each pause may start with one more).
     let bound = silence.as_secs() + pauses;
     assert!(
-        u64::from(h.server.pings) <= bound,
+        u64::from(h.p.server.pings) <= bound,
         "{} pings over {}s of silence in {pauses} pauses",
-        h.server.pings,
+        h.p.server.pings,
         silence.as_secs()
     );
 }
@@ -173,9 +173,9 @@ fn liveness_slow_but_alive_server_gives_no_false_dead_verdict() {
         h.run_for(Duration::from_millis(1_000 + xorshift(&mut x) % 20_000));
     }
     assert!(
-        h.server.pings > 60,
+        h.p.server.pings > 60,
         "the pauses were pinged: {}",
-        h.server.pings
+        h.p.server.pings
     );
     assert_eq!(connects(&h), 1, "the socket was never replaced");
     assert_eq!(h.socket_dead_gaps(), 0);
@@ -188,16 +188,16 @@ fn liveness_silence_with_pongs_keeps_the_socket() {
     h.run_for(Duration::from_secs(600));
     assert_eq!(connects(&h), 1);
     assert!(
-        h.server.pings >= 39,
+        h.p.server.pings >= 39,
         "pings every 15 s of silence: {}",
-        h.server.pings
+        h.p.server.pings
     );
 }
 
 #[test]
 fn renewal_token_expiry_renewal_without_gap() {
     let mut h = Harness::new(cfg(), 3);
-    h.server.token_ttl = secs(300);
+    h.p.server.token_ttl = secs(300);
     h.subscribe(&[T1]);
     h.serve();
     h.run_for(secs(280));
@@ -230,7 +230,7 @@ fn renewal_token_expiry_renewal_without_gap() {
 #[test]
 fn renewal_channel_24h_rollover() {
     let mut h = Harness::new(cfg(), 4);
-    h.server.token_ttl = secs(172_800);
+    h.p.server.token_ttl = secs(172_800);
     h.subscribe(&[T1]);
     h.serve();
     h.run_for(secs(86_400 + 60));
@@ -256,7 +256,7 @@ fn maintenance_socket_closing_handover() {
     assert!(h.gaps().is_empty());
     assert_eq!(creates(&h), 2);
     assert_eq!(
-        h.server.open().count(),
+        h.p.server.open().count(),
         1,
         "old socket closed after the new one is live"
     );
@@ -278,7 +278,7 @@ fn maintenance_socket_closing_when_new_channel_cannot_be_made() {
     );
     h.world.channel_faults.clear();
     h.run_for(secs(60));
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     let gaps = h.gaps();
     assert_eq!(gaps.len(), 1);
     assert!(matches!(
@@ -297,9 +297,9 @@ fn handover_waits_for_the_pong_behind_frames_in_flight() {
     let old = h.conn();
     let put = h.standby_until_put();
     h.note("events 1 and 2 go out on the old socket only; the new PUT is applied after them");
-    h.server.set_topics("ch2", [T1]);
+    h.p.server.set_topics("ch2", [T1]);
     h.answer(put);
-    let ping = h.pending.pop_front().unwrap();
+    let ping = h.p.pending.pop_front().unwrap();
     assert!(
         matches!(&ping, Action::Send { conn, text } if *conn == old && text.contains("ping")),
         "the ready standby asks the old socket for a pong: {ping:?}"
@@ -311,14 +311,18 @@ fn handover_waits_for_the_pong_behind_frames_in_flight() {
             text: notification(T1, seq),
         });
         assert_eq!(
-            h.server.open().count(),
+            h.p.server.open().count(),
             2,
             "old socket closed before its pong"
         );
     }
     h.note("the pong proves the old socket drained; both stay open for the handover linger");
     h.answer(ping);
-    assert_eq!(h.server.open().count(), 2, "old socket kept for the linger");
+    assert_eq!(
+        h.p.server.open().count(),
+        2,
+        "old socket kept for the linger"
+    );
     h.note("a service that wrote its pong ahead of a queued event: 3 arrives after the pong");
     h.input(Input::Frame {
         conn: old,
@@ -326,7 +330,10 @@ fn handover_waits_for_the_pong_behind_frames_in_flight() {
     });
     h.publish(T1, 4);
     h.run_for(cfg().handover_linger);
-    assert!(!h.server.is_open(old), "old socket closed after the linger");
+    assert!(
+        !h.p.server.is_open(old),
+        "old socket closed after the linger"
+    );
     h.publish(T1, 5);
     assert_eq!(
         h.delivered,
@@ -341,17 +348,17 @@ fn handover_old_socket_silent_before_its_pong_is_a_gap() {
     let mut h = Harness::live(cfg(), &[T1]);
     let old = h.conn();
     let put = h.standby_until_put();
-    h.server.set_topics("ch2", [T1]);
+    h.p.server.set_topics("ch2", [T1]);
     h.answer(put);
-    let _ping = h.pending.pop_front().unwrap();
+    let _ping = h.p.pending.pop_front().unwrap();
     h.note("a frame still in flight arrives, then the old socket falls silent: no pong");
     h.input(Input::Frame {
         conn: old,
         text: notification(T1, 1),
     });
-    h.server.silent.insert(old);
+    h.p.server.silent.insert(old);
     h.run_for(cfg().ping_timeout);
-    assert!(!h.server.is_open(old), "silent old socket closed");
+    assert!(!h.p.server.is_open(old), "silent old socket closed");
     let gaps = h.gaps();
     assert_eq!(gaps.len(), 1, "what it may have had in flight is reported");
     assert!(matches!(
@@ -361,7 +368,7 @@ fn handover_old_socket_silent_before_its_pong_is_a_gap() {
             ..
         }
     ));
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     snap("handover_silent_before_pong", &h);
 }
 
@@ -370,9 +377,9 @@ fn handover_overlap_dedup() {
     let mut h = Harness::live(cfg(), &[T1]);
     // Bring the standby up by hand so events can be published while both sockets are open.
     let put = h.standby_until_put();
-    assert_eq!(h.server.open().count(), 2);
+    assert_eq!(h.p.server.open().count(), 2);
     h.note("both sockets open and the new PUT applied server-side; its answer is still on the way");
-    h.server.set_topics("ch2", [T1]);
+    h.p.server.set_topics("ch2", [T1]);
     h.publish(T1, 1);
     h.publish(T1, 2);
     h.answer(put);
@@ -393,7 +400,7 @@ fn loss_abrupt_close_reconnects_to_same_channel() {
     h.run_for(secs(2));
     assert_eq!(creates(&h), 1, "same channel");
     assert_eq!(connects(&h), 2);
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     assert_eq!(h.gaps().len(), 1);
     snap("loss_abrupt_close", &h);
 }
@@ -413,16 +420,16 @@ fn loss_a_second_reset_soon_after_a_served_connection_retries_at_once() {
     let mut seq = 0;
     traffic(&mut h, &mut seq, 20, Duration::from_millis(100));
     h.server_close(None);
-    let first = h.now;
+    let first = h.p.now;
     h.run_for(secs(1));
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     // The new connection serves for 10 s (well short of stable_after, 30 s), then resets
     // too: it proved the path, so the retry goes out within the first-retry spread again.
     traffic(&mut h, &mut seq, 100, Duration::from_millis(100));
     h.server_close(None);
-    let second = h.now;
+    let second = h.p.now;
     h.run_for(secs(3));
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     let (a, b) = (connects_after(&h, first), connects_after(&h, second));
     assert!(a[0] <= 100, "first retry after {}ms", a[0]);
     assert!(b[0] <= 100, "second retry after {}ms", b[0]);
@@ -438,13 +445,13 @@ fn loss_a_second_displacement_soon_after_retries_at_once() {
     traffic(&mut h, &mut seq, 20, Duration::from_millis(100));
     // Displaced: another connection took the channel; the service closes this one normally.
     h.server_close(Some(1000));
-    let first = h.now;
+    let first = h.p.now;
     h.run_for(secs(1));
     traffic(&mut h, &mut seq, 100, Duration::from_millis(100));
     h.server_close(Some(1000));
-    let second = h.now;
+    let second = h.p.now;
     h.run_for(secs(3));
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     let (a, b) = (connects_after(&h, first), connects_after(&h, second));
     assert!(a[0] <= 100 && b[0] <= 100, "{a:?} {b:?}");
     snap("loss_second_displacement", &h);
@@ -458,10 +465,10 @@ fn backoff_a_path_that_flaps_still_backs_off() {
     let mut waits = Vec::new();
     for _ in 0..6 {
         h.server_close(None);
-        let lost = h.now;
+        let lost = h.p.now;
         let mut n = 0;
         while connects_after(&h, lost).is_empty() && n < 1_000 {
-            let (at, _) = h.s.poll_timeout().unwrap();
+            let (at, _) = h.p.session.poll_timeout().unwrap();
             h.run_until(at);
             n += 1;
         }
@@ -488,7 +495,7 @@ fn loss_404_on_upgrade_makes_a_new_channel() {
     h.run_for(secs(5));
     assert_eq!(creates(&h), 2);
     assert_eq!(token_requests(&h), 1);
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     snap("loss_upgrade_404", &h);
 }
 
@@ -500,14 +507,14 @@ fn loss_auth_close_code_fetches_fresh_token() {
     h.run_for(secs(5));
     assert_eq!(token_requests(&h), 2);
     assert_eq!(creates(&h), 2);
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     snap("loss_auth_close", &h);
 }
 
 #[test]
 fn loss_expired_token_close_without_code_gets_new_token_and_channel() {
     let mut h = Harness::new(cfg(), 5);
-    h.server.token_ttl = secs(300);
+    h.p.server.token_ttl = secs(300);
     h.world.manual = true;
     h.subscribe(&[T1]);
     h.world.manual = false;
@@ -517,9 +524,9 @@ fn loss_expired_token_close_without_code_gets_new_token_and_channel() {
         .token_faults
         .extend((0..30).map(|_| RequestError::status(503)));
     h.run_for(secs(301));
-    assert_eq!(h.s.status(), Status::Recovering);
+    assert_eq!(h.p.session.status(), Status::Recovering);
     h.run_for(secs(600));
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     assert_eq!(h.gaps().len(), 1);
     assert!(matches!(
         h.gaps()[0],
@@ -540,9 +547,9 @@ fn backoff_grows_and_resets_only_after_stable() {
             .push_back(RequestError::network("refused"));
     }
     h.server_close(None);
-    let mut last = h.now;
+    let mut last = h.p.now;
     for _ in 0..7 {
-        let (at, _) = h.s.poll_timeout().unwrap();
+        let (at, _) = h.p.session.poll_timeout().unwrap();
         delays.push((at - last).as_millis());
         h.run_until(at);
         last = at;
@@ -563,7 +570,7 @@ fn backoff_503_storm_bounded_backoff() {
     h.subscribe(&[T1]);
     h.serve();
     h.run_for(secs(600));
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     assert_eq!(creates(&h), 16);
     let times = h.times_of(|a| matches!(a, Action::CreateChannel { .. }));
     for w in times.windows(2) {
@@ -588,7 +595,7 @@ fn backoff_429_retry_after_honoured() {
     assert_eq!(token_requests(&h), 1, "no retry before Retry-After");
     h.run_for(secs(10));
     assert_eq!(token_requests(&h), 2);
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     snap("backoff_429_retry_after", &h);
 }
 
@@ -599,7 +606,7 @@ fn token_invalid_grant_requires_login() {
         .token_faults
         .push_back(RequestError::status_code(400, "invalid_grant"));
     h.run_for(secs(3600));
-    assert_eq!(h.s.status(), Status::LoginRequired);
+    assert_eq!(h.p.session.status(), Status::LoginRequired);
     let n = h.actions.len();
     h.run_for(secs(3600));
     assert_eq!(h.actions.len(), n, "no IO while login is required");
@@ -612,7 +619,7 @@ fn token_invalid_grant_requires_login() {
     )));
     h.note("the user signs in again");
     h.login("tok-login");
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     let gaps = h.gaps();
     assert!(matches!(
         gaps.last(),
@@ -631,16 +638,16 @@ fn token_max_refresh_attempts_gives_up() {
         ..cfg()
     };
     let mut h = Harness::new(config, 10);
-    h.server.token_ttl = secs(600);
+    h.p.server.token_ttl = secs(600);
     h.subscribe(&[T1]);
     h.serve();
     h.world
         .token_faults
         .extend((0..10).map(|_| RequestError::status(503)));
     h.run_for(secs(500));
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     h.run_for(secs(100));
-    assert_eq!(h.s.status(), Status::LoginRequired);
+    assert_eq!(h.p.session.status(), Status::LoginRequired);
     assert_eq!(token_requests(&h), 4);
     assert!(h.events.iter().any(|e| matches!(
         e,
@@ -661,7 +668,7 @@ fn loop_guard_rest_401_refreshes_exactly_once() {
     h.subscribe(&[T2]);
     h.serve();
     assert_eq!(token_requests(&h), 2, "exactly one refresh");
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     snap("loop_guard_rest_401", &h);
 }
 
@@ -676,7 +683,7 @@ fn loop_guard_401_with_fresh_token_requires_login() {
     h.subscribe(&[T1]);
     h.serve();
     assert_eq!(token_requests(&h), 2, "one refresh, then no loop");
-    assert_eq!(h.s.status(), Status::LoginRequired);
+    assert_eq!(h.p.session.status(), Status::LoginRequired);
     assert!(h.events.iter().any(|e| matches!(
         e,
         Event::LoginRequired {
@@ -698,7 +705,7 @@ fn loop_guard_a_token_revoked_soon_after_issue_is_replaced_once() {
     h.subscribe(&[T2]);
     h.serve();
     assert_eq!(token_requests(&h), 2);
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
 }
 
 #[test]
@@ -708,7 +715,7 @@ fn loop_guard_repeated_auth_close_requires_login() {
         h.run_for(secs(5));
         h.server_close(Some(4003));
     }
-    assert_eq!(h.s.status(), Status::LoginRequired);
+    assert_eq!(h.p.session.status(), Status::LoginRequired);
     assert!(token_requests(&h) <= 3);
     snap("loop_guard_repeated_auth_close", &h);
 }
@@ -721,14 +728,14 @@ fn login_resumes_same_topics() {
         .push_back(RequestError::status_code(401, "invalid_client"));
     h.server_close(Some(4001));
     h.run_for(secs(5));
-    assert_eq!(h.s.status(), Status::LoginRequired);
+    assert_eq!(h.p.session.status(), Status::LoginRequired);
     h.login("fresh");
     let last_put = h.actions.iter().rev().find_map(|a| match a {
         Action::PutSubscriptions { topics, .. } => Some(topics.len()),
         _ => None,
     });
     assert_eq!(last_put, Some(2));
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     snap("login_resumes", &h);
 }
 
@@ -763,24 +770,27 @@ fn gap_report() {
 #[test]
 fn subscriptions_subscription_changes_and_rejected_topic() {
     let mut h = Harness::new(cfg(), 13);
-    h.server.rejected.insert(
+    h.p.server.rejected.insert(
         "v2.users.other.presence".into(),
         "missing permission presence:view".into(),
     );
     h.subscribe(&[T1, "v2.users.other.presence"]);
     h.serve();
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     assert!(h
         .events
         .iter()
         .any(|e| matches!(e, Event::TopicRejected { .. })));
     h.subscribe(&[T2]);
     h.serve();
-    h.s.unsubscribe(h.now, [&topic(T1)]).unwrap();
+    h.p.session.unsubscribe(h.p.now, [&topic(T1)]).unwrap();
     h.line("unsubscribe [T1]");
     h.serve();
     assert_eq!(
-        h.s.covered_topics().map(|t| t.as_str()).collect::<Vec<_>>(),
+        h.p.session
+            .covered_topics()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>(),
         vec![T2]
     );
     let rejected = h
@@ -798,9 +808,9 @@ fn subscriptions_limits_at_the_call() {
     let many: Vec<_> = (0..1001)
         .map(|i| topic(&format!("v2.users.{i}.presence")))
         .collect();
-    let err = h.s.subscribe(h.now, many).unwrap_err();
+    let err = h.p.session.subscribe(h.p.now, many).unwrap_err();
     assert!(err.to_string().contains("at most 1000"), "{err}");
-    assert_eq!(h.s.topics().count(), 0);
+    assert_eq!(h.p.session.topics().count(), 0);
 }
 
 #[test]
@@ -817,7 +827,7 @@ fn budget_channel_budget() {
         creates(&h)
     );
     h.run_for(secs(300));
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     let times = h.times_of(|a| matches!(a, Action::CreateChannel { .. }));
     assert!(times.len() >= 13, "{times:?}");
     for (i, t) in times.iter().enumerate() {
@@ -833,22 +843,22 @@ fn budget_channel_budget() {
 #[test]
 fn suspend_and_resume() {
     let mut h = Harness::new(cfg(), 15);
-    h.server.token_ttl = secs(3600);
+    h.p.server.token_ttl = secs(3600);
     h.subscribe(&[T1]);
     h.serve();
     h.quiet_liveness = false;
     h.run_for(secs(10));
     h.note("the laptop sleeps for 2 hours; the monotonic clock does not count it");
-    h.server.silent.insert(h.conn());
+    h.p.server.silent.insert(h.conn());
     h.input(Input::Resumed { slept: secs(7200) });
     assert_ne!(
-        h.s.status(),
+        h.p.session.status(),
         Status::Live,
         "not live until proven after a suspend"
     );
     h.serve();
     h.run_for(secs(10));
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     assert_eq!(token_requests(&h), 2, "the token expired during the sleep");
     let gaps = h.gaps();
     assert_eq!(gaps.len(), 1);
@@ -867,11 +877,11 @@ fn close_and_late_results() {
     let mut h = Harness::new(cfg(), 16);
     h.world.manual = true;
     h.subscribe(&[T1]);
-    let req = match h.pending.pop_front() {
+    let req = match h.p.pending.pop_front() {
         Some(Action::RequestToken { req }) => req,
         other => panic!("{other:?}"),
     };
-    h.s.close(h.now);
+    h.p.session.close(h.p.now);
     h.line("close()");
     h.input(Input::TokenIssued {
         req,
@@ -880,10 +890,10 @@ fn close_and_late_results() {
         rotated_refresh_token: false,
     });
     h.run_for(secs(3600));
-    assert_eq!(h.s.status(), Status::Closed);
-    assert!(h.s.poll_timeout().is_none());
+    assert_eq!(h.p.session.status(), Status::Closed);
+    assert!(h.p.session.poll_timeout().is_none());
     assert_eq!(h.actions.len(), 1, "nothing after close");
-    assert!(h.s.subscribe(h.now, [topic(T2)]).is_err());
+    assert!(h.p.session.subscribe(h.p.now, [topic(T2)]).is_err());
     snap("close_late_results", &h);
 }
 
@@ -891,9 +901,12 @@ fn close_and_late_results() {
 fn close_while_live_closes_sockets() {
     let mut h = Harness::live(cfg(), &[T1]);
     let conn = h.conn();
-    h.s.close(h.now);
-    assert_eq!(h.s.poll_action(), Some(Action::Close { conn, code: 1000 }));
-    assert_eq!(h.s.poll_action(), None);
+    h.p.session.close(h.p.now);
+    assert_eq!(
+        h.p.session.poll_action(),
+        Some(Action::Close { conn, code: 1000 })
+    );
+    assert_eq!(h.p.session.poll_action(), None);
 }
 
 #[test]
@@ -909,9 +922,9 @@ fn bad_input_is_a_warning() {
     h.input(Input::Opened {
         conn: genesys_notify_core::ConnId::from_u64(999),
     });
-    h.s.handle_timeout(Instant::from_secs(10));
-    h.s.handle_timeout(Instant::from_secs(5));
-    let direct: Vec<String> = std::iter::from_fn(|| h.s.poll_event())
+    h.p.session.handle_timeout(Instant::from_secs(10));
+    h.p.session.handle_timeout(Instant::from_secs(5));
+    let direct: Vec<String> = std::iter::from_fn(|| h.p.session.poll_event())
         .map(|e| format!("{e:?}"))
         .collect();
     assert!(
@@ -924,7 +937,7 @@ fn bad_input_is_a_warning() {
             .any(|e| e.contains("MalformedFrames { dropped: 1,")),
         "the second malformed frame is reported at the window's end: {direct:?}"
     );
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     let malformed = h
         .events
         .iter()
@@ -960,13 +973,13 @@ fn bad_input_a_malformed_flood_is_one_warning_per_window() {
             "1000 malformed frames dropped in the last 10 s (1001 so far)"
         ]
     );
-    assert_eq!(h.s.status(), Status::Live, "the socket stays up");
+    assert_eq!(h.p.session.status(), Status::Live, "the socket stays up");
 }
 
 #[test]
 fn renewal_over_a_silent_old_socket_reports_the_gap() {
     let mut h = Harness::new(cfg(), 18);
-    h.server.token_ttl = secs(300);
+    h.p.server.token_ttl = secs(300);
     h.subscribe(&[T1]);
     h.serve();
     h.quiet_liveness = false;
@@ -974,7 +987,7 @@ fn renewal_over_a_silent_old_socket_reports_the_gap() {
     h.publish(T1, 1);
     h.note("the old socket goes silent just before the renewal");
     let old = h.conn();
-    h.server.silent.insert(old);
+    h.p.server.silent.insert(old);
     h.run_for(secs(20));
     h.publish(T1, 2);
     let gaps = h.gaps();
@@ -993,7 +1006,7 @@ fn renewal_over_a_silent_old_socket_reports_the_gap() {
 #[test]
 fn bounds_a_token_that_lives_no_longer_than_the_lead_backs_off() {
     let mut h = Harness::new(cfg(), 3);
-    h.server.token_ttl = Duration::ZERO;
+    h.p.server.token_ttl = Duration::ZERO;
     h.subscribe(&[T1]);
     h.serve();
     h.run_for(secs(120));
@@ -1020,7 +1033,7 @@ fn bounds_a_token_that_lives_no_longer_than_the_lead_backs_off() {
 #[test]
 fn bounds_an_already_expired_channel_backs_off_with_a_warning() {
     let mut h = Harness::new(cfg(), 3);
-    h.server.channel_ttl = Duration::ZERO;
+    h.p.server.channel_ttl = Duration::ZERO;
     h.subscribe(&[T1]);
     h.serve();
     h.run_for(secs(180));
@@ -1049,7 +1062,7 @@ fn bounds_a_huge_retry_after_is_capped_with_a_warning() {
     h.subscribe(&[T1]);
     h.serve();
     h.run_for(secs(700));
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     let creates = h.times_of(|a| matches!(a, Action::CreateChannel { .. }));
     assert_eq!(creates.len(), 2);
     assert!(creates[1] - creates[0] >= secs(600) && creates[1] - creates[0] < secs(602));
@@ -1069,7 +1082,7 @@ fn bounds_a_refused_connect_uri_stops_the_session_after_one_retry() {
     h.subscribe(&[T1]);
     h.serve();
     h.run_for(secs(60));
-    assert_eq!(h.s.status(), Status::Failed);
+    assert_eq!(h.p.session.status(), Status::Failed);
     assert_eq!(h.count(|a| matches!(a, Action::CreateChannel { .. })), 2);
     assert_eq!(h.count(|a| matches!(a, Action::Connect { .. })), 0);
     let fatal: Vec<String> = h
@@ -1086,8 +1099,11 @@ fn bounds_a_refused_connect_uri_stops_the_session_after_one_retry() {
         "{}",
         fatal[0]
     );
-    assert!(h.s.poll_timeout().is_none(), "nothing more is scheduled");
-    assert!(h.s.subscribe(h.now, [topic(T2)]).is_err());
+    assert!(
+        h.p.session.poll_timeout().is_none(),
+        "nothing more is scheduled"
+    );
+    assert!(h.p.session.subscribe(h.p.now, [topic(T2)]).is_err());
     snap("bounds_refused_connect_uri", &h);
 }
 
@@ -1102,7 +1118,7 @@ fn bounds_a_redirected_token_request_stops_after_one_retry() {
     h.subscribe(&[T1]);
     h.serve();
     h.run_for(secs(60));
-    assert_eq!(h.s.status(), Status::Failed);
+    assert_eq!(h.p.session.status(), Status::Failed);
     assert_eq!(h.count(|a| matches!(a, Action::RequestToken { .. })), 2);
 }
 
@@ -1116,19 +1132,19 @@ fn close_closing_while_recovering_reports_the_open_stretch() {
             .push_back(RequestError::network("connection refused"));
     }
     h.note("the socket drops and every reconnect fails");
-    let lost_at = h.now;
+    let lost_at = h.p.now;
     h.server_close(None);
     h.run_for(secs(5));
-    assert_eq!(h.s.status(), Status::Recovering);
+    assert_eq!(h.p.session.status(), Status::Recovering);
     assert!(h.gaps().is_empty());
     h.note("the application closes while recovering");
-    h.s.close(h.now);
+    h.p.session.close(h.p.now);
     h.drain();
     let gaps = h.gaps();
     assert_eq!(gaps.len(), 1, "the open stretch is reported at close");
     assert!(
         matches!(gaps[0], Event::Gap { topics, from, to, reason: GapReason::SocketLost }
-        if topics.len() == 2 && *from == lost_at && *to == h.now)
+        if topics.len() == 2 && *from == lost_at && *to == h.p.now)
     );
     assert_eq!(h.events.last(), Some(&Event::Status(Status::Closed)));
     snap("close_while_recovering", &h);
@@ -1153,14 +1169,14 @@ fn urgency_a_retry_after_is_the_moment_to_retry_while_coverage_is_lost() {
         secs(3),
         "the retry goes out when the service said, not a backoff step later"
     );
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     snap("urgency_retry_after", &h);
 }
 
 #[test]
 fn urgency_a_token_outage_is_retried_about_once_a_second_and_recovers_at_once() {
     let mut h = Harness::new(cfg(), 5);
-    h.server.token_ttl = secs(15);
+    h.p.server.token_ttl = secs(15);
     h.subscribe(&[T1]);
     h.serve();
     h.run_for(secs(5));
@@ -1168,12 +1184,12 @@ fn urgency_a_token_outage_is_retried_about_once_a_second_and_recovers_at_once() 
     h.world
         .token_faults
         .extend((0..1000).map(|_| RequestError::status(503)));
-    let outage_from = h.now;
+    let outage_from = h.p.now;
     h.run_for(secs(20));
-    let healed_at = h.now;
+    let healed_at = h.p.now;
     h.world.token_faults.clear();
     let mut waited = Duration::ZERO;
-    while h.s.status() != Status::Live && waited < secs(30) {
+    while h.p.session.status() != Status::Live && waited < secs(30) {
         h.run_for(Duration::from_millis(100));
         waited += Duration::from_millis(100);
     }
@@ -1200,7 +1216,7 @@ fn urgency_a_token_outage_is_retried_about_once_a_second_and_recovers_at_once() 
 fn renewal_of_a_short_token_survives_two_refusals() {
     // With the backoff: the renewal of a 15 s token is refused twice with 503.
     let mut h = Harness::new(cfg(), 6);
-    h.server.token_ttl = secs(15);
+    h.p.server.token_ttl = secs(15);
     h.subscribe(&[T1]);
     h.serve();
     h.world
@@ -1208,11 +1224,11 @@ fn renewal_of_a_short_token_survives_two_refusals() {
         .extend([RequestError::status(503), RequestError::status(503)]);
     h.run_for(secs(40));
     assert!(h.gaps().is_empty(), "{:?}", h.gaps());
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
 
     // With the Retry-After the service gave last: 3 s at the start, then twice at renewal.
     let mut h = Harness::new(cfg(), 6);
-    h.server.token_ttl = secs(15);
+    h.p.server.token_ttl = secs(15);
     h.world
         .token_faults
         .push_back(RequestError::rate_limited(secs(3)));
@@ -1225,7 +1241,7 @@ fn renewal_of_a_short_token_survives_two_refusals() {
     ]);
     h.run_for(secs(40));
     assert!(h.gaps().is_empty(), "{:?}", h.gaps());
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
 }
 
 #[test]
@@ -1233,20 +1249,20 @@ fn overlap_the_put_beside_the_upgrade_may_be_answered_first() {
     let mut h = Harness::new(cfg(), 8);
     h.world.manual = true;
     h.subscribe(&[T1]);
-    let token = h.pending.pop_front().unwrap();
+    let token = h.p.pending.pop_front().unwrap();
     h.answer(token);
-    let create = h.pending.pop_front().unwrap();
+    let create = h.p.pending.pop_front().unwrap();
     h.answer(create);
-    let connect = h.pending.pop_front().unwrap();
-    let put = h.pending.pop_front().unwrap();
+    let connect = h.p.pending.pop_front().unwrap();
+    let put = h.p.pending.pop_front().unwrap();
     assert!(matches!(connect, Action::Connect { .. }), "{connect:?}");
     assert!(matches!(put, Action::PutSubscriptions { .. }), "{put:?}");
     h.note("the subscription is confirmed before the upgrade completes: not live yet");
     h.answer(put);
-    assert_eq!(h.s.status(), Status::Connecting);
-    assert_eq!(h.s.covered_topics().count(), 0);
+    assert_eq!(h.p.session.status(), Status::Connecting);
+    assert_eq!(h.p.session.covered_topics().count(), 0);
     h.answer(connect);
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     h.world.manual = false;
     h.serve();
     h.publish(T1, 1);
@@ -1260,7 +1276,7 @@ fn loss_a_socket_silent_before_its_channel_expires_is_reported_as_dead() {
     // socket carried 10 events a second until it went half-open at t=28.5 s: its ping (after
     // 1 s of silence) is still unanswered when the channel dies.
     let mut h = Harness::new(cfg(), 9);
-    h.server.token_ttl = secs(30);
+    h.p.server.token_ttl = secs(30);
     h.subscribe(&[T1]);
     h.serve();
     h.world
@@ -1269,7 +1285,7 @@ fn loss_a_socket_silent_before_its_channel_expires_is_reported_as_dead() {
     let mut seq = 0;
     traffic(&mut h, &mut seq, 285, Duration::from_millis(100));
     let conn = h.conn();
-    h.server.silent.insert(conn);
+    h.p.server.silent.insert(conn);
     h.run_for(secs(5));
     h.world.token_faults.clear();
     h.run_for(secs(10));
@@ -1294,10 +1310,10 @@ fn loss_a_socket_silent_before_its_channel_expires_is_reported_as_dead() {
 #[test]
 fn a_close_heard_after_the_channel_expired_reports_from_the_expiry() {
     let mut h = Harness::new(cfg(), 5);
-    h.server.channel_ttl = secs(60);
+    h.p.server.channel_ttl = secs(60);
     h.subscribe(&[T1]);
     h.serve();
-    assert_eq!(h.s.status(), Status::Live);
+    assert_eq!(h.p.session.status(), Status::Live);
     let old = h.conn();
     // The renewal's channel requests fail until after the expiry.
     h.world
@@ -1305,9 +1321,9 @@ fn a_close_heard_after_the_channel_expired_reports_from_the_expiry() {
         .extend((0..20).map(|_| RequestError::status(503)));
     h.run_until(Instant::from_secs(59));
     h.note("nothing is heard until the server's close, after the expiry");
-    h.now = Instant::from_secs(62);
+    h.p.now = Instant::from_secs(62);
     h.world.channel_faults.clear();
-    h.server.drop_socket(old);
+    h.p.server.drop_socket(old);
     h.input(Input::Closed {
         conn: old,
         code: Some(1000),
@@ -1315,7 +1331,7 @@ fn a_close_heard_after_the_channel_expired_reports_from_the_expiry() {
     });
     h.serve();
     h.run_for(secs(5));
-    assert_eq!(h.s.status(), Status::Live, "{}", h.log);
+    assert_eq!(h.p.session.status(), Status::Live, "{}", h.log);
     let gaps = h.gaps();
     assert_eq!(gaps.len(), 1, "{}", h.log);
     assert!(
@@ -1344,12 +1360,12 @@ fn suspend_survived_is_reported_unless_told_otherwise() {
         h.run_for(secs(10));
         h.note("the page is frozen for 30 s; its socket survives");
         h.input(Input::Resumed { slept: secs(30) });
-        assert_ne!(h.s.status(), Status::Live);
+        assert_ne!(h.p.session.status(), Status::Live);
         // A frame the socket had buffered before the resume ping is answered proves nothing.
         h.publish(T1, 1);
         h.serve();
         h.run_for(secs(2));
-        assert_eq!(h.s.status(), Status::Live, "{}", h.log);
+        assert_eq!(h.p.session.status(), Status::Live, "{}", h.log);
         let gaps = h.gaps();
         if suspend_gap {
             assert_eq!(gaps.len(), 1, "{}", h.log);
@@ -1369,7 +1385,7 @@ fn suspend_survived_is_reported_unless_told_otherwise() {
 /// Live on a 20 s token whose source will answer `failures` renewals with "cannot refresh".
 fn token_that_will_not_renew(failures: usize) -> Harness {
     let mut h = Harness::new(cfg(), 3);
-    h.server.token_ttl = secs(20);
+    h.p.server.token_ttl = secs(20);
     h.subscribe(&[T1]);
     h.serve();
     for _ in 0..failures {
@@ -1439,11 +1455,11 @@ fn handover_copy_read_before_the_new_socket_is_known_open_is_delivered_once() {
     let old = h.conn();
     h.world.manual = true;
     h.frame(SOCKET_CLOSING);
-    let create = h.pending.pop_front().expect("no channel request");
+    let create = h.p.pending.pop_front().expect("no channel request");
     h.world.manual = false;
     h.answer(create);
     h.world.manual = true;
-    let connect = h.pending.pop_front().expect("no connect");
+    let connect = h.p.pending.pop_front().expect("no connect");
     let Action::Connect { conn: new, .. } = connect else {
         panic!("not a connect: {connect:?}");
     };

@@ -27,7 +27,9 @@ pub fn topic(s: &str) -> Topic {
     Topic::new(s).unwrap()
 }
 
-pub use genesys_notify_core::testing::{notification, FakeServer, SOCKET_CLOSING, TOKEN_REVOKED};
+pub use genesys_notify_core::testing::{
+    notification, FakeServer, Pair, SOCKET_CLOSING, TOKEN_REVOKED,
+};
 pub use genesys_notify_core::{HEARTBEAT, PONG};
 
 /// The faults the script queues for the pretend server, consumed front first.
@@ -46,12 +48,10 @@ pub struct World {
 }
 
 pub struct Harness {
-    pub s: Session,
-    pub now: Instant,
+    /// The session, the pretend server, the clock and the actions not yet answered.
+    pub p: Pair,
     pub log: String,
     pub world: World,
-    pub server: FakeServer,
-    pub pending: VecDeque<Action>,
     /// Answers on their way, by when they arrive.
     pub delayed: VecDeque<(Instant, Input)>,
     pub delivered: Vec<(String, u64)>,
@@ -65,14 +65,10 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(config: Config, seed: u64) -> Harness {
-        let s = Session::new(config, Instant::ZERO, seed).unwrap();
         let mut h = Harness {
-            s,
-            now: Instant::ZERO,
+            p: Pair::new(config, seed).unwrap(),
             log: String::new(),
             world: World::default(),
-            server: FakeServer::new(),
-            pending: VecDeque::new(),
             delayed: VecDeque::new(),
             delivered: Vec::new(),
             events: Vec::new(),
@@ -94,7 +90,7 @@ impl Harness {
     }
 
     pub fn line(&mut self, text: &str) {
-        let _ = writeln!(self.log, "{:<10} {}", self.now.to_string(), text);
+        let _ = writeln!(self.log, "{:<10} {}", self.p.now.to_string(), text);
     }
 
     pub fn note(&mut self, text: &str) {
@@ -102,19 +98,21 @@ impl Harness {
     }
 
     pub fn drain(&mut self) {
-        while let Some(a) = self.s.poll_action() {
+        let mut emitted = Vec::new();
+        self.p.take_actions(|a| emitted.push(a.clone()));
+        for a in emitted {
             if !(self.quiet_liveness
                 && matches!(&a, Action::Send { text, .. } if text.contains("ping")))
             {
                 let line = format!("  > {}", self.render_action(&a));
                 self.line(&line);
             }
-            self.server.emitted(&a);
-            self.actions.push(a.clone());
-            self.action_at.push(self.now);
-            self.pending.push_back(a);
+            self.actions.push(a);
+            self.action_at.push(self.p.now);
         }
-        while let Some(e) = self.s.poll_event() {
+        let mut events = Vec::new();
+        self.p.take_events(|e| events.push(e));
+        for e in events {
             let line = format!("  ! {}", render_event(&e));
             self.line(&line);
             if let Event::Notification { raw, topic } = &e {
@@ -161,14 +159,15 @@ impl Harness {
             let line = format!("< {}", render_input(&input));
             self.line(&line);
         }
-        self.s.handle_input(self.now, input);
+        self.p.input(input);
         self.drain();
     }
 
     pub fn subscribe(&mut self, topics: &[&str]) {
         self.line(&format!("subscribe {topics:?}"));
-        self.s
-            .subscribe(self.now, topics.iter().map(|t| topic(t)))
+        self.p
+            .session
+            .subscribe(self.p.now, topics.iter().map(|t| topic(t)))
             .unwrap();
         self.drain();
     }
@@ -179,12 +178,12 @@ impl Harness {
             return;
         }
         let mut guard = 0;
-        while let Some(a) = self.pending.pop_front() {
+        while let Some(a) = self.p.pending.pop_front() {
             guard += 1;
             assert!(
                 guard < 10_000,
                 "the session keeps asking for IO at {}",
-                self.now
+                self.p.now
             );
             self.answer(a);
         }
@@ -212,13 +211,12 @@ impl Harness {
         } else {
             Duration::ZERO
         };
-        for input in self.server.answer(a, fault) {
+        for input in self.p.server.answer(a, fault) {
             if !delay.is_zero() {
                 // In arrival order: a pong does not overtake one sent before it.
-                let at = self
-                    .delayed
-                    .back()
-                    .map_or(self.now + delay, |(last, _)| (*last).max(self.now + delay));
+                let at = self.delayed.back().map_or(self.p.now + delay, |(last, _)| {
+                    (*last).max(self.p.now + delay)
+                });
                 self.delayed.push_back((at, input));
             } else {
                 self.input(input);
@@ -236,13 +234,13 @@ impl Harness {
                 .front()
                 .map(|(at, _)| *at)
                 .filter(|at| *at <= to);
-            let wake = self.s.poll_timeout().filter(|(at, _)| *at <= to);
+            let wake = self.p.session.poll_timeout().filter(|(at, _)| *at <= to);
             if let Some(at) = next_answer.filter(|a| wake.is_none_or(|(w, _)| *a <= w)) {
-                self.now = self.now.max(at);
+                self.p.now = self.p.now.max(at);
                 if let Some((_, input)) = self.delayed.pop_front() {
                     // A delayed pong for a socket closed meanwhile goes nowhere.
                     let to_open = match &input {
-                        Input::Frame { conn, .. } => self.server.is_open(*conn),
+                        Input::Frame { conn, .. } => self.p.server.is_open(*conn),
                         _ => true,
                     };
                     if to_open {
@@ -254,17 +252,17 @@ impl Harness {
             }
             match wake {
                 Some((at, why)) => {
-                    assert!(at >= self.now, "deadline {at} before now {}", self.now);
-                    self.now = at;
+                    assert!(at >= self.p.now, "deadline {at} before now {}", self.p.now);
+                    self.p.now = at;
                     if !(self.quiet_liveness && why.to_string() == "idle") {
                         self.line(&format!("wake {why}"));
                     }
-                    self.s.handle_timeout(at);
+                    self.p.session.handle_timeout(at);
                     self.drain();
                     self.serve();
                 }
                 _ => {
-                    self.now = to;
+                    self.p.now = to;
                     return;
                 }
             }
@@ -273,14 +271,14 @@ impl Harness {
     }
 
     pub fn run_for(&mut self, d: Duration) {
-        let to = self.now + d;
+        let to = self.p.now + d;
         self.run_until(to);
     }
 
     /// Publishes one event the way the service does: to every open socket whose channel has
     /// the topic subscribed.
     pub fn publish(&mut self, topic: &str, seq: u64) {
-        for conn in self.server.audience(topic) {
+        for conn in self.p.server.audience(topic) {
             self.input(Input::Frame {
                 conn,
                 text: notification(topic, seq),
@@ -295,17 +293,17 @@ impl Harness {
     pub fn standby_until_put(&mut self) -> Action {
         self.world.manual = true;
         self.frame(SOCKET_CLOSING);
-        let create = self.pending.pop_front().expect("no channel request");
+        let create = self.p.pending.pop_front().expect("no channel request");
         self.world.manual = false;
         self.answer(create);
-        let connect = self.pending.pop_front().expect("no connect");
+        let connect = self.p.pending.pop_front().expect("no connect");
         self.answer(connect);
-        self.pending.pop_front().expect("no subscription PUT")
+        self.p.pending.pop_front().expect("no subscription PUT")
     }
 
     /// The newest socket the world considers open.
     pub fn conn(&self) -> ConnId {
-        self.server.newest().expect("no open socket")
+        self.p.server.newest().expect("no open socket")
     }
 
     pub fn frame(&mut self, text: &str) {
@@ -320,7 +318,7 @@ impl Harness {
     /// The server closes the newest socket.
     pub fn server_close(&mut self, code: Option<u16>) {
         let conn = self.conn();
-        self.server.drop_socket(conn);
+        self.p.server.drop_socket(conn);
         self.input(Input::Closed {
             conn,
             code,
@@ -331,7 +329,10 @@ impl Harness {
 
     pub fn login(&mut self, token: &str) {
         self.line(&format!("login({token})"));
-        self.s.login(self.now, token.into(), secs(3600)).unwrap();
+        self.p
+            .session
+            .login(self.p.now, token.into(), secs(3600))
+            .unwrap();
         self.drain();
         self.serve();
     }
