@@ -155,6 +155,7 @@ mod frame;
 mod io;
 mod rng;
 mod session;
+mod sorted;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time;

@@ -6,18 +6,19 @@
 //! event when a live socket covers it again ([`Ledger::recover`]), when the session stops
 //! ([`Ledger::end_all`]), or without a report when the application no longer wants it.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use crate::io::{Event, GapReason};
+use crate::sorted::{SortedMap, SortedSet};
 use crate::time::Instant;
 use crate::types::Topic;
 
 #[derive(Debug, Default)]
 pub(super) struct Ledger {
     /// Wanted topics without coverage: since when, and why.
-    uncovered: BTreeMap<Topic, (Instant, GapReason)>,
+    uncovered: SortedMap<Topic, (Instant, GapReason)>,
     /// Topics the service refused, with its reason.
-    rejected: BTreeMap<String, String>,
+    rejected: SortedMap<String, String>,
 }
 
 impl Ledger {
@@ -60,7 +61,7 @@ impl Ledger {
     }
 
     /// Keeps only the stretches of topics in `wanted`.
-    pub(super) fn keep_wanted(&mut self, wanted: &BTreeSet<Topic>) {
+    pub(super) fn keep_wanted(&mut self, wanted: &SortedSet<Topic>) {
         self.uncovered.retain(|t, _| wanted.contains(t));
     }
 
@@ -75,7 +76,7 @@ impl Ledger {
     }
 
     /// The service accepted these topics: their refusals no longer stand.
-    pub(super) fn accepted(&mut self, topics: &BTreeSet<Topic>) {
+    pub(super) fn accepted(&mut self, topics: &SortedSet<Topic>) {
         self.rejected
             .retain(|t, _| !topics.iter().any(|p| p.as_str() == t));
     }
@@ -97,10 +98,10 @@ impl Ledger {
             .filter(|t| covered(t))
             .cloned()
             .collect();
-        let mut groups: BTreeMap<(Instant, GapReason), Vec<Topic>> = BTreeMap::new();
+        let mut groups: SortedMap<(Instant, GapReason), Vec<Topic>> = SortedMap::new();
         for t in back {
             if let Some(k) = self.uncovered.remove(&t) {
-                groups.entry(k).or_default().push(t);
+                groups.get_or_insert_with(k, Vec::new).push(t);
             }
         }
         push_gaps(groups, now, false, events);
@@ -108,16 +109,16 @@ impl Ledger {
 
     /// The session stops: every open stretch ends `now` and is reported.
     pub(super) fn end_all(&mut self, now: Instant, events: &mut VecDeque<Event>) {
-        let mut groups: BTreeMap<(Instant, GapReason), Vec<Topic>> = BTreeMap::new();
+        let mut groups: SortedMap<(Instant, GapReason), Vec<Topic>> = SortedMap::new();
         for (t, (from, reason)) in std::mem::take(&mut self.uncovered) {
-            groups.entry((from, reason)).or_default().push(t);
+            groups.get_or_insert_with((from, reason), Vec::new).push(t);
         }
         push_gaps(groups, now, true, events);
     }
 }
 
 fn push_gaps(
-    groups: BTreeMap<(Instant, GapReason), Vec<Topic>>,
+    groups: SortedMap<(Instant, GapReason), Vec<Topic>>,
     now: Instant,
     clamp: bool,
     events: &mut VecDeque<Event>,

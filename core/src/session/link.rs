@@ -1,7 +1,9 @@
 //! A channel link and its steps: the channel, the socket, the subscription and the handover
 //! proof, with their pure queries. Every change to them happens in the parent module.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::sorted::{SortedMap, SortedSet};
 
 use crate::time::Instant;
 use crate::types::{ChannelId, ConnId, ReqId, Secret, Topic};
@@ -201,7 +203,7 @@ pub(super) enum Early {
     /// Answered before the socket opened: applied when it opens.
     Answered {
         topics: Vec<Topic>,
-        refused: BTreeMap<String, String>,
+        refused: SortedMap<String, String>,
         again: bool,
     },
 }
@@ -298,7 +300,7 @@ pub(super) struct OpenSocket {
     pub(super) closing_by: Option<Instant>,
     pub(super) sub: Sub,
     /// Topics the server confirmed on this channel.
-    pub(super) server_topics: BTreeSet<Topic>,
+    pub(super) server_topics: SortedSet<Topic>,
     /// Whether this (active) socket has shown that it delivered everything the server sent
     /// on it before the replacement's subscription took effect.
     pub(super) proof: Proof,
@@ -319,7 +321,7 @@ impl OpenSocket {
             resumed_at: None,
             closing_by: None,
             sub: Sub::Wanted { not_before: None },
-            server_topics: BTreeSet::new(),
+            server_topics: SortedSet::new(),
             proof: Proof::NotAsked,
             pings: PingLog::default(),
         }
@@ -432,7 +434,7 @@ impl Link {
     }
 
     /// Topics a live socket of this link covers (none while it is not live).
-    pub(super) fn live_topics(&self) -> Option<&BTreeSet<Topic>> {
+    pub(super) fn live_topics(&self) -> Option<&SortedSet<Topic>> {
         self.open()
             .filter(|o| o.is_live())
             .map(|o| &o.server_topics)

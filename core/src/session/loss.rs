@@ -2,12 +2,12 @@
 //! documents no close codes, so a code can only make the recovery stronger (a fresh token, a
 //! new channel), never weaker.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::CloseCodes;
 use crate::error::AuthError;
 use crate::io::{Action, GapReason};
+use crate::sorted::SortedMap;
 use crate::time::Instant;
 use crate::types::Topic;
 
@@ -130,15 +130,15 @@ pub(super) fn coverage_end(
 impl Session {
     /// Per wanted topic the lanes carry, where its coverage ends if every lane ends now
     /// (`ending`): the latest end over the lanes that carried it (at a tie, a proven one).
-    pub(super) fn coverage_ends(&self, ending: Ending) -> BTreeMap<Topic, (Instant, bool)> {
-        let mut ends: BTreeMap<Topic, (Instant, bool)> = BTreeMap::new();
+    pub(super) fn coverage_ends(&self, ending: Ending) -> SortedMap<Topic, (Instant, bool)> {
+        let mut ends: SortedMap<Topic, (Instant, bool)> = SortedMap::new();
         for l in self.lanes() {
             let Some(o) = l.open().filter(|o| o.is_live()) else {
                 continue;
             };
             let end = coverage_end(o, l.chan.as_ref(), ending, self.now);
             for t in o.server_topics.intersection(&self.topics) {
-                let e = ends.entry(t.clone()).or_insert(end);
+                let e = ends.get_or_insert_with(t.clone(), || end);
                 if (end.0, !end.1) > (e.0, !e.1) {
                     *e = end;
                 }

@@ -37,7 +37,7 @@ use loss::Ending;
 use schedule::Pace;
 use token::Tokens;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
@@ -45,6 +45,7 @@ use crate::config::Config;
 use crate::error::{AuthError, Error, FatalError, RequestError, UsageError};
 use crate::io::{Action, Event, GapReason, Input, Status};
 use crate::rng::Rng;
+use crate::sorted::SortedSet;
 use crate::time::Instant;
 use crate::types::{ConnId, ReqId, Secret, Topic, MAX_TOPICS};
 
@@ -173,7 +174,7 @@ pub struct Session {
     rng: Rng,
     now: Instant,
     next_id: u64,
-    topics: BTreeSet<Topic>,
+    topics: SortedSet<Topic>,
     tokens: Tokens,
     /// A `Retry-After` from the channel endpoint: no creation before this.
     create_not_before: Instant,
@@ -224,7 +225,7 @@ impl Session {
             rng: Rng::new(seed),
             now,
             next_id: 1,
-            topics: BTreeSet::new(),
+            topics: SortedSet::new(),
             tokens: Tokens::default(),
             create_not_before: Instant::ZERO,
             life: Life::LoginRequired,

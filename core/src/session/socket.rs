@@ -1,11 +1,11 @@
 //! An open socket's traffic: frames, pings, a suspend of the machine, and the server's close.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::error::{ProtocolError, RequestError, ServerError};
 use crate::frame::{self, Frame, PING};
 use crate::io::{Action, Event, GapReason};
+use crate::sorted::SortedSet;
 use crate::time::Instant;
 use crate::types::{ConnId, Topic};
 
@@ -34,7 +34,7 @@ impl Session {
         let frame = frame::classify(&text);
         // After a resume with `suspend_gap`, only the pong to a ping sent after it proves
         // the socket drained; the stretch before is reported then.
-        let mut suspended: Option<(Instant, BTreeSet<Topic>)> = None;
+        let mut suspended: Option<(Instant, SortedSet<Topic>)> = None;
         if matches!(frame, Frame::Pong) {
             o.pings_out = o.pings_out.saturating_sub(1);
             o.pings.pong();
@@ -166,7 +166,7 @@ impl Session {
 
     /// A socket proved drained after a resume: the stretch since its last frame before the
     /// suspend is reported, for the topics no socket proven earlier already reported.
-    pub(super) fn report_suspended(&mut self, w: Which, since: Instant, topics: &BTreeSet<Topic>) {
+    pub(super) fn report_suspended(&mut self, w: Which, since: Instant, topics: &SortedSet<Topic>) {
         let others: Vec<&Link> = SLOTS
             .iter()
             .filter(|&&x| x != w)

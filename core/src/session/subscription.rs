@@ -1,10 +1,9 @@
 //! The subscription PUT: when a link sends one (beside the upgrade or once open), what it
 //! carries, and what its answer changes.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use crate::error::RequestError;
 use crate::io::{Action, Event, GapReason, TopicResult};
+use crate::sorted::{SortedMap, SortedSet};
 use crate::types::{ReqId, Topic};
 
 use super::link::{Early, Link, Plan, Step, Sub, SubRequest, Which, SLOTS};
@@ -135,7 +134,7 @@ impl Session {
             return;
         };
         self.refusals.answered();
-        let refused: BTreeMap<String, String> = results
+        let refused: SortedMap<String, String> = results
             .into_iter()
             .filter_map(|r| r.rejected.map(|why| (r.topic, why)))
             .collect();
@@ -146,11 +145,11 @@ impl Session {
         &mut self,
         w: Which,
         sent: Vec<Topic>,
-        refused: &BTreeMap<String, String>,
+        refused: &SortedMap<String, String>,
     ) {
         // Only topics this request sent: a server that lists others must not grow the map.
-        let asked: BTreeSet<&str> = sent.iter().map(Topic::as_str).collect();
-        for (topic, reason) in refused {
+        let asked: SortedSet<&str> = sent.iter().map(Topic::as_str).collect();
+        for (topic, reason) in refused.iter() {
             if !asked.contains(topic.as_str()) {
                 continue;
             }
@@ -165,7 +164,7 @@ impl Session {
         let Some(o) = self.link_mut(w).and_then(Link::open_mut) else {
             return;
         };
-        let accepted: BTreeSet<Topic> = sent
+        let accepted: SortedSet<Topic> = sent
             .into_iter()
             .filter(|t| !refused.contains_key(t.as_str()))
             .collect();
