@@ -10,7 +10,7 @@ use std::time::Duration;
 use genesys_notify_core::{
     Action, ChannelId, Input, LocalError, ReqId, RequestError, Secret, Topic, TopicResult,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::time::UnixTime;
 use crate::Endpoints;
@@ -97,10 +97,7 @@ pub fn put_subscriptions(
     topics: &[Topic],
     token: &Secret,
 ) -> HttpRequest {
-    let body: Vec<serde_json::Value> = topics
-        .iter()
-        .map(|t| serde_json::json!({ "id": t.as_str() }))
-        .collect();
+    let body: Vec<TopicId<'_>> = topics.iter().map(|t| TopicId { id: t.as_str() }).collect();
     HttpRequest {
         method: "PUT",
         url: format!(
@@ -112,8 +109,15 @@ pub fn put_subscriptions(
             ("Authorization", format!("Bearer {}", token.expose())),
             ("Content-Type", "application/json".to_owned()),
         ],
-        body: Some(serde_json::Value::Array(body).to_string()),
+        // Serializing strings into a list of objects cannot fail.
+        body: Some(serde_json::to_string(&body).unwrap_or_default()),
     }
+}
+
+/// One entry of a subscription PUT's body.
+#[derive(Serialize)]
+struct TopicId<'a> {
+    id: &'a str,
 }
 
 /// `s` as one path segment: percent-encoded, and never `.` or `..` (which a client or server

@@ -20,7 +20,9 @@ use genesys_notify_adapter_common::{Endpoints, Region, Suspends};
 use genesys_notify_core::{
     Action, Config, ConnId, Event, Input, Instant, ReqId, RequestError, Secret, Session, Topic,
 };
-use serde_json::{json, Value};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use wasm_bindgen::prelude::*;
 
 /// HTTP exchanges in flight at most; a page that never answers cannot make this grow (the
@@ -67,31 +69,71 @@ fn millis(ms: f64) -> Duration {
     }
 }
 
-/// A duration option given in milliseconds, if present.
-fn ms_option(options: &Value, name: &str) -> Result<Option<Duration>, String> {
-    match options.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .filter(|n| n.is_finite() && *n >= 0.0)
-            .map(|n| Some(millis(n)))
-            .ok_or_else(|| format!("{name} must be a number of milliseconds")),
+/// The page's options: each name with its raw JSON, read one by one so that a wrong one is
+/// named in the error (and without a general JSON value type: the wasm file stays small).
+struct Options<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Options<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Fields<'a> {
+            type Value = Options<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Options<'a>, M::Error> {
+                let mut fields = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, &'a RawValue>()? {
+                    fields.push((k, v));
+                }
+                Ok(Options(fields))
+            }
+        }
+        d.deserialize_map(Fields(std::marker::PhantomData))
     }
 }
 
-fn count_option(options: &Value, name: &str) -> Result<Option<u32>, String> {
-    match options.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| format!("{name} must be a whole number")),
+impl Options<'_> {
+    /// The option `name`, unless absent or `null`.
+    fn get(&self, name: &str) -> Option<&RawValue> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+            .filter(|v| v.get() != "null")
+    }
+
+    /// A duration option given in milliseconds, if present.
+    fn ms(&self, name: &str) -> Result<Option<Duration>, String> {
+        self.get(name)
+            .map(|v| {
+                serde_json::from_str::<f64>(v.get())
+                    .ok()
+                    .filter(|n| n.is_finite() && *n >= 0.0)
+                    .map(millis)
+                    .ok_or_else(|| format!("{name} must be a number of milliseconds"))
+            })
+            .transpose()
+    }
+
+    fn count(&self, name: &str) -> Result<Option<u32>, String> {
+        self.get(name)
+            .map(|v| {
+                serde_json::from_str::<u32>(v.get())
+                    .map_err(|_| format!("{name} must be a whole number"))
+            })
+            .transpose()
+    }
+
+    fn text(&self, name: &str) -> Option<String> {
+        self.get(name)
+            .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
     }
 }
 
 /// The session configuration from the page's options: the defaults, with what it names.
-fn config(options: &Value) -> Result<Config, String> {
+fn config(options: &Options<'_>) -> Result<Config, String> {
     let mut c = Config::default();
     let durations: [(&str, &mut Duration); 8] = [
         ("idleTimeoutMs", &mut c.idle_timeout),
@@ -104,7 +146,7 @@ fn config(options: &Value) -> Result<Config, String> {
         ("handoverLingerMs", &mut c.handover_linger),
     ];
     for (name, field) in durations {
-        if let Some(d) = ms_option(options, name)? {
+        if let Some(d) = options.ms(name)? {
             *field = d;
         }
     }
@@ -124,21 +166,22 @@ fn config(options: &Value) -> Result<Config, String> {
         ("maxConnectsPerMinute", &mut c.max_connects_per_minute),
     ];
     for (name, field) in counts {
-        if let Some(n) = count_option(options, name)? {
+        if let Some(n) = options.count(name)? {
             *field = n;
         }
     }
-    if let Some(r) = count_option(options, "redundancy")? {
+    if let Some(r) = options.count("redundancy")? {
         c.redundancy = u8::try_from(r).map_err(|_| "redundancy must be 1 or 2".to_owned())?;
     }
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)
 }
 
-fn endpoints(options: &Value) -> Result<Endpoints, String> {
-    let text = |name: &str| options.get(name).and_then(Value::as_str);
-    match (text("apiBase"), text("region")) {
-        (Some(api), _) => Endpoints::custom(api, text("loginBase")).map_err(|e| e.to_string()),
+fn endpoints(options: &Options<'_>) -> Result<Endpoints, String> {
+    match (options.text("apiBase"), options.text("region")) {
+        (Some(api), _) => {
+            Endpoints::custom(&api, options.text("loginBase").as_deref()).map_err(|e| e.to_string())
+        }
         (None, Some(region)) => region
             .parse::<Region>()
             .map(Endpoints::region)
@@ -147,60 +190,148 @@ fn endpoints(options: &Value) -> Result<Endpoints, String> {
     }
 }
 
-fn topics(list: &Value) -> Result<Vec<Topic>, String> {
-    let items = list
-        .as_array()
-        .ok_or_else(|| "topics must be an array of strings".to_owned())?;
+/// Topics from a JSON array of strings.
+fn topics(list: &str) -> Result<Vec<Topic>, String> {
+    let items: Vec<String> =
+        serde_json::from_str(list).map_err(|_| "topics must be an array of strings".to_owned())?;
     items
-        .iter()
-        .map(|t| {
-            let s = t
-                .as_str()
-                .ok_or_else(|| "topics must be an array of strings".to_owned())?;
-            Topic::new(s).map_err(|e| e.to_string())
-        })
+        .into_iter()
+        .map(|s| Topic::new(s).map_err(|e| e.to_string()))
         .collect()
 }
 
+/// One thing the page must do, as `drain` hands it over.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum Todo {
+    Http {
+        id: u64,
+        method: &'static str,
+        url: String,
+        headers: Vec<[String; 2]>,
+        body: Option<String>,
+    },
+    Token {
+        req: u64,
+    },
+    Connect {
+        conn: u64,
+        url: String,
+    },
+    Send {
+        conn: u64,
+        text: String,
+    },
+    Close {
+        conn: u64,
+        code: u16,
+    },
+}
+
+/// An event as the page sees it.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Told {
+    Notification {
+        topic: String,
+        /// The frame the page fed last, which it holds already.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        same: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        raw: Option<String>,
+    },
+    Gap {
+        topics: Vec<String>,
+        #[serde(rename = "fromMs")]
+        from_ms: u64,
+        #[serde(rename = "toMs")]
+        to_ms: u64,
+        reason: String,
+    },
+    Status {
+        status: String,
+    },
+    Warning {
+        message: String,
+    },
+    TopicRejected {
+        topic: String,
+        reason: String,
+    },
+    LoginRequired {
+        reason: String,
+        #[serde(rename = "sinceMs")]
+        since_ms: Option<u64>,
+    },
+    TokenRotated,
+    LoginSoon {
+        reason: String,
+        #[serde(rename = "expiresInMs")]
+        expires_in_ms: u64,
+    },
+    Fatal {
+        message: String,
+    },
+}
+
+/// What `drain` returns.
+#[derive(Serialize)]
+struct Drained {
+    #[serde(rename = "do")]
+    todo: Vec<Todo>,
+    events: Vec<Told>,
+    #[serde(rename = "wakeMs")]
+    wake_ms: Option<u64>,
+}
+
 /// An event as the page sees it; a notification whose text is `last_frame` says `same`.
-fn event_json(e: Event, last_frame: Option<&str>) -> Value {
+fn told(e: Event, last_frame: Option<&str>) -> Told {
     match e {
         Event::Notification { topic, raw } if last_frame == Some(raw.as_str()) => {
-            json!({ "type": "notification", "topic": topic, "same": true })
+            Told::Notification {
+                topic,
+                same: Some(true),
+                raw: None,
+            }
         }
-        Event::Notification { topic, raw } => {
-            json!({ "type": "notification", "topic": topic, "raw": raw })
-        }
+        Event::Notification { topic, raw } => Told::Notification {
+            topic,
+            same: None,
+            raw: Some(raw),
+        },
         Event::Gap {
             topics,
             from,
             to,
             reason,
-        } => json!({
-            "type": "gap",
-            "topics": topics.iter().map(Topic::as_str).collect::<Vec<_>>(),
-            "fromMs": from.as_millis(),
-            "toMs": to.as_millis(),
-            "reason": reason.to_string(),
-        }),
-        Event::Status(s) => json!({ "type": "status", "status": s.to_string() }),
-        Event::Warning(w) => json!({ "type": "warning", "message": w.to_string() }),
-        Event::TopicRejected { topic, reason } => {
-            json!({ "type": "topicrejected", "topic": topic, "reason": reason })
-        }
-        Event::LoginRequired { reason, since } => json!({
-            "type": "loginrequired",
-            "reason": reason.to_string(),
-            "sinceMs": since.map(Instant::as_millis),
-        }),
-        Event::TokenRotated => json!({ "type": "tokenrotated" }),
-        Event::LoginSoon { reason, expires_in } => json!({
-            "type": "loginsoon",
-            "reason": reason.to_string(),
-            "expiresInMs": expires_in.as_millis() as u64,
-        }),
-        Event::Fatal(f) => json!({ "type": "fatal", "message": f.to_string() }),
-        other => json!({ "type": "warning", "message": format!("unhandled event: {other:?}") }),
+        } => Told::Gap {
+            topics: topics.iter().map(|t| t.as_str().to_owned()).collect(),
+            from_ms: from.as_millis(),
+            to_ms: to.as_millis(),
+            reason: reason.to_string(),
+        },
+        Event::Status(s) => Told::Status {
+            status: s.to_string(),
+        },
+        Event::Warning(w) => Told::Warning {
+            message: w.to_string(),
+        },
+        Event::TopicRejected { topic, reason } => Told::TopicRejected { topic, reason },
+        Event::LoginRequired { reason, since } => Told::LoginRequired {
+            reason: reason.to_string(),
+            since_ms: since.map(Instant::as_millis),
+        },
+        Event::TokenRotated => Told::TokenRotated,
+        Event::LoginSoon { reason, expires_in } => Told::LoginSoon {
+            reason: reason.to_string(),
+            expires_in_ms: expires_in.as_millis() as u64,
+        },
+        Event::Fatal(f) => Told::Fatal {
+            message: f.to_string(),
+        },
+        other => Told::Warning {
+            message: format!("unhandled event: {other:?}"),
+        },
     }
 }
 
@@ -209,12 +340,12 @@ impl Core {
     /// `topics`, and optionally `redundancy` and the session tuning (`idleTimeoutMs`,
     /// `pingTimeoutMs`, `backoffBaseMs`, …, `maxConnectsPerMinute`: see the package types).
     pub fn new(options: &str, now_ms: f64, seed: u64) -> Result<Core, String> {
-        let options: Value =
+        let options: Options<'_> =
             serde_json::from_str(options).map_err(|e| format!("options are not JSON: {e}"))?;
         let cfg = config(&options)?;
         let endpoints = Arc::new(endpoints(&options)?);
         let wanted = match options.get("topics") {
-            Some(list) => topics(list)?,
+            Some(list) => topics(list.get())?,
             None => Vec::new(),
         };
         let now = instant(now_ms);
@@ -245,25 +376,30 @@ impl Core {
                 todo.push(v);
             }
         }
-        let mut events: Vec<Value> = self
+        let mut events: Vec<Told> = self
             .warnings
             .drain(..)
-            .map(|m| json!({ "type": "warning", "message": m }))
+            .map(|message| Told::Warning { message })
             .collect();
         let last = self.last_frame.take();
         for e in std::mem::take(&mut self.held_events) {
-            events.push(event_json(e, last.as_deref()));
+            events.push(told(e, last.as_deref()));
         }
         while let Some(e) = self.session.poll_event() {
-            events.push(event_json(e, last.as_deref()));
+            events.push(told(e, last.as_deref()));
         }
         let wake_at = self.session.poll_timeout().map(|(at, _)| at);
         self.told_wake = wake_at;
-        let wake = wake_at.map(Instant::as_millis);
-        json!({ "do": todo, "events": events, "wakeMs": wake }).to_string()
+        let drained = Drained {
+            todo,
+            events,
+            wake_ms: wake_at.map(Instant::as_millis),
+        };
+        // Strings and numbers only: serializing cannot fail.
+        serde_json::to_string(&drained).unwrap_or_default()
     }
 
-    fn perform(&mut self, action: Action) -> Option<Value> {
+    fn perform(&mut self, action: Action) -> Option<Todo> {
         let action = match http::rest_exchange(&self.endpoints, action) {
             Ok((request, finish)) => {
                 let id = self.next_http;
@@ -273,33 +409,35 @@ impl Core {
                     self.http.pop_front();
                 }
                 self.http.push_back((id, finish));
-                let headers: Vec<[&str; 2]> = request
+                let headers = request
                     .headers
-                    .iter()
-                    .map(|(n, v)| [*n, v.as_str()])
+                    .into_iter()
+                    .map(|(n, v)| [n.to_owned(), v])
                     .collect();
-                return Some(json!({
-                    "kind": "http",
-                    "id": id,
-                    "method": request.method,
-                    "url": request.url,
-                    "headers": headers,
-                    "body": request.body,
-                }));
+                return Some(Todo::Http {
+                    id,
+                    method: request.method,
+                    url: request.url,
+                    headers,
+                    body: request.body,
+                });
             }
             Err(other) => other,
         };
         match action {
-            Action::RequestToken { req } => Some(json!({ "kind": "token", "req": req.as_u64() })),
-            Action::Connect { conn, url } => {
-                Some(json!({ "kind": "connect", "conn": conn.as_u64(), "url": url.expose() }))
-            }
-            Action::Send { conn, text } => {
-                Some(json!({ "kind": "send", "conn": conn.as_u64(), "text": text }))
-            }
-            Action::Close { conn, code } => {
-                Some(json!({ "kind": "close", "conn": conn.as_u64(), "code": code }))
-            }
+            Action::RequestToken { req } => Some(Todo::Token { req: req.as_u64() }),
+            Action::Connect { conn, url } => Some(Todo::Connect {
+                conn: conn.as_u64(),
+                url: url.expose().to_owned(),
+            }),
+            Action::Send { conn, text } => Some(Todo::Send {
+                conn: conn.as_u64(),
+                text,
+            }),
+            Action::Close { conn, code } => Some(Todo::Close {
+                conn: conn.as_u64(),
+                code,
+            }),
             other => {
                 self.warnings
                     .push(format!("the browser adapter cannot perform {other:?}"));
@@ -526,8 +664,7 @@ impl Driver {
 
     /// Adds topics (a JSON array of strings).
     pub fn subscribe(&mut self, now_ms: f64, topics_json: &str) -> Result<(), JsError> {
-        let list: Value = serde_json::from_str(topics_json).map_err(js_err)?;
-        let wanted = topics(&list).map_err(js_err)?;
+        let wanted = topics(topics_json).map_err(js_err)?;
         self.core
             .session
             .subscribe(instant(now_ms), wanted)
@@ -536,8 +673,7 @@ impl Driver {
 
     /// Removes topics (a JSON array of strings).
     pub fn unsubscribe(&mut self, now_ms: f64, topics_json: &str) -> Result<(), JsError> {
-        let list: Value = serde_json::from_str(topics_json).map_err(js_err)?;
-        let gone = topics(&list).map_err(js_err)?;
+        let gone = topics(topics_json).map_err(js_err)?;
         self.core
             .session
             .unsubscribe(instant(now_ms), gone.iter())
@@ -570,6 +706,12 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
+
+    /// An event as the page reads it.
+    fn event_json(e: Event, last_frame: Option<&str>) -> Value {
+        serde_json::to_value(told(e, last_frame)).unwrap()
+    }
 
     fn drained(c: &mut Core) -> Value {
         serde_json::from_str(&c.drain()).unwrap()
