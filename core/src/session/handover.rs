@@ -141,7 +141,7 @@ impl Session {
             Proof::NotAsked => {
                 self.ping(of);
                 if let Some(a) = self.link_mut(of).and_then(Link::open_mut) {
-                    a.proof = Proof::AwaitingPongs(a.pings_out);
+                    a.proof = Proof::AwaitingPongs(a.alive.pings_out);
                 }
             }
         }

@@ -1,15 +1,13 @@
 //! A channel link and its steps: the channel, the socket, the subscription and the handover
 //! proof, with their pure queries. Every change to them happens in the parent module.
 
-use std::collections::VecDeque;
-
 use crate::sorted::{SortedMap, SortedSet};
 
 use crate::time::Instant;
 use crate::types::{ChannelId, ConnId, ReqId, Secret, Topic};
 
 use super::deadline::Deadline;
-use super::liveness::Cadence;
+use super::liveness::{Alive, Cadence};
 
 /// Which of the (at most) three channel links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,51 +79,6 @@ impl LinkTimer {
 
 /// Every link slot, in the order the session visits them.
 pub(super) const SLOTS: [Which; 3] = [Which::Active, Which::Standby, Which::Twin];
-
-/// Ping send times kept to match pongs against, at most.
-const PING_LOG: usize = 16;
-
-/// Which pings a socket's pongs answered: a pong to a ping sent at `t` proves that the socket
-/// delivered everything the server wrote on it before it read that ping.
-#[derive(Debug, Default)]
-pub(super) struct PingLog {
-    sent: u64,
-    answered: u64,
-    /// (ping number, sent at) of the latest pings; the oldest is forgotten past [`PING_LOG`].
-    times: VecDeque<(u64, Instant)>,
-    /// The send time of the latest ping a pong answered.
-    pub(super) drained_to: Option<Instant>,
-}
-
-impl PingLog {
-    pub(super) fn ping(&mut self, now: Instant) {
-        self.sent += 1;
-        if self.times.len() == PING_LOG {
-            self.times.pop_front();
-        }
-        self.times.push_back((self.sent, now));
-    }
-
-    /// Pongs answer pings in order. An unasked pong proves nothing (it is not counted past
-    /// the pings sent); a forgotten ping's pong moves nothing.
-    /// Pings remembered (at most [`PING_LOG`]).
-    pub(super) fn len(&self) -> usize {
-        self.times.len()
-    }
-
-    pub(super) fn pong(&mut self) {
-        self.answered = (self.answered + 1).min(self.sent);
-        while let Some(&(n, at)) = self.times.front() {
-            if n > self.answered {
-                break;
-            }
-            self.times.pop_front();
-            if n == self.answered {
-                self.drained_to = Some(at);
-            }
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Plan {
@@ -284,18 +237,9 @@ pub(super) struct OpenSocket {
     pub(super) conn: ConnId,
     /// Since when the socket has been subscribed (live).
     pub(super) live_since: Option<Instant>,
-    pub(super) last_rx: Instant,
-    pub(super) ping_due: Option<Instant>,
-    /// Pings sent on this socket that no pong has answered yet.
-    pub(super) pings_out: u32,
-    /// What the socket's traffic has shown: when to ping it, how long to wait for a pong.
-    /// (Boxed: it holds the recent gaps and round trips, a few hundred bytes.)
-    pub(super) cadence: Box<Cadence>,
-    /// Set by a suspend: coverage since then is unproven until a frame arrives (with
-    /// `suspend_gap`: until the pong to the ping sent at the resume).
-    pub(super) suspect_since: Option<Instant>,
-    /// With `suspend_gap`: when the session resumed, until the pong to a ping sent then.
-    pub(super) resumed_at: Option<Instant>,
+    /// Whether it is alive: its frames, pings and pongs, and a suspend it has not proven
+    /// itself since.
+    pub(super) alive: Alive,
     /// Set by `socket_closing`: the server closes this socket around then.
     pub(super) closing_by: Option<Instant>,
     pub(super) sub: Sub,
@@ -304,8 +248,6 @@ pub(super) struct OpenSocket {
     /// Whether this (active) socket has shown that it delivered everything the server sent
     /// on it before the replacement's subscription took effect.
     pub(super) proof: Proof,
-    /// Which pings were answered, for the hand-off of coverage between two links.
-    pub(super) pings: PingLog,
 }
 
 impl OpenSocket {
@@ -313,17 +255,11 @@ impl OpenSocket {
         OpenSocket {
             conn,
             live_since: None,
-            last_rx: now,
-            ping_due: None,
-            pings_out: 0,
-            cadence: Box::new(cadence),
-            suspect_since: None,
-            resumed_at: None,
+            alive: Alive::new(now, cadence),
             closing_by: None,
             sub: Sub::Wanted { not_before: None },
             server_topics: SortedSet::new(),
             proof: Proof::NotAsked,
-            pings: PingLog::default(),
         }
     }
 

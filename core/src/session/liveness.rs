@@ -9,6 +9,7 @@
 //! `ping_timeout`. Until a socket has shown enough, the configured ceilings apply. Pure and
 //! allocation-free: a heartbeat or a pong costs a few array writes.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::config::Config;
@@ -150,6 +151,155 @@ impl Cadence {
             self.pong_wait = wait.clamp(b.pong_floor, b.pong_ceiling);
         }
         self.ping_sent = if last { None } else { Some(now) };
+    }
+}
+
+/// Ping send times kept to match pongs against, at most.
+const PING_LOG: usize = 16;
+
+/// Which pings a socket's pongs answered: a pong to a ping sent at `t` proves that the socket
+/// delivered everything the server wrote on it before it read that ping.
+#[derive(Debug, Default)]
+pub(super) struct PingLog {
+    sent: u64,
+    answered: u64,
+    /// (ping number, sent at) of the latest pings; the oldest is forgotten past [`PING_LOG`].
+    times: VecDeque<(u64, Instant)>,
+    /// The send time of the latest ping a pong answered.
+    pub(super) drained_to: Option<Instant>,
+}
+
+impl PingLog {
+    pub(super) fn ping(&mut self, now: Instant) {
+        self.sent += 1;
+        if self.times.len() == PING_LOG {
+            self.times.pop_front();
+        }
+        self.times.push_back((self.sent, now));
+    }
+
+    /// Pongs answer pings in order. An unasked pong proves nothing (it is not counted past
+    /// the pings sent); a forgotten ping's pong moves nothing.
+    /// Pings remembered (at most [`PING_LOG`]).
+    pub(super) fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    pub(super) fn pong(&mut self) {
+        self.answered = (self.answered + 1).min(self.sent);
+        while let Some(&(n, at)) = self.times.front() {
+            if n > self.answered {
+                break;
+            }
+            self.times.pop_front();
+            if n == self.answered {
+                self.drained_to = Some(at);
+            }
+        }
+    }
+}
+
+/// One open socket's liveness: when it last spoke, the pings it owes a pong, the pace it has
+/// shown, and a suspend it has not proven itself since. It owns every change to them; the
+/// session tells it what arrived and what went out.
+#[derive(Debug)]
+pub(super) struct Alive {
+    pub(super) last_rx: Instant,
+    /// A pong (or, outside a handover or resume, any frame) is due by then.
+    pub(super) ping_due: Option<Instant>,
+    /// Pings sent on this socket that no pong has answered yet.
+    pub(super) pings_out: u32,
+    /// What the socket's traffic has shown: when to ping it, how long to wait for a pong.
+    /// (Boxed: it holds the recent gaps and round trips, a few hundred bytes.)
+    pub(super) cadence: Box<Cadence>,
+    /// Which pings were answered, for the hand-off of coverage between two links.
+    pub(super) pings: PingLog,
+    /// Set by a suspend: coverage since then is unproven until a frame arrives (with
+    /// `suspend_gap`: until the pong to the ping sent at the resume).
+    pub(super) suspect_since: Option<Instant>,
+    /// With `suspend_gap`: when the session resumed, until the pong to a ping sent then.
+    pub(super) resumed_at: Option<Instant>,
+}
+
+impl Alive {
+    pub(super) fn new(now: Instant, cadence: Cadence) -> Alive {
+        Alive {
+            last_rx: now,
+            ping_due: None,
+            pings_out: 0,
+            cadence: Box::new(cadence),
+            pings: PingLog::default(),
+            suspect_since: None,
+            resumed_at: None,
+        }
+    }
+
+    /// A ping goes out now; its pong is due within the pong wait.
+    pub(super) fn ping(&mut self, now: Instant) {
+        self.cadence.ping_sent(now, self.pings_out == 0);
+        self.pings.ping(now);
+        self.ping_due.get_or_insert(now + self.cadence.pong_wait());
+        self.pings_out = self.pings_out.saturating_add(1);
+    }
+
+    /// A frame arrived: outside a resume that waits for its pong, the socket is proven again.
+    pub(super) fn heard(&mut self, now: Instant) {
+        self.last_rx = now;
+        if self.resumed_at.is_none() {
+            self.suspect_since = None;
+        }
+    }
+
+    /// A pong arrived. If it proves the socket drained past a resume, the start of the
+    /// stretch the suspend left unproven.
+    pub(super) fn pong(&mut self, now: Instant, bounds: Bounds) -> Option<Instant> {
+        self.pings_out = self.pings_out.saturating_sub(1);
+        self.pings.pong();
+        self.cadence.pong(now, self.pings_out == 0, bounds);
+        let r = self.resumed_at?;
+        if !self.pings.drained_to.is_some_and(|d| d >= r) {
+            return None;
+        }
+        self.resumed_at = None;
+        self.suspect_since.take()
+    }
+
+    /// A frame other than a pong arrived.
+    pub(super) fn frame(&mut self, now: Instant, bounds: Bounds) {
+        self.cadence.frame(now, bounds);
+    }
+
+    /// Any frame proves the socket alive, but while a handover (`awaiting_proof`) or a resume
+    /// waits for its pong only that pong proves the socket drained: its deadline stays.
+    pub(super) fn settle(&mut self, awaiting_proof: bool) {
+        if !awaiting_proof && self.resumed_at.is_none() {
+            self.ping_due = None;
+        }
+    }
+
+    /// The machine slept: the socket is unproven since its last frame. With `suspend_gap`
+    /// only the pong to a ping sent now proves it again. True if a ping must go out now.
+    pub(super) fn resumed(&mut self, now: Instant, suspend_gap: bool) -> bool {
+        self.suspect_since.get_or_insert(self.last_rx);
+        if suspend_gap {
+            self.resumed_at = Some(now);
+            true
+        } else {
+            self.ping_due.is_none()
+        }
+    }
+
+    /// When the socket must be woken for: a pong overdue, or silence long enough to ping.
+    pub(super) fn deadline(&self) -> (Instant, bool) {
+        match self.ping_due {
+            Some(at) => (at, true),
+            None => (self.last_rx + self.cadence.idle(), false),
+        }
+    }
+
+    /// A ping waits for its pong since before `now`: the socket fell silent.
+    pub(super) fn silent_before(&self, now: Instant) -> bool {
+        self.ping_due.is_some() && self.cadence.ping_sent_at().is_some_and(|t| t < now)
     }
 }
 

@@ -119,9 +119,9 @@ pub(super) fn coverage_end(
     ending: Ending,
     now: Instant,
 ) -> (Instant, bool) {
-    let (end, suspended) = match (o.suspect_since, ending) {
+    let (end, suspended) = match (o.alive.suspect_since, ending) {
         (Some(since), _) => (since, true),
-        (None, Ending::GivenUp) => (o.last_rx, false),
+        (None, Ending::GivenUp) => (o.alive.last_rx, false),
         (None, Ending::ClosedByServer | Ending::Superseded | Ending::Closing) => (now, false),
     };
     (chan.map_or(end, |c| end.min(c.expires_at)), suspended)
@@ -233,7 +233,7 @@ impl Session {
             return;
         };
         let proof = old.proof();
-        let drained_to = old.open().and_then(|o| o.pings.drained_to);
+        let drained_to = old.open().and_then(|o| o.alive.pings.drained_to);
         self.retire(&old, ending, reason, w != Which::Standby, |s, t, from| {
             let Some(links) = s.links() else {
                 return false;
@@ -275,7 +275,7 @@ impl Session {
             o.live_since.is_some_and(|s| {
                 let lived = now - s;
                 lived >= self.cfg.stable_after
-                    || (lived >= SERVED_FOR.min(self.cfg.stable_after) && o.last_rx > s)
+                    || (lived >= SERVED_FOR.min(self.cfg.stable_after) && o.alive.last_rx > s)
             })
         });
         if served {
@@ -409,7 +409,7 @@ mod tests {
         use crate::types::ConnId;
         let cadence = Cadence::new(Bounds::new(&Config::default()));
         let mut o = OpenSocket::new(ConnId::from_u64(1), Instant::from_secs(10), cadence);
-        o.last_rx = Instant::from_secs(40);
+        o.alive.last_rx = Instant::from_secs(40);
         let now = Instant::from_secs(50);
         let c = chan(100, 100);
         let at = |ending, c: Option<&Chan>, o: &OpenSocket| coverage_end(o, c, ending, now);
@@ -418,7 +418,7 @@ mod tests {
             assert_eq!(at(e, Some(&c), &o), (now, false), "{e:?}");
         }
         // Given up on: up to its last frame.
-        assert_eq!(at(Ending::GivenUp, Some(&c), &o), (o.last_rx, false));
+        assert_eq!(at(Ending::GivenUp, Some(&c), &o), (o.alive.last_rx, false));
         // Never past the channel's expiry.
         let expired = chan(30, 100);
         assert_eq!(
@@ -426,7 +426,7 @@ mod tests {
             (Instant::from_secs(30), false)
         );
         // Unproven since a suspend: up to then, whatever ended it.
-        o.suspect_since = Some(Instant::from_secs(20));
+        o.alive.suspect_since = Some(Instant::from_secs(20));
         for e in [Ending::ClosedByServer, Ending::GivenUp, Ending::Closing] {
             assert_eq!(at(e, Some(&c), &o), (Instant::from_secs(20), true), "{e:?}");
         }

@@ -259,7 +259,7 @@ impl Session {
         }
         let live = |l: &Link| {
             l.open()
-                .is_some_and(|o| o.is_live() && o.suspect_since.is_none())
+                .is_some_and(|o| o.is_live() && o.alive.suspect_since.is_none())
         };
         if self.lanes().any(live) {
             Status::Live
@@ -307,7 +307,10 @@ impl Session {
                 + b.connect.len()
                 + self.tokens.budget.len(),
             links: links.clone().count(),
-            pings_remembered: links.filter_map(Link::open).map(|o| o.pings.len()).sum(),
+            pings_remembered: links
+                .filter_map(Link::open)
+                .map(|o| o.alive.pings.len())
+                .sum(),
         }
     }
 
@@ -887,9 +890,9 @@ impl Session {
                     if let Some(at) = o.closing_by {
                         f(at, t(LinkTimer::HandoverGrace));
                     }
-                    match o.ping_due {
-                        Some(at) => f(at, t(LinkTimer::PingTimeout)),
-                        None => f(o.last_rx + o.cadence.idle(), t(LinkTimer::Idle)),
+                    match o.alive.deadline() {
+                        (at, true) => f(at, t(LinkTimer::PingTimeout)),
+                        (at, false) => f(at, t(LinkTimer::Idle)),
                     }
                     if let Some(c) = &l.chan {
                         f(c.dies_at(), t(LinkTimer::ChannelExpiry));
@@ -965,9 +968,10 @@ impl Session {
                 // A socket already waiting on an unanswered ping fell silent before its
                 // channel expired: that is the first cause, and the gap says so.
                 let now = self.now;
-                let silent = self.link(w).and_then(Link::open).is_some_and(|o| {
-                    o.ping_due.is_some() && o.cadence.ping_sent_at().is_some_and(|t| t < now)
-                });
+                let silent = self
+                    .link(w)
+                    .and_then(Link::open)
+                    .is_some_and(|o| o.alive.silent_before(now));
                 let reason = if silent {
                     GapReason::SocketDead
                 } else {

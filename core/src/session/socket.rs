@@ -27,42 +27,26 @@ impl Session {
         let Some(l) = self.link_mut(w) else { return };
         let tag = l.tag;
         let Some(o) = l.open_mut() else { return };
-        o.last_rx = now;
-        if o.resumed_at.is_none() {
-            o.suspect_since = None;
-        }
+        o.alive.heard(now);
         let frame = frame::classify(&text);
         // After a resume with `suspend_gap`, only the pong to a ping sent after it proves
         // the socket drained; the stretch before is reported then.
         let mut suspended: Option<(Instant, SortedSet<Topic>)> = None;
         if matches!(frame, Frame::Pong) {
-            o.pings_out = o.pings_out.saturating_sub(1);
-            o.pings.pong();
-            o.cadence.pong(now, o.pings_out == 0, bounds);
+            let unproven = o.alive.pong(now, bounds);
             if let Proof::AwaitingPongs(n) = o.proof {
                 o.proof = match n.saturating_sub(1) {
                     0 => Proof::Proven { at: now },
                     left => Proof::AwaitingPongs(left),
                 };
             }
-            if let Some(r) = o.resumed_at {
-                if o.pings.drained_to.is_some_and(|d| d >= r) {
-                    o.resumed_at = None;
-                    if let Some(since) = o.suspect_since.take() {
-                        if o.is_live() {
-                            suspended = Some((since, o.server_topics.clone()));
-                        }
-                    }
-                }
+            if let Some(since) = unproven.filter(|_| o.is_live()) {
+                suspended = Some((since, o.server_topics.clone()));
             }
         } else {
-            o.cadence.frame(now, bounds);
+            o.alive.frame(now, bounds);
         }
-        // Any frame proves the socket alive, but while a handover or a resume waits for its
-        // pong only that pong proves the socket drained: its deadline stays.
-        if !matches!(o.proof, Proof::AwaitingPongs(_)) && o.resumed_at.is_none() {
-            o.ping_due = None;
-        }
+        o.alive.settle(matches!(o.proof, Proof::AwaitingPongs(_)));
         if let Some((since, topics)) = suspended {
             self.report_suspended(w, since, &topics);
         }
@@ -124,10 +108,7 @@ impl Session {
         let Some(o) = self.link_mut(w).and_then(Link::open_mut) else {
             return;
         };
-        o.cadence.ping_sent(now, o.pings_out == 0);
-        o.pings.ping(now);
-        o.ping_due.get_or_insert(now + o.cadence.pong_wait());
-        o.pings_out = o.pings_out.saturating_add(1);
+        o.alive.ping(now);
         let conn = o.conn;
         self.actions.push_back(Action::Send {
             conn,
@@ -151,15 +132,10 @@ impl Session {
                 c.token_expires_at = c.token_expires_at - slept;
                 c.renew_at = c.renew_at - slept;
             }
-            if let Some(o) = l.open_mut() {
-                o.suspect_since.get_or_insert(o.last_rx);
-                if suspend_gap {
-                    // Proven again only by the pong to a ping sent now.
-                    o.resumed_at = Some(now);
-                    self.ping(w);
-                } else if o.ping_due.is_none() {
-                    self.ping(w);
-                }
+            if l.open_mut()
+                .is_some_and(|o| o.alive.resumed(now, suspend_gap))
+            {
+                self.ping(w);
             }
         }
     }
@@ -175,7 +151,7 @@ impl Session {
         let proven_elsewhere = |t: &Topic| {
             others.iter().any(|l| {
                 l.open().is_some_and(|o| {
-                    o.is_live() && o.suspect_since.is_none() && o.server_topics.contains(t)
+                    o.is_live() && o.alive.suspect_since.is_none() && o.server_topics.contains(t)
                 })
             })
         };

@@ -176,7 +176,7 @@ impl Session {
         o.server_topics = accepted;
         // A socket's first ping goes out as it goes live: its pong tells how long pongs take
         // on it, so a busy socket that later falls silent is judged by its own round trip.
-        let probe = o.live_since.is_none() && o.pings_out == 0;
+        let probe = o.live_since.is_none() && o.alive.pings_out == 0;
         o.live_since.get_or_insert(now);
         let owes_a_put = o.sub.is_dirty();
         let permitted = o.server_topics.clone();
