@@ -257,7 +257,7 @@ impl Alive {
         self.pings.pong();
         self.cadence.pong(now, self.pings_out == 0, bounds);
         let r = self.resumed_at?;
-        if !self.pings.drained_to.is_some_and(|d| d >= r) {
+        if self.pings.drained_to.is_none_or(|d| d < r) {
             return None;
         }
         self.resumed_at = None;
