@@ -88,7 +88,7 @@ pub(super) enum Plan {
     NewChannel,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Chan {
     pub(super) id: ChannelId,
     pub(super) uri: Secret,

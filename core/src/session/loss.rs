@@ -37,15 +37,18 @@ pub(super) struct Recovery {
     pub(super) auth_failure: Option<u16>,
 }
 
-/// The one place a loss becomes a plan. `chan` is the lost link's channel, `closing` whether
-/// the server announced maintenance on the socket.
+/// The one place a loss becomes a plan, from the lost link's state: its channel, and whether
+/// the server announced maintenance on its socket.
 pub(super) fn classify(
     cause: Cause,
-    chan: Option<&Chan>,
-    closing: bool,
+    link: Option<&Link>,
     now: Instant,
     codes: &CloseCodes,
 ) -> Recovery {
+    let closing = link
+        .and_then(Link::open)
+        .is_some_and(|o| o.closing_by.is_some());
+    let chan = link.and_then(|l| l.chan.as_ref());
     let new_channel = |fresher_token, auth_failure| Recovery {
         plan: Plan::NewChannel,
         fresher_token,
@@ -186,19 +189,9 @@ impl Session {
         }
     }
 
-    /// How to recover from losing `w`'s socket ([`loss::classify`] on the link's state).
-    pub(super) fn classify_loss(&self, w: Which, cause: Cause) -> Recovery {
-        let l = self.link(w);
-        let closing = l
-            .and_then(Link::open)
-            .is_some_and(|o| o.closing_by.is_some());
-        let chan = l.and_then(|l| l.chan.as_ref());
-        classify(cause, chan, closing, self.now, &self.cfg.close_codes)
-    }
-
     /// The session gave up on an open socket.
     pub(super) fn give_up(&mut self, w: Which, reason: GapReason) {
-        let r = self.classify_loss(w, Cause::GaveUp);
+        let r = classify(Cause::GaveUp, self.link(w), self.now, &self.cfg.close_codes);
         if r.fresher_token {
             self.want_fresher_token(w);
         }
@@ -324,10 +317,20 @@ mod tests {
     }
 
     fn plan(cause: Cause, c: Option<&Chan>, closing: bool, now: u64) -> (Plan, bool, Option<u16>) {
+        use crate::config::Config;
+        use crate::session::liveness::{Bounds, Cadence};
+        use crate::types::ConnId;
+        let mut link = Link::new(1);
+        link.chan = c.cloned();
+        if closing {
+            let cadence = Cadence::new(Bounds::new(&Config::default()));
+            let mut o = OpenSocket::new(ConnId::from_u64(1), Instant::ZERO, cadence);
+            o.closing_by = Some(Instant::ZERO);
+            link.step = Step::Open(o);
+        }
         let r = classify(
             cause,
-            c,
-            closing,
+            Some(&link),
             Instant::from_secs(now),
             &CloseCodes::default(),
         );

@@ -8,7 +8,7 @@ use crate::types::{ChannelId, ConnId, ReqId, Secret};
 
 use super::link::{Chan, Early, Link, OpenSocket, Plan, Step, Sub, Wait, Which};
 use super::liveness::{Bounds, Cadence};
-use super::loss::Cause;
+use super::loss::{classify, Cause};
 use super::{Session, CHANNEL_REQUESTS_PER_MINUTE};
 
 impl Session {
@@ -311,7 +311,7 @@ impl Session {
         let cause = error
             .http_status()
             .map_or(Cause::Unanswered, Cause::Refused);
-        let r = self.classify_loss(w, cause);
+        let r = classify(cause, self.link(w), self.now, &self.cfg.close_codes);
         if r.auth_failure
             .is_some_and(|code| self.count_auth_failure(w, code))
         {

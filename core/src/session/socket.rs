@@ -12,8 +12,7 @@ use crate::types::{ConnId, Topic};
 use super::dedup;
 use super::link::{Link, Plan, Proof, Which, SLOTS};
 use super::liveness::Bounds;
-use super::loss::Cause;
-use super::loss::Ending;
+use super::loss::{classify, Cause, Ending};
 use super::{Session, MAX_CLOSE_REASON, MAX_DEDUP_KEYS};
 
 impl Session {
@@ -186,7 +185,12 @@ impl Session {
             .link(w)
             .and_then(Link::open)
             .is_some_and(|o| o.closing_by.is_some());
-        let r = self.classify_loss(w, Cause::Closed(code));
+        let r = classify(
+            Cause::Closed(code),
+            self.link(w),
+            self.now,
+            &self.cfg.close_codes,
+        );
         if let Some(c) = r.auth_failure {
             let stable = self
                 .link(w)
