@@ -126,11 +126,7 @@ impl Session {
             self.refusals.answered();
             return;
         }
-        let Some(sub) = self
-            .link_mut(w)
-            .and_then(Link::open_mut)
-            .and_then(|o| o.sub.take_request())
-        else {
+        let Some(sub) = self.take_sub_request(w) else {
             return;
         };
         self.refusals.answered();
@@ -206,6 +202,13 @@ impl Session {
         }
     }
 
+    /// The PUT in flight on `w`'s open socket, which just ended (answered or failed).
+    fn take_sub_request(&mut self, w: Which) -> Option<SubRequest> {
+        self.link_mut(w)
+            .and_then(Link::open_mut)
+            .and_then(|o| o.sub.take_request())
+    }
+
     pub(super) fn on_subscribe_failed(&mut self, w: Which, error: &RequestError) {
         if let Some(Step::Connecting { early, .. }) = self.link_mut(w).map(|l| &mut l.step) {
             // The PUT beside the upgrade failed: once open, the socket sends its own, and
@@ -213,11 +216,7 @@ impl Session {
             *early = Early::None;
             return;
         }
-        let Some(sub) = self
-            .link_mut(w)
-            .and_then(Link::open_mut)
-            .and_then(|o| o.sub.take_request())
-        else {
+        let Some(sub) = self.take_sub_request(w) else {
             return;
         };
         match error.http_status() {
