@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use crate::secret_file;
@@ -226,6 +226,29 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
     let log = Log {
         format: args.log_format,
     };
+    // The handler goes in before anything is printed or started: a signal that comes before
+    // the session exists ends the process at once with 0 (nothing is open, nothing is lost);
+    // later, it closes the session ahead of any backlog.
+    let session_closer = Arc::new(OnceLock::<genesys_notify_blocking::Closer>::new());
+    let done = Arc::new(AtomicBool::new(false));
+    let stopping = Arc::new(AtomicBool::new(false));
+    {
+        let (closer, main_done, signalled) = (
+            Arc::clone(&session_closer),
+            Arc::clone(&done),
+            Arc::clone(&stopping),
+        );
+        if let Err(e) = ctrlc::set_handler(move || {
+            signalled.store(true, Ordering::SeqCst);
+            match closer.get() {
+                Some(closer) => on_signal(closer, &main_done, log),
+                None => std::process::exit(0),
+            }
+        }) {
+            eprintln!("error: cannot install the signal handler: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     for w in warnings {
         log.warn(&w);
     }
@@ -269,16 +292,8 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
     if let Some(m) = &metrics {
         m.attach(client.closer());
     }
-    let done = Arc::new(AtomicBool::new(false));
-    let main_done = Arc::clone(&done);
-    let stopping = Arc::new(AtomicBool::new(false));
-    let signalled = Arc::clone(&stopping);
-    if let Err(e) = ctrlc::set_handler(move || {
-        signalled.store(true, Ordering::SeqCst);
-        on_signal(&closer, &main_done, log);
-    }) {
-        eprintln!("error: cannot install the signal handler: {e}");
-        return ExitCode::FAILURE;
+    if session_closer.set(closer).is_err() {
+        unreachable!("the session's closer is set once");
     }
     let code = follow(
         &mut client,
