@@ -1,6 +1,5 @@
 //! Session configuration and its defaults.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::error::UsageError;
@@ -16,16 +15,16 @@ pub struct CloseCodes {
     /// Codes read as "the token was refused": recover with a fresh token and a new channel.
     /// Default: 4001, 4003 and 1008, the codes client code written for this service commonly
     /// reads that way (none of them is documented).
-    pub auth: BTreeSet<u16>,
+    pub auth: Vec<u16>,
     /// Codes read as "this channel is gone": recover with a new channel. Default: none.
-    pub channel_gone: BTreeSet<u16>,
+    pub channel_gone: Vec<u16>,
 }
 
 impl Default for CloseCodes {
     fn default() -> Self {
         CloseCodes {
-            auth: [4001, 4003, 1008].into_iter().collect(),
-            channel_gone: BTreeSet::new(),
+            auth: vec![4001, 4003, 1008],
+            channel_gone: Vec::new(),
         }
     }
 }

@@ -83,7 +83,9 @@ impl<T: Ord> SortedSet<T> {
 impl<T: Ord> FromIterator<T> for SortedSet<T> {
     fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
         let mut v: Vec<T> = iter.into_iter().collect();
-        v.sort();
+        // Equal entries are the same entry, so an unstable sort gives the same set (and the
+        // browser build carries one sort, not two).
+        v.sort_unstable();
         v.dedup();
         SortedSet(v)
     }
