@@ -2,15 +2,17 @@
 //! sockets of a link overlap during a make-before-break renewal; or all the time, over a
 //! window, while two links carry every topic (`redundancy: 2`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 use crate::time::Instant;
 
-/// The key of a notification: its topic, `CorrelationId` and body.
-pub(super) fn key(topic: &str, correlation_id: Option<&str>, body: &str) -> u64 {
+/// The key of a notification: its topic, `CorrelationId` and body, hashed after the session's
+/// `salt`, so that a peer cannot choose notifications whose keys crowd one part of [`Seen`].
+pub(super) fn key(salt: u64, topic: &str, correlation_id: Option<&str>, body: &str) -> u64 {
     let mut h = DefaultHasher::new();
+    salt.hash(&mut h);
     topic.hash(&mut h);
     correlation_id.hash(&mut h);
     body.hash(&mut h);
@@ -24,8 +26,7 @@ pub(super) enum Dedup {
     /// Two sockets overlap (a renewal): a notification that arrives on both is delivered once.
     /// The keys are kept for the overlap and `dedup_linger` after it, until `until`.
     Overlap {
-        /// Key → tag of the link that delivered it first.
-        seen: BTreeMap<u64, u64>,
+        seen: Seen,
         until: Instant,
     },
     /// Two links carry every topic: always on, over `dedup_window`.
@@ -58,7 +59,7 @@ impl Dedup {
         match self {
             Dedup::Off => {
                 *self = Dedup::Overlap {
-                    seen: BTreeMap::new(),
+                    seen: Seen::default(),
                     until,
                 }
             }
@@ -95,7 +96,7 @@ impl Dedup {
                 bound_reached: false,
             },
             Dedup::Overlap { seen, .. } => Verdict {
-                deliver: *seen.entry(key).or_insert(tag) == tag,
+                deliver: seen.get_or_insert(key, tag) == tag,
                 bound_reached: false,
             },
             Dedup::Window(w) => {
@@ -129,8 +130,7 @@ pub const MAX_DEDUP_KEYS: usize = 65_536;
 /// dropped; a repeat on the same link is a new notification and is delivered.
 #[derive(Debug, Default)]
 pub(super) struct DedupWindow {
-    /// Key → tag of the link that delivered it first.
-    seen: BTreeMap<u64, u64>,
+    seen: Seen,
     /// Keys in arrival order, with their arrival.
     order: VecDeque<(Instant, u64)>,
     /// Keys forgotten before their window ended, because the bound was reached.
@@ -147,18 +147,18 @@ impl DedupWindow {
                 break;
             }
             self.order.pop_front();
-            self.seen.remove(&k);
+            self.seen.remove(k);
         }
-        if let Some(&first) = self.seen.get(&key) {
+        if let Some(first) = self.seen.get(key) {
             return first == tag;
         }
         if self.order.len() >= MAX_DEDUP_KEYS {
             if let Some((_, k)) = self.order.pop_front() {
-                self.seen.remove(&k);
+                self.seen.remove(k);
                 self.forgotten_early += 1;
             }
         }
-        self.seen.insert(key, tag);
+        self.seen.get_or_insert(key, tag);
         self.order.push_back((now, key));
         true
     }
@@ -166,6 +166,112 @@ impl DedupWindow {
     /// Keys remembered now.
     pub(super) fn len(&self) -> usize {
         self.order.len()
+    }
+}
+
+/// Notification keys → the tag of the link that delivered each first: a hash table with open
+/// addressing and linear probing, at most three quarters full. A slot whose tag is 0 is empty: link tags
+/// start at 1. Small in code, which the browser build pays for, and as fast as a standard map
+/// at the window's 65,536 keys.
+#[derive(Debug, Default)]
+pub(super) struct Seen {
+    /// (key, tag); the length is 0 or a power of two, at least [`Seen::MIN_SLOTS`].
+    slots: Vec<(u64, u64)>,
+    len: usize,
+}
+
+impl Seen {
+    const MIN_SLOTS: usize = 16;
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// A key's first slot: the top bits of the key times 2^64/φ, which spreads even keys that
+    /// differ only in their low bits.
+    fn home(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.slots.len().trailing_zeros()))
+            as usize
+    }
+
+    /// `Ok` with the slot that holds `key`, or `Err` with the empty slot where it would go.
+    /// The table must have slots.
+    fn find(&self, key: u64) -> Result<usize, usize> {
+        let mut i = self.home(key);
+        loop {
+            match self.slots[i] {
+                (_, 0) => return Err(i),
+                (k, _) if k == key => return Ok(i),
+                _ => i = (i + 1) & self.mask(),
+            }
+        }
+    }
+
+    /// The tag stored for `key`.
+    pub(super) fn get(&self, key: u64) -> Option<u64> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        self.find(key).ok().map(|i| self.slots[i].1)
+    }
+
+    /// The tag stored for `key`, `tag` (not 0) stored first if there is none.
+    pub(super) fn get_or_insert(&mut self, key: u64, tag: u64) -> u64 {
+        debug_assert_ne!(tag, 0, "tag 0 marks an empty slot");
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.resize((self.slots.len() * 2).max(Self::MIN_SLOTS));
+        }
+        match self.find(key) {
+            Ok(i) => self.slots[i].1,
+            Err(i) => {
+                self.slots[i] = (key, tag);
+                self.len += 1;
+                tag
+            }
+        }
+    }
+
+    /// Forgets `key`. The entries after it in its run move back, so that no lookup stops
+    /// early at the hole; a table that has emptied to an eighth shrinks by half.
+    pub(super) fn remove(&mut self, key: u64) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let Ok(mut hole) = self.find(key) else {
+            return;
+        };
+        let mut j = hole;
+        loop {
+            j = (j + 1) & self.mask();
+            let (k, tag) = self.slots[j];
+            if tag == 0 {
+                break;
+            }
+            // The entry at j may fill the hole if the hole lies on its probe path.
+            let home = self.home(k);
+            if j.wrapping_sub(hole) & self.mask() <= j.wrapping_sub(home) & self.mask() {
+                self.slots[hole] = (k, tag);
+                hole = j;
+            }
+        }
+        self.slots[hole] = (0, 0);
+        self.len -= 1;
+        if self.slots.len() > Self::MIN_SLOTS && self.len * 8 < self.slots.len() {
+            self.resize(self.slots.len() / 2);
+        }
+    }
+
+    fn resize(&mut self, slots: usize) {
+        let old = std::mem::replace(&mut self.slots, vec![(0, 0); slots]);
+        for (k, tag) in old.into_iter().filter(|&(_, tag)| tag != 0) {
+            if let Err(i) = self.find(k) {
+                self.slots[i] = (k, tag);
+            }
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
     }
 }
 
@@ -205,5 +311,39 @@ mod tests {
         // Key 0 was forgotten, key 10 is still remembered.
         assert!(d.admit(at(1 << 20), w, 0, 2));
         assert!(!d.admit(at(1 << 20), w, 11, 2));
+    }
+
+    #[test]
+    fn the_table_agrees_with_a_standard_map_through_growth_removal_and_shrinking() {
+        use std::collections::BTreeMap;
+        let mut rng = crate::rng::Rng::new(42);
+        let (mut seen, mut model) = (Seen::default(), BTreeMap::new());
+        // Uniform keys from a small space, so that removals hit; one in eight shares its top
+        // bits with others, so that runs form and removals shift them back.
+        for round in 0..40_000u64 {
+            let key = match round % 8 {
+                0 => rng.next_u64() % 64,
+                _ => crate::rng::Rng::new(rng.next_u64() % 5_000).next_u64(),
+            };
+            if rng.next_u64() % 3 == 0 {
+                seen.remove(key);
+                model.remove(&key);
+            } else {
+                let tag = 1 + round % 4;
+                assert_eq!(seen.get_or_insert(key, tag), *model.entry(key).or_insert(tag));
+            }
+            assert_eq!(seen.len(), model.len(), "round {round}");
+        }
+        for (&k, &tag) in &model {
+            assert_eq!(seen.get(k), Some(tag));
+        }
+        let peak = seen.slots.len();
+        for k in model.keys().copied().collect::<Vec<_>>() {
+            seen.remove(k);
+            assert_eq!(seen.get(k), None);
+        }
+        assert_eq!(seen.len(), 0);
+        assert!(seen.slots.len() < peak, "an emptied table gives memory back");
+        assert_eq!(seen.slots.len(), Seen::MIN_SLOTS);
     }
 }

@@ -172,6 +172,9 @@ impl Life {
 pub struct Session {
     cfg: Config,
     rng: Rng,
+    /// Hashed into every duplicate-suppression key (see `dedup::key`); drawn from the seed
+    /// apart from `rng`, so jitter is the same with or without it.
+    dedup_salt: u64,
     now: Instant,
     next_id: u64,
     topics: SortedSet<Topic>,
@@ -223,6 +226,7 @@ impl Session {
         let mut s = Session {
             cfg: config,
             rng: Rng::new(seed),
+            dedup_salt: Rng::new(!seed).next_u64(),
             now,
             next_id: 1,
             topics: SortedSet::new(),

@@ -72,10 +72,11 @@ impl Session {
                 body,
                 metadata,
             } => {
+                let salt = self.dedup_salt;
                 let dedup = self.run_mut().map(|r| &mut r.dedup).filter(|d| d.is_on());
                 if let Some(dedup) = dedup {
                     let cid = frame::correlation_id(metadata);
-                    let key = dedup::key(&topic, cid.as_deref(), body);
+                    let key = dedup::key(salt, &topic, cid.as_deref(), body);
                     let verdict = dedup.admit(now, window, key, tag);
                     if verdict.bound_reached {
                         self.warn(ProtocolError::DedupBound {
