@@ -219,10 +219,18 @@ fn tenths(ms: u64) -> u64 {
         std::cmp::Ordering::Less => q,
         std::cmp::Ordering::Greater => q + 1,
         std::cmp::Ordering::Equal => {
-            // A decimal tie: the double nearest to it lies on one side, or on it.
-            let x = ms as f64 / 1000.0;
-            let above = x.mul_add(1000.0, -(ms as f64));
-            if above > 0.0 || (above == 0.0 && q % 2 == 1) {
+            // A decimal tie: the double nearest to it lies above, below or on it. The double
+            // is mantissa × 2^exponent; compared with ms / 1000 in integers (a fused
+            // multiply-add would bring in a software fma).
+            let bits = (ms as f64 / 1000.0).to_bits();
+            let mantissa = u128::from((bits & ((1 << 52) - 1)) | (1 << 52));
+            // 47 to 52 for the delays written this way (1 s to 1 min); never above 64 for
+            // any u64 with a fraction.
+            let shift = 1075_u32
+                .saturating_sub(((bits >> 52) & 0x7ff) as u32)
+                .min(64);
+            let (double, tie) = (mantissa * 1000, u128::from(ms) << shift);
+            if double > tie || (double == tie && q % 2 == 1) {
                 q + 1
             } else {
                 q
