@@ -117,11 +117,14 @@ impl std::str::FromStr for Region {
             .map(|(r, _, _)| *r)
             .ok_or_else(|| ConfigError::UnknownRegion {
                 given: redact_userinfo(s).into_owned(),
-                known: REGIONS
-                    .iter()
-                    .map(|(_, n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                known: REGIONS.iter().fold(String::new(), |known, (_, n, _)| {
+                    // Not `join`: its code is one more piece of the browser build.
+                    if known.is_empty() {
+                        n.to_string()
+                    } else {
+                        known + ", " + n
+                    }
+                }),
             })
     }
 }

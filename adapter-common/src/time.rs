@@ -41,14 +41,13 @@ impl UnixTime {
         UnixTime(i128::from(secs) * NANOS)
     }
 
-    /// How long after `earlier` this is; zero if it is not after it.
+    /// How long after `earlier` this is: zero if it is not after it, and at most
+    /// `u64::MAX` nanoseconds (584 years).
     pub fn saturating_since(self, earlier: UnixTime) -> Duration {
-        let d = self.0.saturating_sub(earlier.0);
-        if d <= 0 {
-            return Duration::ZERO;
-        }
-        let secs = u64::try_from(d / NANOS).unwrap_or(u64::MAX);
-        Duration::new(secs, (d % NANOS) as u32)
+        // Capped to u64 first: no 128-bit division, which the browser build carries as
+        // software.
+        let d = self.0.saturating_sub(earlier.0).max(0);
+        Duration::from_nanos(u64::try_from(d).unwrap_or(u64::MAX))
     }
 
     /// An RFC 3339 timestamp: `2026-12-01T10:00:00Z`, with an optional fraction of up to nine
