@@ -25,10 +25,7 @@ pub(super) enum Dedup {
     Off,
     /// Two sockets overlap (a renewal): a notification that arrives on both is delivered once.
     /// The keys are kept for the overlap and `dedup_linger` after it, until `until`.
-    Overlap {
-        seen: Seen,
-        until: Instant,
-    },
+    Overlap { seen: Seen, until: Instant },
     /// Two links carry every topic: always on, over `dedup_window`.
     Window(Box<DedupWindow>),
 }
@@ -330,7 +327,10 @@ mod tests {
                 model.remove(&key);
             } else {
                 let tag = 1 + round % 4;
-                assert_eq!(seen.get_or_insert(key, tag), *model.entry(key).or_insert(tag));
+                assert_eq!(
+                    seen.get_or_insert(key, tag),
+                    *model.entry(key).or_insert(tag)
+                );
             }
             assert_eq!(seen.len(), model.len(), "round {round}");
         }
@@ -343,7 +343,10 @@ mod tests {
             assert_eq!(seen.get(k), None);
         }
         assert_eq!(seen.len(), 0);
-        assert!(seen.slots.len() < peak, "an emptied table gives memory back");
+        assert!(
+            seen.slots.len() < peak,
+            "an emptied table gives memory back"
+        );
         assert_eq!(seen.slots.len(), Seen::MIN_SLOTS);
     }
 }
