@@ -105,9 +105,7 @@ impl Month {
                 .token_faults
                 .extend((0..3).map(|_| RequestError::status(503))),
             _ => {
-                h.world
-                    .connect_faults
-                    .push_back(RequestError::network("refused"));
+                h.world.fail_connects(1, RequestError::network("refused"));
                 h.server_close(None);
             }
         }

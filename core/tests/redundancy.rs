@@ -187,12 +187,10 @@ fn both_sockets_dropped_is_reported_as_with_one_link() {
 #[test]
 fn a_revoked_login_stops_both_links_with_one_report() {
     let mut h = two_links();
-    h.world
-        .token_faults
-        .push_back(genesys_notify_core::RequestError::status_code(
-            400,
-            "invalid_grant",
-        ));
+    h.world.fail_tokens(
+        1,
+        genesys_notify_core::RequestError::status_code(400, "invalid_grant"),
+    );
     h.note("the token expires on the server and the refresh is refused");
     h.frame(harness::TOKEN_REVOKED);
     h.run_for(secs(2));
@@ -348,9 +346,10 @@ fn a_failed_first_upgrade_does_not_hold_the_second_subscription() {
         &mut h,
         |a| matches!(a, Action::Connect { url, .. } if url.expose().ends_with("ch2")),
     );
-    h.world
-        .connect_faults
-        .push_back(genesys_notify_core::RequestError::Network("reset".into()));
+    h.world.fail_connects(
+        1,
+        genesys_notify_core::RequestError::Network("reset".into()),
+    );
     answer_one(&mut h, |a| matches!(a, Action::Connect { .. }));
     assert_eq!(puts_to(&h, "ch2"), 1, "{}", h.log);
     h.world.manual = false;

@@ -457,6 +457,18 @@ fn fault(s: &str) -> Fault {
     s.parse().unwrap()
 }
 
+/// At 1 s, `fault` is set up, then the socket drops and its upgrade fails once, so that the
+/// session has to create a new channel and meets the fault.
+fn on_a_new_channel(fault: &str) -> Vec<(Duration, Fault)> {
+    schedule(&[(1.0, fault), (1.0, "fail upgrade 1 404"), (1.0, "drop")])
+}
+
+/// Faults from their text form (as the simulator's `fault` command reads them), each at its
+/// second of the run.
+fn schedule(faults: &[(f64, &str)]) -> Vec<(Duration, Fault)> {
+    faults.iter().map(|&(at, f)| (secs(at), fault(f))).collect()
+}
+
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
@@ -505,47 +517,36 @@ pub fn scenario(name: &'static str) -> Scenario {
             s.max_channel_requests = 5;
         }
         "socket_closing" => {
-            s.faults = vec![(secs(1.0), Fault::SocketClosing)];
+            s.faults = schedule(&[(1.0, "socket_closing")]);
             s.max_channel_requests = 2;
         }
         "abrupt_drop" => {
-            s.faults = vec![(secs(1.0), Fault::Drop)];
+            s.faults = schedule(&[(1.0, "drop")]);
             s.max_channel_requests = 1;
         }
         "half_open" => {
-            s.faults = vec![(secs(1.0), Fault::HalfOpen)];
+            s.faults = schedule(&[(1.0, "half_open")]);
             s.max_channel_requests = 1;
         }
         "token_429" => {
-            s.faults = vec![
-                (secs(1.0), fault("fail token 2 429 1")),
-                (secs(1.0), Fault::ExpireTokens),
-            ];
+            s.faults = schedule(&[(1.0, "fail token 2 429 1"), (1.0, "expire_tokens")]);
             s.run_for = secs(7.0);
             s.max_token_requests = 5;
         }
         "channel_429" => {
-            s.faults = vec![
-                (secs(1.0), fault("fail channel 2 429 1")),
-                (secs(1.0), fault("fail upgrade 1 404")),
-                (secs(1.0), Fault::Drop),
-            ];
+            s.faults = on_a_new_channel("fail channel 2 429 1");
             s.run_for = secs(7.0);
             s.max_channel_requests = 4;
         }
         "storm_503" => {
-            s.faults = vec![
-                (secs(1.0), fault("fail channel 5 503")),
-                (secs(1.0), fault("fail upgrade 1 404")),
-                (secs(1.0), Fault::Drop),
-            ];
+            s.faults = on_a_new_channel("fail channel 5 503");
             s.run_for = secs(10.0);
             s.max_channel_requests = 7;
         }
         "revoked_refresh_token" => {
             s.creds = Creds::RefreshToken;
             s.sim.token_ttl = secs(3.0);
-            s.faults = vec![(secs(0.5), Fault::RevokeRefreshTokens)];
+            s.faults = schedule(&[(0.5, "revoke_refresh_tokens")]);
             s.run_for = secs(5.0);
             s.expect_login_required = true;
             s.max_token_requests = 2;
@@ -553,7 +554,7 @@ pub fn scenario(name: &'static str) -> Scenario {
         }
         "displaced" => {
             s.sim.displaced_close_code = 4000;
-            s.faults = vec![(secs(1.0), Fault::Displace)];
+            s.faults = schedule(&[(1.0, "displace")]);
             s.max_channel_requests = 2;
         }
         "malformed_frames" => {
@@ -580,44 +581,29 @@ pub fn scenario(name: &'static str) -> Scenario {
             s.max_channel_requests = 2;
         }
         "malformed_flood" => {
-            s.faults = vec![(secs(1.0), fault("flood 200000"))];
+            s.faults = schedule(&[(1.0, "flood 200000")]);
             s.run_for = secs(5.0);
             s.max_channel_requests = 1;
         }
         "short_token" => {
-            s.faults = vec![
-                (secs(1.0), fault("short_token 3 0")),
-                (secs(1.0), Fault::ExpireTokens),
-            ];
+            s.faults = schedule(&[(1.0, "short_token 3 0"), (1.0, "expire_tokens")]);
             s.run_for = secs(8.0);
             s.max_token_requests = 6;
             s.max_channel_requests = 3;
         }
         "expired_channel" => {
-            s.faults = vec![
-                (secs(1.0), fault("expired_channel 2")),
-                (secs(1.0), fault("fail upgrade 1 404")),
-                (secs(1.0), Fault::Drop),
-            ];
+            s.faults = on_a_new_channel("expired_channel 2");
             s.run_for = secs(6.0);
             s.max_channel_requests = 5;
         }
         "huge_retry_after" => {
-            s.faults = vec![
-                (secs(1.0), fault("fail channel 1 429 99999999999")),
-                (secs(1.0), fault("fail upgrade 1 404")),
-                (secs(1.0), Fault::Drop),
-            ];
+            s.faults = on_a_new_channel("fail channel 1 429 99999999999");
             s.run_for = secs(4.0);
             s.max_channel_requests = 2;
         }
         "redirect" => {
             s.expect_fatal = true;
-            s.faults = vec![
-                (secs(1.0), fault("redirect channel 3")),
-                (secs(1.0), fault("fail upgrade 1 404")),
-                (secs(1.0), Fault::Drop),
-            ];
+            s.faults = on_a_new_channel("redirect channel 3");
             s.run_for = secs(4.0);
             s.max_channel_requests = 3;
         }
@@ -641,7 +627,7 @@ pub fn scenario(name: &'static str) -> Scenario {
         "tls" => {
             s.sim.tls = true;
             s.run_for = secs(3.0);
-            s.faults = vec![(secs(1.0), Fault::Drop)];
+            s.faults = schedule(&[(1.0, "drop")]);
             s.max_token_requests = 1;
             s.max_channel_requests = 1;
         }
@@ -668,14 +654,11 @@ fn redundant_scenario(name: &'static str) -> Scenario {
             s.max_channel_requests = 2;
         }
         "redundant_abrupt_drop" => {
-            s.faults = vec![
-                (secs(1.0), fault("drop one")),
-                (secs(4.0), fault("drop one")),
-            ];
+            s.faults = schedule(&[(1.0, "drop one"), (4.0, "drop one")]);
             s.max_lost = Some(0);
         }
         "redundant_half_open" => {
-            s.faults = vec![(secs(1.0), fault("half_open one"))];
+            s.faults = schedule(&[(1.0, "half_open one")]);
             s.max_lost = Some(0);
         }
         "redundant_close_codes" => {
@@ -695,11 +678,11 @@ fn redundant_scenario(name: &'static str) -> Scenario {
         }
         "redundant_displaced" => {
             s.sim.displaced_close_code = 4000;
-            s.faults = vec![(secs(1.0), fault("displace one"))];
+            s.faults = schedule(&[(1.0, "displace one")]);
             s.max_lost = Some(0);
         }
         "redundant_socket_closing" => {
-            s.faults = vec![(secs(1.0), fault("socket_closing one"))];
+            s.faults = schedule(&[(1.0, "socket_closing one")]);
             s.max_lost = Some(0);
             s.max_channel_requests = 3;
         }
@@ -734,7 +717,7 @@ fn redundant_scenario(name: &'static str) -> Scenario {
         }
         // Faults that hit both sockets are reported exactly as with one link.
         "redundant_drop_both" => {
-            s.faults = vec![(secs(1.0), Fault::Drop)];
+            s.faults = schedule(&[(1.0, "drop")]);
             s.max_channel_requests = 2;
         }
         "redundant_revoked_refresh_token" => {
@@ -748,7 +731,7 @@ fn redundant_scenario(name: &'static str) -> Scenario {
         // links would take topics from each other, so the session goes on with one.
         "redundant_exclusive_topics" => {
             s.sim.exclusive_topics = true;
-            s.faults = vec![(secs(2.0), fault("drop one"))];
+            s.faults = schedule(&[(2.0, "drop one")]);
             s.max_channel_requests = 3;
         }
         // The same service with one link: every renewal's new channel takes the topics from
@@ -765,10 +748,7 @@ fn redundant_scenario(name: &'static str) -> Scenario {
         "redundant_token_outage" => {
             // The token endpoint is down for longer than the token (3 s) lives.
             s.sim.token_ttl = secs(3.0);
-            s.faults = vec![
-                (secs(0.5), fault("fail token 1000 503")),
-                (secs(5.0), fault("heal token")),
-            ];
+            s.faults = schedule(&[(0.5, "fail token 1000 503"), (5.0, "heal token")]);
             s.run_for = secs(9.0);
             s.max_token_requests = 20;
             s.max_channel_requests = 8;
@@ -787,11 +767,7 @@ fn recovery_scenario(name: &'static str) -> Scenario {
         // first, on a connection that served for seconds but was not yet `stable_after` (30 s)
         // old; the third once the connection has been stable.
         "recovery_reset" => {
-            s.faults = vec![
-                (secs(2.0), Fault::Drop),
-                (secs(12.0), Fault::Drop),
-                (secs(34.0), Fault::Drop),
-            ];
+            s.faults = schedule(&[(2.0, "drop"), (12.0, "drop"), (34.0, "drop")]);
             s.run_for = secs(37.0);
             s.max_lost = Some(9);
             s.max_channel_requests = 1;
@@ -799,18 +775,14 @@ fn recovery_scenario(name: &'static str) -> Scenario {
         // Three displacements by a second connection, at the same moments; at most 3 events
         // lost each.
         "recovery_displaced" => {
-            s.faults = vec![
-                (secs(2.0), Fault::Displace),
-                (secs(12.0), Fault::Displace),
-                (secs(34.0), Fault::Displace),
-            ];
+            s.faults = schedule(&[(2.0, "displace"), (12.0, "displace"), (34.0, "displace")]);
             s.run_for = secs(37.0);
             s.max_lost = Some(9);
             s.max_channel_requests = 1;
         }
         // A busy channel goes half-open: found within 3 s, at most 30 events lost.
         "recovery_half_open_busy" => {
-            s.faults = vec![(secs(3.0), Fault::HalfOpen)];
+            s.faults = schedule(&[(3.0, "half_open")]);
             s.run_for = secs(25.0);
             s.max_lost = Some(30);
             s.max_channel_requests = 2;
@@ -819,7 +791,7 @@ fn recovery_scenario(name: &'static str) -> Scenario {
         // idle_timeout + ping_timeout (20 s); nothing is published, so nothing to count.
         "recovery_half_open_quiet" => {
             s.sim.rate = 0.0;
-            s.faults = vec![(secs(1.0), Fault::HalfOpen)];
+            s.faults = schedule(&[(1.0, "half_open")]);
             s.run_for = secs(23.0);
             s.max_channel_requests = 2;
         }
@@ -827,7 +799,7 @@ fn recovery_scenario(name: &'static str) -> Scenario {
         // times in a row.
         "recovery_token_429" => {
             s.sim.token_ttl = secs(15.0);
-            s.faults = vec![(secs(5.0), fault("fail token 3 429 3"))];
+            s.faults = schedule(&[(5.0, "fail token 3 429 3")]);
             s.run_for = secs(30.0);
             s.max_lost = Some(65);
             s.max_token_requests = 8;
@@ -836,10 +808,7 @@ fn recovery_scenario(name: &'static str) -> Scenario {
         // The token endpoint answers 503 for 15 s while the token (15 s) runs out.
         "recovery_token_503" => {
             s.sim.token_ttl = secs(15.0);
-            s.faults = vec![
-                (secs(5.0), fault("fail token 1000 503")),
-                (secs(20.0), fault("heal token")),
-            ];
+            s.faults = schedule(&[(5.0, "fail token 1000 503"), (20.0, "heal token")]);
             s.run_for = secs(30.0);
             s.max_lost = Some(120);
             s.max_token_requests = 40;
@@ -850,7 +819,7 @@ fn recovery_scenario(name: &'static str) -> Scenario {
         "recovery_channel_429" => {
             s.sim.token_ttl = secs(15.0);
             s.sim.script = genesys_notify_sim::parse_script("0s fail channel 2 429 2").unwrap();
-            s.faults = vec![(secs(5.0), fault("fail channel 2 429 2"))];
+            s.faults = schedule(&[(5.0, "fail channel 2 429 2")]);
             s.run_for = secs(25.0);
             s.max_lost = Some(18);
             s.max_token_requests = 4;

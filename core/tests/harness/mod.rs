@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use genesys_notify_core::{
-    Action, Config, ConnId, Event, Input, Instant, RequestError, Session, Topic,
+    Action, Config, ConnId, Event, GapReason, Input, Instant, RequestError, Session, Topic,
 };
 
 pub fn secs(s: u64) -> Duration {
@@ -45,6 +45,28 @@ pub struct World {
     pub pong_delay: Duration,
     /// Per-ping delays, taken in turn (cycled) instead of `pong_delay` when not empty.
     pub pong_delays: VecDeque<Duration>,
+}
+
+impl World {
+    /// The next `n` token requests fail with `e`.
+    pub fn fail_tokens(&mut self, n: usize, e: RequestError) {
+        self.token_faults.extend(std::iter::repeat_n(e, n));
+    }
+
+    /// The next `n` channel creations fail with `e`.
+    pub fn fail_channels(&mut self, n: usize, e: RequestError) {
+        self.channel_faults.extend(std::iter::repeat_n(e, n));
+    }
+
+    /// The next `n` socket upgrades fail with `e`.
+    pub fn fail_connects(&mut self, n: usize, e: RequestError) {
+        self.connect_faults.extend(std::iter::repeat_n(e, n));
+    }
+
+    /// The next `n` subscription requests fail with `e`.
+    pub fn fail_subs(&mut self, n: usize, e: RequestError) {
+        self.sub_faults.extend(std::iter::repeat_n(e, n));
+    }
 }
 
 pub struct Harness {
@@ -86,6 +108,20 @@ impl Harness {
         let mut h = Harness::new(config, 7);
         h.subscribe(topics);
         h.serve();
+        h
+    }
+
+    /// A session on a server that `setup` tuned first, subscribed to `topics`, with every
+    /// request answered.
+    pub fn started(
+        config: Config,
+        seed: u64,
+        topics: &[&str],
+        setup: impl FnOnce(&mut FakeServer),
+    ) -> Harness {
+        let mut h = Harness::new(config, seed);
+        setup(&mut h.p.server);
+        h.start(topics);
         h
     }
 
@@ -352,17 +388,9 @@ impl Harness {
 
     /// Gaps opened because the session declared a socket dead.
     pub fn socket_dead_gaps(&self) -> usize {
-        self.events
+        self.gap_reasons()
             .iter()
-            .filter(|e| {
-                matches!(
-                    e,
-                    Event::Gap {
-                        reason: genesys_notify_core::GapReason::SocketDead,
-                        ..
-                    }
-                )
-            })
+            .filter(|r| **r == GapReason::SocketDead)
             .count()
     }
 
@@ -371,6 +399,50 @@ impl Harness {
             .iter()
             .filter(|e| matches!(e, Event::Gap { .. }))
             .collect()
+    }
+
+    /// The reason of each gap reported, in order.
+    pub fn gap_reasons(&self) -> Vec<GapReason> {
+        self.gaps().iter().map(|e| gap_parts(e).3).collect()
+    }
+
+    /// The one gap reported: its topics, start, end and reason. Panics unless there is
+    /// exactly one.
+    pub fn one_gap(&self) -> (Vec<Topic>, Instant, Instant, GapReason) {
+        let gaps = self.gaps();
+        assert_eq!(gaps.len(), 1, "one gap: {gaps:?}\n{}", self.log);
+        let (topics, from, to, reason) = gap_parts(gaps[0]);
+        (topics.to_vec(), from, to, reason)
+    }
+
+    /// The text of each fatal error reported, in order.
+    pub fn fatals(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Fatal(f) => Some(f.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Subscribes to `topics` and answers every request that follows.
+    pub fn start(&mut self, topics: &[&str]) {
+        self.subscribe(topics);
+        self.serve();
+    }
+}
+
+/// A gap's topics, start, end and reason; panics if `e` is not a gap.
+pub fn gap_parts(e: &Event) -> (&[Topic], Instant, Instant, GapReason) {
+    match e {
+        Event::Gap {
+            topics,
+            from,
+            to,
+            reason,
+        } => (topics, *from, *to, *reason),
+        other => panic!("not a gap: {other:?}"),
     }
 }
 
