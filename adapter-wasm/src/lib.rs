@@ -11,6 +11,10 @@
 //! the page was frozen, see the JavaScript package), from 0 at the session's start.
 #![deny(missing_docs)]
 
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
