@@ -527,16 +527,8 @@ fn a_malformed_flood_is_a_few_warnings_and_hostile_answers_do_not_loop() {
         (1..=3).contains(&malformed),
         "300,000 bad frames are a few coalesced warnings: {warnings:?}"
     );
-    assert!(
-        warnings.iter().any(|l| l.contains("expires in 0 ms")),
-        "{warnings:?}"
-    );
-    assert!(
-        warnings
-            .iter()
-            .any(|l| l.contains("channel that expires in")),
-        "{warnings:?}"
-    );
+    assert_some_line(&warnings, "expires in 0 ms");
+    assert_some_line(&warnings, "channel that expires in");
     assert!(
         after_flood >= 10,
         "notifications flow after the flood: {after_flood}"
@@ -746,11 +738,7 @@ fn topics_from_a_file_max_events_and_an_output_file() {
 #[test]
 fn metrics_are_served_in_the_prometheus_text_format() {
     let sim = sim_at_rate(20.0);
-    let (mut child, err) = spawn_tail(
-        &sim,
-        &["--topic", "v2.users.a.presence", "--metrics", "127.0.0.1:0"],
-        &[],
-    );
+    let (mut child, err) = spawn_tail_with_metrics(&sim, "127.0.0.1:0");
     let url = metrics_url(&err);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -874,6 +862,24 @@ fn spawn_tail(sim: &Sim, args: &[&str], env: &[(&str, &str)]) -> (Child, mpsc::R
         .unwrap();
     let err = lines(child.stderr.take().unwrap());
     (child, err)
+}
+
+/// Some line of `lines` contains `text`.
+#[track_caller]
+fn assert_some_line<S: AsRef<str> + std::fmt::Debug>(lines: &[S], text: &str) {
+    assert!(
+        lines.iter().any(|l| l.as_ref().contains(text)),
+        "no line says {text:?}: {lines:?}"
+    );
+}
+
+/// `tail` on one topic with its metrics served at `addr`.
+fn spawn_tail_with_metrics(sim: &Sim, addr: &str) -> (Child, mpsc::Receiver<String>) {
+    spawn_tail(
+        sim,
+        &["--topic", "v2.users.a.presence", "--metrics", addr],
+        &[],
+    )
 }
 
 /// A simulator publishing `rate` notifications a second.
@@ -1000,11 +1006,7 @@ fn a_write_error_exits_5_and_names_the_file_but_a_closed_pipe_exits_0() {
 fn a_slow_metrics_client_holds_nothing_and_a_scrape_still_answers_within_a_second() {
     use std::io::{Read, Write};
     let sim = Sim::start(SimConfig::default()).unwrap();
-    let (mut child, err) = spawn_tail(
-        &sim,
-        &["--topic", "v2.users.a.presence", "--metrics", "127.0.0.1:0"],
-        &[],
-    );
+    let (mut child, err) = spawn_tail_with_metrics(&sim, "127.0.0.1:0");
     let url = metrics_url(&err);
     let addr = url
         .trim_start_matches("http://")
@@ -1075,11 +1077,7 @@ fn a_slow_metrics_client_holds_nothing_and_a_scrape_still_answers_within_a_secon
 #[test]
 fn metrics_on_an_address_other_hosts_can_reach_is_warned_about() {
     let sim = Sim::start(SimConfig::default()).unwrap();
-    let (mut child, err) = spawn_tail(
-        &sim,
-        &["--topic", "v2.users.a.presence", "--metrics", "0.0.0.0:0"],
-        &[],
-    );
+    let (mut child, err) = spawn_tail_with_metrics(&sim, "0.0.0.0:0");
     let w = first_line(&err, Duration::from_secs(10), |l| l.contains("warning"));
     assert!(w.contains("no authentication"), "{w}");
     sigterm(&child);

@@ -110,26 +110,18 @@ fn one_socket_fault(name: &str, fault: impl FnOnce(&mut Harness, ConnId)) -> Har
     h
 }
 
-fn close(h: &mut Harness, conn: ConnId, code: Option<u16>) {
-    h.p.server.drop_socket(conn);
-    h.input(Input::Closed {
-        conn,
-        code,
-        reason: String::new(),
-    });
-    h.serve();
-}
-
 #[test]
 fn an_abrupt_drop_of_one_socket_loses_nothing() {
-    let h = one_socket_fault("abrupt drop", |h, c| close(h, c, None));
+    let h = one_socket_fault("abrupt drop", |h, c| h.server_close_socket(c, None));
     snap("redundancy_abrupt_drop", &h);
 }
 
 #[test]
 fn a_close_with_any_code_on_one_socket_loses_nothing() {
     for code in [1000, 1001, 1006, 1008, 1011, 4000, 4001, 4003] {
-        one_socket_fault(&format!("close {code}"), |h, c| close(h, c, Some(code)));
+        one_socket_fault(&format!("close {code}"), |h, c| {
+            h.server_close_socket(c, Some(code))
+        });
     }
 }
 
@@ -158,7 +150,7 @@ fn socket_closing_on_one_socket_renews_that_one_alone() {
 #[test]
 fn displacement_of_one_socket_loses_nothing() {
     // A second connection to a channel closes the first (its close code is not known).
-    one_socket_fault("displacement", |h, c| close(h, c, Some(4000)));
+    one_socket_fault("displacement", |h, c| h.server_close_socket(c, Some(4000)));
 }
 
 #[test]
@@ -168,7 +160,7 @@ fn both_sockets_dropped_is_reported_as_with_one_link() {
     traffic(&mut h, &mut seq, 5, Duration::from_millis(100));
     h.note("both sockets drop");
     for c in open_conns(&h) {
-        close(&mut h, c, None);
+        h.server_close_socket(c, None);
     }
     assert_eq!(h.p.session.status(), Status::Recovering);
     h.run_for(secs(5));
@@ -374,7 +366,7 @@ fn auth_close_rounds(redundancy: u8, rounds: u32) -> Harness {
     for round in 1..=rounds {
         h.note(&format!("round {round}: every socket closed with 4001"));
         for c in open_conns(&h) {
-            close(&mut h, c, Some(4001));
+            h.server_close_socket(c, Some(4001));
         }
         h.run_for(secs(5));
     }

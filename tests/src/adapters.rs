@@ -32,24 +32,32 @@ impl Running for BlockingRunning {
     }
 }
 
+/// The simulator's credentials of the kind the scenario asks for (both adapters take the
+/// same type).
+fn credentials(s: &Scenario, sim: &Sim) -> genesys_notify_adapter_common::Credentials {
+    use genesys_notify_adapter_common::Credentials;
+    use genesys_notify_core::Secret;
+    match s.creds {
+        Creds::ClientCredentials => Credentials::ClientCredentials {
+            client_id: sim.client_id().to_owned(),
+            client_secret: Secret::new(sim.client_secret()),
+        },
+        Creds::RefreshToken => Credentials::RefreshToken {
+            client_id: sim.client_id().to_owned(),
+            client_secret: Secret::new(sim.client_secret()),
+            refresh_token: Secret::new(sim.refresh_token()),
+            persist: Box::new(|_| Ok(())),
+        },
+    }
+}
+
 impl Adapter for Blocking {
     fn name(&self) -> &'static str {
         "blocking"
     }
 
     fn start(&self, s: &Scenario, sim: &Sim) -> Box<dyn Running> {
-        let creds = match s.creds {
-            Creds::ClientCredentials => genesys_notify_blocking::Credentials::ClientCredentials {
-                client_id: sim.client_id().to_owned(),
-                client_secret: genesys_notify_core::Secret::new(sim.client_secret()),
-            },
-            Creds::RefreshToken => genesys_notify_blocking::Credentials::RefreshToken {
-                client_id: sim.client_id().to_owned(),
-                client_secret: genesys_notify_core::Secret::new(sim.client_secret()),
-                refresh_token: genesys_notify_core::Secret::new(sim.refresh_token()),
-                persist: Box::new(|_| Ok(())),
-            },
-        };
+        let creds = credentials(s, sim);
         let mut config = genesys_notify_blocking::Config::new(
             genesys_notify_blocking::Endpoints::custom(
                 s.api_base.as_deref().unwrap_or(sim.base_url()),
@@ -115,18 +123,7 @@ impl Adapter for Tokio {
     }
 
     fn start(&self, s: &Scenario, sim: &Sim) -> Box<dyn Running> {
-        let creds = match s.creds {
-            Creds::ClientCredentials => genesys_notify_tokio::Credentials::ClientCredentials {
-                client_id: sim.client_id().to_owned(),
-                client_secret: genesys_notify_core::Secret::new(sim.client_secret()),
-            },
-            Creds::RefreshToken => genesys_notify_tokio::Credentials::RefreshToken {
-                client_id: sim.client_id().to_owned(),
-                client_secret: genesys_notify_core::Secret::new(sim.client_secret()),
-                refresh_token: genesys_notify_core::Secret::new(sim.refresh_token()),
-                persist: Box::new(|_| Ok(())),
-            },
-        };
+        let creds = credentials(s, sim);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

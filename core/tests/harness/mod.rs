@@ -353,7 +353,11 @@ impl Harness {
 
     /// The server closes the newest socket.
     pub fn server_close(&mut self, code: Option<u16>) {
-        let conn = self.conn();
+        self.server_close_socket(self.conn(), code);
+    }
+
+    /// The server closes socket `conn`.
+    pub fn server_close_socket(&mut self, conn: ConnId, code: Option<u16>) {
         self.p.server.drop_socket(conn);
         self.input(Input::Closed {
             conn,
