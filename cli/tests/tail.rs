@@ -218,6 +218,29 @@ fn usage_errors_exit_2_and_say_what_to_fix() {
             "unasked",
         ),
         (with_client(tail(&sim, &[]), &sim), "--topic"),
+        (
+            bare_tail(&["--region", "mars_1", "--topic", "v2.users.a.presence"]),
+            "eu_west_1",
+        ),
+        (
+            {
+                let mut c = bare_tail(&["--api-base", "http://example.com", "--topic", "t"]);
+                c.env("GENESYS_ACCESS_TOKEN", "x");
+                c
+            },
+            "loopback",
+        ),
+        (
+            bare_tail(&[
+                "--region",
+                "us_east_1",
+                "--api-base",
+                "https://x",
+                "--topic",
+                "t",
+            ]),
+            "cannot be used with",
+        ),
     ];
     for (mut c, hint) in cases {
         let out = c.output().unwrap();
@@ -225,45 +248,13 @@ fn usage_errors_exit_2_and_say_what_to_fix() {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(hint), "expected {hint:?} in: {err}");
     }
-    let bin = env!("CARGO_BIN_EXE_genesys-notify");
-    let out = Command::new(bin)
-        .args([
-            "tail",
-            "--region",
-            "mars_1",
-            "--topic",
-            "v2.users.a.presence",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("eu_west_1"));
-    let out = Command::new(bin)
-        .args([
-            "tail",
-            "--api-base",
-            "http://example.com",
-            "--topic",
-            "v2.users.a.presence",
-        ])
-        .env("GENESYS_ACCESS_TOKEN", "x")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
-    let out = Command::new(bin)
-        .args([
-            "tail",
-            "--region",
-            "us_east_1",
-            "--api-base",
-            "https://x",
-            "--topic",
-            "t",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+}
+
+/// `tail` with `args` and nothing else: no simulator, no credentials.
+fn bare_tail(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_genesys-notify"));
+    c.arg("tail").args(args);
+    c
 }
 
 fn stderr_json(out: &std::process::Output) -> Vec<serde_json::Value> {
@@ -667,9 +658,7 @@ fn an_untrusted_certificate_stops_with_exit_4_and_says_how_to_trust_it() {
     })
     .unwrap();
     let started = Instant::now();
-    let out = tail_output(&sim, &["--topic", "v2.users.a.presence"], &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    let (_, err) = tail_exits(&sim, &["--topic", "v2.users.a.presence"], &[], 4);
     assert!(
         err.contains("not trusted") && err.contains("--ca-cert"),
         "{err}"
@@ -694,7 +683,7 @@ fn topics_from_a_file_max_events_and_an_output_file() {
     .unwrap();
     let output = dir.join("events.jsonl");
     let _ = std::fs::remove_file(&output);
-    let out = tail_output(
+    let (out, _) = tail_exits(
         &sim,
         &[
             "--topics-file",
@@ -705,9 +694,8 @@ fn topics_from_a_file_max_events_and_an_output_file() {
             output.to_str().unwrap(),
         ],
         &[],
+        0,
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(out.stdout.is_empty(), "notifications go to the file");
     let written = std::fs::read_to_string(&output).unwrap();
     let lines: Vec<serde_json::Value> = written
@@ -920,6 +908,20 @@ fn tail_output(sim: &Sim, args: &[&str], env: &[(&str, &str)]) -> std::process::
         .unwrap()
 }
 
+/// Runs `tail` to its end, checks that it exits with `code`, and returns what it wrote, its
+/// stderr also as text.
+fn tail_exits(
+    sim: &Sim,
+    args: &[&str],
+    env: &[(&str, &str)],
+    code: i32,
+) -> (std::process::Output, String) {
+    let out = tail_output(sim, args, env);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    (out, err)
+}
+
 /// The `http://…/metrics` address tail announces on stderr.
 fn metrics_url(err: &mpsc::Receiver<String>) -> String {
     let line = first_line(err, Duration::from_secs(10), |l| l.contains("/metrics"));
@@ -959,13 +961,12 @@ fn a_silence_longer_than_the_wait_for_an_event_ends_nothing() {
 fn a_write_error_exits_5_and_names_the_file_but_a_closed_pipe_exits_0() {
     let sim = sim_at_rate(20.0);
     // --output on a full disk.
-    let out = tail_output(
+    let (_, err) = tail_exits(
         &sim,
         &["--topic", "v2.users.a.presence", "--output", "/dev/full"],
         &[],
+        5,
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(5), "{err}");
     assert!(err.contains("--output /dev/full"), "{err}");
     assert!(err.contains("No space left on device"), "{err}");
 
@@ -1096,7 +1097,7 @@ fn a_refresh_token_file_others_can_replace_is_refused_at_start() {
     let file = dir.join("refresh-token");
     std::fs::write(&file, sim.refresh_token()).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = tail_output(
+    let (_, err) = tail_exits(
         &sim,
         &[
             "--topic",
@@ -1105,9 +1106,8 @@ fn a_refresh_token_file_others_can_replace_is_refused_at_start() {
             file.to_str().unwrap(),
         ],
         &[],
+        2,
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("writable by other users"), "{err}");
     assert!(sim.stats().requests.is_empty(), "nothing was sent");
     let _ = std::fs::remove_dir_all(&dir);
