@@ -48,7 +48,7 @@ fn start_startup() {
     h.start(&[T1, T2]);
     h.publish(T1, 1);
     assert_eq!(h.p.session.status(), Status::Live);
-    assert_eq!(h.delivered, vec![(T1.to_owned(), 1)]);
+    assert_eq!(h.got(), [(T1, 1)]);
     snap("start_startup", &h);
 }
 
@@ -61,10 +61,7 @@ fn delivery_notifications_in_order_heartbeats_never_delivered() {
     h.publish(T2, 1);
     h.publish(T1, 2);
     h.frame(PONG);
-    assert_eq!(
-        h.delivered,
-        vec![(T1.into(), 1), (T2.into(), 1), (T1.into(), 2)]
-    );
+    assert_eq!(h.got(), [(T1, 1), (T2, 1), (T1, 2)]);
     snap("delivery_order_and_heartbeats", &h);
 }
 
@@ -184,8 +181,7 @@ fn liveness_slow_but_alive_server_gives_no_false_dead_verdict() {
 
 #[test]
 fn liveness_silence_with_pongs_keeps_the_socket() {
-    let mut h = Harness::live(cfg(), &[T1]);
-    h.run_for(Duration::from_secs(600));
+    let h = Harness::live_for(cfg(), Duration::from_secs(600), &[T1]);
     assert_eq!(connects(&h), 1);
     assert!(
         h.p.server.pings >= 39,
@@ -216,7 +212,7 @@ fn renewal_token_expiry_renewal_without_gap() {
         .position(|a| matches!(a, Action::Close { .. }))
         .unwrap();
     assert!(close > put2);
-    assert_eq!(h.delivered, vec![(T1.into(), 1), (T1.into(), 2)]);
+    assert_eq!(h.got(), [(T1, 1), (T1, 2)]);
     assert!(h
         .events
         .iter()
@@ -236,14 +232,13 @@ fn renewal_channel_24h_rollover() {
         "the token still has a day left: no refresh"
     );
     assert_eq!(creates(&h), 2);
-    assert_eq!(h.delivered.len(), 1);
+    assert_eq!(h.got(), [(T1, 1)]);
     snap("renewal_channel_rollover", &h);
 }
 
 #[test]
 fn maintenance_socket_closing_handover() {
-    let mut h = Harness::live(cfg(), &[T1]);
-    h.run_for(secs(100));
+    let mut h = Harness::live_for(cfg(), secs(100), &[T1]);
     h.frame(SOCKET_CLOSING);
     h.publish(T1, 1);
     h.run_for(cfg().handover_linger);
@@ -254,7 +249,7 @@ fn maintenance_socket_closing_handover() {
         1,
         "old socket closed after the new one is live"
     );
-    assert_eq!(h.delivered, vec![(T1.into(), 1)]);
+    assert_eq!(h.got(), [(T1, 1)]);
     snap("maintenance_socket_closing", &h);
 }
 
@@ -270,8 +265,7 @@ fn maintenance_socket_closing_when_new_channel_cannot_be_made() {
     );
     h.world.channel_faults.clear();
     h.run_for(secs(60));
-    assert_eq!(h.p.session.status(), Status::Live);
-    assert_eq!(h.gap_reasons(), [GapReason::Maintenance]);
+    assert_eq!(h.outcome(), (Status::Live, vec![GapReason::Maintenance]));
 }
 
 #[test]
@@ -319,10 +313,7 @@ fn handover_waits_for_the_pong_behind_frames_in_flight() {
         "old socket closed after the linger"
     );
     h.publish(T1, 5);
-    assert_eq!(
-        h.delivered,
-        (1..=5).map(|n| (T1.to_owned(), n)).collect::<Vec<_>>()
-    );
+    assert_eq!(h.got(), (1..=5).map(|n| (T1, n)).collect::<Vec<_>>());
     assert!(h.gaps().is_empty());
     snap("handover_pong", &h);
 }
@@ -365,17 +356,13 @@ fn handover_overlap_dedup() {
     h.answer(put);
     h.serve();
     h.publish(T1, 3);
-    assert_eq!(
-        h.delivered,
-        vec![(T1.into(), 1), (T1.into(), 2), (T1.into(), 3)]
-    );
+    assert_eq!(h.got(), [(T1, 1), (T1, 2), (T1, 3)]);
     snap("handover_overlap_dedup", &h);
 }
 
 #[test]
 fn loss_abrupt_close_reconnects_to_same_channel() {
-    let mut h = Harness::live(cfg(), &[T1]);
-    h.run_for(secs(60));
+    let mut h = Harness::live_for(cfg(), secs(60), &[T1]);
     h.server_close(None);
     h.run_for(secs(2));
     assert_eq!(creates(&h), 1, "same channel");
@@ -439,8 +426,7 @@ fn loss_a_second_displacement_soon_after_retries_at_once() {
 
 #[test]
 fn backoff_a_path_that_flaps_still_backs_off() {
-    let mut h = Harness::live(cfg(), &[T1]);
-    h.run_for(secs(60));
+    let mut h = Harness::live_for(cfg(), secs(60), &[T1]);
     // Every new connection dies 100 ms after it opens (before it could prove the path).
     let mut waits = Vec::new();
     for _ in 0..6 {
@@ -467,28 +453,25 @@ fn backoff_a_path_that_flaps_still_backs_off() {
     snap("backoff_flapping_path", &h);
 }
 
+/// What a close costs follows what it says. A close (1001) whose socket cannot be upgraded
+/// again (404) means the channel is gone: a new channel, the same token. An auth close code
+/// (4001), a minute in: a fresh token, then a new channel.
 #[test]
-fn loss_404_on_upgrade_makes_a_new_channel() {
-    let mut h = Harness::live(cfg(), &[T1]);
-    h.world.fail_connects(1, RequestError::status(404));
-    h.server_close(Some(1001));
-    h.run_for(secs(5));
-    assert_eq!(creates(&h), 2);
-    assert_eq!(token_requests(&h), 1);
-    assert_eq!(h.p.session.status(), Status::Live);
-    snap("loss_upgrade_404", &h);
-}
-
-#[test]
-fn loss_auth_close_code_fetches_fresh_token() {
-    let mut h = Harness::live(cfg(), &[T1]);
-    h.run_for(secs(60));
-    h.server_close(Some(4001));
-    h.run_for(secs(5));
-    assert_eq!(token_requests(&h), 2);
-    assert_eq!(creates(&h), 2);
-    assert_eq!(h.p.session.status(), Status::Live);
-    snap("loss_auth_close", &h);
+fn loss_a_close_costs_what_its_cause_needs() {
+    for (code, tokens, snapshot) in [(1001, 1, "loss_upgrade_404"), (4001, 2, "loss_auth_close")] {
+        let mut h = Harness::live(cfg(), &[T1]);
+        if code == 1001 {
+            h.world.fail_connects(1, RequestError::status(404));
+        } else {
+            h.run_for(secs(60));
+        }
+        h.server_close(Some(code));
+        h.run_for(secs(5));
+        assert_eq!(token_requests(&h), tokens, "close {code}");
+        assert_eq!(creates(&h), 2, "close {code}");
+        assert_eq!(h.p.session.status(), Status::Live);
+        snap(snapshot, &h);
+    }
 }
 
 #[test]
@@ -504,8 +487,7 @@ fn loss_expired_token_close_without_code_gets_new_token_and_channel() {
     h.run_for(secs(301));
     assert_eq!(h.p.session.status(), Status::Recovering);
     h.run_for(secs(600));
-    assert_eq!(h.p.session.status(), Status::Live);
-    assert_eq!(h.gap_reasons(), [GapReason::ChannelExpired]);
+    assert_eq!(h.outcome(), (Status::Live, vec![GapReason::ChannelExpired]));
 }
 
 #[test]
@@ -611,8 +593,7 @@ fn token_max_refresh_attempts_gives_up() {
 #[test]
 fn loop_guard_rest_401_refreshes_exactly_once() {
     for age in [120, 5] {
-        let mut h = Harness::live(cfg(), &[T1]);
-        h.run_for(secs(age));
+        let mut h = Harness::live_for(cfg(), secs(age), &[T1]);
         h.world.fail_subs(1, bad_credentials());
         h.start(&[T2]);
         assert_eq!(token_requests(&h), 2, "exactly one refresh at {age} s");
@@ -672,8 +653,7 @@ fn login_resumes_same_topics() {
 
 #[test]
 fn gap_report() {
-    let mut h = Harness::live(cfg(), &[T1, T2]);
-    h.run_for(secs(40));
+    let mut h = Harness::live_for(cfg(), secs(40), &[T1, T2]);
     h.world
         .connect_faults
         .extend([RequestError::status(503), RequestError::network("reset")]);
@@ -736,7 +716,7 @@ fn budget_channel_budget() {
     let mut h = Harness::live(cfg(), &[T1]);
     h.world.fail_connects(12, RequestError::status(404));
     h.server_close(None);
-    h.run_for(secs(60));
+    h.run_until(Instant::from_secs(60));
     assert!(
         creates(&h) <= 6 + 1,
         "at most 6 creations per minute, got {}",
@@ -929,20 +909,17 @@ fn bounds_a_token_that_lives_no_longer_than_the_lead_backs_off() {
 #[test]
 fn bounds_an_already_expired_channel_backs_off_with_a_warning() {
     let mut h = Harness::started(cfg(), 3, &[T1], |s| s.channel_ttl = Duration::ZERO);
-    h.run_for(secs(180));
-    let creates = h.count(|a| matches!(a, Action::CreateChannel { .. }));
-    assert!(
-        creates <= 12,
-        "{creates} channels in 3 min: the delay grows"
-    );
-    assert!(creates >= 3, "it keeps trying: {creates}");
+    h.run_until(Instant::from_secs(180));
+    let made = creates(&h);
+    assert!(made <= 12, "{made} channels in 3 min: the delay grows");
+    assert!(made >= 3, "it keeps trying: {made}");
     assert_eq!(h.count(|a| matches!(a, Action::Connect { .. })), 0);
     let warned = h
         .events
         .iter()
         .filter(|e| matches!(e, Event::Warning(w) if w.to_string().contains("channel that expires in 0 ms")))
         .count();
-    assert_eq!(warned, creates, "one warning per expired channel");
+    assert_eq!(warned, made, "one warning per expired channel");
     snap("bounds_expired_channel", &h);
 }
 
@@ -1005,8 +982,7 @@ fn bounds_a_redirected_token_request_stops_after_one_retry() {
 
 #[test]
 fn close_closing_while_recovering_reports_the_open_stretch() {
-    let mut h = Harness::live(cfg(), &[T1, T2]);
-    h.run_for(secs(40));
+    let mut h = Harness::live_for(cfg(), secs(40), &[T1, T2]);
     h.world
         .fail_connects(20, RequestError::network("connection refused"));
     h.note("the socket drops and every reconnect fails");
@@ -1130,7 +1106,7 @@ fn overlap_the_put_beside_the_upgrade_may_be_answered_first() {
     h.world.manual = false;
     h.serve();
     h.publish(T1, 1);
-    assert_eq!(h.delivered, vec![(T1.to_owned(), 1)]);
+    assert_eq!(h.got(), [(T1, 1)]);
     snap("overlap_put_first", &h);
 }
 
@@ -1260,7 +1236,7 @@ fn login_soon_then_login_before_the_end() {
         "{}",
         h.log
     );
-    assert_eq!(h.delivered, vec![(T1.into(), 1), (T1.into(), 2)]);
+    assert_eq!(h.got(), [(T1, 1), (T1, 2)]);
     snap("login_soon", &h);
 }
 
@@ -1310,7 +1286,7 @@ fn handover_copy_read_before_the_new_socket_is_known_open_is_delivered_once() {
         text: genesys_notify_core::testing::notification(T1, 1),
     });
     h.serve();
-    assert_eq!(h.delivered, vec![(T1.into(), 1)], "{}", h.log);
+    assert_eq!(h.got(), [(T1, 1)], "{}", h.log);
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use genesys_notify_core::{
-    Action, Config, ConnId, Event, GapReason, Input, Instant, RequestError, Session, Topic,
+    Action, Config, ConnId, Event, GapReason, Input, Instant, RequestError, Session, Status, Topic,
 };
 
 pub fn secs(s: u64) -> Duration {
@@ -122,6 +122,13 @@ impl Harness {
         let mut h = Harness::new(config, seed);
         setup(&mut h.p.server);
         h.start(topics);
+        h
+    }
+
+    /// A session subscribed to `topics`, live at t=0 and run for `d` since.
+    pub fn live_for(config: Config, d: Duration, topics: &[&str]) -> Harness {
+        let mut h = Harness::live(config, topics);
+        h.run_for(d);
         h
     }
 
@@ -403,6 +410,19 @@ impl Harness {
             .iter()
             .filter(|e| matches!(e, Event::Gap { .. }))
             .collect()
+    }
+
+    /// The notifications delivered so far: (topic, sequence number), in order.
+    pub fn got(&self) -> Vec<(&str, u64)> {
+        self.delivered
+            .iter()
+            .map(|(t, n)| (t.as_str(), *n))
+            .collect()
+    }
+
+    /// Where the session stands and the reason of each gap it reported, in order.
+    pub fn outcome(&self) -> (Status, Vec<GapReason>) {
+        (self.p.session.status(), self.gap_reasons())
     }
 
     /// The reason of each gap reported, in order.
