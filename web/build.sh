@@ -12,6 +12,11 @@ if ! "$bindgen" --version 2>/dev/null | grep -q " $version\$"; then
 fi
 # A target directory of its own: the build can run while cargo test holds the main one.
 target="$root/target/wasm-build"
+# The paths of dependencies' sources end up in panic locations inside the file: written
+# without this machine's home directory, so that the file does not depend on where it was
+# built.
+registry="${CARGO_HOME:-$HOME/.cargo}/registry/src"
+export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$registry=/registry"
 cargo build --manifest-path "$root/Cargo.toml" -p genesys-notify-wasm \
   --target wasm32-unknown-unknown --profile wasm --locked --target-dir "$target"
 "$bindgen" --target web --remove-name-section --remove-producers-section \
