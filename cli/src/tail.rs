@@ -292,9 +292,8 @@ pub(crate) fn run(args: TailArgs) -> ExitCode {
     if let Some(m) = &metrics {
         m.attach(client.closer());
     }
-    if session_closer.set(closer).is_err() {
-        unreachable!("the session's closer is set once");
-    }
+    // Set here only, so it cannot be set already.
+    let _ = session_closer.set(closer);
     let code = follow(
         &mut client,
         log,
