@@ -322,7 +322,7 @@ mod tests {
                 0 => rng.next_u64() % 64,
                 _ => crate::rng::Rng::new(rng.next_u64() % 5_000).next_u64(),
             };
-            if rng.next_u64() % 3 == 0 {
+            if rng.next_u64().is_multiple_of(3) {
                 seen.remove(key);
                 model.remove(&key);
             } else {
