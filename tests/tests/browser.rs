@@ -7,9 +7,14 @@
 
 use genesys_notify_tests::browser::{self, Browser};
 
+/// `web/pkg`, built once for all the tests of this file.
+fn pkg_built() -> &'static Result<(), String> {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    BUILT.get_or_init(browser::build_pkg)
+}
+
 /// Builds the wasm package once; None (after a loud message) if the browser tests cannot run.
 fn ready() -> Option<()> {
-    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     // CI sets this: there the browser tests must run.
     let required = std::env::var_os("GENESYS_NOTIFY_REQUIRE_BROWSER").is_some();
     let skip = |why: String| {
@@ -21,7 +26,7 @@ fn ready() -> Option<()> {
     if !missing.is_empty() {
         return skip(format!("missing {}", missing.join("; ")));
     }
-    match BUILT.get_or_init(browser::build_pkg) {
+    match pkg_built() {
         Ok(()) => Some(()),
         Err(e) => skip(format!("cannot build web/pkg: {e}")),
     }
@@ -486,14 +491,26 @@ fn shared_worker_fallback_is_visible() {
     }
 }
 
-/// The React binding's lifecycle tests (Vitest, jsdom, in `web/test/react.test.js`): mount,
-/// topic change, unmount, Strict Mode. They need Node and `npm ci` in `web/`, not Chromium.
+/// The React binding's tests (Vitest, jsdom, in `web/test/react*.test.js`): mount, topic
+/// change, unmount, Strict Mode against a recording client; close, a failed session and an
+/// invalid topic against the real one (the wasm session in Node). They need Node, `npm ci`
+/// in `web/` and `web/pkg`, not Chromium.
 #[test]
 fn react_hook_lifecycle() {
     let web = browser::web_dir();
     let vitest = web.join("node_modules/vitest/vitest.mjs");
-    if !vitest.exists() {
-        let why = format!("missing the Node packages: cd {} && npm ci", web.display());
+    let why = if vitest.exists() {
+        pkg_built()
+            .as_ref()
+            .err()
+            .map(|e| format!("cannot build web/pkg: {e}"))
+    } else {
+        Some(format!(
+            "missing the Node packages: cd {} && npm ci",
+            web.display()
+        ))
+    };
+    if let Some(why) = why {
         assert!(
             std::env::var_os("GENESYS_NOTIFY_REQUIRE_BROWSER").is_none(),
             "React tests required but {why}"
@@ -518,7 +535,7 @@ fn react_hook_lifecycle() {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|n| n.parse::<u32>().ok());
     assert!(
-        passed.is_some_and(|n| n >= 8),
+        passed.is_some_and(|n| n >= 15),
         "the hook tests ran: {passed:?}"
     );
     assert!(!text.contains("skipped"), "no hook test skipped");

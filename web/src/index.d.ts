@@ -53,16 +53,30 @@ export interface NotificationDetail {
   readonly data: unknown;
 }
 
+/** Why topics were not covered for a while: the session's fixed set. */
+export type GapReason =
+  | 'socket_lost'
+  | 'socket_dead'
+  | 'channel_expired'
+  | 'maintenance'
+  | 'subscription_dropped'
+  | 'rejected'
+  | 'login_required'
+  | 'suspended'
+  | 'overflow';
+
 export interface GapDetail {
   topics: string[];
   from: Date;
   to: Date;
   fromMs: number;
   toMs: number;
-  reason: string;
+  reason: GapReason;
 }
 
 export interface LoginRequiredDetail {
+  /** Why, in words (what the token source or the service said): for people, not for
+   * matching. */
   reason: string;
   sinceMs: number | null;
 }
@@ -71,6 +85,7 @@ export interface ClientEventMap {
   notification: CustomEvent<NotificationDetail>;
   gap: CustomEvent<GapDetail>;
   status: CustomEvent<{ status: Status }>;
+  /** The service refused a topic; `reason` is its own text (free-form). */
   topicrejected: CustomEvent<{ topic: string; reason: string }>;
   /** getToken() had no new token while the current one still works: a `login()` within
    * `expiresInMs` moves the session to the new token with nothing lost. */

@@ -13,6 +13,30 @@ export declare function GenesysNotificationsProvider(props: GenesysNotifications
 
 export declare function useGenesysClient(): NotificationClient | null;
 
+/** What keeps a hook's topics from being followed, as state (the hooks never throw). */
+export interface HookError {
+  /** 'rejected': the service refused `topics` (`message` is its reason); 'subscribe': the
+   * client refused them (an invalid topic, too many); 'closed': the client was closed;
+   * 'fatal': the session stopped for good (`message` says why). */
+  kind: 'rejected' | 'subscribe' | 'closed' | 'fatal';
+  message: string;
+  /** The hook's topics it concerns ([] for 'closed' and 'fatal'). */
+  topics: string[];
+}
+
+export interface GenesysStatusState {
+  status: Status;
+  /** Set while a new login is needed. */
+  loginRequired: LoginRequiredDetail | null;
+  /** 'closed' or 'fatal', else null. */
+  error: HookError | null;
+  mode: 'shared' | 'per-tab' | null;
+  client: NotificationClient | null;
+}
+
+/** The client's status for a header or a banner, without subscribing anything. */
+export declare function useGenesysStatus(): GenesysStatusState;
+
 /** A gap as the hook keeps it: only this hook's topics, with an id for `resolveGap`. */
 export interface HookGap extends GapDetail {
   id: number;
@@ -25,19 +49,14 @@ export interface UseGenesysNotificationsOptions {
   keep?: number;
 }
 
-export interface GenesysNotificationsState {
-  status: Status;
+export interface GenesysNotificationsState extends GenesysStatusState {
   /** The latest notifications of the hook's topics, newest first. */
   events: NotificationDetail[];
   /** Reported gaps in the hook's topics, oldest first, until resolved. */
   gaps: HookGap[];
-  /** Set while a new login is needed. */
-  loginRequired: LoginRequiredDetail | null;
   /** Drops a gap once its topics' state was read again over REST. */
   resolveGap(gap: HookGap): void;
   clearGaps(): void;
-  mode: 'shared' | 'per-tab' | null;
-  client: NotificationClient | null;
 }
 
 export declare function useGenesysNotifications(

@@ -1,14 +1,16 @@
 // genesys-notify-web/react: the session as React hooks.
 //
 //   <GenesysNotificationsProvider client={client}>…</GenesysNotificationsProvider>
-//   const { status, events, gaps, resolveGap, loginRequired } =
+//   const { status, events, gaps, resolveGap, loginRequired, error } =
 //     useGenesysNotifications(topics, { onNotification, onGap });
+//   const { status, loginRequired, error } = useGenesysStatus();   // a header: no topics
 //
 // `client` is what createSharedClient (or createClient) resolved to, or null while it loads.
 // Create it without topics: the mounted hooks decide what is subscribed. Each hook holds its
 // topics while it is mounted; a topic is unsubscribed once no mounted hook holds it. Releases
 // wait one task, so Strict Mode's unmount-and-mount (and a re-render that keeps a topic)
-// sends nothing to the service.
+// sends nothing to the service. Nothing here throws into React: what goes wrong (a closed
+// client, a failed session, a topic refused) is the hooks' `error`.
 
 import { createContext, createElement, useCallback, useContext, useEffect, useRef, useState } from 'react';
 
@@ -36,16 +38,17 @@ function holder(client) {
   return h;
 }
 
+/** Counts `topics` as held, subscribing those nobody held. If the client refuses (closed,
+ * or a topic it cannot take), it throws and nothing is counted. */
 function hold(client, topics) {
   const h = holder(client);
-  const fresh = [];
-  for (const t of topics) {
-    const n = h.counts.get(t) ?? 0;
-    h.counts.set(t, n + 1);
-    // Released a moment ago and not yet unsubscribed: still subscribed, nothing to send.
-    if (n === 0 && !h.releasing.delete(t)) fresh.push(t);
-  }
+  // Released a moment ago and not yet unsubscribed: still subscribed, nothing to send.
+  const fresh = [...topics].filter((t) => !h.counts.has(t) && !h.releasing.has(t));
   if (fresh.length) client.subscribe(fresh);
+  for (const t of topics) {
+    h.counts.set(t, (h.counts.get(t) ?? 0) + 1);
+    h.releasing.delete(t);
+  }
 }
 
 function release(client, topics) {
@@ -64,9 +67,69 @@ function release(client, topics) {
       h.timer = null;
       const gone = [...h.releasing].filter((t) => !h.counts.has(t));
       h.releasing.clear();
-      if (gone.length) client.unsubscribe(gone);
+      try {
+        if (gone.length) client.unsubscribe(gone);
+      } catch {
+        // A client closed meanwhile has nothing left to release.
+      }
     }, 0);
   }
+}
+
+/** What a client's status alone says is wrong: it was closed, or its session failed. */
+function statusError(status, message) {
+  if (status === 'closed') return { kind: 'closed', message: 'the client was closed', topics: [] };
+  if (status === 'failed') return { kind: 'fatal', message: message ?? 'the session failed', topics: [] };
+  return null;
+}
+
+function messageOf(e) {
+  return String(e?.message ?? e);
+}
+
+/**
+ * The client's status, without subscribing anything (a header, a banner):
+ * - `status`: connecting, live, recovering, login_required, closed, failed;
+ * - `loginRequired`: the `loginrequired` detail while a new login is needed, else null;
+ * - `error`: `{ kind: 'closed' | 'fatal', message, topics: [] }` once the client was closed or
+ *   its session failed, else null;
+ * - `mode`: 'shared' or 'per-tab', and `client`.
+ */
+export function useGenesysStatus() {
+  const client = useContext(ClientContext);
+  const [state, setState] = useState(() => ({
+    status: client?.status ?? 'connecting',
+    loginRequired: null,
+    error: statusError(client?.status),
+  }));
+  useEffect(() => {
+    if (!client) return undefined;
+    setState((s) => ({
+      ...s,
+      status: client.status,
+      error: s.error?.kind === 'fatal' ? s.error : statusError(client.status),
+    }));
+    const onS = (e) => {
+      const status = e.detail.status;
+      setState((s) => ({
+        ...s,
+        status,
+        loginRequired: status === 'login_required' ? s.loginRequired : null,
+        error: s.error?.kind === 'fatal' ? s.error : statusError(status),
+      }));
+    };
+    const onL = (e) => setState((s) => ({ ...s, loginRequired: e.detail }));
+    const onF = (e) => setState((s) => ({ ...s, error: { kind: 'fatal', message: e.detail.message, topics: [] } }));
+    client.addEventListener('status', onS);
+    client.addEventListener('loginrequired', onL);
+    client.addEventListener('fatal', onF);
+    return () => {
+      client.removeEventListener('status', onS);
+      client.removeEventListener('loginrequired', onL);
+      client.removeEventListener('fatal', onF);
+    };
+  }, [client]);
+  return { ...state, mode: client?.mode ?? null, client };
 }
 
 let gapIds = 0;
@@ -74,26 +137,23 @@ let gapIds = 0;
 /**
  * Subscribes `topics` while the component is mounted and returns what the session says of
  * them:
- * - `status`: connecting, live, recovering, login_required, closed, failed;
+ * - `status`, `loginRequired`, `mode`, `client`: as `useGenesysStatus()`;
  * - `events`: the latest notifications of these topics, newest first (at most `keep`);
  * - `gaps`: the reported stretches in which some of these topics were not covered, oldest
  *   first (at most `keep`), until `resolveGap(gap)` (after re-reading the state over REST)
  *   or `clearGaps()`;
- * - `loginRequired`: the `loginrequired` detail while a new login is needed, else null;
- * - `mode`: 'shared' (one session per browser) or 'per-tab', and `client`.
+ * - `error`: null, or what keeps these topics from being followed — `kind` 'rejected' (the
+ *   service refused `topics`; `message` is its reason), 'subscribe' (the client refused
+ *   them: an invalid topic, or more than it can carry), 'closed' or 'fatal'.
  * `onNotification(detail)` and `onGap(gap)` are called for each, with the latest callbacks.
  */
 export function useGenesysNotifications(topics, options = {}) {
   const { onNotification, onGap, keep = 50 } = options;
-  const client = useContext(ClientContext);
+  const base = useGenesysStatus();
+  const client = base.client;
   // A new array with the same topics is the same subscription.
   const key = JSON.stringify([...new Set(topics ?? [])].sort());
-  const [state, setState] = useState(() => ({
-    status: client?.status ?? 'connecting',
-    events: [],
-    gaps: [],
-    loginRequired: null,
-  }));
+  const [state, setState] = useState(() => ({ events: [], gaps: [], error: null }));
   const callbacks = useRef({ onNotification, onGap });
   useEffect(() => {
     callbacks.current = { onNotification, onGap };
@@ -102,8 +162,16 @@ export function useGenesysNotifications(topics, options = {}) {
   useEffect(() => {
     if (!client) return undefined;
     const mine = new Set(JSON.parse(key));
-    hold(client, mine);
-    setState((s) => (s.status === client.status ? s : { ...s, status: client.status }));
+    let held = false;
+    try {
+      hold(client, mine);
+      held = true;
+      setState((s) => (s.error === null ? s : { ...s, error: null }));
+    } catch (e) {
+      // A closed or failed client says so through `useGenesysStatus`'s error.
+      const error = statusError(client.status) ? null : { kind: 'subscribe', message: messageOf(e), topics: [...mine] };
+      setState((s) => ({ ...s, error }));
+    }
     const onN = (e) => {
       const d = e.detail;
       if (!mine.has(d.topic)) return;
@@ -118,21 +186,22 @@ export function useGenesysNotifications(topics, options = {}) {
       callbacks.current.onGap?.(gap);
       setState((s) => ({ ...s, gaps: [...s.gaps, gap].slice(-keep) }));
     };
-    const onS = (e) => {
-      const status = e.detail.status;
-      setState((s) => ({ ...s, status, loginRequired: status === 'login_required' ? s.loginRequired : null }));
+    const onR = (e) => {
+      const { topic, reason } = e.detail;
+      if (!mine.has(topic)) return;
+      setState((s) => {
+        const earlier = s.error?.kind === 'rejected' ? s.error.topics : [];
+        return { ...s, error: { kind: 'rejected', message: reason, topics: [...new Set([...earlier, topic])] } };
+      });
     };
-    const onL = (e) => setState((s) => ({ ...s, loginRequired: e.detail }));
     client.addEventListener('notification', onN);
     client.addEventListener('gap', onG);
-    client.addEventListener('status', onS);
-    client.addEventListener('loginrequired', onL);
+    client.addEventListener('topicrejected', onR);
     return () => {
       client.removeEventListener('notification', onN);
       client.removeEventListener('gap', onG);
-      client.removeEventListener('status', onS);
-      client.removeEventListener('loginrequired', onL);
-      release(client, mine);
+      client.removeEventListener('topicrejected', onR);
+      if (held) release(client, mine);
     };
   }, [client, key, keep]);
 
@@ -140,5 +209,12 @@ export function useGenesysNotifications(topics, options = {}) {
     setState((s) => ({ ...s, gaps: s.gaps.filter((g) => g.id !== gap?.id) }));
   }, []);
   const clearGaps = useCallback(() => setState((s) => ({ ...s, gaps: [] })), []);
-  return { ...state, resolveGap, clearGaps, mode: client?.mode ?? null, client };
+  return {
+    ...base,
+    events: state.events,
+    gaps: state.gaps,
+    error: state.error ?? base.error,
+    resolveGap,
+    clearGaps,
+  };
 }

@@ -4,7 +4,7 @@
 import { createElement as h, useEffect, useState } from 'react';
 import { act, cleanup, render, renderHook, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
-import { GenesysNotificationsProvider, useGenesysNotifications } from '../src/react.js';
+import { GenesysNotificationsProvider, useGenesysNotifications, useGenesysStatus } from '../src/react.js';
 
 /** A client as the hooks see it, recording subscribe/unsubscribe calls. */
 class RecordingClient extends EventTarget {
@@ -174,5 +174,59 @@ describe('useGenesysNotifications', () => {
     act(() => screen.getByText('load').click());
     expect(client.calls).toEqual([['subscribe', ['a']]]);
     expect(screen.getByTestId('status').textContent).toBe('live');
+  });
+
+  it('turns a refused subscribe into error state, and releases nothing it did not hold', async () => {
+    const client = new RecordingClient();
+    client.subscribe = (topics) => {
+      throw new Error(`invalid topic ${[...topics][0]}`);
+    };
+    const { result, unmount } = renderHook(() => useGenesysNotifications(['has space']), { wrapper: wrapper(client) });
+    expect(result.current.error).toEqual({ kind: 'subscribe', message: 'invalid topic has space', topics: ['has space'] });
+    unmount();
+    await tick();
+    expect(client.calls).toEqual([]);
+  });
+
+  it('reports a rejected topic of its own, and a fatal error, as error state', () => {
+    const client = new RecordingClient();
+    const mine = renderHook(() => useGenesysNotifications(['a', 'b']), { wrapper: wrapper(client) });
+    const other = renderHook(() => useGenesysNotifications(['c']), { wrapper: wrapper(client) });
+    act(() => client.emit('topicrejected', { topic: 'b', reason: 'forbidden' }));
+    expect(mine.result.current.error).toEqual({ kind: 'rejected', message: 'forbidden', topics: ['b'] });
+    expect(other.result.current.error).toBe(null);
+    act(() => {
+      client.status = 'failed';
+      client.emit('fatal', { message: 'connectUri refused' });
+      client.emit('status', { status: 'failed' });
+    });
+    expect(other.result.current.error).toEqual({ kind: 'fatal', message: 'connectUri refused', topics: [] });
+    expect(other.result.current.status).toBe('failed');
+  });
+
+  it('survives a client closed under it: error state, and no throw from the delayed release', async () => {
+    const client = new RecordingClient();
+    const { result, unmount } = renderHook(() => useGenesysNotifications(['a']), { wrapper: wrapper(client) });
+    act(() => {
+      client.status = 'closed';
+      client.unsubscribe = () => {
+        throw new Error('the client is closed');
+      };
+      client.emit('status', { status: 'closed' });
+    });
+    expect(result.current.error).toEqual({ kind: 'closed', message: 'the client was closed', topics: [] });
+    unmount();
+    await tick();
+    expect(client.calls).toEqual([['subscribe', ['a']]]);
+  });
+
+  it('follows the status alone without subscribing anything', () => {
+    const client = new RecordingClient();
+    const { result } = renderHook(() => useGenesysStatus(), { wrapper: wrapper(client) });
+    expect(result.current.status).toBe('live');
+    act(() => client.emit('status', { status: 'recovering' }));
+    expect(result.current.status).toBe('recovering');
+    expect(result.current.error).toBe(null);
+    expect(client.calls).toEqual([]);
   });
 });
