@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Packs genesys-notify-web as `npm publish` would (prepack builds the wasm) and checks the
+# tarball as a user's tools see it: its contents, publint, arethetypeswrong, and a strict
+# TypeScript compile of a file that uses every entry point against the packed types.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"; rm -f "$here"/genesys-notify-web-*.tgz' EXIT
+rm -f genesys-notify-web-*.tgz
+npm pack --silent >/dev/null
+tarball="$(ls genesys-notify-web-*.tgz)"
+echo "packed $tarball ($(wc -c <"$tarball") B)"
+
+contents="$(tar -tzf "$tarball")"
+for f in package/package.json package/README.md package/LICENSE-MIT package/LICENSE-APACHE \
+  package/src/index.js package/src/index.d.ts package/src/react.js package/src/worker.js \
+  package/pkg/genesys_notify_wasm.js package/pkg/genesys_notify_wasm_bg.wasm; do
+  grep -qx "$f" <<<"$contents" || { echo "the tarball lacks $f"; exit 1; }
+done
+if grep -q '^package/test/\|^package/node_modules/\|^package/build.sh' <<<"$contents"; then
+  echo "the tarball carries files for contributors:"; grep '^package/test/\|^package/build.sh' <<<"$contents"; exit 1
+fi
+
+npx publint run "$tarball" --strict
+# The wasm file is an asset a bundler copies (its URL is what an import gives), not a module.
+npx attw "$tarball" --profile esm-only --exclude-entrypoints ./genesys_notify_wasm_bg.wasm
+
+# The packed types, unpacked where a user's node_modules would hold them, compiled strictly
+# with a file that uses each entry point (no skipLibCheck).
+mkdir -p "$work/node_modules/genesys-notify-web" "$work/node_modules/@types"
+tar -xzf "$tarball" -C "$work/node_modules/genesys-notify-web" --strip-components=1
+cp -r node_modules/@types/react "$work/node_modules/@types/react"
+cp -r node_modules/csstype "$work/node_modules/csstype"
+cp test/types/usage.ts test/types/assets.d.ts "$work/"
+cat >"$work/tsconfig.json" <<'JSON'
+{
+  "compilerOptions": {
+    "strict": true,
+    "noEmit": true,
+    "target": "ES2022",
+    "module": "ESNext",
+    "moduleResolution": "Bundler",
+    "lib": ["ES2022", "DOM"],
+    "types": []
+  },
+  "files": ["usage.ts", "assets.d.ts"]
+}
+JSON
+node_modules/.bin/tsc -p "$work/tsconfig.json"
+echo "types compile strictly against the packed package"
