@@ -98,7 +98,9 @@ export function createPkceLogin({ loginBase, clientId, redirectUri, storage = se
     /**
      * Call first on every load. Back from the login page: redeems the code and takes it off
      * the address bar ('signed-in'). In the login popup: hands the code to the page that
-     * opened it and closes ('popup'). Otherwise: 'none'.
+     * opened it and closes ('popup'). Otherwise: 'none' — also for a `code` this module did
+     * not ask for (another library's sign-in on the same page, the official SDK's say),
+     * which it leaves where it is, untouched and unredeemed.
      */
     async completeRedirect() {
       const url = new URL(location.href);
@@ -111,10 +113,10 @@ export function createPkceLogin({ loginBase, clientId, redirectUri, storage = se
         return 'popup';
       }
       const { pending } = read();
+      if (!pending || pending.state !== state) return 'none';
       url.searchParams.delete('code');
       url.searchParams.delete('state');
       history.replaceState(null, '', url);
-      if (!pending || pending.state !== state) throw new Error('sign-in answer does not match the request (state)');
       write({ ...read(), pending: undefined });
       await exchange(code, pending.verifier);
       return 'signed-in';
