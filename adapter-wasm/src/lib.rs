@@ -442,9 +442,11 @@ impl Core {
                 conn: conn.as_u64(),
                 code,
             }),
-            other => {
+            _ => {
+                // Only an action added to the core after this adapter: say so without
+                // formatting it (its Debug code would ship in the browser build).
                 self.warnings
-                    .push(format!("the browser adapter cannot perform {other:?}"));
+                    .push("the browser adapter cannot perform an action of a newer core".into());
                 None
             }
         }
@@ -694,6 +696,14 @@ impl Driver {
                 millis(expires_in_s * 1000.0),
             )
             .map_err(js_err)
+    }
+
+    /// The application's own API call with `token` was answered 401: if that is the session's
+    /// token, it is dropped and one refresh follows.
+    pub fn report_unauthorized(&mut self, now_ms: f64, token: &str) {
+        self.core
+            .session
+            .report_unauthorized(instant(now_ms), token);
     }
 
     /// Closes every socket with 1000 and stops.

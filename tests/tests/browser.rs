@@ -890,3 +890,61 @@ fn shared_worker_topic_changes() {
     );
     assert_eq!(stats.channels_created, 1);
 }
+
+/// The application's own API call got a 401 and says so with `reportUnauthorized(token)`: the
+/// session fetches exactly one new token (two reports of the same token make one refresh),
+/// moves to a channel of the new token and is live again; a report of a token it does not
+/// hold changes nothing. In the shared session (through the worker) and a tab's own.
+#[test]
+fn report_unauthorized_renews_the_token_once() {
+    if ready().is_none() {
+        return;
+    }
+    for shared in [true, false] {
+        let mut s = genesys_notify_tests::scenario("steady");
+        s.sim.static_dir = Some(browser::web_dir());
+        let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
+        let url = format!(
+            "{}/test/tabs.html?{}&shared={}",
+            sim.base_url(),
+            browser::page_query(&sim, &["v2.users.a.presence"], &s),
+            u8::from(shared)
+        );
+        let mut tabs = browser::Tabs::open(&[url]);
+        let mode = if shared { "shared" } else { "per-tab" };
+        let wait = |tabs: &mut browser::Tabs, what: &str, until: &dyn Fn() -> bool| {
+            let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !until() || tabs.step("eval 0 window.client?.status")["value"] != "live" {
+                assert!(std::time::Instant::now() < by, "{mode}: {what}");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        };
+        wait(&mut tabs, "live at first", &|| true);
+        assert_eq!(tabs.step("eval 0 window.client.mode")["value"], mode);
+        let stats = sim.stats();
+        let (tokens, channels) = (stats.count("token"), stats.count("channels.create"));
+        tabs.step("eval 0 window.client.reportUnauthorized(window.lastToken)");
+        tabs.step("eval 0 window.client.reportUnauthorized(window.lastToken)");
+        wait(&mut tabs, "a new token and channel", &|| {
+            let now = sim.stats();
+            now.count("token") > tokens && now.count("channels.create") > channels
+        });
+        let stats = sim.stats();
+        assert_eq!(
+            stats.count("token"),
+            tokens + 1,
+            "{mode}: one refresh for two reports"
+        );
+        assert_eq!(stats.count("channels.create"), channels + 1, "{mode}");
+        tabs.step("eval 0 window.client.reportUnauthorized('a-token-the-session-never-had')");
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        assert_eq!(
+            sim.stats().count("token"),
+            tokens + 1,
+            "{mode}: a foreign token is ignored"
+        );
+        tabs.close();
+        tabs.assert_no_page_error();
+        println!("reportUnauthorized ({mode}): one new token and channel for two reports, none for a foreign token");
+    }
+}

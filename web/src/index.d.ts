@@ -108,6 +108,9 @@ export interface NotificationClient extends EventTarget {
   readonly mode: 'shared' | 'per-tab';
   subscribe(topics: Iterable<string>): void;
   unsubscribe(topics: Iterable<string>): void;
+  /** The application's own API call with `accessToken` was answered 401: if it is the
+   * session's token, one new token is fetched (reports of older tokens are ignored). */
+  reportUnauthorized(accessToken: string): void;
   login(accessToken: string, expiresIn: number): void;
   close(): void;
   addEventListener<K extends keyof ClientEventMap>(
@@ -140,6 +143,9 @@ export declare class Client extends EventTarget implements NotificationClient {
   toDate(ms: number): Date;
   subscribe(topics: Iterable<string>): void;
   unsubscribe(topics: Iterable<string>): void;
+  /** The application's own API call with `accessToken` was answered 401: if it is the
+   * session's token, one new token is fetched (reports of older tokens are ignored). */
+  reportUnauthorized(accessToken: string): void;
   login(accessToken: string, expiresIn: number): void;
   close(): void;
   addEventListener<K extends keyof ClientEventMap>(

@@ -151,6 +151,16 @@ export class Client extends EventTarget {
     this.#pump();
   }
 
+  /**
+   * The application's own API call with `accessToken` (an SDK call, a REST read) was answered
+   * 401. If that is the session's token, the session drops it and fetches one new token
+   * through getToken(), however many report it; a report about an older token is ignored.
+   */
+  reportUnauthorized(accessToken) {
+    this.#driver.report_unauthorized(this.#enter(), String(accessToken));
+    this.#pump();
+  }
+
   /** A token from a new login, after `loginrequired`. */
   login(accessToken, expiresIn) {
     this.#driver.login(this.#enter(), String(accessToken), Number(expiresIn));

@@ -15,6 +15,9 @@ export declare class SharedClient extends EventTarget implements NotificationCli
   readonly attached: Promise<void>;
   subscribe(topics: Iterable<string>): void;
   unsubscribe(topics: Iterable<string>): void;
+  /** The application's own API call with `accessToken` was answered 401: if it is the
+   * session's token, one new token is fetched (reports of older tokens are ignored). */
+  reportUnauthorized(accessToken: string): void;
   login(accessToken: string, expiresIn: number): void;
   close(): void;
   addEventListener<K extends keyof ClientEventMap>(

@@ -153,6 +153,12 @@ export class SharedClient extends EventTarget {
     this.#send({ type: 'unsubscribe', topics: [...topics] });
   }
 
+  /** This tab's own API call with `accessToken` was answered 401: as `Client`'s, for the
+   * shared session (one refresh, however many tabs report it). */
+  reportUnauthorized(accessToken) {
+    this.#send({ type: 'unauthorized', accessToken: String(accessToken) });
+  }
+
   /** A token from a new login, after `loginrequired` (it serves every tab). */
   login(accessToken, expiresIn) {
     this.#send({ type: 'login', accessToken: String(accessToken), expiresIn: Number(expiresIn) });

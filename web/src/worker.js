@@ -254,6 +254,10 @@ function onMessage(port, id, m) {
       else starting?.then(login);
       return;
     }
+    case 'unauthorized':
+      // A tab's own API call got a 401 with this token: the session checks it is its own.
+      if (typeof m.accessToken === 'string') client?.reportUnauthorized(m.accessToken);
+      return;
     case 'detach':
       detach(id);
       return;

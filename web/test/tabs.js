@@ -14,7 +14,10 @@ try {
     apiBase: base,
     getToken: async () => {
       say({ type: 'tokenfetch' });
-      return fetchToken();
+      const t = await fetchToken();
+      // The token the session holds now, for a test that reports it as refused.
+      window.lastToken = t?.accessToken;
+      return t;
     },
     topics: JSON.parse(q.get('topics') ?? '[]'),
     seed: 1,
