@@ -219,6 +219,21 @@ fn throttled_timers() {
     }
 }
 
+/// The simulator of the steady scenario, serving `web/`, and the address of a tab of
+/// `web/test/tabs.html` on `topics`, with `extra` query parameters.
+fn steady_tab(topics: &[&str], extra: &str) -> (genesys_notify_sim::Sim, String) {
+    let mut s = genesys_notify_tests::scenario("steady");
+    s.sim.static_dir = Some(browser::web_dir());
+    let sim = genesys_notify_sim::Sim::start(s.sim.clone())
+        .unwrap_or_else(|e| panic!("the simulator does not start: {e}"));
+    let url = format!(
+        "{}/test/tabs.html?{}{extra}",
+        sim.base_url(),
+        browser::page_query(&sim, topics, &s)
+    );
+    (sim, url)
+}
+
 /// A tab of `web/test/tabs.html` per topic set, in one browser profile (one shared worker).
 fn shared_tabs<T: AsRef<[&'static str]>>(
     sim: &genesys_notify_sim::Sim,
@@ -758,14 +773,8 @@ fn shared_worker_survives_a_reload_then_closes() {
     if ready().is_none() {
         return;
     }
-    let mut s = genesys_notify_tests::scenario("steady");
-    s.sim.static_dir = Some(browser::web_dir());
-    let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
-    let url = format!(
-        "{}/test/tabs.html?{}",
-        sim.base_url(),
-        browser::page_query(&sim, &s.topics, &s)
-    );
+    let s = genesys_notify_tests::scenario("steady");
+    let (sim, url) = steady_tab(&s.topics, "");
     let mut tabs = browser::Tabs::open(std::slice::from_ref(&url));
     let live_in = |tabs: &mut browser::Tabs, tab: u64| {
         let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -901,14 +910,9 @@ fn report_unauthorized_renews_the_token_once() {
         return;
     }
     for shared in [true, false] {
-        let mut s = genesys_notify_tests::scenario("steady");
-        s.sim.static_dir = Some(browser::web_dir());
-        let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
-        let url = format!(
-            "{}/test/tabs.html?{}&shared={}",
-            sim.base_url(),
-            browser::page_query(&sim, &["v2.users.a.presence"], &s),
-            u8::from(shared)
+        let (sim, url) = steady_tab(
+            &["v2.users.a.presence"],
+            &format!("&shared={}", u8::from(shared)),
         );
         let mut tabs = browser::Tabs::open(&[url]);
         let mode = if shared { "shared" } else { "per-tab" };

@@ -83,6 +83,15 @@ function statusError(status, message) {
   return null;
 }
 
+/** Adds `handlers` (event type → listener) to `client`; returns what removes them. */
+function listen(client, handlers) {
+  const pairs = Object.entries(handlers);
+  for (const [type, f] of pairs) client.addEventListener(type, f);
+  return () => {
+    for (const [type, f] of pairs) client.removeEventListener(type, f);
+  };
+}
+
 function messageOf(e) {
   return String(e?.message ?? e);
 }
@@ -120,14 +129,7 @@ export function useGenesysStatus() {
     };
     const onL = (e) => setState((s) => ({ ...s, loginRequired: e.detail }));
     const onF = (e) => setState((s) => ({ ...s, error: { kind: 'fatal', message: e.detail.message, topics: [] } }));
-    client.addEventListener('status', onS);
-    client.addEventListener('loginrequired', onL);
-    client.addEventListener('fatal', onF);
-    return () => {
-      client.removeEventListener('status', onS);
-      client.removeEventListener('loginrequired', onL);
-      client.removeEventListener('fatal', onF);
-    };
+    return listen(client, { status: onS, loginrequired: onL, fatal: onF });
   }, [client]);
   return { ...state, mode: client?.mode ?? null, client };
 }
@@ -194,13 +196,9 @@ export function useGenesysNotifications(topics, options = {}) {
         return { ...s, error: { kind: 'rejected', message: reason, topics: [...new Set([...earlier, topic])] } };
       });
     };
-    client.addEventListener('notification', onN);
-    client.addEventListener('gap', onG);
-    client.addEventListener('topicrejected', onR);
+    const unlisten = listen(client, { notification: onN, gap: onG, topicrejected: onR });
     return () => {
-      client.removeEventListener('notification', onN);
-      client.removeEventListener('gap', onG);
-      client.removeEventListener('topicrejected', onR);
+      unlisten();
       if (held) release(client, mine);
     };
   }, [client, key, keep]);
