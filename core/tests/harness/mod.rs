@@ -105,10 +105,7 @@ impl Harness {
 
     /// A session already subscribed to `topics` and live at t=0.
     pub fn live(config: Config, topics: &[&str]) -> Harness {
-        let mut h = Harness::new(config, 7);
-        h.subscribe(topics);
-        h.serve();
-        h
+        Harness::started(config, 7, topics, |_| {})
     }
 
     /// A session on a server that `setup` tuned first, subscribed to `topics`, with every
