@@ -113,11 +113,8 @@ export function useGenesysStatus() {
   }));
   useEffect(() => {
     if (!client) return undefined;
-    setState((s) => ({
-      ...s,
-      status: client.status,
-      error: s.error?.kind === 'fatal' ? s.error : statusError(client.status),
-    }));
+    // What an earlier client said does not hold for this one.
+    setState((s) => ({ ...s, status: client.status, error: statusError(client.status) }));
     const onS = (e) => {
       const status = e.detail.status;
       setState((s) => ({

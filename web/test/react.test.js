@@ -229,4 +229,19 @@ describe('useGenesysNotifications', () => {
     expect(result.current.error).toBe(null);
     expect(client.calls).toEqual([]);
   });
+
+  it('forgets the failed client when the provider gets a new one', () => {
+    const failed = new RecordingClient();
+    const fresh = new RecordingClient();
+    let current = failed;
+    const { result, rerender } = renderHook(() => useGenesysStatus(), {
+      wrapper: ({ children }) => h(GenesysNotificationsProvider, { client: current }, children),
+    });
+    act(() => failed.emit('fatal', { message: 'connectUri refused' }));
+    expect(result.current.error?.kind).toBe('fatal');
+    current = fresh;
+    rerender();
+    expect(result.current.error).toBe(null);
+    expect(result.current.client).toBe(fresh);
+  });
 });
