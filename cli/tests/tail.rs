@@ -224,7 +224,12 @@ fn usage_errors_exit_2_and_say_what_to_fix() {
         ),
         (
             {
-                let mut c = bare_tail(&["--api-base", "http://example.com", "--topic", "t"]);
+                let mut c = bare_tail(&[
+                    "--api-base",
+                    "http://example.com",
+                    "--topic",
+                    "v2.users.a.presence",
+                ]);
                 c.env("GENESYS_ACCESS_TOKEN", "x");
                 c
             },
