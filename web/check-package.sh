@@ -18,13 +18,15 @@ for f in package/package.json package/README.md package/LICENSE-MIT package/LICE
   package/pkg/genesys_notify_wasm.js package/pkg/genesys_notify_wasm_bg.wasm; do
   grep -qx "$f" <<<"$contents" || { echo "the tarball lacks $f"; exit 1; }
 done
-if grep -q '^package/test/\|^package/node_modules/\|^package/build.sh' <<<"$contents"; then
-  echo "the tarball carries files for contributors:"; grep '^package/test/\|^package/build.sh' <<<"$contents"; exit 1
+contributors='^package/(test/|node_modules/|build\.sh|check-package\.sh)'
+if grep -Eq "$contributors" <<<"$contents"; then
+  echo "the tarball carries files for contributors:"; grep -E "$contributors" <<<"$contents"; exit 1
 fi
 
-npx publint run "$tarball" --strict
+# The tools this package's lock file pins, never a download.
+node_modules/.bin/publint run "$tarball" --strict
 # The wasm file is an asset a bundler copies (its URL is what an import gives), not a module.
-npx attw "$tarball" --profile esm-only --exclude-entrypoints ./genesys_notify_wasm_bg.wasm
+node_modules/.bin/attw "$tarball" --profile esm-only --exclude-entrypoints ./genesys_notify_wasm_bg.wasm
 
 # The packed types, unpacked where a user's node_modules would hold them, compiled strictly
 # with a file that uses each entry point (no skipLibCheck).
