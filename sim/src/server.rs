@@ -222,6 +222,7 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
         (&Method::GET, ["api", "v2", "notifications", "channels"]) => {
             ("channels.list", list_channels(&shared, &req, &query))
         }
+        (&Method::GET, ["api", "v2", "tokens", "me"]) => ("tokens.me", token_info(&shared, &req)),
         (&Method::HEAD, ["api", "v2", "notifications", "channels", id]) => {
             ("channels.head", head_channel(&shared, &req, id))
         }
@@ -655,6 +656,25 @@ fn list_channels(shared: &Shared, req: &Request<Incoming>, query: &str) -> Resp 
         })
         .collect();
     respond(200, Some(json!({ "entities": entities })))
+}
+
+/// `GET /api/v2/tokens/me`: what the token is (the official SDK asks this to check a token
+/// it holds, after every sign-in). The shape is the SDK's `TokenInfo`.
+fn token_info(shared: &Shared, req: &Request<Incoming>) -> Resp {
+    let (client, _) = match bearer(shared, req) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let org = json!({ "id": "sim-org", "name": "Simulated organisation" });
+    respond(
+        200,
+        Some(json!({
+            "organization": org,
+            "homeOrganization": org,
+            "authorizedScope": ["notifications"],
+            "OAuthClient": { "id": client, "name": "genesys-notify sim client", "organization": org },
+        })),
+    )
 }
 
 fn head_channel(shared: &Shared, req: &Request<Incoming>, id: &str) -> Resp {

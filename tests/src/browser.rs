@@ -368,6 +368,11 @@ impl Tabs {
         answer
     }
 
+    /// The tabs' lines [`Tabs::step`] kept, in order.
+    pub fn seen(&self) -> &[Value] {
+        &self.seen
+    }
+
     /// No tab reported a page error among the lines [`Tabs::step`] kept.
     pub fn assert_no_page_error(&self) {
         for v in &self.seen {

@@ -953,3 +953,102 @@ fn report_unauthorized_renews_the_token_once() {
         println!("reportUnauthorized ({mode}): one new token and channel for two reports, none for a foreign token");
     }
 }
+
+/// The official SDK (`purecloud-platform-client-v2`, its browser bundle) beside the shared
+/// session, wired as the package README's recipe says (`web/test/sdk.js`). The SDK signs in
+/// with PKCE through the simulator's login page (`setGateway` points it there); the session,
+/// fed from `sdk.authData`, goes live. Then every token is revoked: the application's SDK
+/// call gets a 401 and reports it; the session stops using that token (it never asks the
+/// token endpoint itself), asks for a sign-in, the SDK signs in again (the page goes to the
+/// login page and back) and the same shared session, which waited through the reload, takes
+/// the new token and is live on a new channel.
+#[test]
+fn official_sdk_signs_in_and_feeds_the_session() {
+    if ready().is_none() {
+        return;
+    }
+    if !browser::web_dir()
+        .join("node_modules/purecloud-platform-client-v2")
+        .exists()
+    {
+        panic!("the official SDK is a dev dependency of web/: cd web && npm ci");
+    }
+    let mut s = genesys_notify_tests::scenario("steady");
+    s.sim.static_dir = Some(browser::web_dir());
+    let sim = genesys_notify_sim::Sim::start(s.sim.clone())
+        .unwrap_or_else(|e| panic!("the simulator does not start: {e}"));
+    let topic = "v2.users.a.presence";
+    let url = format!(
+        "{}/test/sdk.html?{}",
+        sim.base_url(),
+        browser::page_query(&sim, &[topic], &s)
+    );
+    let mut tabs = browser::Tabs::open(&[url]);
+    let live = |tabs: &mut browser::Tabs, what: &str| {
+        let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while tabs.step("eval 0 window.client?.status")["value"] != "live" {
+            assert!(std::time::Instant::now() < by, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    live(&mut tabs, "live after the SDK's sign-in");
+    assert_eq!(tabs.step("eval 0 window.client.mode")["value"], "shared");
+    let stats = sim.stats();
+    assert_eq!(stats.count("authorize"), 1, "one visit to the login page");
+    assert_eq!(
+        stats.count("token"),
+        1,
+        "the SDK redeemed its code; nothing else asked"
+    );
+    assert!(stats.count("tokens.me") >= 1, "the SDK checked its token");
+    assert_eq!(tabs.step("eval 0 window.sdkCall()")["value"], 200);
+    let channels = stats.count("channels.create");
+
+    sim.fault(&"expire_tokens".parse().unwrap());
+    assert_eq!(tabs.step("eval 0 window.sdkCall()")["value"], 401);
+    // The report makes the session ask for a sign-in; the SDK signs in again, the page comes
+    // back and the shared session takes the new token.
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sim.stats().count("token") < 2 {
+        assert!(std::time::Instant::now() < by, "the SDK signed in again");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    live(&mut tabs, "live again on the SDK's new token");
+    let stats = sim.stats();
+    assert_eq!(
+        stats.count("authorize"),
+        2,
+        "one more visit to the login page"
+    );
+    assert_eq!(
+        stats.count("token"),
+        2,
+        "the session never asked the token endpoint: the SDK is its token source"
+    );
+    assert_eq!(
+        stats.count("channels.create"),
+        channels + 1,
+        "one new channel"
+    );
+    assert_eq!(tabs.step("eval 0 window.sdkCall()")["value"], 200);
+    // The tab came back to the session that waited for the sign-in, not to a new one.
+    let rest = tabs.close();
+    let lines: Vec<serde_json::Value> = tabs.seen().iter().cloned().chain(rest).collect();
+    let attached: Vec<&serde_json::Value> =
+        lines.iter().filter(|v| v["type"] == "attached").collect();
+    let login_required = lines
+        .iter()
+        .filter(|v| v["type"] == "loginrequired")
+        .count();
+    assert_eq!(attached.len(), 2, "two page loads: {lines:?}");
+    assert_eq!(attached[1]["status"], "login_required", "{lines:?}");
+    assert_eq!(login_required, 1, "{lines:?}");
+    assert!(
+        lines.iter().any(|v| v["type"] == "notification"),
+        "notifications arrived"
+    );
+    tabs.assert_no_page_error();
+    println!(
+        "official SDK: signed in twice through the simulator's login page; the shared session took both tokens from it and renewed once"
+    );
+}
