@@ -1,5 +1,6 @@
 //! The browser adapter under test: `genesys-notify-web` in headless Chromium (Debian's
-//! `chromium`), driven by playwright-core through `web/test/bridge.mjs`, on a page the
+//! `chromium`, driven by playwright-core) or Firefox (Debian's `firefox-esr`, driven by
+//! puppeteer-core over WebDriver BiDi) through `web/test/bridge.mjs`, on a page the
 //! simulator serves. The page's events come back as JSON lines and are turned into the
 //! core's events, so the same ledger accounts for them as for the Rust adapters.
 
@@ -25,20 +26,54 @@ pub fn web_dir() -> PathBuf {
         .map_or_else(|| PathBuf::from("web"), |p| p.join("web"))
 }
 
+/// A browser the tests drive (Debian's, never a downloaded one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// `chromium`, through playwright-core (the Chrome DevTools Protocol).
+    #[default]
+    Chromium,
+    /// `firefox-esr`, through puppeteer-core over WebDriver BiDi.
+    Firefox,
+}
+
+impl Engine {
+    /// Its name in the tests' lines (`engine=firefox`) and for the bridges (`GNW_ENGINE`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Chromium => "chromium",
+            Engine::Firefox => "firefox",
+        }
+    }
+}
+
 /// What the browser tests need and did not find, with how to get it; empty when all is there.
 pub fn missing() -> Vec<String> {
+    missing_in(Engine::Chromium)
+}
+
+/// What the browser tests in `engine` need and did not find, with how to get it.
+pub fn missing_in(engine: Engine) -> Vec<String> {
     let mut m = Vec::new();
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
+    let (var, default, package) = match engine {
+        Engine::Chromium => ("CHROMIUM", "/usr/bin/chromium", "chromium"),
+        Engine::Firefox => ("FIREFOX", "/usr/bin/firefox-esr", "firefox-esr"),
+    };
+    let binary = std::env::var(var).unwrap_or_else(|_| default.into());
+    if !Path::new(&binary).exists() {
         m.push(format!(
-            "Chromium ({chromium}): apt-get install -y chromium, or set CHROMIUM"
+            "{} ({binary}): apt-get install -y {package}, or set {var}",
+            engine.name()
         ));
     }
     if Command::new("node").arg("--version").output().is_err() {
         m.push("Node.js (node): install Node 20 or later".into());
     }
     let web = web_dir();
-    if !web.join("node_modules/playwright-core").exists() {
+    let driver = match engine {
+        Engine::Chromium => "playwright-core",
+        Engine::Firefox => "puppeteer-core",
+    };
+    if !web.join("node_modules").join(driver).exists() {
         m.push(format!("the Node packages: cd {} && npm ci", web.display()));
     }
     m
@@ -169,7 +204,7 @@ fn to_event(v: &Value, start_epoch_ms: u64) -> Option<Event> {
     })
 }
 
-/// Headless Chromium running `genesys-notify-web`.
+/// A headless browser running `genesys-notify-web`.
 #[derive(Default)]
 pub struct Browser {
     /// More of the test page's query (`&auth=pkce`: sign in with PKCE, not client
@@ -178,6 +213,8 @@ pub struct Browser {
     /// A freeze comes with the Page Lifecycle `freeze` and `resume` events, as Chromium
     /// sends them when it freezes a background tab.
     pub lifecycle: bool,
+    /// The browser.
+    pub engine: Engine,
 }
 
 struct BrowserRunning {
@@ -262,7 +299,7 @@ impl Adapter for Browser {
             page_query(sim, &s.topics, s),
             self.query,
         );
-        let (child, stdin, rx) = spawn_bridge("test/bridge.mjs", &[url]);
+        let (child, stdin, rx) = spawn_bridge("test/bridge.mjs", &[url], self.engine);
         Box::new(BrowserRunning {
             child,
             stdin,
@@ -274,15 +311,17 @@ impl Adapter for Browser {
     }
 }
 
-/// Starts one of `web/test`'s Node bridges (`script`, relative to `web/`) with `args`: the
-/// child, its stdin, and its stdout's JSON lines (other lines go to stderr).
+/// Starts one of `web/test`'s Node bridges (`script`, relative to `web/`) with `args`, driving
+/// `engine`: the child, its stdin, and its stdout's JSON lines (other lines go to stderr).
 fn spawn_bridge(
     script: &str,
     args: &[String],
+    engine: Engine,
 ) -> (Child, Option<ChildStdin>, mpsc::Receiver<Value>) {
     let mut child = Command::new("node")
         .arg(web_dir().join(script))
         .args(args)
+        .env("GNW_ENGINE", engine.name())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -317,9 +356,14 @@ pub struct Tabs {
 }
 
 impl Tabs {
-    /// Opens a tab per URL, in order, each after the last has loaded.
+    /// Opens a tab per URL in Chromium, in order, each after the last has loaded.
     pub fn open(urls: &[String]) -> Tabs {
-        let (child, stdin, lines) = spawn_bridge("test/tabs.mjs", urls);
+        Tabs::open_in(Engine::Chromium, urls)
+    }
+
+    /// Opens a tab per URL in `engine`, in order, each after the last has loaded.
+    pub fn open_in(engine: Engine, urls: &[String]) -> Tabs {
+        let (child, stdin, lines) = spawn_bridge("test/tabs.mjs", urls, engine);
         Tabs {
             child,
             stdin,

@@ -1,11 +1,12 @@
-//! The scenario table in real headless Chromium: `genesys-notify-web` (the core compiled to
+//! The scenario table in real headless browsers: `genesys-notify-web` (the core compiled to
 //! wasm, driven over the browser's fetch, WebSocket and timers) against the simulator, with
-//! the same accounting as the Rust adapters. Needs Debian's `chromium`, Node and
-//! `npm ci` in `web/`, and wasm-bindgen-cli 0.2.130; without them every test says loudly
-//! what it skipped.
+//! the same accounting as the Rust adapters, in Debian's `chromium` and (the table's rows
+//! and the shared-worker tabs, in `mod firefox`) Debian's `firefox-esr`. Needs the browsers,
+//! Node and `npm ci` in `web/`, and wasm-bindgen-cli 0.2.130; without them every test says
+//! loudly what it skipped.
 #![allow(clippy::print_stdout, clippy::print_stderr, missing_docs)]
 
-use genesys_notify_tests::browser::{self, Browser};
+use genesys_notify_tests::browser::{self, Browser, Engine};
 
 /// `web/pkg`, built once for all the tests of this file.
 fn pkg_built() -> &'static Result<(), String> {
@@ -13,16 +14,22 @@ fn pkg_built() -> &'static Result<(), String> {
     BUILT.get_or_init(browser::build_pkg)
 }
 
-/// Builds the wasm package once; None (after a loud message) if the browser tests cannot run.
+/// Builds the wasm package once; None (after a loud message) if the Chromium tests cannot run.
 fn ready() -> Option<()> {
+    ready_in(Engine::Chromium)
+}
+
+/// Builds the wasm package once; None (after a loud message) if the tests cannot run in
+/// `engine`.
+fn ready_in(engine: Engine) -> Option<()> {
     // CI sets this: there the browser tests must run.
     let required = std::env::var_os("GENESYS_NOTIFY_REQUIRE_BROWSER").is_some();
     let skip = |why: String| {
         assert!(!required, "browser tests required but {why}");
-        eprintln!("\n!!! BROWSER TESTS SKIPPED: {why}\n");
+        eprintln!("\n!!! BROWSER TESTS SKIPPED ({}): {why}\n", engine.name());
         None
     };
-    let missing = browser::missing();
+    let missing = browser::missing_in(engine);
     if !missing.is_empty() {
         return skip(format!("missing {}", missing.join("; ")));
     }
@@ -33,20 +40,25 @@ fn ready() -> Option<()> {
 }
 
 fn scenario(name: &'static str) {
-    run(name, genesys_notify_tests::scenario(name));
+    scenario_in(name, Engine::Chromium);
+}
+
+fn scenario_in(name: &'static str, engine: Engine) {
+    run_in(name, genesys_notify_tests::scenario(name), engine);
 }
 
 fn run(name: &'static str, s: genesys_notify_tests::Scenario) {
-    if let Some(out) = run_out(name, s) {
-        genesys_notify_tests::extra_checks(name, &out);
-    }
+    run_in(name, s, Engine::Chromium);
 }
 
-fn run_out(
-    name: &'static str,
-    s: genesys_notify_tests::Scenario,
-) -> Option<genesys_notify_tests::Outcome> {
-    run_with(name, s, &Browser::default())
+fn run_in(name: &'static str, s: genesys_notify_tests::Scenario, engine: Engine) {
+    let browser = Browser {
+        engine,
+        ..Browser::default()
+    };
+    if let Some(out) = run_with(name, s, &browser) {
+        genesys_notify_tests::extra_checks(name, &out);
+    }
 }
 
 fn run_with(
@@ -54,12 +66,16 @@ fn run_with(
     mut s: genesys_notify_tests::Scenario,
     browser: &Browser,
 ) -> Option<genesys_notify_tests::Outcome> {
-    ready()?;
+    ready_in(browser.engine)?;
     s.sim.static_dir = Some(browser::web_dir());
     let out = genesys_notify_tests::run(&s, browser);
     println!(
-        "browser scenario={name} published={} delivered={} lost_outside_gaps={} duplicates={}",
-        out.published, out.delivered, out.lost_outside_gaps, out.duplicates
+        "browser scenario={name} engine={} published={} delivered={} lost_outside_gaps={} duplicates={}",
+        browser.engine.name(),
+        out.published,
+        out.delivered,
+        out.lost_outside_gaps,
+        out.duplicates
     );
     genesys_notify_tests::check(&s, "browser", &out);
     Some(out)
@@ -100,16 +116,22 @@ fn half_open() {
 /// out, without a request storm.
 #[test]
 fn revoked_login() {
+    run("revoked_login", revoked_login_scenario());
+}
+
+fn revoked_login_scenario() -> genesys_notify_tests::Scenario {
     let mut s = genesys_notify_tests::scenario("revoked_refresh_token");
     s.faults = vec![(
         std::time::Duration::from_millis(500),
-        "fail token 1000 401".parse().unwrap(),
+        "fail token 1000 401"
+            .parse()
+            .unwrap_or_else(|e| panic!("a fault of the table: {e}")),
     )];
     // The first token, the renewal's refusal, and the refusal once the token has expired;
     // one more when the server expires the token (and closes the socket) a moment before the
     // session's clock says so, and a channel request with it is refused. No storm.
     s.max_token_requests = 4;
-    run("revoked_login", s);
+    s
 }
 
 #[test]
@@ -136,6 +158,7 @@ fn frozen(name: &'static str, lifecycle: bool) {
     let browser = Browser {
         query: if lifecycle { "&hidden=1" } else { "" }.to_owned(),
         lifecycle,
+        engine: Engine::Chromium,
     };
     if let Some(out) = run_with(name, s, &browser) {
         assert!(
@@ -236,6 +259,7 @@ fn steady_tab(topics: &[&str], extra: &str) -> (genesys_notify_sim::Sim, String)
 
 /// A tab of `web/test/tabs.html` per topic set, in one browser profile (one shared worker).
 fn shared_tabs<T: AsRef<[&'static str]>>(
+    engine: Engine,
     sim: &genesys_notify_sim::Sim,
     s: &genesys_notify_tests::Scenario,
     sets: &[T],
@@ -250,7 +274,7 @@ fn shared_tabs<T: AsRef<[&'static str]>>(
             )
         })
         .collect();
-    browser::Tabs::open(&urls)
+    browser::Tabs::open_in(engine, &urls)
 }
 
 /// What one tab of the shared session received, per topic.
@@ -307,13 +331,18 @@ impl TabLog {
 /// receives exactly its own topics' events: none lost, none twice.
 #[test]
 fn shared_worker_tabs() {
-    if ready().is_none() {
+    shared_worker_tabs_in(Engine::Chromium);
+}
+
+fn shared_worker_tabs_in(engine: Engine) {
+    if ready_in(engine).is_none() {
         return;
     }
     let mut s = genesys_notify_tests::scenario("token_expiry_close_1000");
     s.sim.token_ttl = std::time::Duration::from_secs(8);
     s.sim.static_dir = Some(browser::web_dir());
-    let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
+    let sim = genesys_notify_sim::Sim::start(s.sim.clone())
+        .unwrap_or_else(|e| panic!("the simulator does not start: {e}"));
     let topics = [
         "v2.users.agent-1.presence",
         "v2.users.agent-2.presence",
@@ -330,7 +359,7 @@ fn shared_worker_tabs() {
         vec![topics[1], topics[2], own[1]],
         vec![topics[2], topics[0], own[2]],
     ];
-    let mut tabs = shared_tabs(&sim, &s, &sets);
+    let mut tabs = shared_tabs(engine, &sim, &s, &sets);
     let mut logs: [TabLog; 3] = Default::default();
     let mut closed: Option<usize> = None;
     let mut released = None;
@@ -431,7 +460,8 @@ fn shared_worker_tabs() {
         }
     }
     println!(
-        "browser tabs=3 channels_created={} lost_outside_gaps={lost} duplicates={dups}",
+        "browser tabs=3 engine={} channels_created={} lost_outside_gaps={lost} duplicates={dups}",
+        engine.name(),
         stats.channels_created
     );
     println!(
@@ -668,6 +698,7 @@ fn shared_worker_login_required_reaches_every_tab() {
     s.sim.static_dir = Some(browser::web_dir());
     let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
     let mut tabs = shared_tabs(
+        Engine::Chromium,
         &sim,
         &s,
         &[["v2.users.agent-1.presence"], ["v2.users.agent-2.presence"]],
@@ -835,6 +866,7 @@ fn shared_worker_topic_changes() {
     let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
     let both = "v2.users.both.presence";
     let mut tabs = shared_tabs(
+        Engine::Chromium,
         &sim,
         &s,
         &[
@@ -1051,4 +1083,56 @@ fn official_sdk_signs_in_and_feeds_the_session() {
     println!(
         "official SDK: signed in twice through the simulator's login page; the shared session took both tokens from it and renewed once"
     );
+}
+
+/// The scenario table's rows and the shared-worker tabs in Debian's `firefox-esr`, driven
+/// over WebDriver BiDi. (The frozen-page rows need the Chrome DevTools Protocol to pause a
+/// page, and Firefox sends no Page Lifecycle events: they stay Chromium's.)
+mod firefox {
+    use super::*;
+
+    #[test]
+    fn steady() {
+        scenario_in("steady", Engine::Firefox);
+    }
+
+    #[test]
+    fn token_expiry_close_1000() {
+        scenario_in("token_expiry_close_1000", Engine::Firefox);
+    }
+
+    #[test]
+    fn channel_expiry() {
+        scenario_in("channel_expiry", Engine::Firefox);
+    }
+
+    #[test]
+    fn socket_closing() {
+        scenario_in("socket_closing", Engine::Firefox);
+    }
+
+    #[test]
+    fn abrupt_drop() {
+        scenario_in("abrupt_drop", Engine::Firefox);
+    }
+
+    #[test]
+    fn half_open() {
+        scenario_in("half_open", Engine::Firefox);
+    }
+
+    #[test]
+    fn revoked_login() {
+        run_in("revoked_login", revoked_login_scenario(), Engine::Firefox);
+    }
+
+    #[test]
+    fn foreign_connect_uri() {
+        scenario_in("foreign_connect_uri", Engine::Firefox);
+    }
+
+    #[test]
+    fn shared_worker_tabs() {
+        shared_worker_tabs_in(Engine::Firefox);
+    }
 }

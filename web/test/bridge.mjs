@@ -1,43 +1,43 @@
-// Runs the test page in headless Chromium (Debian's, never a downloaded one) and bridges it
+// Runs the test page in a headless browser (`engine.mjs`: Debian's Chromium or Firefox) and bridges it
 // to the Rust test: the page's `GNW {json}` console lines go to stdout, one per line; stdin
 // takes commands: `close` (close the client, then exit), `freeze MS` (stop the page's
 // JavaScript for MS, as a browser freezes a background tab, then let it go on; `freeze MS
 // lifecycle`: with the Page Lifecycle `freeze` and `resume` events Chromium sends around it).
-import { launch } from './chromium.mjs';
+import { launch } from './engine.mjs';
 import readline from 'node:readline';
 
 const url = process.argv[2];
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
-const { context, close } = await launch();
-const page = context.pages()[0] ?? (await context.newPage());
-page.on('console', (m) => {
-  const t = m.text();
+const browser = await launch();
+const page = await browser.firstPage();
+page.onConsole((t) => {
   if (t.startsWith('GNW ')) process.stdout.write(t.slice(4) + '\n');
 });
-page.on('pageerror', (e) => out({ type: 'pageerror', message: String(e) }));
+page.onPageError((message) => out({ type: 'pageerror', message }));
 await page.goto(url);
 out({ type: 'bridge', ready: true });
 
-const cdp = await context.newCDPSession(page);
+let cdp = null;
 const rl = readline.createInterface({ input: process.stdin });
 for await (const line of rl) {
   const [cmd, arg, how] = line.trim().split(/\s+/);
   if (cmd === 'close') {
-    await page.evaluate(() => window.client?.close());
-    await page.waitForTimeout(500);
+    await page.evaluate('window.client?.close()');
+    await new Promise((r) => setTimeout(r, 500));
     break;
   }
   if (cmd === 'freeze') {
     // Chromium freezes only hidden pages, and a headless page is never hidden; pausing its
     // JavaScript does what a freeze does to it: timers, socket handlers and fetch callbacks
     // all wait, while the network keeps buffering.
+    cdp ??= await browser.cdp(page);
     await cdp.send('Debugger.enable');
     let thawed = Promise.resolve();
     if (how === 'lifecycle') {
       // As Chromium does it: `freeze` fires, nothing runs until `resume` has fired, then
       // what waited (socket messages, timers) runs. The `debugger` statement stops the page
       // between the two, and the rest of the function runs first when it goes on.
-      thawed = page.evaluate(() => {
+      thawed = page.raw.evaluate(() => {
         document.dispatchEvent(new Event('freeze'));
         // eslint-disable-next-line no-debugger
         debugger;
@@ -54,5 +54,5 @@ for await (const line of rl) {
     out({ type: 'bridge', frozen: false });
   }
 }
-await close();
+await browser.close();
 process.exit(0);

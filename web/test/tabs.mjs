@@ -1,23 +1,23 @@
-// Opens several tabs of one browser profile in headless Chromium (Debian's), so that they
+// Opens several tabs of one browser profile in a headless browser (`engine.mjs`: Debian's
+// Chromium or Firefox), so that they
 // share one SharedWorker, and bridges them to the Rust test: each tab's `GNW {json}` console
 // lines go to stdout with `"tab": I`. stdin takes commands: `open URL` (one more tab),
 // `closetab I` (the tab goes away as a user closes it), `waitfor I SELECTOR [gone]` (until
 // the element shows, or is gone; 30 s at most), `click I SELECTOR` (the first match), `count I SELECTOR`, `eval I CODE`, `screenshot I PATH`,
 // `close`. Each command is answered with a `bridge` line.
-import { launch } from './chromium.mjs';
+import { launch } from './engine.mjs';
 import readline from 'node:readline';
 
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
-const { context, close } = await launch({ viewport: { width: 1200, height: 800 } });
+const browser = await launch({ viewport: { width: 1200, height: 800 } });
 const pages = [];
 
 async function open(url) {
   const tab = pages.length;
-  const page = pages.length === 0 && context.pages()[0] ? context.pages()[0] : await context.newPage();
+  const page = pages.length === 0 ? await browser.firstPage() : await browser.newPage();
   pages.push(page);
-  page.on('console', (m) => {
-    const t = m.text();
-    if (m.type() === 'error' || m.type() === 'warning') out({ tab, type: 'console', level: m.type(), text: t.slice(0, 500) });
+  page.onConsole((t, level) => {
+    if (level === 'error' || level === 'warning') out({ tab, type: 'console', level, text: t.slice(0, 500) });
     if (!t.startsWith('GNW ')) return;
     try {
       out({ tab, ...JSON.parse(t.slice(4)) });
@@ -25,7 +25,7 @@ async function open(url) {
       out({ tab, type: 'pageerror', message: `unreadable line: ${t.slice(0, 200)}` });
     }
   });
-  page.on('pageerror', (e) => out({ tab, type: 'pageerror', message: String(e) }));
+  page.onPageError((message) => out({ tab, type: 'pageerror', message }));
   await page.goto(url);
   out({ type: 'bridge', opened: tab });
 }
@@ -42,11 +42,11 @@ for await (const line of rl) {
     await pages[Number(a)]?.close();
     out({ type: 'bridge', closed: Number(a) });
   } else if (cmd === 'screenshot') {
-    await pages[Number(a)]?.screenshot({ path: b, fullPage: true });
+    await pages[Number(a)]?.screenshot(b);
     out({ type: 'bridge', screenshot: b });
   } else if (cmd === 'click') {
     try {
-      await pages[Number(a)].locator(b).first().click({ timeout: 30000 });
+      await pages[Number(a)].click(b);
       out({ type: 'bridge', clicked: b, ok: true });
     } catch (e) {
       out({ type: 'bridge', clicked: b, ok: false, message: String(e) });
@@ -61,20 +61,20 @@ for await (const line of rl) {
       out({ type: 'bridge', evaluated: true, ok: false, message: String(e) });
     }
   } else if (cmd === 'count') {
-    out({ type: 'bridge', counted: b, n: await pages[Number(a)].locator(b).count() });
+    out({ type: 'bridge', counted: b, n: await pages[Number(a)].count(b) });
   } else if (cmd === 'waitfor') {
     const gone = line.trim().split(/\s+/)[3] === 'gone';
     try {
-      await pages[Number(a)].waitForSelector(b, { state: gone ? 'detached' : 'visible', timeout: 30000 });
+      await pages[Number(a)].waitFor(b, gone);
       out({ type: 'bridge', waited: b, gone, ok: true });
     } catch (e) {
       out({ type: 'bridge', waited: b, gone, ok: false, message: String(e) });
     }
   } else if (cmd === 'close') {
-    for (const p of pages) if (!p.isClosed()) await p.evaluate(() => window.client?.close()).catch(() => {});
+    for (const p of pages) if (!p.isClosed()) await p.evaluate('window.client?.close()').catch(() => {});
     await new Promise((r) => setTimeout(r, 500));
     break;
   }
 }
-await close();
+await browser.close();
 process.exit(0);
