@@ -146,6 +146,10 @@ fn foreign_connect_uri() {
 /// would not: a hidden page's limit is 75 s); otherwise a visible page, whose timers' lateness
 /// gives the freeze away.
 fn frozen(name: &'static str, lifecycle: bool) {
+    frozen_in(name, lifecycle, Engine::Chromium);
+}
+
+fn frozen_in(name: &'static str, lifecycle: bool, engine: Engine) {
     let mut s = genesys_notify_tests::scenario("steady");
     s.sim.token_ttl = std::time::Duration::from_secs(20);
     s.freezes = vec![(
@@ -158,7 +162,7 @@ fn frozen(name: &'static str, lifecycle: bool) {
     let browser = Browser {
         query: if lifecycle { "&hidden=1" } else { "" }.to_owned(),
         lifecycle,
-        engine: Engine::Chromium,
+        engine,
     };
     if let Some(out) = run_with(name, s, &browser) {
         assert!(
@@ -796,6 +800,21 @@ fn agent_desktop_sign_in_again() {
     );
 }
 
+/// Waits (30 s at most) for a notification in tab `tab`.
+fn live_in(tabs: &mut browser::Tabs, tab: u64) {
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < by {
+        let Some(v) = tabs.next(std::time::Duration::from_millis(50)) else {
+            continue;
+        };
+        assert!(v["type"] != "pageerror" && v["type"] != "fatal", "{v}");
+        if v["tab"] == tab && v["type"] == "notification" {
+            return;
+        }
+    }
+    panic!("tab {tab} received nothing");
+}
+
 /// A reload keeps the session: when the last tab goes and another comes within the worker's
 /// 5 s linger, it finds the same channel. When none comes, the session closes its socket
 /// (with 1000) — no channel stays open for a browser with no tab.
@@ -807,19 +826,6 @@ fn shared_worker_survives_a_reload_then_closes() {
     let s = genesys_notify_tests::scenario("steady");
     let (sim, url) = steady_tab(&s.topics, "");
     let mut tabs = browser::Tabs::open(std::slice::from_ref(&url));
-    let live_in = |tabs: &mut browser::Tabs, tab: u64| {
-        let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::time::Instant::now() < by {
-            let Some(v) = tabs.next(std::time::Duration::from_millis(50)) else {
-                continue;
-            };
-            assert!(v["type"] != "pageerror" && v["type"] != "fatal", "{v}");
-            if v["tab"] == tab && v["type"] == "notification" {
-                return;
-            }
-        }
-        panic!("tab {tab} received nothing");
-    };
     live_in(&mut tabs, 0);
     assert_eq!(sim.stats().channels_created, 1);
     tabs.command("closetab 0");
@@ -1086,10 +1092,17 @@ fn official_sdk_signs_in_and_feeds_the_session() {
 }
 
 /// The scenario table's rows and the shared-worker tabs in Debian's `firefox-esr`, driven
-/// over WebDriver BiDi. (The frozen-page rows need the Chrome DevTools Protocol to pause a
-/// page, and Firefox sends no Page Lifecycle events: they stay Chromium's.)
+/// over WebDriver BiDi.
 mod firefox {
     use super::*;
+
+    /// A frozen page, as Firefox has it: no Page Lifecycle events, so the session knows it
+    /// stopped from its timers' lateness alone (the bridge keeps the page's thread busy for
+    /// 30 s: nothing else of it runs).
+    #[test]
+    fn frozen_page() {
+        frozen_in("frozen_page", false, Engine::Firefox);
+    }
 
     #[test]
     fn steady() {
@@ -1134,5 +1147,48 @@ mod firefox {
     #[test]
     fn shared_worker_tabs() {
         shared_worker_tabs_in(Engine::Firefox);
+    }
+
+    /// Firefox has no `extendedLifetime`: the shared worker ends with its last tab, at once,
+    /// and the browser closes its socket (1001, going away); a reloaded or new tab starts a
+    /// new session on a new channel. (In Chromium the session waits 5 s for a tab.)
+    #[test]
+    fn shared_worker_ends_with_its_last_tab() {
+        if ready_in(Engine::Firefox).is_none() {
+            return;
+        }
+        let s = genesys_notify_tests::scenario("steady");
+        let (sim, url) = steady_tab(&s.topics, "");
+        let mut tabs = browser::Tabs::open_in(Engine::Firefox, std::slice::from_ref(&url));
+        live_in(&mut tabs, 0);
+        assert_eq!(sim.stats().channels_created, 1);
+        tabs.command("closetab 0");
+        let closed_at = std::time::Instant::now();
+        while sim.stats().sockets_open > 0 {
+            assert!(
+                closed_at.elapsed() < std::time::Duration::from_secs(15),
+                "the socket closes with the worker"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let waited = closed_at.elapsed();
+        let stats = sim.stats();
+        assert_eq!(
+            stats.client_close_codes.last(),
+            Some(&Some(1001)),
+            "closed by the browser, not by the session's linger"
+        );
+        tabs.command(&format!("open {url}"));
+        live_in(&mut tabs, 1);
+        assert_eq!(
+            sim.stats().channels_created,
+            2,
+            "the next tab's own session"
+        );
+        tabs.close();
+        println!(
+            "shared worker (firefox): ended with its last tab; the browser closed the socket (1001) {:.1} s after; the next tab started a new session",
+            waited.as_secs_f64()
+        );
     }
 }

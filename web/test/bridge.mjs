@@ -2,8 +2,9 @@
 // to the Rust test: the page's `GNW {json}` console lines go to stdout, one per line; stdin
 // takes commands: `close` (close the client, then exit), `freeze MS` (stop the page's
 // JavaScript for MS, as a browser freezes a background tab, then let it go on; `freeze MS
-// lifecycle`: with the Page Lifecycle `freeze` and `resume` events Chromium sends around it).
-import { launch } from './engine.mjs';
+// lifecycle`: with the Page Lifecycle `freeze` and `resume` events Chromium sends around it,
+// Chromium only).
+import { engine, launch } from './engine.mjs';
 import readline from 'node:readline';
 
 const url = process.argv[2];
@@ -25,6 +26,17 @@ for await (const line of rl) {
     await page.evaluate('window.client?.close()');
     await new Promise((r) => setTimeout(r, 500));
     break;
+  }
+  if (cmd === 'freeze' && engine !== 'chromium') {
+    // No debugger to pause the page over WebDriver BiDi: the page's own thread is kept busy
+    // for MS instead, which stops the rest of its JavaScript just as well (timers, socket
+    // handlers and fetch callbacks wait; the network keeps buffering). Firefox sends no Page
+    // Lifecycle events, so there is no `lifecycle` form.
+    if (how === 'lifecycle') throw new Error(`${engine} has no Page Lifecycle freeze events`);
+    out({ type: 'bridge', frozen: true });
+    await page.evaluate(`(() => { const end = Date.now() + ${Number(arg)}; while (Date.now() < end); })()`);
+    out({ type: 'bridge', frozen: false });
+    continue;
   }
   if (cmd === 'freeze') {
     // Chromium freezes only hidden pages, and a headless page is never hidden; pausing its

@@ -64,7 +64,10 @@ export async function launch(options = {}) {
     },
   });
   return {
-    firstPage: async () => wrap((await browser.pages())[0] ?? (await browser.newPage()), false),
+    // The window's first tab stays open and blank, as a user's other tabs do: Firefox
+    // "closes" the last tab of a window by keeping its page in the back-forward cache,
+    // where it holds its SharedWorker and Web Lock, which no user's closed tab does.
+    firstPage: async () => wrap(await browser.newPage(), false),
     newPage: async () => wrap(await browser.newPage(), false),
     cdp: () => {
       throw new Error('freezing a page needs the Chrome DevTools Protocol: Chromium only');
