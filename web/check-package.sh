@@ -51,3 +51,13 @@ cat >"$work/tsconfig.json" <<'JSON'
 JSON
 node_modules/.bin/tsc -p "$work/tsconfig.json"
 echo "types compile strictly against the packed package"
+
+# A server render imports what a page imports: every entry point of the packed package loads
+# in Node without throwing (React beside it, as the app that renders has it).
+cp -r node_modules/react "$work/node_modules/react"
+for entry in genesys-notify-web genesys-notify-web/shared genesys-notify-web/worker \
+  genesys-notify-web/react genesys-notify-web/pkce; do
+  (cd "$work" && node --input-type=module -e "await import('$entry')") ||
+    { echo "importing $entry in Node throws: a server render of a page that imports it fails"; exit 1; }
+done
+echo "every entry point imports in Node"

@@ -1,3 +1,4 @@
+'use client';
 // genesys-notify-web/react: the session as React hooks.
 //
 //   <GenesysNotificationsProvider client={client}>…</GenesysNotificationsProvider>

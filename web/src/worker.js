@@ -265,7 +265,7 @@ function onMessage(port, id, m) {
   }
 }
 
-self.onconnect = (e) => {
+function onConnect(e) {
   const port = e.ports[0];
   let id = null;
   port.onmessage = (ev) => {
@@ -280,4 +280,10 @@ self.onconnect = (e) => {
     onMessage(port, id, m);
   };
   port.start();
-};
+}
+
+// Only where this runs as a SharedWorker: imported anywhere else (a server render, a test in
+// Node) it does nothing.
+if (typeof SharedWorkerGlobalScope !== 'undefined' && globalThis instanceof SharedWorkerGlobalScope) {
+  globalThis.onconnect = onConnect;
+}
