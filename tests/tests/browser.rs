@@ -1192,3 +1192,199 @@ mod firefox {
         );
     }
 }
+
+/// `web/consumers`: the Vite, webpack and Next.js apps, built by `web/consumers/build.sh`
+/// from the packed tarball (once for all the tests of this file). None, after a loud message,
+/// where they cannot be built (no npm registry, say) and CI does not require them.
+fn consumers_built() -> Option<std::path::PathBuf> {
+    ready()?;
+    let dir = browser::web_dir().join("consumers");
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let out = std::process::Command::new("bash")
+            .arg(dir.join("build.sh"))
+            .output()
+            .map_err(|e| format!("bash: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    match built {
+        Ok(()) => Some(dir),
+        Err(e) => {
+            assert!(
+                std::env::var_os("GENESYS_NOTIFY_REQUIRE_BROWSER").is_none(),
+                "browser tests required but the consumer apps do not build: {e}"
+            );
+            eprintln!("\n!!! CONSUMER APP TESTS SKIPPED: web/consumers/build.sh failed:\n{e}\n");
+            None
+        }
+    }
+}
+
+/// A server of a consumer app (`vite dev`, `next start`) on a free loopback port, stopped
+/// when dropped.
+struct AppServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl AppServer {
+    /// Runs `node_modules/.bin/{bin} {args…}` in `dir` with `{port}` in `args` replaced by a
+    /// free port, and waits (60 s at most) until it answers on it.
+    fn start(dir: &std::path::Path, bin: &str, args: &[&str]) -> AppServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("{port}", &port.to_string()))
+            .collect();
+        let child = std::process::Command::new(dir.join("node_modules/.bin").join(bin))
+            .args(&args)
+            .current_dir(dir)
+            .env("NEXT_TELEMETRY_DISABLED", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let server = AppServer { child, port };
+        let by = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < by,
+                "{bin} serves on {port} within 60 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        server
+    }
+
+    fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for AppServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Loads a consumer app's page in Chromium against `sim` (the page at `origin`, the API at
+/// the simulator) and waits until it shows the session live in shared mode with a
+/// notification rendered.
+fn consumer_goes_live(name: &str, sim: &genesys_notify_sim::Sim, origin: &str) {
+    let topic = "v2.users.consumer.presence";
+    let url = format!(
+        "{origin}/?api={}&id={}&secret={}&topic={topic}",
+        genesys_notify_adapter_common::percent_encode(sim.base_url()),
+        genesys_notify_adapter_common::percent_encode(sim.client_id()),
+        genesys_notify_adapter_common::percent_encode(sim.client_secret()),
+    );
+    let mut tabs = browser::Tabs::open(&[url]);
+    let read = "JSON.stringify(['mode','status','notifications','error','warning'].map((id) => document.getElementById(id)?.textContent ?? ''))";
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(45);
+    let shown = loop {
+        let v = tabs.step(&format!("eval 0 {read}"));
+        let shown: Vec<String> =
+            serde_json::from_str(v["value"].as_str().unwrap_or("[]")).unwrap_or_default();
+        let get = |i: usize| shown.get(i).map_or("", String::as_str);
+        assert!(
+            get(3).is_empty(),
+            "{name}: the page shows an error: {shown:?}"
+        );
+        let rendered = get(2).split(' ').next().and_then(|n| n.parse::<u32>().ok());
+        if get(1) == "live" && rendered.is_some_and(|n| n >= 1) && get(0) == "shared" {
+            break shown;
+        }
+        assert!(
+            std::time::Instant::now() < by,
+            "{name}: live, shared, a notification rendered within 45 s: {shown:?}\nthe page said: {:?}",
+            tabs.seen()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    tabs.close();
+    tabs.assert_no_page_error();
+    println!(
+        "consumer app={name} mode={} status={} notifications=\"{}\"",
+        shown[0], shown[1], shown[2]
+    );
+}
+
+/// The simulator for a consumer app: the steady publisher, serving `static_dir` if given,
+/// and answering pages of `origin` (CORS) if given.
+fn consumer_sim(
+    static_dir: Option<std::path::PathBuf>,
+    origin: Option<String>,
+) -> genesys_notify_sim::Sim {
+    let mut s = genesys_notify_tests::scenario("steady");
+    s.sim.static_dir = static_dir;
+    s.sim.cors_origins.extend(origin);
+    genesys_notify_sim::Sim::start(s.sim)
+        .unwrap_or_else(|e| panic!("the simulator does not start: {e}"))
+}
+
+/// A Vite app's production build (`vite build`, no configuration), from the packed tarball:
+/// served by the simulator, live in shared mode with a notification rendered.
+#[test]
+fn consumer_vite_build() {
+    let Some(dir) = consumers_built() else {
+        return;
+    };
+    let sim = consumer_sim(Some(dir.join("vite/dist")), None);
+    consumer_goes_live("vite-build", &sim, sim.base_url());
+}
+
+/// The same Vite app under `vite dev`, the API on the simulator's own origin (CORS).
+#[test]
+fn consumer_vite_dev() {
+    let Some(dir) = consumers_built() else {
+        return;
+    };
+    let app = AppServer::start(
+        &dir.join("vite"),
+        "vite",
+        &["--host", "127.0.0.1", "--port", "{port}", "--strictPort"],
+    );
+    let sim = consumer_sim(None, Some(app.origin()));
+    consumer_goes_live("vite-dev", &sim, &app.origin());
+}
+
+/// A webpack 5 app's production build (webpack's defaults, an html plugin), from the packed
+/// tarball: served by the simulator, live in shared mode with a notification rendered.
+#[test]
+fn consumer_webpack() {
+    let Some(dir) = consumers_built() else {
+        return;
+    };
+    let sim = consumer_sim(Some(dir.join("webpack/dist")), None);
+    consumer_goes_live("webpack", &sim, sim.base_url());
+}
+
+/// A Next.js App Router app (`next build`, then `next start`): the package imported from a
+/// server component, the hook in a client component; live in shared mode with a notification
+/// rendered.
+#[test]
+fn consumer_next() {
+    let Some(dir) = consumers_built() else {
+        return;
+    };
+    let app = AppServer::start(
+        &dir.join("next"),
+        "next",
+        &["start", "--hostname", "127.0.0.1", "--port", "{port}"],
+    );
+    let sim = consumer_sim(None, Some(app.origin()));
+    consumer_goes_live("next", &sim, &app.origin());
+}
