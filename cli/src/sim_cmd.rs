@@ -78,6 +78,11 @@ pub(crate) struct SimArgs {
     /// for test pages and examples; nothing outside DIR is served.
     #[arg(long = "static", value_name = "DIR")]
     static_dir: Option<std::path::PathBuf>,
+    /// Send this Content-Security-Policy with every file of --static, to check that a page
+    /// runs under a strict policy, e.g. "default-src 'self'; script-src 'self'
+    /// 'wasm-unsafe-eval'".
+    #[arg(long = "static-csp", value_name = "POLICY", requires = "static_dir", value_parser = csp_policy)]
+    static_csp: Option<String>,
     /// Do not log requests on stderr.
     #[arg(long)]
     quiet: bool,
@@ -159,6 +164,7 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
         exclusive_topics: args.exclusive_topics,
         cors_origins: args.cors_origins,
         static_dir: args.static_dir,
+        static_csp: args.static_csp,
         log_requests: !args.quiet,
         ..SimConfig::default()
     };
@@ -197,4 +203,15 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
     eprintln!("sim: stopping");
     sim.shutdown();
     ExitCode::SUCCESS
+}
+
+/// A policy that fits in an HTTP header: visible ASCII and spaces only.
+fn csp_policy(s: &str) -> Result<String, String> {
+    if s.is_empty() || !s.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        return Err(
+            "a Content-Security-Policy is printable ASCII (no line breaks or control characters)"
+                .into(),
+        );
+    }
+    Ok(s.to_owned())
 }

@@ -104,6 +104,10 @@ pub struct SimConfig {
     /// A directory served over `GET` at every path that is not the API's (`/` is its
     /// `index.html`), for test pages and examples. Nothing outside it is ever served.
     pub static_dir: Option<std::path::PathBuf>,
+    /// A `Content-Security-Policy` sent with every file of `static_dir` (the page, and the
+    /// scripts, workers and wasm it loads), to check that a page runs under a strict policy.
+    /// None (the default): no policy.
+    pub static_csp: Option<String>,
     /// Whether the refresh grant rotates the refresh token (the old one dies).
     pub rotate_refresh_tokens: bool,
     /// Channels kept per client before the oldest is evicted.
@@ -151,6 +155,7 @@ impl Default for SimConfig {
             exclusive_topics: false,
             cors_origins: Vec::new(),
             static_dir: None,
+            static_csp: None,
             rotate_refresh_tokens: true,
             max_channels: 20,
             connect_uri_base: None,

@@ -308,6 +308,10 @@ fn static_file(shared: &Shared, path: &str) -> Resp {
     );
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let csp = shared.cfg.static_csp.as_deref();
+    if let Some(v) = csp.and_then(|c| HeaderValue::from_str(c).ok()) {
+        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
     r
 }
 

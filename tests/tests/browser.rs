@@ -1322,13 +1322,18 @@ fn consumer_goes_live(name: &str, sim: &genesys_notify_sim::Sim, origin: &str) {
     );
 }
 
-/// The simulator for a consumer app: the steady publisher, serving `static_dir` if given,
-/// and answering pages of `origin` (CORS) if given.
+/// The strict Content-Security-Policy the package README gives, with the service's hosts as
+/// `'self'` (the simulator serves the page too).
+const STRICT_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'";
+
+/// The simulator for a consumer app: the steady publisher, serving `static_dir` if given
+/// (under [`STRICT_CSP`]), and answering pages of `origin` (CORS) if given.
 fn consumer_sim(
     static_dir: Option<std::path::PathBuf>,
     origin: Option<String>,
 ) -> genesys_notify_sim::Sim {
     let mut s = genesys_notify_tests::scenario("steady");
+    s.sim.static_csp = static_dir.as_ref().map(|_| STRICT_CSP.to_owned());
     s.sim.static_dir = static_dir;
     s.sim.cors_origins.extend(origin);
     genesys_notify_sim::Sim::start(s.sim)
@@ -1336,7 +1341,8 @@ fn consumer_sim(
 }
 
 /// A Vite app's production build (`vite build`, no configuration), from the packed tarball:
-/// served by the simulator, live in shared mode with a notification rendered.
+/// served by the simulator under a strict CSP, live in shared mode with a notification
+/// rendered.
 #[test]
 fn consumer_vite_build() {
     let Some(dir) = consumers_built() else {
@@ -1362,7 +1368,8 @@ fn consumer_vite_dev() {
 }
 
 /// A webpack 5 app's production build (webpack's defaults, an html plugin), from the packed
-/// tarball: served by the simulator, live in shared mode with a notification rendered.
+/// tarball: served by the simulator under a strict CSP, live in shared mode with a
+/// notification rendered.
 #[test]
 fn consumer_webpack() {
     let Some(dir) = consumers_built() else {
