@@ -191,6 +191,10 @@ fn frozen_page_lifecycle() {
 /// token ends: nothing lost, no gap, no `loginrequired`, two sign-ins in all.
 #[test]
 fn pkce_login() {
+    pkce_login_in(Engine::Chromium);
+}
+
+fn pkce_login_in(engine: Engine) {
     let mut s = genesys_notify_tests::scenario("steady");
     s.sim.token_ttl = std::time::Duration::from_secs(20);
     s.run_for = std::time::Duration::from_secs(30);
@@ -198,6 +202,7 @@ fn pkce_login() {
     s.max_channel_requests = 2;
     let pkce = Browser {
         query: "&auth=pkce&minLife=5".to_owned(),
+        engine,
         ..Browser::default()
     };
     if let Some(out) = run_with("pkce_login", s, &pkce) {
@@ -225,11 +230,16 @@ fn pkce_login() {
 /// limit, this run reported three false suspends.)
 #[test]
 fn throttled_timers() {
+    throttled_timers_in(Engine::Chromium);
+}
+
+fn throttled_timers_in(engine: Engine) {
     let mut s = genesys_notify_tests::scenario("steady");
     s.sim.rate = 0.1;
     s.run_for = std::time::Duration::from_secs(40);
     let throttled = Browser {
         query: "&throttleMs=10000".to_owned(),
+        engine,
         ..Browser::default()
     };
     if let Some(out) = run_with("throttled_timers", s, &throttled) {
@@ -1091,8 +1101,9 @@ fn official_sdk_signs_in_and_feeds_the_session() {
     );
 }
 
-/// The scenario table's rows and the shared-worker tabs in Debian's `firefox-esr`, driven
-/// over WebDriver BiDi.
+/// The scenario table's rows, the PKCE sign-in, throttled timers, a frozen page and the
+/// shared worker in Debian's `firefox-esr`, driven over WebDriver BiDi. Only the frozen page
+/// with Page Lifecycle events stays Chromium's: Firefox sends none.
 mod firefox {
     use super::*;
 
@@ -1112,6 +1123,16 @@ mod firefox {
     #[test]
     fn token_expiry_close_1000() {
         scenario_in("token_expiry_close_1000", Engine::Firefox);
+    }
+
+    #[test]
+    fn pkce_login() {
+        pkce_login_in(Engine::Firefox);
+    }
+
+    #[test]
+    fn throttled_timers() {
+        throttled_timers_in(Engine::Firefox);
     }
 
     #[test]
