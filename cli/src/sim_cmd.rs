@@ -83,6 +83,18 @@ pub(crate) struct SimArgs {
     /// 'wasm-unsafe-eval'".
     #[arg(long = "static-csp", value_name = "POLICY", requires = "static_dir", value_parser = csp_policy)]
     static_csp: Option<String>,
+    /// Users of the simulated organisation (sim-user-1 …; GET /api/v2/users/me is the first),
+    /// whose presence and routing status the REST API reads and writes.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=10000))]
+    org_users: u16,
+    /// Queues of the simulated organisation (sim-queue-1 …).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    org_queues: u16,
+    /// Changes per second the organisation makes by itself (presences, routing statuses,
+    /// conversations arriving, answered, ending), each published on its topic; 0: only
+    /// through the API.
+    #[arg(long, value_name = "PER_SECOND", default_value = "0", value_parser = rate)]
+    org_rate: f64,
     /// Do not log requests on stderr.
     #[arg(long)]
     quiet: bool,
@@ -165,6 +177,11 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
         cors_origins: args.cors_origins,
         static_dir: args.static_dir,
         static_csp: args.static_csp,
+        org: genesys_notify_sim::OrgConfig {
+            users: usize::from(args.org_users),
+            queues: usize::from(args.org_queues),
+            change_rate: args.org_rate,
+        },
         log_requests: !args.quiet,
         ..SimConfig::default()
     };

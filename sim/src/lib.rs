@@ -11,7 +11,13 @@
 //! - the streaming socket at `/channels/{id}`: heartbeats, ping/pong, subscribe messages,
 //!   `v2.system.socket_closing`, one socket per channel;
 //! - a publisher: every topic ever subscribed gets notifications with a per-topic
-//!   `eventBody.seq`, fanned out to every channel subscribed to it at that moment;
+//!   `eventBody.seq`, fanned out to every channel subscribed to it at that moment (a combined
+//!   topic, `v2.users.{id}?presence&routingStatus`, gets each part under its own name);
+//! - a simulated organisation ([`OrgConfig`]): users' presence (`GET`/`PATCH`
+//!   `/api/v2/users/{id}/presences/purecloud`) and routing status, `GET /api/v2/users/me`,
+//!   the presence catalogue, queue observations, `GET /api/v2/notifications/availabletopics`
+//!   and `GET /api/v2/tokens/me`, in the official SDK's shapes; its changes are published on
+//!   their topics with the service's bodies;
 //! - faults from a script or `POST /__sim/fault` (see [`Fault`]), and `GET /__sim/stats`.
 //!
 //! Behaviours the real service leaves undocumented (what an open socket sees when its token
@@ -30,6 +36,7 @@
 mod duration;
 mod fault;
 mod ledger;
+mod org;
 mod pkce;
 mod server;
 mod state;
@@ -45,6 +52,7 @@ pub use fault::{
     parse_script, Endpoint, Fault, FaultParseError, Malformed, ScriptStep, Twist, FAULT_HELP,
 };
 pub use ledger::{Ledger, Tally};
+pub use org::OrgConfig;
 pub use state::{RequestRecord, Stats};
 
 /// What happens to an open socket when something it depends on ends.
@@ -108,6 +116,9 @@ pub struct SimConfig {
     /// scripts, workers and wasm it loads), to check that a page runs under a strict policy.
     /// None (the default): no policy.
     pub static_csp: Option<String>,
+    /// The simulated organisation behind the REST reads and writes (users' presence and
+    /// routing status, queues, the presence catalogue) and how often it changes by itself.
+    pub org: OrgConfig,
     /// Whether the refresh grant rotates the refresh token (the old one dies).
     pub rotate_refresh_tokens: bool,
     /// Channels kept per client before the oldest is evicted.
@@ -156,6 +167,7 @@ impl Default for SimConfig {
             cors_origins: Vec::new(),
             static_dir: None,
             static_csp: None,
+            org: OrgConfig::default(),
             rotate_refresh_tokens: true,
             max_channels: 20,
             connect_uri_base: None,

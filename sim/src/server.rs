@@ -96,6 +96,19 @@ fn background(shared: &Arc<Shared>) {
             }
         });
     }
+    let org_rate = shared.cfg.org.change_rate;
+    if org_rate > 0.0 && org_rate.is_finite() {
+        let s = Arc::clone(shared);
+        let every = Duration::from_secs_f64(1.0 / org_rate.min(10_000.0));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                s.org_step();
+            }
+        });
+    }
     let s = Arc::clone(shared);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -223,6 +236,12 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
             ("channels.list", list_channels(&shared, &req, &query))
         }
         (&Method::GET, ["api", "v2", "tokens", "me"]) => ("tokens.me", token_info(&shared, &req)),
+        (_, ["api", "v2", "users", ..] | ["api", "v2", "presence" | "presencedefinitions", ..])
+        | (_, ["api", "v2", "analytics", "queues", "observations", "query"])
+        | (&Method::GET, ["api", "v2", "notifications", "availabletopics"]) => {
+            let parts: Vec<String> = parts.iter().map(|p| (*p).to_owned()).collect();
+            org_api(&shared, req, &parts, &query).await
+        }
         (&Method::HEAD, ["api", "v2", "notifications", "channels", id]) => {
             ("channels.head", head_channel(&shared, &req, id))
         }
@@ -829,7 +848,9 @@ async fn subscriptions(shared: &Shared, req: Request<Incoming>, id: &str, query:
     if shared.cfg.exclusive_topics {
         take_from_other_channels(&mut st, id, &client, &total);
     }
-    st.sticky_topics.extend(total);
+    // A combined topic is published under each part's name.
+    st.sticky_topics
+        .extend(total.iter().flat_map(|t| crate::org::parts(t)));
     respond(200, Some(json!({ "entities": results })))
 }
 
@@ -1021,7 +1042,8 @@ fn client_text(shared: &Shared, channel: &str, text: &str) -> Option<String> {
                 return Some(json!({ "result": "400", "status": "failure", "message": format!("topic {bad} rejected"), "correlationId": correlation }).to_string());
             }
             ch.topics.extend(topics.iter().cloned());
-            st.sticky_topics.extend(topics);
+            st.sticky_topics
+                .extend(topics.iter().flat_map(|t| crate::org::parts(t)));
             Some(
                 json!({ "result": "200", "status": "subscribed", "correlationId": correlation })
                     .to_string(),
@@ -1178,4 +1200,131 @@ async fn socket_task<S>(
         }
     }
     forget_socket(shared, sock_id, channel);
+}
+
+/// The simulated organisation's REST reads and writes; the endpoint name (for the stats) and
+/// the answer. Every call needs a valid bearer token, as the service's do.
+async fn org_api(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    parts: &[String],
+    query: &str,
+) -> (&'static str, Resp) {
+    let method = req.method().clone();
+    if let Err(r) = bearer(shared, &req) {
+        return ("org", r);
+    }
+    let p: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let not_found = || api_error(404, "not.found", "No resource found at this path");
+    let user_not_found = |u: &str| api_error(404, "not.found", &format!("User {u} not found"));
+    match (&method, p.as_slice()) {
+        (&Method::GET, ["api", "v2", "users", "me"]) => {
+            let me = shared.lock().org.as_ref().map(crate::org::Org::me);
+            ("users.me", respond(200, me))
+        }
+        (&Method::GET, ["api", "v2", "users", user, "presences", "purecloud"]) => {
+            let read = shared.lock().org.as_ref().and_then(|o| o.presence(user));
+            match read {
+                Some(v) => ("presence.get", respond(200, Some(v))),
+                None => ("presence.get", user_not_found(user)),
+            }
+        }
+        (&Method::PATCH, ["api", "v2", "users", user, "presences", "purecloud"]) => {
+            let user = (*user).to_owned();
+            let body = match read_body(req).await {
+                Ok(b) => b,
+                Err(r) => return ("presence.patch", r),
+            };
+            let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+                return (
+                    "presence.patch",
+                    api_error(
+                        400,
+                        "bad.request",
+                        "The body must be a UserPresence in JSON",
+                    ),
+                );
+            };
+            let done = match shared.lock().org.as_mut() {
+                Some(o) => o.set_presence(&user, &body),
+                None => Err((404, "no organisation".into())),
+            };
+            match done {
+                Ok((read, event)) => {
+                    shared.publish_org(vec![event]);
+                    ("presence.patch", respond(200, Some(read)))
+                }
+                Err((status, message)) => (
+                    "presence.patch",
+                    api_error(
+                        status,
+                        if status == 404 {
+                            "not.found"
+                        } else {
+                            "bad.request"
+                        },
+                        &message,
+                    ),
+                ),
+            }
+        }
+        (&Method::GET, ["api", "v2", "users", user, "routingstatus"]) => {
+            let read = shared
+                .lock()
+                .org
+                .as_ref()
+                .and_then(|o| o.routing_status(user));
+            match read {
+                Some(v) => ("routingstatus.get", respond(200, Some(v))),
+                None => ("routingstatus.get", user_not_found(user)),
+            }
+        }
+        (
+            &Method::GET,
+            ["api", "v2", "presence", "definitions"] | ["api", "v2", "presencedefinitions"],
+        ) => {
+            let older = p.len() == 3;
+            let v = shared
+                .lock()
+                .org
+                .as_ref()
+                .map(|o| o.presence_definitions(older));
+            ("presencedefinitions", respond(200, v))
+        }
+        (&Method::POST, ["api", "v2", "analytics", "queues", "observations", "query"]) => {
+            let body = match read_body(req).await {
+                Ok(b) => b,
+                Err(r) => return ("observations", r),
+            };
+            let Ok(q) = serde_json::from_slice::<Value>(&body) else {
+                return (
+                    "observations",
+                    api_error(
+                        400,
+                        "bad.request",
+                        "The body must be a QueueObservationQuery in JSON",
+                    ),
+                );
+            };
+            let v = shared.lock().org.as_ref().map(|o| o.observations(&q));
+            ("observations", respond(200, v))
+        }
+        (&Method::GET, ["api", "v2", "notifications", "availabletopics"]) => {
+            let expand: Vec<String> = form(query.as_bytes())
+                .into_iter()
+                .filter(|(k, _)| k == "expand")
+                .flat_map(|(_, v)| {
+                    v.split(',')
+                        .map(str::to_ascii_lowercase)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let expand: Vec<&str> = expand.iter().map(String::as_str).collect();
+            (
+                "availabletopics",
+                respond(200, Some(crate::org::available_topics(&expand))),
+            )
+        }
+        _ => ("org", not_found()),
+    }
 }

@@ -65,6 +65,9 @@ pub struct Stats {
     pub published: BTreeMap<String, u64>,
     /// Notifications that could not be queued to a socket (full queue).
     pub dropped_frames: u64,
+    /// Notifications of the simulated organisation published (its own changes and writes
+    /// through the API).
+    pub org_events: u64,
     /// Channels created.
     pub channels_created: u64,
     /// Channels evicted by the per-client cap.
@@ -117,6 +120,8 @@ pub(crate) struct State {
     pub(crate) codes: BTreeMap<String, crate::pkce::Code>,
     /// While a `one` fault is applied: the only socket it hits.
     only: Option<u64>,
+    /// The simulated organisation (set when the simulator starts).
+    pub(crate) org: Option<crate::org::Org>,
 }
 
 impl State {
@@ -160,12 +165,16 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(cfg: SimConfig, base_url: String, rt: tokio::runtime::Handle) -> Arc<Shared> {
         let started = Instant::now();
+        let state = State {
+            org: Some(crate::org::Org::new(cfg.org, fnv(&base_url))),
+            ..State::default()
+        };
         Arc::new(Shared {
             cfg,
             rt,
             base_url,
             started,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
         })
     }
 
@@ -374,7 +383,14 @@ impl Shared {
     /// The next event of every topic ever subscribed, with the sockets subscribed to it now.
     fn next_events(st: &mut State, pad: usize) -> Vec<(mpsc::Sender<Out>, String)> {
         let now = Instant::now();
-        let topics: Vec<String> = st.sticky_topics.iter().cloned().collect();
+        // The organisation publishes its own topics, with the service's bodies.
+        let org = st.org.as_ref();
+        let topics: Vec<String> = st
+            .sticky_topics
+            .iter()
+            .filter(|t| !org.is_some_and(|o| o.owns(t)))
+            .cloned()
+            .collect();
         let mut out = Vec::new();
         for topic in topics {
             let seq = {
@@ -390,7 +406,7 @@ impl Shared {
             let targets: Vec<u64> = st
                 .channels
                 .values()
-                .filter(|c| c.expires_at > now && c.topics.contains(&topic))
+                .filter(|c| c.expires_at > now && carries(&c.topics, &topic))
                 .filter_map(|c| c.socket)
                 .collect();
             for sock in targets {
@@ -520,4 +536,63 @@ fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// Whether a channel subscribed to `topics` receives notifications of `topic`: it named the
+/// topic, or a combined topic (`v2.users.{id}?presence&routingStatus`) with it as a part —
+/// the service delivers each part under its own name.
+pub(crate) fn carries(topics: &BTreeSet<String>, topic: &str) -> bool {
+    if topics.contains(topic) {
+        return true;
+    }
+    let Some((prefix, part)) = topic.rsplit_once('.') else {
+        return false;
+    };
+    let combined = format!("{prefix}?");
+    topics
+        .range(combined.clone()..)
+        .take_while(|t| t.starts_with(&combined))
+        .any(|t| t[combined.len()..].split('&').any(|p| p == part))
+}
+
+impl Shared {
+    /// Publishes one notification of the organisation (a change it made, or one written
+    /// through the API) on every socket whose channel carries its topic, as the service
+    /// frames it; counted in `org_events`.
+    pub(crate) fn publish_org(&self, events: Vec<crate::org::Published>) {
+        let now = Instant::now();
+        let mut st = self.lock();
+        for (topic, body) in events {
+            st.stats.org_events += 1;
+            let n = st.stats.org_events;
+            let frame = serde_json::json!({
+                "topicName": topic,
+                "version": "2",
+                "eventBody": body,
+                "metadata": { "CorrelationId": format!("sim-org-{n}-{}", fnv(&topic)) },
+            })
+            .to_string();
+            let targets: Vec<u64> = st
+                .channels
+                .values()
+                .filter(|c| c.expires_at > now && carries(&c.topics, &topic))
+                .filter_map(|c| c.socket)
+                .collect();
+            let mut dropped = 0;
+            for sock in targets {
+                if let Some(s) = st.sockets.get(&sock) {
+                    if s.tx.try_send(Out::Text(frame.clone())).is_err() {
+                        dropped += 1;
+                    }
+                }
+            }
+            st.stats.dropped_frames += dropped;
+        }
+    }
+
+    /// One change made by the organisation itself, published.
+    pub(crate) fn org_step(&self) {
+        let events = self.lock().org.as_mut().map(crate::org::Org::step);
+        self.publish_org(events.unwrap_or_default());
+    }
 }

@@ -1416,3 +1416,72 @@ fn consumer_next() {
     let sim = consumer_sim(None, Some(app.origin()));
     consumer_goes_live("next", &sim, &app.origin());
 }
+
+/// The official SDK in Node (`web/test/sdk-org.mjs`), pointed at the simulator with
+/// `setGateway` as an application that already uses it would: it reads and changes a
+/// presence of the simulated organisation, reads a routing status, the presence catalogue,
+/// the available topics and the queue observations, and receives the notification of its
+/// own write under the part's name of the combined topic it subscribed.
+#[test]
+fn official_sdk_in_node_reads_and_writes_the_simulated_org() {
+    let web = browser::web_dir();
+    if !web
+        .join("node_modules/purecloud-platform-client-v2")
+        .exists()
+    {
+        let why = format!(
+            "the official SDK is missing: cd {} && npm ci",
+            web.display()
+        );
+        assert!(
+            std::env::var_os("GENESYS_NOTIFY_REQUIRE_BROWSER").is_none(),
+            "browser tests required but {why}"
+        );
+        eprintln!("\n!!! OFFICIAL SDK TEST SKIPPED: {why}\n");
+        return;
+    }
+    let mut cfg = genesys_notify_sim::SimConfig {
+        rate: 5.0,
+        ..genesys_notify_sim::SimConfig::default()
+    };
+    cfg.org.change_rate = 20.0;
+    let sim = genesys_notify_sim::Sim::start(cfg)
+        .unwrap_or_else(|e| panic!("the simulator does not start: {e}"));
+    let out = std::process::Command::new("node")
+        .arg("--experimental-websocket")
+        .arg(web.join("test/sdk-org.mjs"))
+        .args([sim.base_url(), sim.client_id(), sim.client_secret()])
+        .current_dir(&web)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run node: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the SDK run failed: {stderr}");
+    let line = String::from_utf8_lossy(&out.stdout);
+    let seen: serde_json::Value = serde_json::from_str(line.trim())
+        .unwrap_or_else(|e| panic!("one JSON line, not {line:?}: {e}"));
+    assert_eq!(seen["presenceAfter"], "Busy");
+    assert_eq!(seen["deliveredAs"], "v2.users.sim-user-1.presence");
+    // The organisation's own changes and the generic publisher both ran meanwhile: on the
+    // combined topic only the organisation's bodies (the script fails on a generic one), each
+    // under a part's name.
+    for t in seen["received"].as_array().into_iter().flatten() {
+        let t = t.as_str().unwrap_or("");
+        assert!(
+            t == "v2.users.sim-user-1.presence" || t == "v2.users.sim-user-1.routingStatus",
+            "a part's name: {t}"
+        );
+    }
+    let stats = sim.stats();
+    for endpoint in [
+        "users.me",
+        "presence.get",
+        "presence.patch",
+        "routingstatus.get",
+        "presencedefinitions",
+        "availabletopics",
+        "observations",
+    ] {
+        assert!(stats.count(endpoint) >= 1, "the SDK called {endpoint}");
+    }
+    println!("official SDK (node): {}", line.trim());
+}
