@@ -15,6 +15,7 @@ echo "packed $tarball ($(wc -c <"$tarball") B)"
 contents="$(tar -tzf "$tarball")"
 for f in package/package.json package/README.md package/LICENSE-MIT package/LICENSE-APACHE \
   package/src/index.js package/src/index.d.ts package/src/react.js package/src/worker.js \
+  package/src/reread.js package/src/reread.d.ts \
   package/pkg/genesys_notify_wasm.js package/pkg/genesys_notify_wasm_bg.wasm; do
   grep -qx "$f" <<<"$contents" || { echo "the tarball lacks $f"; exit 1; }
 done
@@ -56,7 +57,7 @@ echo "types compile strictly against the packed package"
 # in Node without throwing (React beside it, as the app that renders has it).
 cp -r node_modules/react "$work/node_modules/react"
 for entry in genesys-notify-web genesys-notify-web/shared genesys-notify-web/worker \
-  genesys-notify-web/react genesys-notify-web/pkce; do
+  genesys-notify-web/react genesys-notify-web/pkce genesys-notify-web/reread; do
   (cd "$work" && node --input-type=module -e "await import('$entry')") ||
     { echo "importing $entry in Node throws: a server render of a page that imports it fails"; exit 1; }
 done

@@ -1,5 +1,7 @@
-//! Prints presence changes for some users, and uses the session's access token for one REST
-//! call of the application's own.
+//! Prints presence changes for some users, uses the session's access token for one REST call
+//! of the application's own, and re-reads the presence of every user a gap names (the
+//! pattern for any topic: a gap says which topics were not covered; read their current state
+//! over REST, a bounded number of times, and treat the answer like a notification).
 //!
 //! Against the simulator (no account needed):
 //! ```text
@@ -50,7 +52,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The application's own REST call, with the session's token (shared, refreshed for us).
     let token = tokio::time::timeout(Duration::from_secs(30), handle.access_token()).await??;
     let base = api_base.unwrap_or_else(|| "https://api.mypurecloud.com".to_owned());
-    let answer = http_client()?
+    let http = http_client()?;
+    let answer = http
         .get(format!("{base}/api/v2/notifications/channels"))
         .bearer_auth(token.expose())
         .send()
@@ -72,7 +75,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let status = &v["eventBody"]["presenceDefinition"]["systemPresence"];
                     println!("{topic}: {}", if status.is_null() { &v["eventBody"] } else { status });
                 }
-                Some(Event::Gap { topics, reason, .. }) => eprintln!("missed presence changes for {} users ({reason}): re-read them", topics.len()),
+                Some(Event::Gap { topics, reason, .. }) => {
+                    eprintln!("missed presence changes for {} users ({reason}): re-reading them", topics.len());
+                    for topic in topics {
+                        let Some(user) = topic.as_str().strip_prefix("v2.users.").and_then(|t| t.strip_suffix(".presence")) else {
+                            continue;
+                        };
+                        // One task per topic; it ends after a bounded number of tries.
+                        tokio::spawn(reread_presence(handle.clone(), http.clone(), base.clone(), user.to_owned()));
+                    }
+                }
                 Some(Event::LoginRequired { reason, .. }) => { eprintln!("login required: {reason}"); break; }
                 Some(other) => eprintln!("{other:?}"),
                 None => break,
@@ -81,6 +93,48 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     handle.close().await;
     Ok(())
+}
+
+/// Reads a user's presence again after a gap (`GET /api/v2/users/{id}/presences/purecloud`,
+/// a `UserPresence`) with the session's token: at most four tries, 1, 2 and 4 s apart; a 401
+/// is reported to the session, which fetches one new token.
+async fn reread_presence(
+    handle: genesys_notify_tokio::Handle,
+    http: reqwest::Client,
+    base: String,
+    user: String,
+) {
+    let mut wait = Duration::from_secs(1);
+    for attempt in 1..=4 {
+        let Ok(token) = handle.access_token().await else {
+            return; // a login is required, or the session ended: nothing to read with
+        };
+        let answer = http
+            .get(format!("{base}/api/v2/users/{user}/presences/purecloud"))
+            .bearer_auth(token.expose())
+            .send()
+            .await;
+        match answer {
+            Ok(r) if r.status().is_success() => {
+                let text = r.text().await.unwrap_or_default();
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                println!(
+                    "v2.users.{user}.presence (re-read): {}",
+                    v["presenceDefinition"]["systemPresence"]
+                );
+                return;
+            }
+            Ok(r) if r.status() == 401 => handle.report_unauthorized(token.expose()),
+            Ok(r) => eprintln!(
+                "re-read of {user}'s presence, try {attempt}: HTTP {}",
+                r.status()
+            ),
+            Err(e) => eprintln!("re-read of {user}'s presence, try {attempt}: {e}"),
+        }
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+    eprintln!("{user}'s presence is unknown since the gap: four re-reads failed");
 }
 
 /// reqwest with the same TLS trust as the session (rustls, ring, webpki roots).

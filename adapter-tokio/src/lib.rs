@@ -7,6 +7,10 @@
 //! overflows the oldest notifications are dropped and reported as a [`GapReason::Overflow`]
 //! gap. Every decision is the session's; this crate only moves bytes.
 //!
+//! A [`Event::Gap`] names the topics that were not covered and when: re-read their current
+//! state over REST with [`Handle::access_token`], a bounded number of times, and handle the
+//! answer like a notification (the crate's `presence` example does it for users' presence).
+//!
 //! ```no_run
 //! use futures_util::StreamExt;
 //! use genesys_notify_tokio::{Client, Credentials, Region, Secret, Topic};

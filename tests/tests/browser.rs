@@ -1485,3 +1485,104 @@ fn official_sdk_in_node_reads_and_writes_the_simulated_org() {
     }
     println!("official SDK (node): {}", line.trim());
 }
+
+/// A change the socket missed is read again: the simulated organisation's user changes
+/// presence while the page's socket is down (the upgrade refused a few times), the gap names
+/// the topic, `genesys-notify-web/reread` reads the presence over REST and the page gets the
+/// change as a `resync`; a change while live arrives as a notification, with the body the
+/// service sends.
+#[test]
+fn reread_brings_what_a_gap_missed() {
+    if ready().is_none() {
+        return;
+    }
+    let topic = "v2.users.sim-user-1.presence";
+    let (sim, url) = steady_tab(&[topic], "&shared=0&reread=1");
+    let mut tabs = browser::Tabs::open(&[url]);
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tabs.step("eval 0 window.client?.status")["value"] != "live" {
+        assert!(std::time::Instant::now() < by, "live within 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let token: serde_json::Value = ureq::post(&format!("{}/oauth/token", sim.base_url()))
+        .header(
+            "authorization",
+            format!(
+                "Basic {}",
+                base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    format!("{}:{}", sim.client_id(), sim.client_secret())
+                )
+            ),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send("grant_type=client_credentials")
+        .and_then(|mut r| r.body_mut().read_to_string())
+        .map(|t| serde_json::from_str(&t).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("a token: {e}"));
+    let token = token["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let set = |presence: &str| {
+        ureq::patch(&format!(
+            "{}/api/v2/users/sim-user-1/presences/purecloud",
+            sim.base_url()
+        ))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .send(serde_json::json!({ "presenceDefinition": { "id": presence } }).to_string())
+        .unwrap_or_else(|e| panic!("PATCH the presence: {e}"));
+    };
+    let wait_for =
+        |tabs: &mut browser::Tabs, what: &str, pred: &dyn Fn(&serde_json::Value) -> bool| {
+            let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                if let Some(v) = tabs.next(std::time::Duration::from_millis(100)) {
+                    assert!(
+                        v["type"] != "pageerror" && v["type"] != "resyncfailed",
+                        "{v}"
+                    );
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                assert!(std::time::Instant::now() < by, "{what} within 30 s");
+            }
+        };
+    set("sim-presence-busy");
+    wait_for(&mut tabs, "the live change as a notification", &|v| {
+        v["type"] == "notification"
+            && v["topic"] == topic
+            && v["raw"]
+                .as_str()
+                .is_some_and(|r| r.contains("\"systemPresence\":\"Busy\""))
+    });
+    sim.fault(&"fail upgrade 3 503".parse().unwrap());
+    sim.fault(&"drop".parse().unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    set("sim-presence-away");
+    let gap = wait_for(&mut tabs, "the gap", &|v| v["type"] == "gap");
+    assert!(
+        gap["topics"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|x| x == topic)),
+        "{gap}"
+    );
+    let resync = wait_for(&mut tabs, "the re-read", &|v| v["type"] == "resync");
+    assert_eq!(resync["topic"], topic);
+    assert_eq!(
+        resync["data"]["presenceDefinition"]["systemPresence"], "Away",
+        "the re-read brings the change the gap missed: {resync}"
+    );
+    tabs.close();
+    assert_eq!(
+        sim.stats().count("presence.get"),
+        1,
+        "one re-read for one gap"
+    );
+    println!(
+        "reread: the presence changed while the socket was down; gap {} then resync {}",
+        gap["reason"], resync["data"]["presenceDefinition"]["systemPresence"]
+    );
+}

@@ -99,6 +99,24 @@ export interface ClientEventMap {
   resumed: CustomEvent<{ sleptMs: number }>;
   /** `login()` was called (in the shared session: by any tab): a sign-in prompt can go. */
   signedin: CustomEvent<Record<string, never>>;
+  /** A topic's state read again after a gap (`genesys-notify-web/reread`). */
+  resync: CustomEvent<ResyncDetail>;
+  /** A re-read kept failing; the topic's state is still unknown since the gap. */
+  resyncfailed: CustomEvent<{ topic: string; message: string; gap: ResyncGap }>;
+}
+
+/** The gap a re-read answers. */
+export interface ResyncGap {
+  from: Date;
+  to: Date;
+  reason: GapReason;
+}
+
+export interface ResyncDetail {
+  topic: string;
+  /** What the re-reader read: the topic's current state (e.g. a `UserPresence`). */
+  data: unknown;
+  gap: ResyncGap;
 }
 
 /** The part of a client that both a page's own session and the shared one offer. */

@@ -1,6 +1,6 @@
 // Types of genesys-notify-web/react.
 import type { ReactNode } from 'react';
-import type { GapDetail, LoginRequiredDetail, NotificationClient, NotificationDetail, Status } from './index.js';
+import type { GapDetail, LoginRequiredDetail, NotificationClient, NotificationDetail, ResyncDetail, Status } from './index.js';
 
 export interface GenesysNotificationsProviderProps {
   /** The client (createSharedClient or createClient), or null while it loads. Create it
@@ -45,6 +45,8 @@ export interface HookGap extends GapDetail {
 export interface UseGenesysNotificationsOptions {
   onNotification?: (detail: NotificationDetail) => void;
   onGap?: (gap: HookGap) => void;
+  /** A topic of the hook's was read again after a gap (`genesys-notify-web/reread`). */
+  onResync?: (detail: ResyncDetail) => void;
   /** How many events (and gaps) are kept (50). */
   keep?: number;
 }
@@ -52,8 +54,11 @@ export interface UseGenesysNotificationsOptions {
 export interface GenesysNotificationsState extends GenesysStatusState {
   /** The latest notifications of the hook's topics, newest first. */
   events: NotificationDetail[];
-  /** Reported gaps in the hook's topics, oldest first, until resolved. */
+  /** Reported gaps in the hook's topics, oldest first, until resolved (by `resolveGap`, or
+   * once every topic of the gap was read again). */
   gaps: HookGap[];
+  /** The hook's topics whose state is unknown since a gap, until a `resync` of each. */
+  stale: string[];
   /** Drops a gap once its topics' state was read again over REST. */
   resolveGap(gap: HookGap): void;
   clearGaps(): void;

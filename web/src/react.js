@@ -142,21 +142,25 @@ let gapIds = 0;
  * - `gaps`: the reported stretches in which some of these topics were not covered, oldest
  *   first (at most `keep`), until `resolveGap(gap)` (after re-reading the state over REST)
  *   or `clearGaps()`;
+ * - `stale`: the topics whose state is unknown since a gap, until a re-read of them lands
+ *   (a `resync` event: `genesys-notify-web/reread`); a gap all of whose topics were re-read
+ *   is resolved by itself;
  * - `error`: null, or what keeps these topics from being followed — `kind` 'rejected' (the
  *   service refused `topics`; `message` is its reason), 'subscribe' (the client refused
  *   them: an invalid topic, or more than it can carry), 'closed' or 'fatal'.
- * `onNotification(detail)` and `onGap(gap)` are called for each, with the latest callbacks.
+ * `onNotification(detail)`, `onGap(gap)` and `onResync(detail)` are called for each, with the
+ * latest callbacks.
  */
 export function useGenesysNotifications(topics, options = {}) {
-  const { onNotification, onGap, keep = 50 } = options;
+  const { onNotification, onGap, onResync, keep = 50 } = options;
   const base = useGenesysStatus();
   const client = base.client;
   // A new array with the same topics is the same subscription.
   const key = JSON.stringify([...new Set(topics ?? [])].sort());
-  const [state, setState] = useState(() => ({ events: [], gaps: [], error: null }));
-  const callbacks = useRef({ onNotification, onGap });
+  const [state, setState] = useState(() => ({ events: [], gaps: [], stale: [], error: null }));
+  const callbacks = useRef({ onNotification, onGap, onResync });
   useEffect(() => {
-    callbacks.current = { onNotification, onGap };
+    callbacks.current = { onNotification, onGap, onResync };
   });
 
   useEffect(() => {
@@ -184,7 +188,22 @@ export function useGenesysNotifications(topics, options = {}) {
       gapIds += 1;
       const gap = { ...e.detail, topics: topicsHit, id: gapIds };
       callbacks.current.onGap?.(gap);
-      setState((s) => ({ ...s, gaps: [...s.gaps, gap].slice(-keep) }));
+      setState((s) => ({
+        ...s,
+        gaps: [...s.gaps, gap].slice(-keep),
+        stale: [...new Set([...s.stale, ...topicsHit])],
+      }));
+    };
+    const onResync = (e) => {
+      const d = e.detail;
+      if (!mine.has(d.topic)) return;
+      callbacks.current.onResync?.(d);
+      setState((s) => {
+        if (!s.stale.includes(d.topic)) return s;
+        const stale = s.stale.filter((t) => t !== d.topic);
+        // A gap whose every topic was read again is over.
+        return { ...s, stale, gaps: s.gaps.filter((g) => g.topics.some((t) => stale.includes(t))) };
+      });
     };
     const onR = (e) => {
       const { topic, reason } = e.detail;
@@ -194,7 +213,7 @@ export function useGenesysNotifications(topics, options = {}) {
         return { ...s, error: { kind: 'rejected', message: reason, topics: [...new Set([...earlier, topic])] } };
       });
     };
-    const unlisten = listen(client, { notification: onN, gap: onG, topicrejected: onR });
+    const unlisten = listen(client, { notification: onN, gap: onG, topicrejected: onR, resync: onResync });
     return () => {
       unlisten();
       if (held) release(client, mine);
@@ -204,11 +223,12 @@ export function useGenesysNotifications(topics, options = {}) {
   const resolveGap = useCallback((gap) => {
     setState((s) => ({ ...s, gaps: s.gaps.filter((g) => g.id !== gap?.id) }));
   }, []);
-  const clearGaps = useCallback(() => setState((s) => ({ ...s, gaps: [] })), []);
+  const clearGaps = useCallback(() => setState((s) => ({ ...s, gaps: [], stale: [] })), []);
   return {
     ...base,
     events: state.events,
     gaps: state.gaps,
+    stale: state.stale,
     error: state.error ?? base.error,
     resolveGap,
     clearGaps,

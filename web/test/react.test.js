@@ -140,6 +140,29 @@ describe('useGenesysNotifications', () => {
     expect(result.current.gaps).toEqual([]);
   });
 
+  it('marks its gapped topics stale until each is read again, then the gap is over', () => {
+    const client = new RecordingClient();
+    const resynced = [];
+    const { result } = renderHook(() => useGenesysNotifications(['a', 'b', 'c'], { onResync: (d) => resynced.push(d.topic) }), {
+      wrapper: wrapper(client),
+    });
+    const from = new Date(1000);
+    const to = new Date(2000);
+    act(() => client.emit('gap', { topics: ['a', 'b', 'z'], from, to, reason: 'socket_lost' }));
+    expect(result.current.stale.sort()).toEqual(['a', 'b']);
+    const gapOf = { from, to, reason: 'socket_lost' };
+    act(() => {
+      client.emit('resync', { topic: 'a', data: {}, gap: gapOf });
+      client.emit('resync', { topic: 'z', data: {}, gap: gapOf });
+    });
+    expect(result.current.stale).toEqual(['b']);
+    expect(result.current.gaps).toHaveLength(1);
+    act(() => client.emit('resync', { topic: 'b', data: {}, gap: gapOf }));
+    expect(result.current.stale).toEqual([]);
+    expect(result.current.gaps).toEqual([]);
+    expect(resynced).toEqual(['a', 'b']);
+  });
+
   it('follows the status and the login-required prompt', () => {
     const client = new RecordingClient();
     const { result } = renderHook(() => useGenesysNotifications(['a']), { wrapper: wrapper(client) });

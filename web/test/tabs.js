@@ -2,6 +2,7 @@
 // topics and writes what it receives to the console as `GNW {json}` lines. It says when its
 // getToken() is asked (`tokenfetch`), so the test can close the tab that fetches tokens.
 import { createSharedClient } from '../src/shared.js';
+import { attachRereaders, presence, routingStatus } from '../src/reread.js';
 import { clientCredentials } from './token.js';
 
 const q = new URLSearchParams(location.search);
@@ -26,6 +27,12 @@ try {
     ...JSON.parse(q.get('tuning') ?? '{}'),
   });
   window.client = client;
+  // `reread=1`: what a gap missed of a user's presence or routing status is read again.
+  if (q.get('reread') === '1') {
+    attachRereaders(client, { apiBase: base, getToken: () => window.lastToken, readers: [presence, routingStatus], retryMs: 200 });
+    client.addEventListener('resync', (e) => say({ type: 'resync', topic: e.detail.topic, data: e.detail.data, reason: e.detail.gap.reason }));
+    client.addEventListener('resyncfailed', (e) => say({ type: 'resyncfailed', ...e.detail }));
+  }
   say({ type: 'attached', mode: client.mode, status: client.status });
   for (const type of ['notification', 'gap', 'status', 'topicrejected', 'loginsoon', 'loginrequired', 'warning', 'tokenrotated', 'fatal']) {
     client.addEventListener(type, (e) => {

@@ -10,6 +10,7 @@ import {
   useGenesysStatus,
   type HookError,
 } from 'genesys-notify-web/react';
+import { attachRereaders, presence, queueObservations, type Rereader } from 'genesys-notify-web/reread';
 import wasmUrl from 'genesys-notify-web/genesys_notify_wasm_bg.wasm';
 
 export async function start(): Promise<NotificationClient> {
@@ -26,6 +27,20 @@ export async function start(): Promise<NotificationClient> {
     console.log(reason, gap.topics.join(','), gap.from.toISOString());
   });
   client.addEventListener('notification', (e) => console.log(e.detail.topic, e.detail.raw));
+  const station: Rereader = {
+    match: /^v2\.users\.([^.]+)\.station$/,
+    read: ({ match, get }) => get(`/api/v2/users/${(match as RegExpMatchArray)[1]}/station`),
+  };
+  const detach = attachRereaders(client, {
+    apiBase: 'https://api.mypurecloud.ie',
+    getToken: async () => (await login.getToken())?.accessToken ?? '',
+    readers: [presence, queueObservations, station],
+  });
+  client.addEventListener('resync', (e) => console.log(e.detail.topic, e.detail.data, e.detail.gap.reason));
+  client.addEventListener('resyncfailed', (e) => {
+    console.log(e.detail.message);
+    detach();
+  });
   const shared = await createSharedClient({ region: 'eu_west_1', getToken: login.getToken });
   shared.subscribe(['v2.users.me.presence']);
   const status: Status = shared.status;
@@ -40,7 +55,10 @@ export function Header(): string {
 }
 
 export function Presence(props: { userId: string }): number {
-  const { events, gaps, resolveGap, error } = useGenesysNotifications([`v2.users.${props.userId}.presence`]);
+  const { events, gaps, resolveGap, error, stale } = useGenesysNotifications([`v2.users.${props.userId}.presence`], {
+    onResync: (d) => console.log(d.topic, d.data),
+  });
+  if (stale.length) return 0;
   if (error?.kind === 'rejected') return -1;
   const first = gaps[0];
   if (first) resolveGap(first);
