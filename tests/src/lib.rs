@@ -254,15 +254,16 @@ pub fn run(scenario: &Scenario, adapter: &dyn Adapter) -> Outcome {
     let mut client = adapter.start(scenario, &sim);
     let mut events = Vec::new();
     let started = std::time::Instant::now();
-    // Wait until live (or a login is required) before the fault clock starts.
-    let live_by = started + Duration::from_secs(10);
+    // Wait until live (or a login is required, or the session stopped: a foreign connectUri
+    // ends in a fatal) before the fault clock starts. A browser may take seconds to start on
+    // a loaded machine: the clock must not run out before the page has run at all.
+    let live_by = started + Duration::from_secs(30);
     while std::time::Instant::now() < live_by {
         if let Some(e) = client.next_event(Duration::from_millis(50)) {
             events.push((SystemTime::now(), e));
         }
         if matches!(client.status(), Status::Live | Status::LoginRequired)
             || client.status().is_terminal()
-            || scenario.foreign_connect_uri
         {
             break;
         }
