@@ -279,6 +279,16 @@ impl Sim {
         self.inner.apply_fault(fault);
     }
 
+    /// The `systemPresence` (`Available`, `Busy`, …) of a user of the simulated organisation
+    /// now, or None for a user it does not have: the truth to compare a client's view with.
+    pub fn presence_of(&self, user: &str) -> Option<&'static str> {
+        self.inner
+            .lock()
+            .org
+            .as_ref()
+            .and_then(|o| o.system_presence(user))
+    }
+
     /// When each notification of `topic` was published: Unix milliseconds, index `seq − 1`.
     pub fn publish_log(&self, topic: &str) -> Vec<i64> {
         self.inner.publish_log(topic)

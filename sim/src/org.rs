@@ -76,6 +76,7 @@ struct Conversation {
 
 struct Queue {
     id: String,
+    name: String,
     waiting: Vec<Conversation>,
     interacting: Vec<Conversation>,
 }
@@ -117,6 +118,7 @@ impl Org {
         let queues = (1..=cfg.queues.min(1_000))
             .map(|i| Queue {
                 id: format!("sim-queue-{i}"),
+                name: format!("Queue {i}"),
                 waiting: Vec::new(),
                 interacting: Vec::new(),
             })
@@ -232,6 +234,32 @@ impl Org {
         ))
     }
 
+    /// `GET /api/v2/users/{id}/queues` (`UserQueueEntityListing`): every user is a member of
+    /// every queue, and has joined it.
+    pub(crate) fn user_queues(&self, user: &str) -> Option<Value> {
+        self.user(user)?;
+        let entities: Vec<Value> = self
+            .queues
+            .iter()
+            .map(|q| {
+                json!({
+                    "id": q.id, "name": q.name, "joined": true,
+                    "memberCount": self.users.len(), "joinedMemberCount": self.users.len(),
+                    "selfUri": format!("/api/v2/routing/queues/{}", q.id),
+                })
+            })
+            .collect();
+        Some(json!({
+            "entities": entities, "pageSize": 25, "pageNumber": 1, "total": self.queues.len(),
+        }))
+    }
+
+    /// The `systemPresence` of a user's Genesys Cloud presence now (the truth a test compares
+    /// a desktop with).
+    pub(crate) fn system_presence(&self, user: &str) -> Option<&'static str> {
+        self.user(user).map(|u| PRESENCES[u.presence].2)
+    }
+
     /// `GET /api/v2/users/{id}/routingstatus` (`RoutingStatus`).
     pub(crate) fn routing_status(&self, user: &str) -> Option<Value> {
         let u = self.user(user)?;
@@ -322,7 +350,8 @@ impl Org {
     }
 
     /// The notification of a queue's conversation (`QueueConversationEventTopicConversation`,
-    /// the parts a desktop reads).
+    /// the parts a desktop reads): waiting while only the customer is there, answered once an
+    /// agent participant is, over once the customer's `endTime` is set.
     fn conversation_event(q: &Queue, c: &Conversation, state: &str) -> Published {
         let mut participants = vec![json!({
             "id": format!("{}-customer", c.id), "purpose": "customer", "queueId": q.id,
@@ -337,7 +366,7 @@ impl Org {
         }
         (
             format!("v2.routing.queues.{}.conversations", q.id),
-            json!({ "id": c.id, "participants": participants, "state": state }),
+            json!({ "id": c.id, "participants": participants }),
         )
     }
 

@@ -1268,6 +1268,13 @@ async fn org_api(
                 ),
             }
         }
+        (&Method::GET, ["api", "v2", "users", user, "queues"]) => {
+            let read = shared.lock().org.as_ref().and_then(|o| o.user_queues(user));
+            match read {
+                Some(v) => ("userqueues.get", respond(200, Some(v))),
+                None => ("userqueues.get", user_not_found(user)),
+            }
+        }
         (&Method::GET, ["api", "v2", "users", user, "routingstatus"]) => {
             let read = shared
                 .lock()

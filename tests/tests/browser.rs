@@ -640,10 +640,38 @@ fn desktop_dist() -> Option<std::path::PathBuf> {
     Some(dir.join("dist"))
 }
 
+/// The simulator behind the desktop's tests: one agent (`sim-user-1`) and one queue, changing
+/// `org_rate` times a second by itself, serving the desktop's build.
+fn desktop_sim(dist: std::path::PathBuf, org_rate: f64) -> genesys_notify_sim::Sim {
+    let mut s = genesys_notify_tests::scenario("steady");
+    s.sim.rate = 0.0;
+    s.sim.static_dir = Some(dist);
+    s.sim.org = genesys_notify_sim::OrgConfig {
+        users: 1,
+        queues: 1,
+        change_rate: org_rate,
+    };
+    genesys_notify_sim::Sim::start(s.sim)
+        .unwrap_or_else(|e| panic!("the simulator does not start: {e}"))
+}
+
+/// What the desktop shows: its status and the agent's presence.
+fn desktop_shows(tabs: &mut browser::Tabs) -> (String, String) {
+    let v = tabs.step("eval 0 JSON.stringify([document.querySelector('[data-status]')?.dataset.status ?? '', document.querySelector('.presence')?.dataset.presence ?? ''])");
+    let pair: Vec<String> =
+        serde_json::from_str(v["value"].as_str().unwrap_or("[]")).unwrap_or_default();
+    (
+        pair.first().cloned().unwrap_or_default(),
+        pair.get(1).cloned().unwrap_or_default(),
+    )
+}
+
 /// The example agent desktop (`examples/agent-desktop`, Vite + React + TypeScript), built and
-/// served by the simulator: it signs in with PKCE, goes live, shows the gap banner after an
-/// abrupt drop, and clears it once the agent has re-read the state. Screenshots of the run go
-/// to the test's target directory.
+/// served by the simulator, which is its organisation: it signs in with PKCE, goes live, shows
+/// the agent's presence and queue as the organisation has them, changes the presence through
+/// the API from its selector, and after an abrupt drop (the socket refused a few times) reads
+/// again what the gap missed by itself. Screenshots of the run go to the test's target
+/// directory.
 #[test]
 fn agent_desktop() {
     if ready().is_none() {
@@ -652,49 +680,60 @@ fn agent_desktop() {
     let Some(dist) = desktop_dist() else {
         return;
     };
-    let mut s = genesys_notify_tests::scenario("abrupt_drop");
-    s.sim.rate = 2.0;
-    s.sim.static_dir = Some(dist);
-    let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
-    let mut tabs = browser::Tabs::open(&[format!("{}/", sim.base_url())]);
+    let sim = desktop_sim(dist, 2.0);
+    let mut tabs =
+        browser::Tabs::open(&[format!("{}/?clientId={}", sim.base_url(), sim.client_id())]);
     let art = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     tabs.step("waitfor 0 [data-status=live]");
-    tabs.step("waitfor 0 .events>li>code");
-    sim.fault(&"drop".parse().unwrap());
-    tabs.step("waitfor 0 .gap-banner");
-    tabs.step("waitfor 0 [data-status=live]");
-    let gap_png = art.join("agent-desktop-gap.png");
-    tabs.step(&format!("screenshot 0 {}", gap_png.display()));
-    // Every banner (each panel shows the gap of its own topics) goes once re-read.
-    let banners = tabs.step("count 0 .gap-banner")["n"].as_u64().unwrap_or(0);
-    assert!(banners >= 1, "a gap banner after the drop");
-    for left in (0..banners).rev() {
-        tabs.step("click 0 .gap-banner>button");
-        let by = std::time::Instant::now() + std::time::Duration::from_secs(40);
-        while tabs.step("count 0 .gap-banner")["n"].as_u64() != Some(left) {
-            assert!(
-                std::time::Instant::now() < by,
-                "the banner clears after re-reading"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+    tabs.step("waitfor 0 .presence:not([data-presence=''])");
+    tabs.step("waitfor 0 [data-queue=sim-queue-1]");
+    // The agent picks Busy: the API changes it, the notification (and the answer) show it.
+    tabs.step("eval 0 (() => { const s = document.querySelector('select'); s.value = 'sim-presence-busy'; s.dispatchEvent(new Event('change', { bubbles: true })); })()");
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sim.stats().count("presence.patch") == 0 {
+        assert!(
+            std::time::Instant::now() < by,
+            "the selector changes the presence through the API"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    tabs.step("waitfor 0 .reread");
+    sim.fault(&"fail upgrade 3 503".parse().unwrap());
+    sim.fault(&"drop".parse().unwrap());
+    tabs.step("waitfor 0 .gap-log>.gap-reread");
+    tabs.step("waitfor 0 [data-status=live]");
+    tabs.step("waitfor 0 .gap-banner gone");
+    // Settled: what it shows is what the organisation has (it may change meanwhile: read twice).
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let truth = sim.presence_of("sim-user-1").unwrap_or_default();
+        let (_, shown) = desktop_shows(&mut tabs);
+        if shown == truth && sim.presence_of("sim-user-1").unwrap_or_default() == truth {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < by,
+            "the desktop shows the presence the organisation has: {shown} vs {truth}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let png = art.join("agent-desktop.png");
     tabs.step(&format!("screenshot 0 {}", png.display()));
+    let stats = sim.stats();
     tabs.close();
     tabs.assert_no_page_error();
-    for p in [&gap_png, &png] {
-        let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        assert!(
-            size > 10_000,
-            "a screenshot at {} ({size} bytes)",
-            p.display()
-        );
-    }
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 10_000,
+        "a screenshot at {} ({size} bytes)",
+        png.display()
+    );
+    assert!(
+        stats.count("presence.get") >= 2,
+        "read at start, and again after the gap"
+    );
+    assert_eq!(stats.count("sim.stats"), 0, "no simulator-only path");
     println!(
-        "agent desktop: gap banner shown after the drop and cleared after re-reading; screenshots {} and {}",
-        gap_png.display(),
+        "agent desktop: live, presence changed from the selector, the gap after a drop read again by itself; screenshot {}",
         png.display()
     );
 }
@@ -767,7 +806,7 @@ fn agent_desktop_sign_in_again() {
     let sim = genesys_notify_sim::Sim::start(s.sim.clone()).unwrap();
     // Two tabs of the desktop on one shared session: the prompt shows in both, one click in
     // the first serves both.
-    let url = format!("{}/?minLife=8", sim.base_url());
+    let url = format!("{}/?minLife=8&clientId={}", sim.base_url(), sim.client_id());
     let mut tabs = browser::Tabs::open(&[url.clone(), url]);
     tabs.step("waitfor 0 [data-status=live]");
     tabs.step("waitfor 1 [data-status=live]");
@@ -1486,6 +1525,34 @@ fn official_sdk_in_node_reads_and_writes_the_simulated_org() {
     println!("official SDK (node): {}", line.trim());
 }
 
+/// A client-credentials token of the simulator, for a test's own API calls.
+fn sim_token(sim: &genesys_notify_sim::Sim) -> String {
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{}:{}", sim.client_id(), sim.client_secret()),
+    );
+    let answer = ureq::post(&format!("{}/oauth/token", sim.base_url()))
+        .header("authorization", format!("Basic {basic}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send("grant_type=client_credentials")
+        .and_then(|mut r| r.body_mut().read_to_string())
+        .unwrap_or_else(|e| panic!("a token: {e}"));
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+    v["access_token"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Changes `sim-user-1`'s presence through the API, as a supervisor or another device does.
+fn set_presence(sim: &genesys_notify_sim::Sim, token: &str, presence: &str) {
+    ureq::patch(&format!(
+        "{}/api/v2/users/sim-user-1/presences/purecloud",
+        sim.base_url()
+    ))
+    .header("authorization", format!("Bearer {token}"))
+    .header("content-type", "application/json")
+    .send(serde_json::json!({ "presenceDefinition": { "id": presence } }).to_string())
+    .unwrap_or_else(|e| panic!("PATCH the presence: {e}"));
+}
+
 /// A change the socket missed is read again: the simulated organisation's user changes
 /// presence while the page's socket is down (the upgrade refused a few times), the gap names
 /// the topic, `genesys-notify-web/reread` reads the presence over REST and the page gets the
@@ -1504,36 +1571,8 @@ fn reread_brings_what_a_gap_missed() {
         assert!(std::time::Instant::now() < by, "live within 30 s");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let token: serde_json::Value = ureq::post(&format!("{}/oauth/token", sim.base_url()))
-        .header(
-            "authorization",
-            format!(
-                "Basic {}",
-                base64::Engine::encode(
-                    &base64::engine::general_purpose::STANDARD,
-                    format!("{}:{}", sim.client_id(), sim.client_secret())
-                )
-            ),
-        )
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send("grant_type=client_credentials")
-        .and_then(|mut r| r.body_mut().read_to_string())
-        .map(|t| serde_json::from_str(&t).unwrap_or_default())
-        .unwrap_or_else(|e| panic!("a token: {e}"));
-    let token = token["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let set = |presence: &str| {
-        ureq::patch(&format!(
-            "{}/api/v2/users/sim-user-1/presences/purecloud",
-            sim.base_url()
-        ))
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .send(serde_json::json!({ "presenceDefinition": { "id": presence } }).to_string())
-        .unwrap_or_else(|e| panic!("PATCH the presence: {e}"));
-    };
+    let token = sim_token(&sim);
+    let set = |presence: &str| set_presence(&sim, &token, presence);
     let wait_for =
         |tabs: &mut browser::Tabs, what: &str, pred: &dyn Fn(&serde_json::Value) -> bool| {
             let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -1585,4 +1624,194 @@ fn reread_brings_what_a_gap_missed() {
         "reread: the presence changed while the socket was down; gap {} then resync {}",
         gap["reason"], resync["data"]["presenceDefinition"]["systemPresence"]
     );
+}
+
+/// The seed of the truth test's random presence changes.
+const TRUTH_SEED: u64 = 0x5eed_0025;
+
+/// What [`desktop_truth`] measured.
+struct Truth {
+    checks: usize,
+    wrong_after_settle: usize,
+    stale_ms: Vec<u64>,
+}
+
+/// The agent desktop against the simulated organisation, which changes the agent's presence
+/// at random moments, while faults hit: an abrupt drop, a half-open socket, the close a
+/// token expiry brings, a maintenance close and a token-endpoint outage. Every 100 ms the
+/// presence the desktop shows is compared with the organisation's. A check is after settle
+/// when the session has been live for 1 s since it last recovered from a fault (or the fault
+/// cost it nothing), and the truth has not changed for 1 s: the notification or the re-read
+/// had time to land. `reread`: whether the desktop re-reads what a gap missed.
+fn desktop_truth(reread: bool) -> Option<Truth> {
+    ready()?;
+    let dist = desktop_dist()?;
+    // The organisation changes rarely by itself; most presence changes come through the API
+    // at random moments (seeded), many of them while the socket is down.
+    let sim = desktop_sim(dist, 0.2);
+    let token = sim_token(&sim);
+    let mut rng = TRUTH_SEED;
+    let mut next_random = move |below: u64| {
+        rng = rng
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (rng >> 33) % below
+    };
+    let presences = [
+        "sim-presence-available",
+        "sim-presence-away",
+        "sim-presence-busy",
+        "sim-presence-break",
+        "sim-presence-meal",
+        "sim-presence-on-queue",
+    ];
+    let url = format!(
+        "{}/?clientId={}{}",
+        sim.base_url(),
+        sim.client_id(),
+        if reread { "" } else { "&reread=0" }
+    );
+    let mut tabs = browser::Tabs::open(&[url]);
+    tabs.step("waitfor 0 [data-status=live]");
+    tabs.step("waitfor 0 .presence:not([data-presence=''])");
+    // The socket refused a few times after each loss: outages of seconds, not milliseconds.
+    let faults = [
+        (5, "fail upgrade 4 503"),
+        (5, "drop"),
+        (13, "half_open"),
+        (38, "fail upgrade 3 503"),
+        (38, "close 1000"),
+        (45, "socket_closing"),
+        (51, "fail token 20 503"),
+        (51, "fail upgrade 4 503"),
+        (51, "drop"),
+    ];
+    let run = std::time::Duration::from_secs(62);
+    let start = std::time::Instant::now();
+    // (ms since start, live, shown == truth, ms since the truth last changed)
+    let mut checks: Vec<(u64, bool, bool)> = Vec::new();
+    let mut truth_changed_ms = Vec::new();
+    let mut last_truth = String::new();
+    let mut fired = 0;
+    let mut change_at = std::time::Duration::from_millis(500 + next_random(3000));
+    while start.elapsed() < run {
+        let t = start.elapsed();
+        while let Some((at, fault)) = faults.get(fired) {
+            if t < std::time::Duration::from_secs(*at) {
+                break;
+            }
+            sim.fault(&fault.parse().unwrap_or_else(|e| panic!("{fault}: {e}")));
+            fired += 1;
+        }
+        if t >= change_at {
+            let p = presences[next_random(presences.len() as u64) as usize];
+            set_presence(&sim, &token, p);
+            change_at = t + std::time::Duration::from_millis(500 + next_random(3000));
+        }
+        let truth = sim.presence_of("sim-user-1").unwrap_or_default().to_owned();
+        let ms = t.as_millis() as u64;
+        if truth != last_truth {
+            truth_changed_ms.push(ms);
+            last_truth.clone_from(&truth);
+        }
+        let (status, shown) = desktop_shows(&mut tabs);
+        let after = sim.presence_of("sim-user-1").unwrap_or_default();
+        // A change between the two reads of the truth: this check says nothing.
+        if after == truth {
+            checks.push((ms, status == "live", shown == truth));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    tabs.close();
+    tabs.assert_no_page_error();
+    // Unsettled: from each fault until 1 s after the first live check that follows a check
+    // that was not live (the fault cost coverage), else 1 s after the fault.
+    let mut unsettled: Vec<(u64, u64)> = Vec::new();
+    for (at, fault) in &faults[..fired] {
+        if fault.starts_with("fail") {
+            continue;
+        }
+        let from = at * 1000;
+        let after: Vec<&(u64, bool, bool)> = checks.iter().filter(|c| c.0 >= from).collect();
+        let down = after.iter().position(|c| !c.1);
+        let back = down
+            .and_then(|d| after[d..].iter().find(|c| c.1))
+            .map(|c| c.0);
+        let until = match (down, back) {
+            (Some(_), Some(back)) => back + 1000,
+            (Some(_), None) => u64::MAX,
+            (None, _) => from + 1000,
+        };
+        unsettled.push((from, until));
+    }
+    let first_live = checks.iter().find(|c| c.1).map_or(u64::MAX, |c| c.0);
+    unsettled.push((0, first_live.saturating_add(1000)));
+    let settled = |ms: u64, live: bool| {
+        live && !unsettled.iter().any(|&(a, b)| ms >= a && ms <= b)
+            && !truth_changed_ms.iter().any(|&c| ms >= c && ms < c + 1000)
+    };
+    let wrong_after_settle = checks.iter().filter(|c| settled(c.0, c.1) && !c.2).count();
+    // Each stretch in which the desktop showed something else than the truth.
+    let mut stale_ms = Vec::new();
+    let mut wrong_since = None;
+    for &(ms, _, right) in &checks {
+        match (right, wrong_since) {
+            (false, None) => wrong_since = Some(ms),
+            (true, Some(since)) => {
+                stale_ms.push(ms - since);
+                wrong_since = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(since) = wrong_since {
+        stale_ms.push(checks.last().map_or(0, |c| c.0) - since);
+    }
+    stale_ms.sort_unstable();
+    Some(Truth {
+        checks: checks.len(),
+        wrong_after_settle,
+        stale_ms,
+    })
+}
+
+fn percentile(sorted: &[u64], p: usize) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+fn print_truth(t: &Truth, reread: bool) {
+    println!(
+        "desktop truth_checks={} wrong_after_settle={} stale_p50_ms={} stale_p99_ms={} stale_stretches={} reread={} seed={TRUTH_SEED:#x}",
+        t.checks,
+        t.wrong_after_settle,
+        percentile(&t.stale_ms, 50),
+        percentile(&t.stale_ms, 99),
+        t.stale_ms.len(),
+        if reread { "on" } else { "off" }
+    );
+}
+
+/// The desktop is never wrong for long: with re-reading after gaps, no check after settle
+/// differs from the organisation's truth, over more than 300 checks.
+#[test]
+fn agent_desktop_stays_true() {
+    let Some(t) = desktop_truth(true) else {
+        return;
+    };
+    print_truth(&t, true);
+    assert!(t.checks >= 300, "at least 300 checks: {}", t.checks);
+    assert_eq!(t.wrong_after_settle, 0, "wrong after settle");
+}
+
+/// The same schedule with re-reading off, for BENCHMARKS.md (what re-reading buys):
+/// `cargo test -p genesys-notify-tests --test browser agent_desktop_truth_without_reread -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement for BENCHMARKS.md, not a check"]
+fn agent_desktop_truth_without_reread() {
+    if let Some(t) = desktop_truth(false) {
+        print_truth(&t, false);
+    }
 }

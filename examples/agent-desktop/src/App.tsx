@@ -1,47 +1,88 @@
-// The desktop: a status indicator, live presence and queue-conversation lists, a banner for
-// every stretch the session could not cover (until the state is read again), and a prompt
-// when a new login is needed.
-import { useEffect, useState } from 'react';
-import type { NotificationClient, NotificationDetail } from 'genesys-notify-web';
-import { GenesysNotificationsProvider, useGenesysNotifications, type HookGap } from 'genesys-notify-web/react';
-
-export interface Settings {
-  apiBase: string;
-  loginBase: string;
-  clientId: string;
-  users: string[];
-  queues: string[];
-}
+// The desktop: the signed-in agent's presence (with a selector that changes it) and routing
+// status, the agent's queues with their waiting and interacting counts and live
+// conversations, a status header, the gaps the session reported (re-read automatically), and
+// sign-in prompts. Every shape is the service's (the official SDK's models).
+import { useEffect, useRef, useState } from 'react';
+import type { NotificationClient, NotificationDetail, ResyncDetail } from 'genesys-notify-web';
+import {
+  GenesysNotificationsProvider,
+  useGenesysNotifications,
+  useGenesysStatus,
+  type HookGap,
+} from 'genesys-notify-web/react';
+import type { Api } from './api';
 
 type Token = { accessToken: string; expiresIn: number };
 
-interface Props {
-  client: NotificationClient;
-  settings: Settings;
-  signIn: () => Promise<Token>;
+interface User {
+  id: string;
+  name: string;
+}
+interface PresenceRef {
+  id: string;
+  systemPresence: string;
+}
+/** `UserPresence` (REST) and `PresenceEventUserPresence` (notification) share these. */
+interface Presence {
+  presenceDefinition: PresenceRef;
+  message?: string;
+  modifiedDate: string;
+}
+/** `RoutingStatus` (REST), `UserRoutingStatusRoutingStatus` (notification). */
+interface Routing {
+  status: string;
+  startTime: string;
+}
+interface PresenceDefinition {
+  id: string;
+  name?: string;
+  systemPresence: string;
+  languageLabels?: Record<string, string>;
+  deactivated?: boolean;
+}
+interface UserQueue {
+  id: string;
+  name: string;
+}
+/** `QueueObservationDataContainer`. */
+interface Observation {
+  data?: { metric: string; stats?: { count?: number } }[];
+}
+/** `QueueConversationEventTopicConversation`, the parts read here. */
+interface ConversationEvent {
+  id: string;
+  participants?: { purpose?: string; userId?: string; connectedTime?: string; endTime?: string }[];
 }
 
-export function App({ client, settings, signIn }: Props) {
+interface Props {
+  client: NotificationClient;
+  api: Api;
+  signIn: () => Promise<Token>;
+  /** Queues to show instead of the agent's own. */
+  queues: string[] | null;
+}
+
+export function App({ client, api, signIn, queues }: Props) {
+  const [me, setMe] = useState<User | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    api.get<User>('/api/v2/users/me').then(setMe, (e: unknown) => setError(String(e)));
+  }, [api]);
   return (
     <GenesysNotificationsProvider client={client}>
       <main>
         <header>
-          <h1>Agent desktop</h1>
+          <h1>Agent desktop{me ? ` — ${me.name}` : ''}</h1>
           <Status />
         </header>
         <LoginPrompt signIn={signIn} client={client} />
-        <div className="panels">
-          <Panel
-            title="Presence"
-            topics={settings.users.map((u) => `v2.users.${u}.presence`)}
-            settings={settings}
-          />
-          <Panel
-            title="Queue conversations"
-            topics={settings.queues.map((q) => `v2.routing.queues.${q}.conversations`)}
-            settings={settings}
-          />
-        </div>
+        {error && <p className="error">Cannot read who is signed in: {error}</p>}
+        {me && (
+          <div className="panels">
+            <Agent me={me} api={api} />
+            <Queues me={me} api={api} only={queues} />
+          </div>
+        )}
       </main>
     </GenesysNotificationsProvider>
   );
@@ -57,11 +98,11 @@ const LABEL: Record<string, string> = {
 };
 
 function Status() {
-  const { status, mode } = useGenesysNotifications([]);
+  const { status, mode, error } = useGenesysStatus();
   return (
     <p className={`status status-${status}`} data-status={status} role="status">
       <span className="dot" /> {LABEL[status] ?? status}
-      <small>{mode === 'shared' ? 'one channel for every tab' : 'this tab has its own channel'}</small>
+      <small>{error ? error.message : mode === 'shared' ? 'one channel for every tab' : 'this tab has its own channel'}</small>
     </p>
   );
 }
@@ -70,12 +111,11 @@ function Status() {
  * (`loginrequired`: notifications are paused until the agent signs in). Browsers open the
  * sign-in popup only from a click, so both are buttons. */
 function LoginPrompt({ signIn, client }: { signIn: () => Promise<Token>; client: NotificationClient }) {
-  const { loginRequired } = useGenesysNotifications([]);
+  const { loginRequired } = useGenesysStatus();
   const [soon, setSoon] = useState<{ endsAt: number } | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
-    const onSoon = (e: CustomEvent<{ expiresInMs: number }>) =>
-      setSoon({ endsAt: Date.now() + e.detail.expiresInMs });
+    const onSoon = (e: CustomEvent<{ expiresInMs: number }>) => setSoon({ endsAt: Date.now() + e.detail.expiresInMs });
     // Another tab's sign-in serves this one too.
     const onSignedIn = () => setSoon(null);
     client.addEventListener('loginsoon', onSoon);
@@ -99,85 +139,250 @@ function LoginPrompt({ signIn, client }: { signIn: () => Promise<Token>; client:
     <div className={loginRequired ? 'login-prompt' : 'login-prompt soon'} role="alert">
       {loginRequired
         ? `Your sign-in has ended (${loginRequired.reason}). Notifications are paused.`
-        : `Your sign-in ends at ${new Date(soon!.endsAt).toLocaleTimeString([], { hour12: false })}. Sign in again now and nothing is missed.`}
+        : `Your sign-in ends at ${time(new Date(soon!.endsAt))}. Sign in again now and nothing is missed.`}
       <button onClick={again}>Sign in again</button>
       {error && <span className="error">{error}</span>}
     </div>
   );
 }
 
-interface Row {
-  seq: number;
-  topic: string;
-  at: string;
-}
-
-/** `agent-1` of `v2.users.agent-1.presence`, `queue-1` of `v2.routing.queues.queue-1.conversations`. */
-function who(topic: string): string {
-  const parts = topic.split('.');
-  return parts[1] === 'routing' ? parts[3] ?? topic : parts[2] ?? topic;
-}
-
 const time = (d: Date) => d.toLocaleTimeString([], { hour12: false });
+const eventBody = (d: NotificationDetail) => (d.data as { eventBody?: unknown }).eventBody;
 
-function row(d: NotificationDetail): Row {
-  const body = (d.data as { eventBody?: { seq?: number; publishedAt?: string } }).eventBody ?? {};
-  return { seq: body.seq ?? 0, topic: d.topic, at: body.publishedAt ?? '' };
+/** Keeps the newer of two states by their timestamps: a REST answer that was on its way while
+ * a notification came must not undo it. */
+function newer<T>(current: T | null, next: T, at: (t: T) => string): T {
+  return current && at(current) > at(next) ? current : next;
 }
 
-/** What the state of `topics` is now, read over REST after a gap. Against the simulator:
- * its published counts; against Genesys Cloud this is where the desktop would call, e.g.,
- * GET /api/v2/users/{id}/presences/purecloud. */
-async function reread(settings: Settings, topics: string[]): Promise<Record<string, number>> {
-  const r = await fetch(`${settings.apiBase}/__sim/stats`, { cache: 'no-store' });
-  if (!r.ok) throw new Error(`HTTP ${r.status}`);
-  const stats = (await r.json()) as { published?: Record<string, number> };
-  return Object.fromEntries(topics.map((t) => [t, stats.published?.[t] ?? 0]));
-}
-
-function Panel({ title, topics, settings }: { title: string; topics: string[]; settings: Settings }) {
-  const { events, gaps, resolveGap } = useGenesysNotifications(topics, { keep: 8 });
-  const [state, setState] = useState<Record<string, number>>({});
-  const [reading, setReading] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const reRead = async (gap: HookGap) => {
-    setReading(true);
-    setError(null);
-    try {
-      const now = await reread(settings, gap.topics);
-      setState((s) => ({ ...s, ...now }));
-      resolveGap(gap);
-    } catch (e) {
-      setError(`re-reading failed: ${String(e)}`);
-    } finally {
-      setReading(false);
+/** The gaps of a panel's topics: a banner while their state is unknown (re-reading), and the
+ * last few, with what came of them. */
+function Gaps({ gaps, stale, failed }: { gaps: HookGap[]; stale: string[]; failed: string | null }) {
+  const log = useRef<{ id: number; text: string }[]>([]);
+  for (const g of gaps) {
+    if (!log.current.some((e) => e.id === g.id)) {
+      const text = `${time(g.from)}–${time(g.to)} (${g.reason.replace(/_/g, ' ')})`;
+      log.current = [{ id: g.id, text }, ...log.current].slice(0, 5);
     }
+  }
+  const open = new Set(gaps.map((g) => g.id));
+  return (
+    <>
+      {stale.length > 0 && (
+        <div className="gap-banner" role="alert">
+          Missed events while disconnected: {failed ? `re-reading failed (${failed}); shown may be out of date.` : 're-reading…'}
+        </div>
+      )}
+      {log.current.length > 0 && (
+        <ul className="gap-log">
+          {log.current.map((e) => (
+            <li key={e.id} className={open.has(e.id) ? 'gap-open' : 'gap-reread'}>
+              Gap {e.text}: {open.has(e.id) ? 're-reading' : 'read again'}
+            </li>
+          ))}
+        </ul>
+      )}
+    </>
+  );
+}
+
+/** `resyncfailed` for any of `topics`: the last message, until a later re-read of them lands. */
+function useResyncFailure(topics: string[]): string | null {
+  const client = useGenesysStatus().client;
+  const [failed, setFailed] = useState<string | null>(null);
+  const key = topics.join(' ');
+  useEffect(() => {
+    if (!client) return undefined;
+    const mine = new Set(key.split(' '));
+    const onFail = (e: CustomEvent<{ topic: string; message: string }>) => {
+      if (mine.has(e.detail.topic)) setFailed(e.detail.message);
+    };
+    const onResync = (e: CustomEvent<ResyncDetail>) => {
+      if (mine.has(e.detail.topic)) setFailed(null);
+    };
+    client.addEventListener('resyncfailed', onFail);
+    client.addEventListener('resync', onResync);
+    return () => {
+      client.removeEventListener('resyncfailed', onFail);
+      client.removeEventListener('resync', onResync);
+    };
+  }, [client, key]);
+  return failed;
+}
+
+function Agent({ me, api }: { me: User; api: Api }) {
+  const presenceTopic = `v2.users.${me.id}.presence`;
+  const routingTopic = `v2.users.${me.id}.routingStatus`;
+  const [presence, setPresence] = useState<Presence | null>(null);
+  const [routing, setRouting] = useState<Routing | null>(null);
+  const [catalogue, setCatalogue] = useState<PresenceDefinition[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const takePresence = (p: Presence) => setPresence((c) => newer(c, p, (x) => x.modifiedDate));
+  const takeRouting = (r: Routing) => setRouting((c) => newer(c, r, (x) => x.startTime));
+
+  useEffect(() => {
+    const fail = (e: unknown) => setError(String(e));
+    api.get<Presence>(`/api/v2/users/${me.id}/presences/purecloud`).then(takePresence, fail);
+    api.get<Routing>(`/api/v2/users/${me.id}/routingstatus`).then(takeRouting, fail);
+    api
+      .get<{ entities: PresenceDefinition[] }>('/api/v2/presence/definitions')
+      .then((l) => setCatalogue(l.entities.filter((d) => !d.deactivated)), fail);
+  }, [api, me.id]);
+
+  const { gaps, stale } = useGenesysNotifications([presenceTopic, routingTopic], {
+    onNotification: (d) => {
+      const body = eventBody(d);
+      if (d.topic === presenceTopic) takePresence(body as Presence);
+      else takeRouting((body as { routingStatus: Routing }).routingStatus);
+    },
+    onResync: (d) => {
+      if (d.topic === presenceTopic) takePresence(d.data as Presence);
+      else takeRouting(d.data as Routing);
+    },
+  });
+  const failed = useResyncFailure([presenceTopic, routingTopic]);
+
+  const choose = (id: string) => {
+    setError(null);
+    api
+      .send<Presence>('PATCH', `/api/v2/users/${me.id}/presences/purecloud`, { presenceDefinition: { id } })
+      .then(takePresence, (e: unknown) => setError(String(e)));
   };
+  const label = (p: PresenceRef) =>
+    catalogue.find((d) => d.id === p.id)?.languageLabels?.en_US ?? catalogue.find((d) => d.id === p.id)?.name ?? p.systemPresence;
+  const unsure = stale.length > 0;
+  return (
+    <section className="panel agent">
+      <h2>My status</h2>
+      <Gaps gaps={gaps} stale={stale} failed={failed} />
+      <p className={unsure ? 'unsure' : undefined}>
+        Presence:{' '}
+        <strong className="presence" data-presence={presence?.presenceDefinition.systemPresence ?? ''}>
+          {presence ? label(presence.presenceDefinition) : '…'}
+        </strong>
+        <select
+          aria-label="Change presence"
+          value={presence?.presenceDefinition.id ?? ''}
+          onChange={(e) => choose(e.target.value)}
+          disabled={!presence || catalogue.length === 0}
+        >
+          {catalogue.map((d) => (
+            <option key={d.id} value={d.id}>
+              {d.languageLabels?.en_US ?? d.name ?? d.systemPresence}
+            </option>
+          ))}
+        </select>
+      </p>
+      <p className={unsure ? 'unsure' : undefined}>
+        Routing: <strong data-routing={routing?.status ?? ''}>{routing ? routing.status.replace(/_/g, ' ').toLowerCase() : '…'}</strong>
+        {routing && <time> since {time(new Date(routing.startTime))}</time>}
+      </p>
+      {presence?.message && <p className="message">“{presence.message}”</p>}
+      {error && <p className="error">{error}</p>}
+    </section>
+  );
+}
+
+interface QueueState {
+  waiting: number;
+  interacting: number;
+  /** Live conversations seen since the desktop started: id → answered by. */
+  conversations: Map<string, string | null>;
+}
+
+function Queues({ me, api, only }: { me: User; api: Api; only: string[] | null }) {
+  const [queues, setQueues] = useState<UserQueue[] | null>(only ? only.map((id) => ({ id, name: id })) : null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    if (only) return;
+    api
+      .get<{ entities: UserQueue[] }>(`/api/v2/users/${me.id}/queues`)
+      .then((l) => setQueues(l.entities), (e: unknown) => setError(String(e)));
+  }, [api, me.id, only]);
   return (
     <section className="panel">
-      <h2>{title}</h2>
-      {gaps.map((g) => (
-        <div className="gap-banner" role="alert" key={g.id}>
-          Missed events while disconnected, {time(g.from)}–{time(g.to)} ({g.reason.replace(/_/g, ' ')}).
-          <button disabled={reading} onClick={() => reRead(g)}>
-            {reading ? 'Re-reading…' : 'Re-read now'}
-          </button>
-          {error && <span className="error">{error}</span>}
-        </div>
-      ))}
-      {Object.keys(state).length > 0 && (
-        <p className="reread">
-          Read again: {Object.entries(state).map(([t, n]) => `${who(t)} at event ${n}`).join(', ')}
-        </p>
-      )}
+      <h2>My queues</h2>
+      {error && <p className="error">{error}</p>}
+      {queues?.length === 0 && <p className="empty">You are in no queue.</p>}
+      {queues?.map((q) => <Queue key={q.id} queue={q} api={api} />)}
+    </section>
+  );
+}
+
+const count = (o: Observation | null, metric: string) => o?.data?.find((d) => d.metric === metric)?.stats?.count ?? 0;
+
+function Queue({ queue, api }: { queue: UserQueue; api: Api }) {
+  const topic = `v2.routing.queues.${queue.id}.conversations`;
+  const [state, setState] = useState<QueueState>({ waiting: 0, interacting: 0, conversations: new Map() });
+  const [reread, setReread] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const fromObservation = (o: Observation | null) =>
+    setState((s) => ({ ...s, waiting: count(o, 'oWaiting'), interacting: count(o, 'oInteracting') }));
+
+  useEffect(() => {
+    api
+      .send<{ results?: (Observation & { group?: { queueId?: string } })[] }>('POST', '/api/v2/analytics/queues/observations/query', {
+        filter: { type: 'or', predicates: [{ dimension: 'queueId', value: queue.id }] },
+        metrics: ['oWaiting', 'oInteracting'],
+      })
+      .then((a) => fromObservation(a.results?.find((r) => r.group?.queueId === queue.id) ?? null), (e: unknown) => setError(String(e)));
+  }, [api, queue.id]);
+
+  const { gaps, stale } = useGenesysNotifications([topic], {
+    onNotification: (d) => {
+      const c = eventBody(d) as ConversationEvent;
+      const customer = c.participants?.find((p) => p.purpose === 'customer');
+      const agent = c.participants?.find((p) => p.purpose === 'agent');
+      setState((s) => {
+        const conversations = new Map(s.conversations);
+        const was = s.conversations.has(c.id) ? (s.conversations.get(c.id) ? 'answered' : 'waiting') : null;
+        let { waiting, interacting } = s;
+        if (customer?.endTime) {
+          conversations.delete(c.id);
+          if (was === 'waiting' || (was === null && !agent)) waiting = Math.max(0, waiting - 1);
+          else interacting = Math.max(0, interacting - 1);
+        } else if (agent) {
+          conversations.set(c.id, agent.userId ?? null);
+          if (was !== 'answered') {
+            interacting += 1;
+            if (was === 'waiting' || was === null) waiting = Math.max(0, waiting - 1);
+          }
+        } else if (was === null) {
+          conversations.set(c.id, null);
+          waiting += 1;
+        }
+        return { waiting, interacting, conversations };
+      });
+    },
+    // The counts are the service's now; which conversations changed during the gap is not
+    // known, so the list starts again from the next events.
+    onResync: (d) => {
+      fromObservation(d.data as Observation | null);
+      setState((s) => ({ ...s, conversations: new Map() }));
+      setReread(true);
+    },
+  });
+  const failed = useResyncFailure([topic]);
+  const live = [...state.conversations].slice(-6);
+  return (
+    <div className={stale.length ? 'queue unsure' : 'queue'} data-queue={queue.id}>
+      <h3>{queue.name}</h3>
+      <Gaps gaps={gaps} stale={stale} failed={failed} />
+      <p>
+        Waiting <strong data-waiting={state.waiting}>{state.waiting}</strong> · Interacting{' '}
+        <strong data-interacting={state.interacting}>{state.interacting}</strong>
+      </p>
       <ul className="events">
-        {events.map(row).map((r) => (
-          <li key={`${r.topic}-${r.seq}`}>
-            <code>{who(r.topic)}</code> event {r.seq} <time>{r.at ? time(new Date(r.at)) : ''}</time>
+        {live.map(([id, agent]) => (
+          <li key={id}>
+            <code>{id}</code> {agent ? `answered by ${agent}` : 'waiting'}
           </li>
         ))}
-        {events.length === 0 && <li className="empty">No events yet</li>}
+        {live.length === 0 && (
+          <li className="empty">{reread ? 'Counts read again after a gap; conversations show as their events come' : 'No conversations yet'}</li>
+        )}
       </ul>
-    </section>
+      {error && <p className="error">{error}</p>}
+    </div>
   );
 }
