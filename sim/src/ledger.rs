@@ -44,13 +44,19 @@ impl Ledger {
         Ledger::default()
     }
 
-    /// A notification as received (the simulator's shape: `eventBody.seq`).
+    /// A notification as received. It is known by what the service also sends:
+    /// `metadata.CorrelationId`, which the simulator writes as `sim-{seq}-{…}` with a per-topic
+    /// sequence number (for the generic publisher's events and the organisation's alike).
     pub fn notification(&mut self, raw: &str) {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(raw) else {
             return;
         };
-        let (Some(topic), Some(seq)) = (v["topicName"].as_str(), v["eventBody"]["seq"].as_u64())
-        else {
+        let seq = v["metadata"]["CorrelationId"]
+            .as_str()
+            .and_then(|c| c.strip_prefix("sim-"))
+            .and_then(|c| c.split('-').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        let (Some(topic), Some(seq)) = (v["topicName"].as_str(), seq) else {
             return;
         };
         self.delivered_count += 1;

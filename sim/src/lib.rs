@@ -10,8 +10,8 @@
 //!   `Permitted`/`Rejected` results, `ignoreErrors`, and the 1,000-topic limit;
 //! - the streaming socket at `/channels/{id}`: heartbeats, ping/pong, subscribe messages,
 //!   `v2.system.socket_closing`, one socket per channel;
-//! - a publisher: every topic ever subscribed gets notifications with a per-topic
-//!   `eventBody.seq`, fanned out to every channel subscribed to it at that moment (a combined
+//! - a publisher: every topic ever subscribed gets notifications with a per-topic sequence
+//!   number (in `metadata.CorrelationId`, `sim-{seq}-…`, and in `eventBody.seq`), fanned out to every channel subscribed to it at that moment (a combined
 //!   topic, `v2.users.{id}?presence&routingStatus`, gets each part under its own name);
 //! - a simulated organisation ([`OrgConfig`]): users' presence (`GET`/`PATCH`
 //!   `/api/v2/users/{id}/presences/purecloud`) and routing status, `GET /api/v2/users/me`,

@@ -125,6 +125,29 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The next sequence number of `topic`'s notifications, counted in `published` and
+    /// logged with the time it was published at.
+    fn next_seq(&mut self, topic: &str) -> u64 {
+        let n = self.stats.published.entry(topic.to_owned()).or_insert(0);
+        *n += 1;
+        let seq = *n;
+        self.publish_log
+            .entry(topic.to_owned())
+            .or_default()
+            .push(jiff::Timestamp::now().as_millisecond());
+        seq
+    }
+
+    /// The queues of the open sockets whose channels carry `topic` now.
+    fn carriers(&self, topic: &str, now: Instant) -> Vec<mpsc::Sender<Out>> {
+        self.channels
+            .values()
+            .filter(|c| c.expires_at > now && carries(&c.topics, topic))
+            .filter_map(|c| c.socket)
+            .filter_map(|sock| self.sockets.get(&sock).map(|s| s.tx.clone()))
+            .collect()
+    }
+
     pub(crate) fn fresh(&mut self, prefix: &str) -> String {
         self.next += 1;
         let nanos = jiff::Timestamp::now().subsec_nanosecond();
@@ -393,26 +416,10 @@ impl Shared {
             .collect();
         let mut out = Vec::new();
         for topic in topics {
-            let seq = {
-                let n = st.stats.published.entry(topic.clone()).or_insert(0);
-                *n += 1;
-                *n
-            };
+            let seq = st.next_seq(&topic);
             let frame = notification_frame(&topic, seq, pad);
-            st.publish_log
-                .entry(topic.clone())
-                .or_default()
-                .push(jiff::Timestamp::now().as_millisecond());
-            let targets: Vec<u64> = st
-                .channels
-                .values()
-                .filter(|c| c.expires_at > now && carries(&c.topics, &topic))
-                .filter_map(|c| c.socket)
-                .collect();
-            for sock in targets {
-                if let Some(s) = st.sockets.get(&sock) {
-                    out.push((s.tx.clone(), frame.clone()));
-                }
+            for tx in st.carriers(&topic, now) {
+                out.push((tx, frame.clone()));
             }
         }
         out
@@ -564,29 +571,20 @@ impl Shared {
         let mut st = self.lock();
         for (topic, body) in events {
             st.stats.org_events += 1;
-            let n = st.stats.org_events;
+            // Counted and logged like the generic publisher's: the ledger accounts for it.
+            let seq = st.next_seq(&topic);
             let frame = serde_json::json!({
                 "topicName": topic,
                 "version": "2",
                 "eventBody": body,
-                "metadata": { "CorrelationId": format!("sim-org-{n}-{}", fnv(&topic)) },
+                "metadata": { "CorrelationId": format!("sim-{seq}-{}", fnv(&topic)) },
             })
             .to_string();
-            let targets: Vec<u64> = st
-                .channels
-                .values()
-                .filter(|c| c.expires_at > now && carries(&c.topics, &topic))
-                .filter_map(|c| c.socket)
-                .collect();
-            let mut dropped = 0;
-            for sock in targets {
-                if let Some(s) = st.sockets.get(&sock) {
-                    if s.tx.try_send(Out::Text(frame.clone())).is_err() {
-                        dropped += 1;
-                    }
+            for tx in st.carriers(&topic, now) {
+                if tx.try_send(Out::Text(frame.clone())).is_err() {
+                    st.stats.dropped_frames += 1;
                 }
             }
-            st.stats.dropped_frames += dropped;
         }
     }
 

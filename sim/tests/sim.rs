@@ -1050,3 +1050,67 @@ fn stats_name_the_topics_some_open_socket_would_receive() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The simulated organisation changes by itself on a combined subscription: every change of
+/// the parts arrives under the part's own name, with the service's body (no `seq`), and the
+/// ledger, which knows a notification by its `metadata.CorrelationId`, accounts for each one.
+#[test]
+fn the_organisations_events_arrive_under_their_parts_and_are_accounted_for() {
+    let mut cfg = quick();
+    cfg.org = genesys_notify_sim::OrgConfig {
+        users: 1,
+        queues: 0,
+        change_rate: 200.0,
+    };
+    let sim = Sim::start(cfg).unwrap();
+    let http = Http::new(&sim);
+    let combined = "v2.users.sim-user-1?presence&routingStatus";
+    let (token, channel, mut ws) = live(&sim, &http, &[combined]);
+    let listed = http.get(
+        &token,
+        &format!("/api/v2/notifications/channels/{channel}/subscriptions"),
+    );
+    assert_eq!(
+        listed.body["entities"][0]["id"], combined,
+        "the subscription keeps the combined id"
+    );
+    let mut ledger = genesys_notify_sim::Ledger::new();
+    ledger.live(std::time::SystemTime::now());
+    let parts = [
+        "v2.users.sim-user-1.presence",
+        "v2.users.sim-user-1.routingStatus",
+    ];
+    let mut seen = 0;
+    let end = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < end {
+        if let Ok(Message::Text(t)) = ws.read() {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            let topic = v["topicName"].as_str().unwrap_or("");
+            if topic == "channel.metadata" {
+                continue;
+            }
+            assert!(parts.contains(&topic), "a part's own name: {topic}");
+            assert!(
+                v["eventBody"].get("seq").is_none(),
+                "the service's body: {v}"
+            );
+            ledger.notification(t.as_str());
+            seen += 1;
+        }
+    }
+    // What was published until now must all arrive: read on a little longer, as a client
+    // that settles does.
+    let published = sim.stats().published.clone();
+    let end = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < end {
+        if let Ok(Message::Text(t)) = ws.read() {
+            ledger.notification(t.as_str());
+        }
+    }
+    let tally = ledger.settle(&sim, &parts, &published, Duration::from_millis(300));
+    assert!(seen > 50, "the organisation changed: {seen}");
+    assert_eq!(tally.lost_outside_gaps, 0, "{tally:?}");
+    assert_eq!(tally.duplicates, 0, "{tally:?}");
+    assert_eq!(tally.delivered, tally.published, "{tally:?}");
+    assert!(tally.published > 50, "{tally:?}");
+}

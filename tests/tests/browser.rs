@@ -1400,31 +1400,44 @@ fn consumer_sim(
         .unwrap_or_else(|e| panic!("the simulator does not start: {e}"))
 }
 
+/// How a consumer app is served: its build from the simulator (same origin, under
+/// [`STRICT_CSP`]), or its own server (`node_modules/.bin/BIN ARGS` in the app's folder; the
+/// API on the simulator's origin, through CORS).
+enum Serve {
+    Built(&'static str),
+    Server(&'static str, &'static str, &'static [&'static str]),
+}
+
+fn consumer(name: &str, serve: Serve) {
+    let Some(dir) = consumers_built() else {
+        return;
+    };
+    match serve {
+        Serve::Built(dist) => {
+            let sim = consumer_sim(Some(dir.join(dist)), None);
+            consumer_goes_live(name, &sim, sim.base_url());
+        }
+        Serve::Server(app, bin, args) => {
+            let server = AppServer::start(&dir.join(app), bin, args);
+            let sim = consumer_sim(None, Some(server.origin()));
+            consumer_goes_live(name, &sim, &server.origin());
+        }
+    }
+}
+
 /// A Vite app's production build (`vite build`, no configuration), from the packed tarball:
 /// served by the simulator under a strict CSP, live in shared mode with a notification
 /// rendered.
 #[test]
 fn consumer_vite_build() {
-    let Some(dir) = consumers_built() else {
-        return;
-    };
-    let sim = consumer_sim(Some(dir.join("vite/dist")), None);
-    consumer_goes_live("vite-build", &sim, sim.base_url());
+    consumer("vite-build", Serve::Built("vite/dist"));
 }
 
 /// The same Vite app under `vite dev`, the API on the simulator's own origin (CORS).
 #[test]
 fn consumer_vite_dev() {
-    let Some(dir) = consumers_built() else {
-        return;
-    };
-    let app = AppServer::start(
-        &dir.join("vite"),
-        "vite",
-        &["--host", "127.0.0.1", "--port", "{port}", "--strictPort"],
-    );
-    let sim = consumer_sim(None, Some(app.origin()));
-    consumer_goes_live("vite-dev", &sim, &app.origin());
+    let args = &["--host", "127.0.0.1", "--port", "{port}", "--strictPort"];
+    consumer("vite-dev", Serve::Server("vite", "vite", args));
 }
 
 /// A webpack 5 app's production build (webpack's defaults, an html plugin), from the packed
@@ -1432,11 +1445,7 @@ fn consumer_vite_dev() {
 /// notification rendered.
 #[test]
 fn consumer_webpack() {
-    let Some(dir) = consumers_built() else {
-        return;
-    };
-    let sim = consumer_sim(Some(dir.join("webpack/dist")), None);
-    consumer_goes_live("webpack", &sim, sim.base_url());
+    consumer("webpack", Serve::Built("webpack/dist"));
 }
 
 /// A Next.js App Router app (`next build`, then `next start`): the package imported from a
@@ -1444,16 +1453,8 @@ fn consumer_webpack() {
 /// rendered.
 #[test]
 fn consumer_next() {
-    let Some(dir) = consumers_built() else {
-        return;
-    };
-    let app = AppServer::start(
-        &dir.join("next"),
-        "next",
-        &["start", "--hostname", "127.0.0.1", "--port", "{port}"],
-    );
-    let sim = consumer_sim(None, Some(app.origin()));
-    consumer_goes_live("next", &sim, &app.origin());
+    let args = &["start", "--hostname", "127.0.0.1", "--port", "{port}"];
+    consumer("next", Serve::Server("next", "next", args));
 }
 
 /// The official SDK in Node (`web/test/sdk-org.mjs`), pointed at the simulator with
@@ -1541,16 +1542,24 @@ fn sim_token(sim: &genesys_notify_sim::Sim) -> String {
     v["access_token"].as_str().unwrap_or_default().to_owned()
 }
 
-/// Changes `sim-user-1`'s presence through the API, as a supervisor or another device does.
-fn set_presence(sim: &genesys_notify_sim::Sim, token: &str, presence: &str) {
-    ureq::patch(&format!(
-        "{}/api/v2/users/sim-user-1/presences/purecloud",
-        sim.base_url()
-    ))
-    .header("authorization", format!("Bearer {token}"))
-    .header("content-type", "application/json")
-    .send(serde_json::json!({ "presenceDefinition": { "id": presence } }).to_string())
-    .unwrap_or_else(|e| panic!("PATCH the presence: {e}"));
+/// Changes `sim-user-1`'s presence through the API, as a supervisor or another device does,
+/// with a new token if the one it has was refused.
+fn set_presence(sim: &genesys_notify_sim::Sim, token: &mut String, presence: &str) {
+    for _ in 0..2 {
+        let answer = ureq::patch(&format!(
+            "{}/api/v2/users/sim-user-1/presences/purecloud",
+            sim.base_url()
+        ))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .send(serde_json::json!({ "presenceDefinition": { "id": presence } }).to_string());
+        match answer {
+            Ok(_) => return,
+            Err(ureq::Error::StatusCode(401)) => *token = sim_token(sim),
+            Err(e) => panic!("PATCH the presence: {e}"),
+        }
+    }
+    panic!("PATCH the presence: refused with a new token too");
 }
 
 /// A change the socket missed is read again: the simulated organisation's user changes
@@ -1571,8 +1580,8 @@ fn reread_brings_what_a_gap_missed() {
         assert!(std::time::Instant::now() < by, "live within 30 s");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let token = sim_token(&sim);
-    let set = |presence: &str| set_presence(&sim, &token, presence);
+    let mut token = sim_token(&sim);
+    let mut set = |presence: &str| set_presence(&sim, &mut token, presence);
     let wait_for =
         |tabs: &mut browser::Tabs, what: &str, pred: &dyn Fn(&serde_json::Value) -> bool| {
             let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -1636,9 +1645,10 @@ struct Truth {
     stale_ms: Vec<u64>,
 }
 
-/// The agent desktop against the simulated organisation, which changes the agent's presence
-/// at random moments, while faults hit: an abrupt drop, a half-open socket, the close a
-/// token expiry brings, a maintenance close and a token-endpoint outage. Every 100 ms the
+/// The agent desktop against the simulated organisation while the agent's presence changes
+/// at random moments (and once inside each outage) and faults hit: an abrupt drop, a
+/// half-open socket, a token expiry (every token dies; the agent signs in again from the
+/// prompt), a maintenance close, a token-endpoint outage with a drop, and a close. Every 100 ms the
 /// presence the desktop shows is compared with the organisation's. A check is after settle
 /// when the session has been live for 1 s since it last recovered from a fault (or the fault
 /// cost it nothing), and the truth has not changed for 1 s: the notification or the re-read
@@ -1647,9 +1657,9 @@ fn desktop_truth(reread: bool) -> Option<Truth> {
     ready()?;
     let dist = desktop_dist()?;
     // The organisation changes rarely by itself; most presence changes come through the API
-    // at random moments (seeded), many of them while the socket is down.
+    // at random moments (seeded, 2–7 s apart), some of them while the socket is down.
     let sim = desktop_sim(dist, 0.2);
-    let token = sim_token(&sim);
+    let mut token = sim_token(&sim);
     let mut rng = TRUTH_SEED;
     let mut next_random = move |below: u64| {
         rng = rng
@@ -1675,38 +1685,52 @@ fn desktop_truth(reread: bool) -> Option<Truth> {
     tabs.step("waitfor 0 [data-status=live]");
     tabs.step("waitfor 0 .presence:not([data-presence=''])");
     // The socket refused a few times after each loss: outages of seconds, not milliseconds.
+    // The token expiry: every token dies and the socket with it; a PKCE page has no other
+    // token, so the agent signs in again from the prompt (the test clicks it).
+    // `change`: a presence change 300 ms into an outage (the socket is down), besides the
+    // random ones, so that every run has changes only a re-read can bring.
     let faults = [
-        (5, "fail upgrade 4 503"),
-        (5, "drop"),
-        (13, "half_open"),
-        (38, "fail upgrade 3 503"),
-        (38, "close 1000"),
-        (45, "socket_closing"),
-        (51, "fail token 20 503"),
-        (51, "fail upgrade 4 503"),
-        (51, "drop"),
+        (5000, "fail upgrade 4 503"),
+        (5000, "drop"),
+        (5300, "change"),
+        (12000, "half_open"),
+        (34000, "expire_tokens"),
+        (34300, "change"),
+        (44000, "socket_closing"),
+        (50000, "fail token 20 503"),
+        (50000, "fail upgrade 4 503"),
+        (50000, "drop"),
+        (50300, "change"),
+        (57000, "fail upgrade 3 503"),
+        (57000, "close 1000"),
+        (57300, "change"),
     ];
-    let run = std::time::Duration::from_secs(62);
+    let run = std::time::Duration::from_secs(66);
     let start = std::time::Instant::now();
     // (ms since start, live, shown == truth, ms since the truth last changed)
     let mut checks: Vec<(u64, bool, bool)> = Vec::new();
     let mut truth_changed_ms = Vec::new();
     let mut last_truth = String::new();
     let mut fired = 0;
-    let mut change_at = std::time::Duration::from_millis(500 + next_random(3000));
+    let mut change_at = std::time::Duration::from_millis(2000 + next_random(5000));
     while start.elapsed() < run {
         let t = start.elapsed();
         while let Some((at, fault)) = faults.get(fired) {
-            if t < std::time::Duration::from_secs(*at) {
+            if t < std::time::Duration::from_millis(*at) {
                 break;
             }
-            sim.fault(&fault.parse().unwrap_or_else(|e| panic!("{fault}: {e}")));
+            if *fault == "change" {
+                let p = presences[next_random(presences.len() as u64) as usize];
+                set_presence(&sim, &mut token, p);
+            } else {
+                sim.fault(&fault.parse().unwrap_or_else(|e| panic!("{fault}: {e}")));
+            }
             fired += 1;
         }
         if t >= change_at {
             let p = presences[next_random(presences.len() as u64) as usize];
-            set_presence(&sim, &token, p);
-            change_at = t + std::time::Duration::from_millis(500 + next_random(3000));
+            set_presence(&sim, &mut token, p);
+            change_at = t + std::time::Duration::from_millis(2000 + next_random(5000));
         }
         let truth = sim.presence_of("sim-user-1").unwrap_or_default().to_owned();
         let ms = t.as_millis() as u64;
@@ -1715,6 +1739,10 @@ fn desktop_truth(reread: bool) -> Option<Truth> {
             last_truth.clone_from(&truth);
         }
         let (status, shown) = desktop_shows(&mut tabs);
+        if status == "login_required" {
+            // The agent signs in again (the simulator's login page agrees at once).
+            tabs.step("click 0 .login-prompt>button");
+        }
         let after = sim.presence_of("sim-user-1").unwrap_or_default();
         // A change between the two reads of the truth: this check says nothing.
         if after == truth {
@@ -1728,10 +1756,10 @@ fn desktop_truth(reread: bool) -> Option<Truth> {
     // that was not live (the fault cost coverage), else 1 s after the fault.
     let mut unsettled: Vec<(u64, u64)> = Vec::new();
     for (at, fault) in &faults[..fired] {
-        if fault.starts_with("fail") {
+        if fault.starts_with("fail") || *fault == "change" {
             continue;
         }
-        let from = at * 1000;
+        let from = *at;
         let after: Vec<&(u64, bool, bool)> = checks.iter().filter(|c| c.0 >= from).collect();
         let down = after.iter().position(|c| !c.1);
         let back = down
