@@ -282,11 +282,7 @@ impl Sim {
     /// The `systemPresence` (`Available`, `Busy`, …) of a user of the simulated organisation
     /// now, or None for a user it does not have: the truth to compare a client's view with.
     pub fn presence_of(&self, user: &str) -> Option<&'static str> {
-        self.inner
-            .lock()
-            .org
-            .as_ref()
-            .and_then(|o| o.system_presence(user))
+        self.inner.lock().org.system_presence(user)
     }
 
     /// When each notification of `topic` was published: Unix milliseconds, index `seq − 1`.

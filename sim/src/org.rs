@@ -29,8 +29,10 @@ const ROUTING: [&str; 5] = [
     "COMMUNICATING",
 ];
 
-/// Waiting conversations a queue holds at most (then callers give up: the oldest ends).
+/// Waiting conversations a queue holds at most (then callers give up: the oldest ends), and
+/// answered ones (then the oldest ends).
 const MAX_WAITING: usize = 50;
+const MAX_INTERACTING: usize = 50;
 
 /// Size of an organisation.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -101,6 +103,12 @@ fn presence_ref(i: usize) -> Value {
     json!({ "id": id, "systemPresence": system })
 }
 
+impl Default for Org {
+    fn default() -> Org {
+        Org::new(OrgConfig::default(), 1)
+    }
+}
+
 impl Org {
     pub(crate) fn new(cfg: OrgConfig, seed: u64) -> Org {
         let now = jiff::Timestamp::now();
@@ -161,6 +169,7 @@ impl Org {
 
     /// `GET /api/v2/users/me`: the first user (`User`).
     pub(crate) fn me(&self) -> Value {
+        // There is always a first user: `new` makes at least one.
         self.users.first().map_or(Value::Null, |u| {
             json!({
                 "id": u.id, "name": u.name, "state": "active",
@@ -212,8 +221,7 @@ impl Org {
             u.message = m;
         }
         u.modified = jiff::Timestamp::now();
-        let event = self.presence_event(user);
-        match (self.presence(user), event) {
+        match (self.presence(user), self.presence_event(user)) {
             (Some(read), Some(event)) => Ok((read, event)),
             _ => Err((404, format!("User {user} not found"))),
         }
@@ -402,9 +410,13 @@ impl Org {
                 if kind == 3 && !q.waiting.is_empty() {
                     let mut c = q.waiting.remove(0);
                     c.agent = Some(agent);
-                    let e = Self::conversation_event(q, &c, "connected");
+                    let mut out = vec![Self::conversation_event(q, &c, "connected")];
                     q.interacting.push(c);
-                    return vec![e];
+                    if q.interacting.len() > MAX_INTERACTING {
+                        let gone = q.interacting.remove(0);
+                        out.push(Self::conversation_event(q, &gone, "disconnected"));
+                    }
+                    return out;
                 }
                 self.next_conversation += 1;
                 let c = Conversation {
@@ -549,5 +561,9 @@ mod tests {
         let waiting = results[0]["data"][0]["stats"]["count"].as_u64().unwrap();
         assert_eq!(waiting, org.queues[0].waiting.len() as u64);
         assert!(waiting <= MAX_WAITING as u64);
+        assert!(org
+            .queues
+            .iter()
+            .all(|q| q.interacting.len() <= MAX_INTERACTING));
     }
 }

@@ -239,7 +239,6 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Resp {
         (_, ["api", "v2", "users", ..] | ["api", "v2", "presence" | "presencedefinitions", ..])
         | (_, ["api", "v2", "analytics", "queues", "observations", "query"])
         | (&Method::GET, ["api", "v2", "notifications", "availabletopics"]) => {
-            let parts: Vec<String> = parts.iter().map(|p| (*p).to_owned()).collect();
             org_api(&shared, req, &parts, &query).await
         }
         (&Method::HEAD, ["api", "v2", "notifications", "channels", id]) => {
@@ -1207,114 +1206,66 @@ async fn socket_task<S>(
 async fn org_api(
     shared: &Arc<Shared>,
     req: Request<Incoming>,
-    parts: &[String],
+    parts: &[&str],
     query: &str,
 ) -> (&'static str, Resp) {
-    let method = req.method().clone();
     if let Err(r) = bearer(shared, &req) {
         return ("org", r);
     }
-    let p: Vec<&str> = parts.iter().map(String::as_str).collect();
-    let not_found = || api_error(404, "not.found", "No resource found at this path");
-    let user_not_found = |u: &str| api_error(404, "not.found", &format!("User {u} not found"));
-    match (&method, p.as_slice()) {
+    // A read of one user: the answer, or the 404 the service gives for a user it has not.
+    let of_user = |name, user: &str, read: fn(&crate::org::Org, &str) -> Option<Value>| {
+        let answer = read(&shared.lock().org, user);
+        let r = answer.map_or_else(
+            || api_error(404, "not.found", &format!("User {user} not found")),
+            |v| respond(200, Some(v)),
+        );
+        (name, r)
+    };
+    let method = req.method().clone();
+    match (&method, parts) {
         (&Method::GET, ["api", "v2", "users", "me"]) => {
-            let me = shared.lock().org.as_ref().map(crate::org::Org::me);
-            ("users.me", respond(200, me))
+            ("users.me", respond(200, Some(shared.lock().org.me())))
         }
         (&Method::GET, ["api", "v2", "users", user, "presences", "purecloud"]) => {
-            let read = shared.lock().org.as_ref().and_then(|o| o.presence(user));
-            match read {
-                Some(v) => ("presence.get", respond(200, Some(v))),
-                None => ("presence.get", user_not_found(user)),
-            }
+            of_user("presence.get", user, crate::org::Org::presence)
+        }
+        (&Method::GET, ["api", "v2", "users", user, "queues"]) => {
+            of_user("userqueues.get", user, crate::org::Org::user_queues)
+        }
+        (&Method::GET, ["api", "v2", "users", user, "routingstatus"]) => {
+            of_user("routingstatus.get", user, crate::org::Org::routing_status)
         }
         (&Method::PATCH, ["api", "v2", "users", user, "presences", "purecloud"]) => {
             let user = (*user).to_owned();
-            let body = match read_body(req).await {
+            let body = match json_body(req, "a UserPresence").await {
                 Ok(b) => b,
                 Err(r) => return ("presence.patch", r),
             };
-            let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-                return (
-                    "presence.patch",
-                    api_error(
-                        400,
-                        "bad.request",
-                        "The body must be a UserPresence in JSON",
-                    ),
-                );
-            };
-            let done = match shared.lock().org.as_mut() {
-                Some(o) => o.set_presence(&user, &body),
-                None => Err((404, "no organisation".into())),
-            };
-            match done {
+            let done = shared.lock().org.set_presence(&user, &body);
+            let r = match done {
                 Ok((read, event)) => {
                     shared.publish_org(vec![event]);
-                    ("presence.patch", respond(200, Some(read)))
+                    respond(200, Some(read))
                 }
-                Err((status, message)) => (
-                    "presence.patch",
-                    api_error(
-                        status,
-                        if status == 404 {
-                            "not.found"
-                        } else {
-                            "bad.request"
-                        },
-                        &message,
-                    ),
-                ),
-            }
-        }
-        (&Method::GET, ["api", "v2", "users", user, "queues"]) => {
-            let read = shared.lock().org.as_ref().and_then(|o| o.user_queues(user));
-            match read {
-                Some(v) => ("userqueues.get", respond(200, Some(v))),
-                None => ("userqueues.get", user_not_found(user)),
-            }
-        }
-        (&Method::GET, ["api", "v2", "users", user, "routingstatus"]) => {
-            let read = shared
-                .lock()
-                .org
-                .as_ref()
-                .and_then(|o| o.routing_status(user));
-            match read {
-                Some(v) => ("routingstatus.get", respond(200, Some(v))),
-                None => ("routingstatus.get", user_not_found(user)),
-            }
+                Err((404, message)) => api_error(404, "not.found", &message),
+                Err((status, message)) => api_error(status, "bad.request", &message),
+            };
+            ("presence.patch", r)
         }
         (
             &Method::GET,
             ["api", "v2", "presence", "definitions"] | ["api", "v2", "presencedefinitions"],
         ) => {
-            let older = p.len() == 3;
-            let v = shared
-                .lock()
-                .org
-                .as_ref()
-                .map(|o| o.presence_definitions(older));
-            ("presencedefinitions", respond(200, v))
+            let older = parts.len() == 3;
+            let v = shared.lock().org.presence_definitions(older);
+            ("presencedefinitions", respond(200, Some(v)))
         }
         (&Method::POST, ["api", "v2", "analytics", "queues", "observations", "query"]) => {
-            let body = match read_body(req).await {
-                Ok(b) => b,
-                Err(r) => return ("observations", r),
+            let r = match json_body(req, "a QueueObservationQuery").await {
+                Ok(q) => respond(200, Some(shared.lock().org.observations(&q))),
+                Err(r) => r,
             };
-            let Ok(q) = serde_json::from_slice::<Value>(&body) else {
-                return (
-                    "observations",
-                    api_error(
-                        400,
-                        "bad.request",
-                        "The body must be a QueueObservationQuery in JSON",
-                    ),
-                );
-            };
-            let v = shared.lock().org.as_ref().map(|o| o.observations(&q));
-            ("observations", respond(200, v))
+            ("observations", r)
         }
         (&Method::GET, ["api", "v2", "notifications", "availabletopics"]) => {
             let expand: Vec<String> = form(query.as_bytes())
@@ -1332,6 +1283,21 @@ async fn org_api(
                 respond(200, Some(crate::org::available_topics(&expand))),
             )
         }
-        _ => ("org", not_found()),
+        _ => (
+            "org",
+            api_error(404, "not.found", "No resource found at this path"),
+        ),
     }
+}
+
+/// A request's body as JSON, or the 400 (or 413) that says it is not `what`.
+async fn json_body(req: Request<Incoming>, what: &str) -> Result<Value, Resp> {
+    let body = read_body(req).await?;
+    serde_json::from_slice::<Value>(&body).map_err(|_| {
+        api_error(
+            400,
+            "bad.request",
+            &format!("The body must be {what} in JSON"),
+        )
+    })
 }

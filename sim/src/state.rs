@@ -120,8 +120,8 @@ pub(crate) struct State {
     pub(crate) codes: BTreeMap<String, crate::pkce::Code>,
     /// While a `one` fault is applied: the only socket it hits.
     only: Option<u64>,
-    /// The simulated organisation (set when the simulator starts).
-    pub(crate) org: Option<crate::org::Org>,
+    /// The simulated organisation.
+    pub(crate) org: crate::org::Org,
 }
 
 impl State {
@@ -140,9 +140,10 @@ impl State {
 
     /// The queues of the open sockets whose channels carry `topic` now.
     fn carriers(&self, topic: &str, now: Instant) -> Vec<mpsc::Sender<Out>> {
+        let receivers = Receivers::of(topic);
         self.channels
             .values()
-            .filter(|c| c.expires_at > now && carries(&c.topics, topic))
+            .filter(|c| c.expires_at > now && receivers.among(&c.topics))
             .filter_map(|c| c.socket)
             .filter_map(|sock| self.sockets.get(&sock).map(|s| s.tx.clone()))
             .collect()
@@ -189,7 +190,7 @@ impl Shared {
     pub(crate) fn new(cfg: SimConfig, base_url: String, rt: tokio::runtime::Handle) -> Arc<Shared> {
         let started = Instant::now();
         let state = State {
-            org: Some(crate::org::Org::new(cfg.org, fnv(&base_url))),
+            org: crate::org::Org::new(cfg.org, fnv(&base_url)),
             ..State::default()
         };
         Arc::new(Shared {
@@ -407,11 +408,10 @@ impl Shared {
     fn next_events(st: &mut State, pad: usize) -> Vec<(mpsc::Sender<Out>, String)> {
         let now = Instant::now();
         // The organisation publishes its own topics, with the service's bodies.
-        let org = st.org.as_ref();
         let topics: Vec<String> = st
             .sticky_topics
             .iter()
-            .filter(|t| !org.is_some_and(|o| o.owns(t)))
+            .filter(|t| !st.org.owns(t))
             .cloned()
             .collect();
         let mut out = Vec::new();
@@ -545,21 +545,39 @@ fn fnv(s: &str) -> u64 {
     })
 }
 
-/// Whether a channel subscribed to `topics` receives notifications of `topic`: it named the
-/// topic, or a combined topic (`v2.users.{id}?presence&routingStatus`) with it as a part —
-/// the service delivers each part under its own name.
-pub(crate) fn carries(topics: &BTreeSet<String>, topic: &str) -> bool {
-    if topics.contains(topic) {
-        return true;
+/// Who receives notifications of a topic: a channel that named it, or that named a combined
+/// topic (`v2.users.{id}?presence&routingStatus`) with it as a part — the service delivers
+/// each part under its own name. Built once per published topic, asked per channel.
+pub(crate) struct Receivers<'t> {
+    topic: &'t str,
+    /// `v2.users.{id}?` and `presence` for `v2.users.{id}.presence`.
+    combined: Option<(String, &'t str)>,
+}
+
+impl<'t> Receivers<'t> {
+    pub(crate) fn of(topic: &'t str) -> Receivers<'t> {
+        let combined = topic
+            .rsplit_once('.')
+            .map(|(prefix, part)| (format!("{prefix}?"), part));
+        Receivers { topic, combined }
     }
-    let Some((prefix, part)) = topic.rsplit_once('.') else {
-        return false;
-    };
-    let combined = format!("{prefix}?");
-    topics
-        .range(combined.clone()..)
-        .take_while(|t| t.starts_with(&combined))
-        .any(|t| t[combined.len()..].split('&').any(|p| p == part))
+
+    /// Whether a channel subscribed to `topics` receives it.
+    pub(crate) fn among(&self, topics: &BTreeSet<String>) -> bool {
+        if topics.contains(self.topic) {
+            return true;
+        }
+        let Some((combined, part)) = &self.combined else {
+            return false;
+        };
+        topics
+            .range::<str, _>((
+                std::ops::Bound::Included(combined.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|t| t.starts_with(combined.as_str()))
+            .any(|t| t[combined.len()..].split('&').any(|p| p == *part))
+    }
 }
 
 impl Shared {
@@ -590,7 +608,7 @@ impl Shared {
 
     /// One change made by the organisation itself, published.
     pub(crate) fn org_step(&self) {
-        let events = self.lock().org.as_mut().map(crate::org::Org::step);
-        self.publish_org(events.unwrap_or_default());
+        let events = self.lock().org.step();
+        self.publish_org(events);
     }
 }
