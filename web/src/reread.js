@@ -95,13 +95,16 @@ export function attachRereaders(client, { apiBase, getToken, readers, attempts =
   let stopped = false;
 
   const emit = (type, detail) => client.dispatchEvent(new CustomEvent(type, { detail }));
+  // A wait between tries that a detach ends at once; its abort listener goes with it.
   const wait = (ms) =>
     new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      controller.signal.addEventListener('abort', () => {
+      const done = () => {
         clearTimeout(t);
+        controller.signal.removeEventListener('abort', done);
         resolve();
-      });
+      };
+      const t = setTimeout(done, ms);
+      controller.signal.addEventListener('abort', done);
     });
   const find = (topic) => {
     for (const reader of readers) {

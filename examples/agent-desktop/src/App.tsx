@@ -248,8 +248,11 @@ function Agent({ me, api }: { me: User; api: Api }) {
       .send<Presence>('PATCH', `/api/v2/users/${me.id}/presences/purecloud`, { presenceDefinition: { id } })
       .then(takePresence, (e: unknown) => setError(String(e)));
   };
-  const label = (p: PresenceRef) =>
-    catalogue.find((d) => d.id === p.id)?.languageLabels?.en_US ?? catalogue.find((d) => d.id === p.id)?.name ?? p.systemPresence;
+  const name = (d: PresenceDefinition) => d.languageLabels?.en_US ?? d.name ?? d.systemPresence;
+  const label = (p: PresenceRef) => {
+    const d = catalogue.find((x) => x.id === p.id);
+    return d ? name(d) : p.systemPresence;
+  };
   const unsure = stale.length > 0;
   return (
     <section className="panel agent">
@@ -268,7 +271,7 @@ function Agent({ me, api }: { me: User; api: Api }) {
         >
           {catalogue.map((d) => (
             <option key={d.id} value={d.id}>
-              {d.languageLabels?.en_US ?? d.name ?? d.systemPresence}
+              {name(d)}
             </option>
           ))}
         </select>
@@ -286,9 +289,12 @@ function Agent({ me, api }: { me: User; api: Api }) {
 interface QueueState {
   waiting: number;
   interacting: number;
-  /** Live conversations seen since the desktop started: id → answered by. */
+  /** Live conversations seen since the desktop started (or the last re-read): id → answered
+   * by. At most MAX_CONVERSATIONS, the oldest dropped first. */
   conversations: Map<string, string | null>;
 }
+
+const MAX_CONVERSATIONS = 100;
 
 function Queues({ me, api, only }: { me: User; api: Api; only: string[] | null }) {
   const [queues, setQueues] = useState<UserQueue[] | null>(only ? only.map((id) => ({ id, name: id })) : null);
@@ -350,6 +356,11 @@ function Queue({ queue, api }: { queue: UserQueue; api: Api }) {
         } else if (was === null) {
           conversations.set(c.id, null);
           waiting += 1;
+        }
+        // One whose end was missed must not stay forever.
+        for (const id of conversations.keys()) {
+          if (conversations.size <= MAX_CONVERSATIONS) break;
+          conversations.delete(id);
         }
         return { waiting, interacting, conversations };
       });
