@@ -1480,11 +1480,13 @@ fn official_sdk_in_node_reads_and_writes_the_simulated_org() {
         eprintln!("\n!!! OFFICIAL SDK TEST SKIPPED: {why}\n");
         return;
     }
-    let mut cfg = genesys_notify_sim::SimConfig {
+    // The organisation changes only through the SDK's write here: a change of its own between
+    // the write and the read back would make the read back race (it did, once in six runs).
+    // The generic publisher runs: none of its made-up bodies may reach the org's topics.
+    let cfg = genesys_notify_sim::SimConfig {
         rate: 5.0,
         ..genesys_notify_sim::SimConfig::default()
     };
-    cfg.org.change_rate = 20.0;
     let sim = genesys_notify_sim::Sim::start(cfg)
         .unwrap_or_else(|e| panic!("the simulator does not start: {e}"));
     let out = std::process::Command::new("node")
@@ -1501,9 +1503,8 @@ fn official_sdk_in_node_reads_and_writes_the_simulated_org() {
         .unwrap_or_else(|e| panic!("one JSON line, not {line:?}: {e}"));
     assert_eq!(seen["presenceAfter"], "Busy");
     assert_eq!(seen["deliveredAs"], "v2.users.sim-user-1.presence");
-    // The organisation's own changes and the generic publisher both ran meanwhile: on the
-    // combined topic only the organisation's bodies (the script fails on a generic one), each
-    // under a part's name.
+    // The generic publisher ran meanwhile: on the combined topic only the organisation's
+    // bodies (the script fails on a generic one), each under a part's name.
     for t in seen["received"].as_array().into_iter().flatten() {
         let t = t.as_str().unwrap_or("");
         assert!(
