@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::UsageError;
+use crate::types::MAX_TOPICS;
 
 /// How the session reads WebSocket close codes.
 ///
@@ -124,6 +125,26 @@ pub struct Config {
     /// socket that survived is taken to have lost nothing (any frame after the resume proves
     /// it). Default true.
     pub suspend_gap: bool,
+    /// Channels this user and OAuth client may hold at once: the service allows 20 and, at
+    /// the 21st, removes the one used least recently (channels without a socket first). The
+    /// session never holds more: its topics are spread over at most
+    /// `(max_channels - 1) / redundancy` channels (one is kept for a make-before-break
+    /// replacement), and a channel request that would pass the budget waits until a channel
+    /// is let go. Lower it when other sessions of the same user and client hold channels.
+    /// Default 20.
+    pub max_channels: u32,
+    /// Topics one channel carries at most. The service refuses a subscription of more than
+    /// 1000 with HTTP 400. Default 1000.
+    pub max_topics_per_channel: u32,
+    /// Subscribe to topics that differ only in their last part through the service's
+    /// combined form (`v2.users.{id}?presence&routingStatus`, at most 200 characters), which
+    /// the service delivers under each part's own name. Notifications, gaps and rejections are
+    /// still reported under the topics the application asked for. Default false.
+    pub combine_topics: bool,
+    /// With `combine_topics`, count a combined topic as one topic toward
+    /// `max_topics_per_channel` instead of one per part. The service does not document which
+    /// it does; the default (false) counts every part, which is right either way.
+    pub combined_topic_counts_as_one: bool,
 }
 
 impl Default for Config {
@@ -155,6 +176,10 @@ impl Default for Config {
             redundancy: 1,
             dedup_window: Duration::from_secs(30),
             suspend_gap: true,
+            max_channels: 20,
+            max_topics_per_channel: 1000,
+            combine_topics: false,
+            combined_topic_counts_as_one: false,
         }
     }
 }
@@ -233,6 +258,15 @@ impl Config {
         if self.redundancy == 2 && self.dedup_window == zero {
             return bad("dedup_window", "must be above zero with redundancy 2");
         }
+        if !(1..=MAX_TOPICS as u32).contains(&self.max_topics_per_channel) {
+            return bad("max_topics_per_channel", "must be between 1 and 1000");
+        }
+        if self.max_channels <= u32::from(self.redundancy) || self.max_channels > 1000 {
+            return bad(
+                "max_channels",
+                "must be above redundancy (one channel is kept for renewals) and at most 1000",
+            );
+        }
         if self.max_refresh_attempts == Some(0) {
             return bad(
                 "max_refresh_attempts",
@@ -240,6 +274,18 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// Channels the topics may be spread over: one kept for a make-before-break replacement,
+    /// each of the others carried once per `redundancy`.
+    pub fn max_shards(&self) -> usize {
+        let r = u32::from(self.redundancy.max(1));
+        (self.max_channels.saturating_sub(1) / r).max(1) as usize
+    }
+
+    /// The most topics the channel budget carries (counting every part of a combined topic).
+    pub fn max_topics(&self) -> usize {
+        self.max_shards() * self.max_topics_per_channel as usize
     }
 
     /// The renewal lead for something that lives `lifetime`, before jitter.

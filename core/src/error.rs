@@ -338,11 +338,15 @@ pub enum UsageError {
         /// Why.
         why: &'static str,
     },
-    /// The desired set would exceed the service's limit of 1000 topics per channel.
-    #[error("{requested} topics requested; a channel carries at most 1000: use a second session for the rest")]
+    /// The desired set would not fit in the channel budget: at most
+    /// [`Config::max_topics`](crate::Config::max_topics) topics, spread over channels of
+    /// `max_topics_per_channel` each.
+    #[error("{requested} topics requested but at most {fit} fit in the channel budget (max_channels, max_topics_per_channel and redundancy decide it): subscribe fewer, or give the rest to a session of another OAuth client, whose channels are counted apart")]
     TooManyTopics {
         /// The size the set would have had.
         requested: usize,
+        /// How many fit.
+        fit: usize,
     },
     /// The session was closed; create a new one.
     #[error("the session is closed: create a new session")]

@@ -155,6 +155,7 @@ mod frame;
 mod io;
 mod rng;
 mod session;
+mod sharded;
 mod sorted;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -169,8 +170,9 @@ pub use error::{
 pub use frame::{classify, Frame, HEARTBEAT, PING, PONG};
 pub use io::{Action, Event, GapReason, Input, Status, TopicResult};
 pub use session::{
-    Deadline, Footprint, Session, CHANNEL_REQUESTS_PER_MINUTE, MAX_DEDUP_KEYS, MAX_RETRY_AFTER,
+    Deadline, Footprint, CHANNEL_REQUESTS_PER_MINUTE, MAX_DEDUP_KEYS, MAX_RETRY_AFTER,
     URGENT_TOKEN_REQUESTS_PER_MINUTE,
 };
+pub use sharded::Session;
 pub use time::Instant;
 pub use types::{ChannelId, ConnId, ReqId, Secret, Topic, MAX_TOPICS, MAX_TOPIC_LEN};

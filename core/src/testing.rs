@@ -61,6 +61,15 @@ fn channel_of(url: &Secret) -> String {
         .to_owned()
 }
 
+/// The topics a subscription covers: itself, or each part of a combined id
+/// (`v2.users.u1?presence&routingStatus`).
+fn parts_of(topic: &str) -> Vec<String> {
+    match topic.split_once('?') {
+        Some((prefix, lasts)) => lasts.split('&').map(|l| format!("{prefix}.{l}")).collect(),
+        None => vec![topic.to_owned()],
+    }
+}
+
 #[derive(Debug)]
 struct Socket {
     channel: String,
@@ -212,10 +221,13 @@ impl FakeServer {
                 let mut results = Vec::with_capacity(topics.len());
                 let mut set = BTreeSet::new();
                 for t in topics {
-                    match self.rejected.get(t.as_str()) {
+                    // A combined id is refused if one of its parts is, and delivers under
+                    // its parts' names.
+                    let parts = parts_of(t.as_str());
+                    match parts.iter().find_map(|p| self.rejected.get(p)) {
                         Some(why) => results.push(TopicResult::rejected(t.as_str(), why.clone())),
                         None => {
-                            set.insert(t.as_str().to_owned());
+                            set.extend(parts);
                             results.push(TopicResult::permitted(t.as_str()));
                         }
                     }

@@ -72,6 +72,13 @@ fn truncate(s: &str) -> String {
     s.chars().take(MAX_TOPIC_LEN + 1).collect()
 }
 
+/// Lets a set of topics be searched by name.
+impl std::borrow::Borrow<str> for Topic {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Debug for Topic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.0, f)

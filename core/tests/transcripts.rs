@@ -702,13 +702,19 @@ fn subscriptions_subscription_changes_and_rejected_topic() {
 
 #[test]
 fn subscriptions_limits_at_the_call() {
-    let mut h = Harness::new(cfg(), 14);
-    let many: Vec<_> = (0..1001)
+    // Three channels: two carry topics, one is kept for renewals.
+    let config = Config {
+        max_channels: 3,
+        ..cfg()
+    };
+    let mut h = Harness::new(config, 14);
+    let many: Vec<_> = (0..2001)
         .map(|i| topic(&format!("v2.users.{i}.presence")))
         .collect();
     let err = h.p.session.subscribe(h.p.now, many).unwrap_err();
-    assert!(err.to_string().contains("at most 1000"), "{err}");
+    assert!(err.to_string().contains("at most 2000 fit"), "{err}");
     assert_eq!(h.p.session.topics().count(), 0);
+    assert_eq!(h.p.session.shards(), 1);
 }
 
 #[test]

@@ -12,9 +12,9 @@ use crate::time::Instant;
 use super::dedup::Dedup;
 use super::link::{Chan, Link, OpenSocket, Plan, Proof, Sub, Which};
 use super::loss::Ending;
-use super::Session;
+use super::Shard;
 
-impl Session {
+impl Shard {
     /// When link `w` (not a standby) starts its make-before-break renewal: at its renewal
     /// time, or at once after a maintenance notice. With two links, it waits while the other
     /// link is not live (renewing both at once would share their fate), until halfway from

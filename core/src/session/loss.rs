@@ -12,7 +12,7 @@ use crate::time::Instant;
 use crate::types::Topic;
 
 use super::link::{Chan, Link, OpenSocket, Plan, Step, Wait, Which};
-use super::{Session, NORMAL_CLOSE, SERVED_FOR};
+use super::{Shard, NORMAL_CLOSE, SERVED_FOR};
 
 /// What ended a socket, as far as the session can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +130,7 @@ pub(super) fn coverage_end(
     (chan.map_or(end, |c| end.min(c.expires_at)), suspended)
 }
 
-impl Session {
+impl Shard {
     /// Per wanted topic the lanes carry, where its coverage ends if every lane ends now
     /// (`ending`): the latest end over the lanes that carried it (at a tie, a proven one).
     pub(super) fn coverage_ends(&self, ending: Ending) -> SortedMap<Topic, (Instant, bool)> {
@@ -160,7 +160,7 @@ impl Session {
         ending: Ending,
         reason: GapReason,
         carried: bool,
-        kept: impl Fn(&Session, &Topic, Instant) -> bool,
+        kept: impl Fn(&Shard, &Topic, Instant) -> bool,
     ) {
         if ending != Ending::ClosedByServer {
             if let Some(conn) = old.conn() {

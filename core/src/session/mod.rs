@@ -110,10 +110,28 @@ pub struct Footprint {
     pub window_dedup: usize,
     /// Request times the per-minute budgets remember.
     pub budget_entries: usize,
-    /// Channel links (at most three).
+    /// Channel links (at most three per shard).
     pub links: usize,
     /// Ping send times remembered to match pongs, over all open sockets.
     pub pings_remembered: usize,
+    /// Shards: channels' worth of topics (see [`Session::shards`](crate::Session::shards)).
+    pub shards: usize,
+}
+
+impl Footprint {
+    /// Adds a shard's counts.
+    pub(crate) fn add(&mut self, o: &Footprint) {
+        self.topics += o.topics;
+        self.rejected += o.rejected;
+        self.uncovered += o.uncovered;
+        self.queued_actions += o.queued_actions;
+        self.queued_events += o.queued_events;
+        self.overlap_dedup += o.overlap_dedup;
+        self.window_dedup += o.window_dedup;
+        self.budget_entries += o.budget_entries;
+        self.links += o.links;
+        self.pings_remembered += o.pings_remembered;
+    }
 }
 
 /// Where the session is in its life.
@@ -157,19 +175,12 @@ impl Life {
     }
 }
 
-/// The sans-IO session: one notification channel kept alive for as long as the application
-/// wants it. See the [crate docs](crate) for the drive loop an adapter MUST follow.
-///
-/// Methods sort into:
-/// - **inputs**: [`handle_input`](Self::handle_input), [`handle_timeout`](Self::handle_timeout);
-/// - **commands**: [`subscribe`](Self::subscribe), [`unsubscribe`](Self::unsubscribe),
-///   [`login`](Self::login), [`report_unauthorized`](Self::report_unauthorized),
-///   [`close`](Self::close);
-/// - **outputs**, drained after every input or command: [`poll_action`](Self::poll_action),
-///   [`poll_event`](Self::poll_event), then [`poll_timeout`](Self::poll_timeout);
-/// - **getters**: [`status`](Self::status), [`topics`](Self::topics),
-///   [`covered_topics`](Self::covered_topics), [`access_token`](Self::access_token).
-pub struct Session {
+/// One shard of a [`Session`](crate::Session): its topics (at most one channel's worth) kept
+/// on one channel link, or two with `redundancy: 2`, for as long as the session wants them.
+/// The session drives each shard the way an adapter drives the session: inputs in, then
+/// actions, events and deadlines out. Ids come from the shard's own range, so the session
+/// knows which shard an answer is for.
+pub(crate) struct Shard {
     cfg: Config,
     rng: Rng,
     /// Hashed into every duplicate-suppression key (see `dedup::key`); drawn from the seed
@@ -201,9 +212,9 @@ pub struct Session {
 }
 
 /// Shows the state, never a secret.
-impl fmt::Debug for Session {
+impl fmt::Debug for Shard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
+        f.debug_struct("Shard")
             .field("now", &self.now)
             .field("status", &self.status())
             .field("topics", &self.topics.len())
@@ -215,20 +226,25 @@ impl fmt::Debug for Session {
     }
 }
 
-impl Session {
+impl Shard {
     /// Starts a session at `now`. It asks for a token at once (`poll_action` gives
     /// `RequestToken`); topics can be added before or after with [`subscribe`](Self::subscribe).
     ///
     /// `seed` drives backoff and renewal jitter: the same seed and inputs give the same outputs.
-    pub fn new(config: Config, now: Instant, seed: u64) -> Result<Session, UsageError> {
-        config.validate()?;
+    pub(crate) fn new(
+        config: Config,
+        now: Instant,
+        seed: u64,
+        first_id: u64,
+        token: Option<(Secret, Duration)>,
+    ) -> Shard {
         let first_retry_spread = config.first_retry_spread;
-        let mut s = Session {
+        let mut s = Shard {
             cfg: config,
             rng: Rng::new(seed),
             dedup_salt: Rng::new(!seed).next_u64(),
             now,
-            next_id: 1,
+            next_id: first_id,
             topics: SortedSet::new(),
             tokens: Tokens::default(),
             create_not_before: Instant::ZERO,
@@ -246,15 +262,39 @@ impl Session {
             malformed: MalformedDigest::default(),
             pace: Pace::default(),
         };
+        if let Some((value, expires_in)) = token {
+            s.install_token(value, expires_in, false);
+        }
         s.start_running();
         s.settle();
-        Ok(s)
+        s
+    }
+
+    /// Links that hold a channel or ask for one: this shard's share of the channel budget.
+    pub(crate) fn channels_held(&self) -> usize {
+        self.links().map_or(0, |l| {
+            l.all()
+                .filter(|(_, l)| l.chan.is_some() || matches!(l.step, Step::Creating { .. }))
+                .count()
+        })
+    }
+
+    /// True while the channel request `req` is unanswered.
+    pub(crate) fn awaits_channel(&self, req: ReqId) -> bool {
+        self.link_creating(req).is_some()
+    }
+
+    /// The current token and its remaining life, for a new shard to start with.
+    pub(crate) fn token_to_share(&self) -> Option<(Secret, Duration)> {
+        let t = self.tokens.current.as_ref()?;
+        let left = t.expires_at.saturating_duration_since(self.now);
+        (!t.stale && !left.is_zero()).then(|| (t.value.clone(), left))
     }
 
     // ----- getters -------------------------------------------------------------------------
 
     /// Where the session stands.
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         match self.life {
             Life::Failed => return Status::Failed,
             Life::Closed => return Status::Closed,
@@ -275,12 +315,12 @@ impl Session {
     }
 
     /// The desired topic set, in stable order.
-    pub fn topics(&self) -> impl Iterator<Item = &Topic> {
+    pub(crate) fn topics(&self) -> impl Iterator<Item = &Topic> {
         self.topics.iter()
     }
 
     /// Topics a live, subscribed socket covers right now.
-    pub fn covered_topics(&self) -> impl Iterator<Item = &Topic> {
+    pub(crate) fn covered_topics(&self) -> impl Iterator<Item = &Topic> {
         self.topics.iter().filter(move |t| {
             self.lanes()
                 .any(|l| l.live_topics().is_some_and(|s| s.contains(*t)))
@@ -290,7 +330,7 @@ impl Session {
     /// How many entries each of the session's internal collections holds now: for soak tests
     /// and monitoring that every one of them stays within its bound however long the
     /// session runs.
-    pub fn footprint(&self) -> Footprint {
+    pub(crate) fn footprint(&self) -> Footprint {
         let links = self
             .links()
             .into_iter()
@@ -315,45 +355,41 @@ impl Session {
                 .filter_map(Link::open)
                 .map(|o| o.alive.pings.len())
                 .sum(),
+            shards: 1,
         }
     }
 
     /// Live, subscribed sockets that carry coverage now: 0 or 1, or up to 2 with
     /// `redundancy: 2` (a make-before-break replacement is not counted until it takes over).
-    pub fn live_sockets(&self) -> usize {
+    pub(crate) fn live_sockets(&self) -> usize {
         self.lanes().filter(|l| l.is_live()).count()
     }
 
-    /// The current access token, if it is neither expired nor rejected: for the
-    /// application's own REST calls.
-    pub fn access_token(&self) -> Option<&Secret> {
+    /// The current token, if it is neither expired at `now` nor rejected.
+    pub(crate) fn access_token(&self, now: Instant) -> Option<&Secret> {
         self.tokens
             .current
             .as_ref()
-            .filter(|t| !t.stale && t.expires_at > self.now)
+            .filter(|t| !t.stale && t.expires_at > now)
             .map(|t| &t.value)
     }
 
-    /// The latest `now` the session has seen.
-    pub fn now(&self) -> Instant {
-        self.now
-    }
 
     // ----- outputs -------------------------------------------------------------------------
 
     /// The next IO the adapter owes. Drain until `None` after every input or command.
-    pub fn poll_action(&mut self) -> Option<Action> {
+    pub(crate) fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
     /// The next event for the application. Drain until `None` after every input or command.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) must be called,
     /// with the reason. `None`: nothing is scheduled (closed, or waiting for a login).
-    pub fn poll_timeout(&self) -> Option<(Instant, Deadline)> {
+    pub(crate) fn poll_timeout(&self) -> Option<(Instant, Deadline)> {
         let mut best: Option<(Instant, Deadline)> = None;
         self.for_each_deadline(|at, timer| {
             if best.is_none_or(|(b, _)| at < b) {
@@ -367,7 +403,7 @@ impl Session {
 
     /// Feeds one thing that happened. Results naming an id the session no longer waits for
     /// are ignored.
-    pub fn handle_input(&mut self, now: Instant, input: Input) {
+    pub(crate) fn handle_input(&mut self, now: Instant, input: Input) {
         self.set_now(now);
         if self.life.is_over() {
             return;
@@ -436,17 +472,13 @@ impl Session {
     /// Sets [`Config::first_retry_spread`] from now on. An adapter that runs many sessions in
     /// one process widens it with their number, so that sessions dropped together do not
     /// reconnect together.
-    pub fn set_first_retry_spread(&mut self, spread: Duration) {
+    pub(crate) fn set_first_retry_spread(&mut self, spread: Duration) {
         self.first_retry_spread = spread;
     }
 
-    /// The first-retry spread in force (see [`set_first_retry_spread`](Self::set_first_retry_spread)).
-    pub fn first_retry_spread(&self) -> Duration {
-        self.first_retry_spread
-    }
 
     /// Handles every deadline at or before `now`. Call it when `poll_timeout` says.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.set_now(now);
         if !self.life.is_over() {
             self.settle();
@@ -459,7 +491,7 @@ impl Session {
     ///
     /// Fails without changing anything if the set would exceed 1000 topics or the session is
     /// closed.
-    pub fn subscribe(
+    pub(crate) fn subscribe(
         &mut self,
         now: Instant,
         topics: impl IntoIterator<Item = Topic>,
@@ -478,6 +510,7 @@ impl Session {
         if wanted.len() > MAX_TOPICS {
             return Err(UsageError::TooManyTopics {
                 requested: wanted.len(),
+                fit: MAX_TOPICS,
             });
         }
         for t in &added {
@@ -492,7 +525,7 @@ impl Session {
     }
 
     /// Removes topics from the desired set. While live, the remaining set is PUT again.
-    pub fn unsubscribe<'t>(
+    pub(crate) fn unsubscribe<'t>(
         &mut self,
         now: Instant,
         topics: impl IntoIterator<Item = &'t Topic>,
@@ -515,7 +548,7 @@ impl Session {
 
     /// Supplies an access token from a new login (or from an application that owns its
     /// login). Leaves `LoginRequired` and resumes with the same topic set.
-    pub fn login(
+    pub(crate) fn login(
         &mut self,
         now: Instant,
         token: Secret,
@@ -538,7 +571,7 @@ impl Session {
     /// The application's own API call with `token` was answered 401. If that is the current
     /// token, it is dropped and one shared refresh follows (with a new channel, since the
     /// channel is bound to the token). Reports about older tokens are ignored.
-    pub fn report_unauthorized(&mut self, now: Instant, token: &str) {
+    pub(crate) fn report_unauthorized(&mut self, now: Instant, token: &str) {
         self.set_now(now);
         if !self.running() {
             return;
@@ -558,7 +591,7 @@ impl Session {
     /// Closes every socket with 1000 and stops. Later inputs are ignored. A stretch that was
     /// still uncovered (the session was recovering) is reported as a `Gap` ending now, before
     /// the `Closed` status: nothing is lost without a report, even at exit.
-    pub fn close(&mut self, now: Instant) {
+    pub(crate) fn close(&mut self, now: Instant) {
         self.set_now(now);
         if self.life.is_over() {
             return;

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::time::Instant;
 
 use super::link::Link;
-use super::Session;
+use super::Shard;
 
 /// A `Retry-After` older than this no longer shapes the renewal lead: the trouble it spoke of
 /// has passed, and renewals go back to their usual lead.
@@ -73,7 +73,7 @@ impl Pace {
     }
 }
 
-impl Session {
+impl Shard {
     /// Full jitter above a floor: `[base, min(cap, base·2^(n+1))]`, never below `floor`.
     /// The wait before the next attempt after `failures` failures. `floor`: a wait the
     /// server asked for. While coverage is lost that wait is the moment to retry (but never

@@ -9,9 +9,9 @@ use crate::types::{ChannelId, ConnId, ReqId, Secret};
 use super::link::{Chan, Early, Link, OpenSocket, Plan, Step, Sub, Wait, Which};
 use super::liveness::{Bounds, Cadence};
 use super::loss::{classify, Cause};
-use super::{Session, CHANNEL_REQUESTS_PER_MINUTE};
+use super::{Shard, CHANNEL_REQUESTS_PER_MINUTE};
 
-impl Session {
+impl Shard {
     /// Moves a link forward where it waits on nothing but local state.
     pub(super) fn drive(&mut self, w: Which) {
         let usable = self.token_usable_for(w);
@@ -22,7 +22,7 @@ impl Session {
         match &l.step {
             Step::NeedToken if usable => self.begin(w, Plan::NewChannel),
             Step::Open(o) if owed(o) && !held => {
-                if self.access_token().is_some() {
+                if self.access_token(self.now).is_some() {
                     let max = self.cfg.max_subscription_requests_per_minute;
                     match self.budgets.subscription.take(now, max) {
                         Ok(()) => self.put_subscriptions(w),

@@ -13,9 +13,9 @@ use super::dedup;
 use super::link::{Link, Plan, Proof, Which, SLOTS};
 use super::liveness::Bounds;
 use super::loss::{classify, Cause, Ending};
-use super::{Session, MAX_CLOSE_REASON, MAX_DEDUP_KEYS};
+use super::{Shard, MAX_CLOSE_REASON, MAX_DEDUP_KEYS};
 
-impl Session {
+impl Shard {
     pub(super) fn on_frame(&mut self, conn: ConnId, text: String) {
         let Some(w) = self.link_open(conn) else {
             return;

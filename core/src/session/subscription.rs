@@ -8,16 +8,16 @@ use crate::types::{ReqId, Topic};
 
 use super::link::{Early, Link, Plan, Step, Sub, SubRequest, Which, SLOTS};
 use super::loss::Ending;
-use super::Session;
+use super::Shard;
 
-impl Session {
+impl Shard {
     /// Sends the subscription PUT beside the upgrade, if a token and the budget allow — on a
     /// first or second attempt only: while upgrades keep failing, a PUT beside each would be
     /// wasted, so it waits for the socket.
     pub(super) fn early_put(&mut self, w: Which) {
         let now = self.now;
         let retrying = self.link(w).is_some_and(|l| l.failures > 1);
-        if retrying || self.access_token().is_none() {
+        if retrying || self.access_token(self.now).is_none() {
             return;
         }
         // Subscription PUTs are ordered so that none can land while another of this client's

@@ -10,7 +10,7 @@ use crate::types::{ReqId, Secret};
 
 use super::budget::Budget;
 use super::link::{Step, Which, SLOTS};
-use super::{Session, URGENT_TOKEN_REQUESTS_PER_MINUTE, URGENT_TOKEN_SPACING};
+use super::{Shard, URGENT_TOKEN_REQUESTS_PER_MINUTE, URGENT_TOKEN_SPACING};
 
 /// Everything about getting tokens: the one held, the request in flight, failures and when
 /// the next request may go.
@@ -39,7 +39,7 @@ pub(super) struct Token {
     pub(super) after_rejection: bool,
 }
 
-impl Session {
+impl Shard {
     /// The token budget: while coverage is lost, up to one request a second; otherwise
     /// `max_token_requests_per_minute`.
     pub(super) fn token_budget(&self) -> u32 {
@@ -77,7 +77,7 @@ impl Session {
         if self.token_req().is_some() || self.tokens.retry_at.is_some() {
             return;
         }
-        let has_token = self.access_token().is_some();
+        let has_token = self.access_token(self.now).is_some();
         let mut needed = false;
         for w in SLOTS {
             if let Some(l) = self.link(w) {
@@ -158,7 +158,7 @@ impl Session {
         match &error {
             RequestError::CannotRefresh(detail) => {
                 let valid_until = self
-                    .access_token()
+                    .access_token(self.now)
                     .and(self.tokens.current.as_ref())
                     .map(|t| t.expires_at);
                 match valid_until {
