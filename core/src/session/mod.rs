@@ -374,7 +374,6 @@ impl Shard {
             .map(|t| &t.value)
     }
 
-
     // ----- outputs -------------------------------------------------------------------------
 
     /// The next IO the adapter owes. Drain until `None` after every input or command.
@@ -475,7 +474,6 @@ impl Shard {
     pub(crate) fn set_first_retry_spread(&mut self, spread: Duration) {
         self.first_retry_spread = spread;
     }
-
 
     /// Handles every deadline at or before `now`. Call it when `poll_timeout` says.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {

@@ -80,7 +80,10 @@ impl fmt::Debug for Session {
             .field("now", &self.now)
             .field("status", &self.status())
             .field("topics", &self.place.len())
-            .field("shards", &self.slots.iter().map(|s| &s.shard).collect::<Vec<_>>())
+            .field(
+                "shards",
+                &self.slots.iter().map(|s| &s.shard).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -517,7 +520,10 @@ impl Session {
     fn route_action(&mut self, serial: u64, a: Action) {
         match a {
             Action::RequestToken { req } => {
-                if self.broker.ask(serial, req, self.now, self.cfg.request_timeout) {
+                if self
+                    .broker
+                    .ask(serial, req, self.now, self.cfg.request_timeout)
+                {
                     self.actions.push_back(a);
                 }
             }
@@ -537,7 +543,9 @@ impl Session {
     fn release_held(&mut self) {
         while let Some((serial, Action::CreateChannel { req, .. })) = self.held.front() {
             let (serial, req) = (*serial, *req);
-            let waits = self.slot(serial).is_some_and(|s| s.shard.awaits_channel(req));
+            let waits = self
+                .slot(serial)
+                .is_some_and(|s| s.shard.awaits_channel(req));
             if waits && self.channels_held() >= self.cfg.max_channels as usize {
                 return;
             }
@@ -609,11 +617,7 @@ impl Session {
     /// One status from the shards' own, told when it changes.
     fn fold_status(&mut self) {
         let all = || self.slots.iter().map(|s| s.reported);
-        let open = || {
-            self.slots
-                .iter()
-                .filter(|s| s.reported != Status::Closed)
-        };
+        let open = || self.slots.iter().filter(|s| s.reported != Status::Closed);
         let st = if self.failed || all().any(|s| s == Status::Failed) {
             Status::Failed
         } else if open().next().is_none() {
@@ -621,7 +625,8 @@ impl Session {
         } else if open().any(|s| s.reported == Status::LoginRequired) {
             Status::LoginRequired
         } else if open().any(|s| s.reported == Status::Live)
-            && open().all(|s| s.reported == Status::Live || (s.late && s.reported == Status::Connecting))
+            && open()
+                .all(|s| s.reported == Status::Live || (s.late && s.reported == Status::Connecting))
         {
             Status::Live
         } else if self.ever_live {

@@ -165,7 +165,9 @@ impl Placement {
             let near = self.prefix(&t).and_then(|(p, _)| {
                 (0..load.len()).find(|&i| {
                     (load[i].1.contains_key(p)
-                        || serials.get(i).is_some_and(|s| self.prefix_home.get(p) == Some(s)))
+                        || serials
+                            .get(i)
+                            .is_some_and(|s| self.prefix_home.get(p) == Some(s)))
                         && fits(i, &load)
                 })
             });
@@ -198,7 +200,9 @@ impl Placement {
     pub(super) fn commit(&mut self, plan: Plan, serials: &[u64]) -> Vec<u64> {
         let mut changed = BTreeSet::new();
         for (t, i) in plan.topics {
-            let Some(&serial) = serials.get(i) else { continue };
+            let Some(&serial) = serials.get(i) else {
+                continue;
+            };
             self.by_shard.entry(serial).or_default().insert(t.clone());
             if let Some((p, _)) = self.prefix(&t) {
                 self.prefix_home.entry(p.to_owned()).or_insert(serial);
@@ -272,7 +276,11 @@ impl Placement {
             mine.clone()
         };
         let current: BTreeSet<&Topic> = current.collect();
-        let add = wanted.iter().filter(|t| !current.contains(t)).cloned().collect();
+        let add = wanted
+            .iter()
+            .filter(|t| !current.contains(t))
+            .cloned()
+            .collect();
         let remove = current
             .into_iter()
             .filter(|t| !wanted.contains(*t))
@@ -288,7 +296,10 @@ impl Placement {
 
     /// A gap's topics in the application's terms: a combined id stands for its parts.
     pub(super) fn in_app_terms(&self, serial: u64, topics: Vec<Topic>) -> Vec<Topic> {
-        if !topics.iter().any(|t| self.parts(serial, t.as_str()).is_some()) {
+        if !topics
+            .iter()
+            .any(|t| self.parts(serial, t.as_str()).is_some())
+        {
             return topics;
         }
         let mut out = Vec::with_capacity(topics.len());
