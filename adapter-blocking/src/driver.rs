@@ -208,6 +208,7 @@ impl Driver {
         v.held = Held {
             sockets: self.sockets.len(),
             tasks: self.threads.len() + self.sockets.len(),
+            channels: self.p.session.channels_held(),
         };
         let open = &self.sockets;
         self.last_frames.retain(|c, _| open.contains_key(c));
@@ -352,6 +353,7 @@ impl Driver {
         v.held = Held {
             sockets: 0,
             tasks: self.threads.len(),
+            channels: 0,
         };
         v.queue.close();
         drop(v);

@@ -31,6 +31,10 @@ pub struct Held {
     pub sockets: usize,
     /// Threads or tasks started and not yet joined (socket readers and HTTP requests).
     pub tasks: usize,
+    /// Channels the session holds or is asking for
+    /// ([`Session::channels_held`](genesys_notify_core::Session::channels_held)): one per
+    /// shard, two with `redundancy: 2`, one more during a renewal.
+    pub channels: usize,
 }
 
 /// Why a client refused to start, for every adapter. Each message says what to fix.

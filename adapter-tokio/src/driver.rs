@@ -300,6 +300,7 @@ impl Driver {
         *lock(&self.held) = Held {
             sockets: self.sockets.len(),
             tasks: self.sockets.len() + self.closing.len(),
+            channels: self.session.channels_held(),
         };
         let token = self.session.access_token().cloned();
         self.token.send_if_modified(|t| {

@@ -18,7 +18,7 @@ use clap::{Args, ValueEnum};
 use genesys_notify_blocking::{
     Client, Config, Credentials, Endpoints, NextEventError, Region, Secret, Topic,
 };
-use genesys_notify_core::{Event, Instant};
+use genesys_notify_core::{Event, Instant, Status};
 use serde_json::json;
 
 /// Where to connect, as whom, and to which topics: shared by `tail` and `check`.
@@ -53,6 +53,16 @@ pub(crate) struct Target {
     /// writable by nobody else; a symbolic link is written through to its target.
     #[arg(long, value_name = "FILE")]
     refresh_token_file: Option<PathBuf>,
+    /// Channels this user and OAuth client may hold (the service allows 20 and removes the
+    /// least recently used at the 21st). Topics are spread over as many channels as they
+    /// need, 1000 each, keeping one free for renewals; lower it when other programs of the
+    /// same user and client hold channels.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    max_channels: u32,
+    /// Subscribe to topics that differ only in their last part as one combined topic
+    /// (v2.users.{id}?presence&routingStatus); notifications still carry each topic's name.
+    #[arg(long)]
+    combine_topics: bool,
 }
 
 /// Options of `genesys-notify tail`.
@@ -122,6 +132,8 @@ impl Target {
         };
         let mut config = Config::new(endpoints, creds);
         config.topics = topics;
+        config.session.max_channels = self.max_channels;
+        config.session.combine_topics = self.combine_topics;
         config.extra_root_pem = extra_root_pem;
         Ok((config, warnings))
     }
@@ -470,6 +482,18 @@ fn follow(
                 );
                 finish(client, log);
                 return ExitCode::from(4);
+            }
+            Event::Status(s @ Status::Live) => {
+                let channels = client.held().channels;
+                if channels > 1 {
+                    log.emit(
+                        "status",
+                        json!({ "status": s.to_string(), "channels": channels }),
+                        &format!("status: {s} on {channels} channels"),
+                    );
+                } else {
+                    log.event(&|at| client.to_system_time(at), &Event::Status(s));
+                }
             }
             other => log.event(&|at| client.to_system_time(at), &other),
         }

@@ -1206,3 +1206,96 @@ fn large_notifications_for_a_reader_that_stopped_stay_within_the_queue_budget() 
     let gap = first_line(&err, Duration::from_secs(5), |l| l.contains("\"gap\""));
     assert!(gap.contains("overflow"), "{gap}");
 }
+
+/// `n` agent presence topics, `u0000` to `u{n-1}`: sorted as numbered, so the session's
+/// first shard carries the first 1000, the second the next, and so on.
+fn topics_file(name: &str, n: usize) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("gn-tail-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("topics.txt");
+    let text: String = (0..n)
+        .map(|i| format!("v2.users.u{i:05}.presence\n"))
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs `tail` on 2500 topics until `events` notifications, and returns the shard (thousand)
+/// of each topic printed and what stderr said.
+fn tail_2500(
+    extra: &[&str],
+    events: usize,
+) -> (std::collections::BTreeSet<usize>, Vec<String>, Sim) {
+    // A tenth of a notification a second per topic: 250 a second in all.
+    let sim = sim_at_rate(0.1);
+    let file = topics_file(&format!("shards{}", extra.len()), 2500);
+    let mut args = vec!["--topics-file", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let (mut child, out, err) = spawn_tail_reading(&sim, &args);
+    let mut shards = std::collections::BTreeSet::new();
+    let mut seen = 0;
+    let end = Instant::now() + Duration::from_secs(60);
+    while seen < events && Instant::now() < end {
+        if let Ok(line) = out.recv_timeout(Duration::from_millis(100)) {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let name = v["topicName"].as_str().unwrap().to_owned();
+            let n: usize = name["v2.users.u".len().."v2.users.u".len() + 5]
+                .parse()
+                .unwrap();
+            shards.insert(n / 1000);
+            seen += 1;
+        }
+    }
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 0);
+    let mut said = Vec::new();
+    while let Ok(l) = err.recv_timeout(Duration::from_secs(1)) {
+        said.push(l);
+    }
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+    assert_eq!(seen, events, "{said:?}");
+    (shards, said, sim)
+}
+
+#[test]
+fn thousands_of_topics_go_live_on_as_many_channels_as_they_need() {
+    let (shards, said, sim) = tail_2500(&[], 300);
+    assert_some_line(&said, "status: live on 3 channels");
+    assert_eq!(
+        shards,
+        [0, 1, 2].into_iter().collect(),
+        "notifications from every shard"
+    );
+    assert_eq!(sim.stats().count("channels.create"), 3);
+    assert_eq!(sim.stats().count("token"), 1, "one token for every channel");
+
+    let (shards, said, sim) = tail_2500(&["--redundancy", "2"], 300);
+    assert_some_line(&said, "status: live on 6 channels");
+    assert_eq!(shards, [0, 1, 2].into_iter().collect());
+    assert_eq!(sim.stats().count("channels.create"), 6);
+}
+
+#[test]
+fn more_topics_than_the_channel_budget_carries_are_refused_up_front() {
+    let sim = sim_at_rate(0.0);
+    let file = topics_file("toomany", 25_000);
+    let (_, err) = tail_exits(&sim, &["--topics-file", file.to_str().unwrap()], &[], 2);
+    assert!(
+        err.contains("25000 topics requested but at most 19000 fit"),
+        "{err}"
+    );
+    assert_eq!(sim.stats().count("channels.create"), 0, "nothing was made");
+    let (_, err) = tail_exits(
+        &sim,
+        &[
+            "--topics-file",
+            file.to_str().unwrap(),
+            "--max-channels",
+            "5",
+        ],
+        &[],
+        2,
+    );
+    assert!(err.contains("at most 4000 fit"), "{err}");
+    let _ = std::fs::remove_dir_all(file.parent().unwrap());
+}

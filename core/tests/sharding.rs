@@ -68,6 +68,7 @@ fn sharding_spreads_topics_over_channels_with_one_token() {
         "one token request answers every shard"
     );
     assert_eq!(h.p.server.open().count(), 3);
+    assert_eq!(h.p.session.channels_held(), 3);
     assert_eq!(h.p.session.status(), Status::Live);
     let statuses: Vec<_> = h
         .events
