@@ -70,6 +70,10 @@ pub(crate) struct SimArgs {
     /// reason another_channel_subscribed). Whether the service does this is not documented.
     #[arg(long)]
     exclusive_topics: bool,
+    /// Count a combined topic (v2.users.{id}?presence&routingStatus) as one topic per part
+    /// toward a channel's 1000 instead of one. The service does not document which it does.
+    #[arg(long)]
+    combined_topics_count_parts: bool,
     /// Let pages of ORIGIN call the API from a browser (CORS answers and preflights, as the
     /// real API gives them), e.g. http://127.0.0.1:5173; repeat for more, `*` for any.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
@@ -174,6 +178,7 @@ pub(crate) fn run(args: SimArgs) -> ExitCode {
         notification_lag: args.notification_lag,
         latency: args.latency,
         exclusive_topics: args.exclusive_topics,
+        combined_topics_count_parts: args.combined_topics_count_parts,
         cors_origins: args.cors_origins,
         static_dir: args.static_dir,
         static_csp: args.static_csp,

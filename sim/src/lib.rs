@@ -106,6 +106,11 @@ pub struct SimConfig {
     /// (`no_longer_subscribed`, reason `another_channel_subscribed`). The service's message
     /// types allow for it; whether it ever does it is not documented. Off by default.
     pub exclusive_topics: bool,
+    /// Whether a combined topic (`v2.users.{id}?presence&routingStatus`) counts as one topic
+    /// per part toward a channel's 1000, instead of one. The service does not say which; the
+    /// default (false) counts it as one, the kinder answer, so that a client that counts
+    /// parts is tested against both.
+    pub combined_topics_count_parts: bool,
     /// Origins whose pages may call the API from a browser (CORS; `*` for any). Empty (the
     /// default): no CORS header, as for a client that is not a browser.
     pub cors_origins: Vec<String>,
@@ -164,6 +169,7 @@ impl Default for SimConfig {
             upgrade_status_token_expired: 401,
             resubscribe_extends: false,
             exclusive_topics: false,
+            combined_topics_count_parts: false,
             cors_origins: Vec::new(),
             static_dir: None,
             static_csp: None,

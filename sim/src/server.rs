@@ -608,6 +608,9 @@ fn create_channel(shared: &Shared, req: &Request<Incoming>) -> Resp {
             .map(|(id, _, _)| id.clone());
         if let Some(v) = victim {
             if let Some(ch) = st.channels.remove(&v) {
+                if ch.socket.is_some() {
+                    st.stats.live_channels_evicted += 1;
+                }
                 if let Some(sock) = ch.socket.and_then(|s| st.sockets.get(&s)) {
                     let _ = sock.tx.try_send(Out::Close(
                         shared.cfg.displaced_close_code,
@@ -725,12 +728,32 @@ fn rejection(shared: &Shared, topic: &str) -> Option<String> {
     if bad_shape {
         return Some("Invalid topic name".to_owned());
     }
-    shared
-        .cfg
-        .forbidden_prefixes
-        .iter()
-        .any(|p| topic.starts_with(p.as_str()))
-        .then(|| shared.cfg.rejection_reason.clone())
+    // A combined topic is refused when one of its parts is, and the reason names that part.
+    let parts = crate::org::parts(topic);
+    let forbidden = |t: &str| {
+        shared
+            .cfg
+            .forbidden_prefixes
+            .iter()
+            .any(|p| t.starts_with(p.as_str()))
+    };
+    match parts.as_slice() {
+        [only] if only == topic => forbidden(topic).then(|| shared.cfg.rejection_reason.clone()),
+        _ => parts
+            .iter()
+            .find(|p| forbidden(p))
+            .map(|p| format!("{} ({p})", shared.cfg.rejection_reason)),
+    }
+}
+
+/// What `topics` count toward a channel's 1000: one each, or with
+/// `combined_topics_count_parts` one per part of a combined topic.
+fn topic_cost<'a>(shared: &Shared, topics: impl Iterator<Item = &'a String>) -> usize {
+    if shared.cfg.combined_topics_count_parts {
+        topics.map(|t| crate::org::parts(t).len().max(1)).sum()
+    } else {
+        topics.count()
+    }
 }
 
 async fn subscriptions(shared: &Shared, req: Request<Incoming>, id: &str, query: &str) -> Resp {
@@ -797,7 +820,7 @@ async fn subscriptions(shared: &Shared, req: Request<Incoming>, id: &str, query:
             None => return api_error(400, "bad.request", "Every entry needs a string \"id\""),
         }
     }
-    if topics.len() > MAX_TOPICS {
+    if topic_cost(shared, topics.iter()) > MAX_TOPICS {
         return api_error(
             400,
             "bad.request",
@@ -831,7 +854,7 @@ async fn subscriptions(shared: &Shared, req: Request<Incoming>, id: &str, query:
         if method == Method::POST {
             total.extend(ch.topics.iter().cloned());
         }
-        if total.len() > MAX_TOPICS {
+        if topic_cost(shared, total.iter()) > MAX_TOPICS {
             return api_error(
                 400,
                 "bad.request",

@@ -72,6 +72,9 @@ pub struct Stats {
     pub channels_created: u64,
     /// Channels evicted by the per-client cap.
     pub channels_evicted: u64,
+    /// Of those, channels that had a socket open: a client lost a live channel to its own
+    /// (or another program's) new one.
+    pub live_channels_evicted: u64,
     /// Sockets opened.
     pub sockets_opened: u64,
     /// Sockets closed (by either side).

@@ -57,6 +57,9 @@ pub struct Scenario {
     pub freezes: Vec<(Duration, Duration)>,
     /// The client talks to this base URL instead of the simulator's (a proxy in front of it).
     pub api_base: Option<String>,
+    /// Every gap names at most this many topics (a fault on one shard's socket gaps only
+    /// that shard's topics).
+    pub max_gap_topics: Option<usize>,
 }
 
 impl Scenario {
@@ -104,6 +107,7 @@ impl Scenario {
             trust_sim_cert: true,
             freezes: Vec::new(),
             api_base: None,
+            max_gap_topics: None,
         }
     }
 
@@ -173,6 +177,8 @@ pub struct Outcome {
     /// A service that keeps each topic on one channel took topics from a channel of this
     /// client that had no socket to tell (see the simulator's `Stats`).
     pub topics_taken_unseen: u64,
+    /// Channels with an open socket the simulator evicted because the client held too many.
+    pub live_channels_evicted: u64,
 }
 
 impl Outcome {
@@ -332,6 +338,7 @@ pub fn account(
         upgrades: stats.count("upgrade"),
         subscription_requests: stats.count("subscriptions.put"),
         topics_taken_unseen: stats.topics_taken_unseen,
+        live_channels_evicted: stats.live_channels_evicted,
         ..Outcome::default()
     };
     let mut ledger = Ledger::new();
@@ -419,6 +426,19 @@ pub fn check(scenario: &Scenario, adapter: &str, out: &Outcome) {
         "events lost outside a reported gap — {ctx}"
     );
     assert_eq!(out.duplicates, 0, "duplicates — {ctx}");
+    assert_eq!(
+        out.live_channels_evicted, 0,
+        "a live channel evicted: the session held more channels than its budget — {ctx}"
+    );
+    if let Some(max) = scenario.max_gap_topics {
+        for g in &out.gaps {
+            assert!(
+                g.topics.len() <= max,
+                "a gap names {:?}: more than one shard's topics — {ctx}",
+                g.topics
+            );
+        }
+    }
     assert_eq!(
         out.login_required, scenario.expect_login_required,
         "login required? — {ctx}"
@@ -635,6 +655,7 @@ pub fn scenario(name: &'static str) -> Scenario {
         other if other.starts_with("redundant_") || other.starts_with("exclusive_") => {
             return redundant_scenario(other)
         }
+        other if other.starts_with("sharded_") => return sharded_scenario(other),
         other => return recovery_scenario(other),
     }
     s
@@ -753,6 +774,60 @@ fn redundant_scenario(name: &'static str) -> Scenario {
             s.run_for = secs(9.0);
             s.max_token_requests = 20;
             s.max_channel_requests = 8;
+        }
+        other => panic!("no scenario named {other}"),
+    }
+    s
+}
+
+/// The sharded table: five topics, two per channel, so three shards (three channels, six
+/// with redundancy 2). A fault on one shard's socket gaps only its topics; faults on all are
+/// reported per shard; renewals of every shard stay inside a channel budget that leaves one
+/// channel to spare, on a simulator with that same cap (it evicts at the next).
+fn sharded_scenario(name: &'static str) -> Scenario {
+    let mut s = Scenario::new(name);
+    s.topics = vec![
+        "v2.users.u1.presence",
+        "v2.users.u2.presence",
+        "v2.users.u3.presence",
+        "v2.users.u4.presence",
+        "v2.users.u5.presence",
+    ];
+    s.session.max_topics_per_channel = 2;
+    s.max_token_requests = 1;
+    s.max_channel_requests = 3;
+    match name {
+        "sharded_steady" => s.run_for = secs(3.0),
+        "sharded_drop_one" => {
+            s.faults = schedule(&[(1.0, "drop one"), (3.0, "half_open one")]);
+            s.max_gap_topics = Some(2);
+        }
+        "sharded_drop_all" => {
+            s.faults = schedule(&[(1.0, "drop")]);
+        }
+        "sharded_socket_closing_all" => {
+            s.faults = schedule(&[(1.0, "socket_closing")]);
+            s.max_lost = Some(0);
+            s.max_channel_requests = 6;
+        }
+        "sharded_renewals" => {
+            // Renewals one at a time, each counting the channel it let go for half a second
+            // more: tokens of 10 s renewed 5 s ahead leave room for the three.
+            s.session.max_channels = 4;
+            s.sim.max_channels = 4;
+            s.sim.token_ttl = secs(10.0);
+            s.session.renew_lead_percent = 50;
+            s.sim.on_token_expiry = genesys_notify_sim::OnExpiry::KeepOpen;
+            s.run_for = secs(16.0);
+            s.max_lost = Some(0);
+            s.max_token_requests = 12;
+            s.max_channel_requests = 3 * 4;
+        }
+        "sharded_redundant_drop_one" => {
+            s.session.redundancy = 2;
+            s.max_channel_requests = 6 + 2;
+            s.faults = schedule(&[(1.0, "drop one"), (3.0, "drop one")]);
+            s.max_lost = Some(0);
         }
         other => panic!("no scenario named {other}"),
     }
@@ -1000,7 +1075,9 @@ macro_rules! scenario_tests {
             redundant_revoked_refresh_token, redundant_token_outage, redundant_exclusive_topics,
             redundant_token_expiry_close_1000, redundant_token_expiry_close_4001,
             redundant_token_expiry_silent,
-            exclusive_topics_renewals);
+            exclusive_topics_renewals,
+            sharded_steady, sharded_drop_one, sharded_drop_all, sharded_socket_closing_all,
+            sharded_renewals, sharded_redundant_drop_one);
     };
     (@each $adapter:expr; $($name:ident),*) => {$(
         #[test]

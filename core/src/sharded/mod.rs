@@ -28,6 +28,12 @@ use crate::types::{ReqId, Secret, Topic};
 
 /// A shard's ids are `serial << ID_SHIFT` and up: an answer names its shard.
 const ID_SHIFT: u32 = 40;
+/// How long a channel whose socket the session closed still counts toward the channel
+/// budget: the service counts it as connected (and so evicts a live one before it) until it
+/// has seen the close.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+/// Closes remembered for [`CLOSE_GRACE`] at most; the oldest is forgotten first.
+const MAX_RECENT_CLOSES: usize = 64;
 
 /// The sans-IO session: a set of topics kept covered for as long as the application wants
 /// them, on one notification channel, or on as many as the topics need (each carries at most
@@ -60,6 +66,8 @@ pub struct Session {
     broker: Broker,
     /// Channel requests that wait for room in the channel budget, oldest first.
     held: VecDeque<(u64, Action)>,
+    /// When the session last closed sockets, within [`CLOSE_GRACE`].
+    closed_at: VecDeque<Instant>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
     status: Option<Status>,
@@ -105,6 +113,7 @@ impl Session {
             next_serial: 0,
             broker: Broker::default(),
             held: VecDeque::new(),
+            closed_at: VecDeque::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
             status: None,
@@ -177,6 +186,14 @@ impl Session {
         all.saturating_sub(self.held.len())
     }
 
+    /// Channels held, and those whose socket closed so recently that the service may not
+    /// have seen it yet.
+    fn channels_counted(&self) -> usize {
+        let grace_from = self.now.saturating_sub(CLOSE_GRACE);
+        let recent = self.closed_at.iter().filter(|&&t| t > grace_from).count();
+        self.channels_held() + recent
+    }
+
     /// The current access token, if it is neither expired nor rejected: for the
     /// application's own REST calls.
     pub fn access_token(&self) -> Option<&Secret> {
@@ -205,9 +222,16 @@ impl Session {
     /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) must be called,
     /// with the reason. `None`: nothing is scheduled (closed, or waiting for a login).
     pub fn poll_timeout(&self) -> Option<(Instant, Deadline)> {
+        // A channel request held for the budget goes once a recent close counts no more.
+        let budget = self
+            .closed_at
+            .front()
+            .filter(|_| !self.held.is_empty())
+            .map(|&t| (t + CLOSE_GRACE, Deadline::ChannelBudget));
         self.slots
             .iter()
             .filter_map(|s| s.shard.poll_timeout())
+            .chain(budget)
             .min_by_key(|(at, _)| *at)
     }
 
@@ -531,22 +555,32 @@ impl Session {
                 self.held.push_back((serial, a));
                 self.release_held();
             }
-            Action::PutSubscriptions { .. }
-            | Action::Connect { .. }
-            | Action::Send { .. }
-            | Action::Close { .. } => self.actions.push_back(a),
+            Action::Close { .. } => {
+                if self.closed_at.len() == MAX_RECENT_CLOSES {
+                    self.closed_at.pop_front();
+                }
+                self.closed_at.push_back(self.now);
+                self.actions.push_back(a);
+            }
+            Action::PutSubscriptions { .. } | Action::Connect { .. } | Action::Send { .. } => {
+                self.actions.push_back(a)
+            }
         }
     }
 
     /// Sends held channel requests, oldest first, while the budget has room; drops those
     /// their shard no longer waits for.
     fn release_held(&mut self) {
+        let grace_from = self.now.saturating_sub(CLOSE_GRACE);
+        while self.closed_at.front().is_some_and(|&t| t <= grace_from) {
+            self.closed_at.pop_front();
+        }
         while let Some((serial, Action::CreateChannel { req, .. })) = self.held.front() {
             let (serial, req) = (*serial, *req);
             let waits = self
                 .slot(serial)
                 .is_some_and(|s| s.shard.awaits_channel(req));
-            if waits && self.channels_held() >= self.cfg.max_channels as usize {
+            if waits && self.channels_counted() >= self.cfg.max_channels as usize {
                 return;
             }
             if let Some((_, a)) = self.held.pop_front() {
