@@ -74,6 +74,13 @@ pub enum FatalError {
         /// What the adapter saw (a host name at most).
         detail: String,
     },
+    /// With `combined_topic_counts_as_one`, the service refused a channel's topics: it counts
+    /// every part of a combined topic toward a channel's limit.
+    #[error("the service refused a channel's {parts} topics: it counts every part of a combined topic toward the 1000 a channel carries; set combined_topic_counts_as_one to false (the default) and start again")]
+    CombinedTopicsCountParts {
+        /// The parts the channel would carry.
+        parts: usize,
+    },
 }
 
 impl Error {

@@ -34,7 +34,9 @@ const MAX_BODY: usize = 1 << 20;
 /// An oversized body is read and dropped up to this size before the 413 goes out.
 const DRAIN_LIMIT: usize = 16 << 20;
 const MAX_TOPICS: usize = 1000;
-const SOCKET_QUEUE: usize = 1024;
+/// Frames queued for one socket. A tick publishes one notification per topic at once: a
+/// channel's 1000 combined topics of a few parts each must fit.
+const SOCKET_QUEUE: usize = 8192;
 const HEARTBEAT: &str =
     r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#;
 const PONG: &str = r#"{"topicName":"channel.metadata","eventBody":{"message":"pong"}}"#;

@@ -20,7 +20,7 @@ use broker::Broker;
 use place::{Placement, Slot};
 
 use crate::config::Config;
-use crate::error::{Error, UsageError};
+use crate::error::{Error, FatalError, UsageError};
 use crate::io::{Action, Event, Input, Status};
 use crate::session::{Deadline, Footprint, Shard};
 use crate::time::Instant;
@@ -507,10 +507,29 @@ impl Session {
             let Some(s) = self.slot_mut(serial) else {
                 continue;
             };
-            // Within one channel's limit by construction; a refusal here would be a bug.
             let _ = s.shard.unsubscribe(now, remove.iter());
-            let _ = s.shard.subscribe(now, add);
+            // Within one channel's limit by construction, unless combined ids counted as one
+            // were refused and their parts go alone: the service counts parts.
+            if let Err(UsageError::TooManyTopics { requested, .. }) = s.shard.subscribe(now, add) {
+                self.fail(FatalError::CombinedTopicsCountParts { parts: requested });
+                return;
+            }
         }
+    }
+
+    /// Stops every shard for an error that retrying cannot fix.
+    fn fail(&mut self, error: FatalError) {
+        if std::mem::replace(&mut self.failed, true) {
+            return;
+        }
+        self.events.push_back(Event::Fatal(error));
+        self.held.clear();
+        let now = self.now;
+        for i in 0..self.slots.len() {
+            self.slots[i].shard.close(now);
+            self.drain(i);
+        }
+        self.fold_status();
     }
 
     /// Moves what every shard produced into the session's queues, in order: actions through
@@ -636,7 +655,7 @@ impl Session {
             }
             Event::TopicRejected { ref topic, .. } => {
                 let serial = self.slots[i].serial;
-                if self.place.refused(serial, topic) {
+                if self.place.refused(serial, topic) && !self.resplit.contains(&serial) {
                     self.resplit.push(serial);
                 } else {
                     self.events.push_back(e);
