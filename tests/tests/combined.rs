@@ -3,6 +3,8 @@
 //! not documented), delivery under each part's name, and a refused part told under its own
 //! name.
 
+#![allow(clippy::unwrap_used, missing_docs)]
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
