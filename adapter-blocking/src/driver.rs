@@ -389,7 +389,7 @@ pub(crate) fn http_agent(
 }
 
 /// Runs one request. Network errors are described without the URL's query or any header.
-fn execute(agent: &ureq::Agent, r: &HttpRequest) -> Result<HttpAnswer, String> {
+pub(crate) fn execute(agent: &ureq::Agent, r: &HttpRequest) -> Result<HttpAnswer, String> {
     let mut b = ureq::http::Request::builder().method(r.method).uri(&r.url);
     for (name, value) in &r.headers {
         b = b.header(*name, value);

@@ -311,6 +311,11 @@ impl Closer {
             .collect()
     }
 
+    /// Socket entries, threads and channels the client holds now (see [`Client::held`]).
+    pub fn held(&self) -> Held {
+        self.shared.view().held
+    }
+
     /// When the current access token expires, as its issuer said (`None` before the first
     /// token, or for a token given without a lifetime).
     pub fn token_expires_at(&self) -> Option<SystemTime> {
@@ -335,6 +340,9 @@ pub struct Client {
     wake: SyncSender<Msg>,
     driver: Option<JoinHandle<()>>,
     clock: Clock,
+    /// For the application's own requests about the session ([`Client::channels_in_use`]).
+    rest: (ureq::Agent, Arc<Endpoints>),
+    max_channels: u32,
 }
 
 impl std::fmt::Debug for Client {
@@ -351,6 +359,7 @@ impl Client {
     pub fn connect(config: Config) -> Result<Client, ConnectError> {
         let clock = Clock::new();
         let seed = config.seed.unwrap_or_else(|| clock.seed());
+        let max_channels = config.session.max_channels;
         let mut session = Session::new(config.session, Instant::ZERO, seed)?;
         session.subscribe(Instant::ZERO, config.topics)?;
         let tls =
@@ -377,11 +386,13 @@ impl Client {
             commands: Mutex::new(Some(Vec::new())),
         });
         let tokens = TokenSource::new(config.credentials, &config.endpoints);
+        let endpoints = Arc::new(config.endpoints);
+        let rest = (agent.clone(), Arc::clone(&endpoints));
         let d = driver::Driver::new(driver::Parts {
             session,
             rx,
             tx: tx.clone(),
-            endpoints: Arc::new(config.endpoints),
+            endpoints,
             tokens: Arc::new(Mutex::new(tokens)),
             agent,
             socket_config: socket::Settings {
@@ -403,7 +414,30 @@ impl Client {
             wake: tx,
             driver: Some(driver),
             clock,
+            rest,
+            max_channels,
         })
+    }
+
+    /// The channel budget this session keeps to ([`genesys_notify_core::Config::max_channels`]).
+    pub fn max_channels(&self) -> u32 {
+        self.max_channels
+    }
+
+    /// How many channels this user and OAuth client hold now, this session's included
+    /// (`GET /api/v2/notifications/channels?includechannels=oauthclient`, with the session's
+    /// token). The service allows 20 and removes the least recently used at the 21st, those
+    /// without a socket first: compare with [`Held::channels`] to see what other programs
+    /// hold. Blocks for one request; fails while the session has no valid token.
+    pub fn channels_in_use(&self) -> Result<usize, genesys_notify_core::RequestError> {
+        let token = self.access_token().ok_or_else(|| {
+            genesys_notify_core::RequestError::network("no valid token yet".to_owned())
+        })?;
+        let request = genesys_notify_adapter_common::http::list_channels(&self.rest.1, &token);
+        genesys_notify_adapter_common::http::channels_in_use(driver::execute(
+            &self.rest.0,
+            &request,
+        ))
     }
 
     /// The next event, waiting at most `timeout` (like

@@ -88,6 +88,33 @@ pub fn create_channel(endpoints: &Endpoints, token: &Secret) -> HttpRequest {
     }
 }
 
+/// `GET {api}/api/v2/notifications/channels?includechannels=oauthclient`: the channels this
+/// user and OAuth client hold, whichever token made them (see [`channels_in_use`]).
+pub fn list_channels(endpoints: &Endpoints, token: &Secret) -> HttpRequest {
+    HttpRequest {
+        method: "GET",
+        url: format!(
+            "{}/api/v2/notifications/channels?includechannels=oauthclient",
+            endpoints.api_base()
+        ),
+        headers: vec![("Authorization", format!("Bearer {}", token.expose()))],
+        body: None,
+    }
+}
+
+#[derive(Deserialize)]
+struct ChannelList {
+    #[serde(default)]
+    entities: Vec<serde::de::IgnoredAny>,
+}
+
+/// How many channels the answer to [`list_channels`] names: what this user and OAuth client
+/// hold of the 20 the service allows, this session's included. The service removes the least
+/// recently used at the 21st (those without a socket first).
+pub fn channels_in_use(answer: Result<HttpAnswer, String>) -> Result<usize, RequestError> {
+    parse_success::<ChannelList>(answer, "channel list").map(|(l, _)| l.entities.len())
+}
+
 /// `PUT {api}/api/v2/notifications/channels/{id}/subscriptions?ignoreErrors=true` with the
 /// whole set. The id is the server's text: it is percent-encoded as one path segment, so that
 /// no id (`../../x`, `a?b`) can steer the bearer request to another path.

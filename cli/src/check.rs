@@ -151,6 +151,11 @@ pub(crate) fn run(args: CheckArgs) -> ExitCode {
         }
     }
     let still_live = client.status() == Status::Live;
+    // What this user and client hold of the channel budget, this check's channel included.
+    let in_use = live_at
+        .is_some()
+        .then(|| client.channels_in_use().ok())
+        .flatten();
     let token_left = client
         .closer()
         .token_expires_at()
@@ -179,6 +184,18 @@ pub(crate) fn run(args: CheckArgs) -> ExitCode {
     }
     if live_at.is_some() && still_live && code.is_none() {
         ok("socket open, subscribed, and answering pings");
+    }
+    if let Some(n) = in_use {
+        let max = client.max_channels();
+        if n >= max as usize {
+            println!(
+                "warning  channels in use: {n} of the {max} this user and OAuth client may hold (this check's included): the next channel made removes the least recently used, possibly another program's live one"
+            );
+        } else {
+            ok(&format!(
+                "channels in use: {n} of the {max} this user and OAuth client may hold (this check's included)"
+            ));
+        }
     }
     for w in &warnings {
         println!("warning  {}", escape_terminal(w));

@@ -114,6 +114,7 @@ impl Metrics {
         registry.register_collector(Box::new(LastNotificationAge(age_of)));
         let client = Arc::new(OnceLock::new());
         registry.register_collector(Box::new(FrameAges(Arc::clone(&client))));
+        registry.register_collector(Box::new(Channels(Arc::clone(&client))));
         for s in STATUSES {
             status
                 .get_or_create(&StatusLabel {
@@ -263,6 +264,36 @@ impl prometheus_client::collector::Collector for FrameAges {
             prometheus_client::encoding::EncodeMetric::encode(&gauge, metric)?;
         }
         Ok(())
+    }
+}
+
+/// `channels`: the channels the session holds now (one per thousand topics, two with
+/// redundancy 2, one more during a renewal).
+struct Channels(Arc<OnceLock<genesys_notify_blocking::Closer>>);
+
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Channels")
+    }
+}
+
+impl prometheus_client::collector::Collector for Channels {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let Some(closer) = self.0.get() else {
+            return Ok(());
+        };
+        let gauge =
+            prometheus_client::metrics::gauge::ConstGauge::new(closer.held().channels as i64);
+        let metric = encoder.encode_descriptor(
+            "channels",
+            "Channels the session holds (one per 1000 topics, two with redundancy 2, one more during a renewal)",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        prometheus_client::encoding::EncodeMetric::encode(&gauge, metric)
     }
 }
 

@@ -404,6 +404,8 @@ fn follow(
     stopping: &AtomicBool,
 ) -> ExitCode {
     let mut written = 0u64;
+    let mut budget_checked = false;
+    let max_channels = client.max_channels();
     let wait = event_wait();
     loop {
         let event = match client.next_event(wait) {
@@ -485,6 +487,10 @@ fn follow(
             }
             Event::Status(s @ Status::Live) => {
                 let channels = client.held().channels;
+                if !budget_checked {
+                    budget_checked = true;
+                    warn_about_the_channel_budget(client, &log, max_channels);
+                }
                 if channels > 1 {
                     log.emit(
                         "status",
@@ -497,6 +503,25 @@ fn follow(
             }
             other => log.event(&|at| client.to_system_time(at), &other),
         }
+    }
+}
+
+/// Once live: if this user and OAuth client hold all the channels the service allows, the
+/// next channel anyone makes (this session's renewal, or another program's) removes the
+/// least recently used: say so, and what to do.
+fn warn_about_the_channel_budget(client: &Client, log: &Log, max_channels: u32) {
+    let Ok(in_use) = client.channels_in_use() else {
+        return;
+    };
+    let ours = client.held().channels;
+    if in_use >= max_channels as usize {
+        log.emit(
+            "channel_budget",
+            json!({ "channels_in_use": in_use, "this_session": ours, "max_channels": max_channels }),
+            &format!(
+                "warning: this user and OAuth client hold {in_use} channels ({ours} of them this session's) of the {max_channels} allowed: the next channel made removes the least recently used, possibly another program's live one; stop programs you do not need, or give them another OAuth client"
+            ),
+        );
     }
 }
 

@@ -31,6 +31,7 @@ fn a_usable_setup_passes_and_says_what_it_checked() {
         "channel created",
         "topic v2.users.a.presence permitted",
         "socket open, subscribed, and answering pings",
+        "channels in use: 1 of the 20 this user and OAuth client may hold",
         "check passed",
     ] {
         assert!(text.contains(line), "{line} missing:\n{text}");

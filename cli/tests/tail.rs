@@ -761,6 +761,7 @@ fn metrics_are_served_in_the_prometheus_text_format() {
         "{text}"
     );
     assert!(text.contains("genesys_notify_reconnects_total 0"), "{text}");
+    assert!(text.contains("genesys_notify_channels 1"), "{text}");
     assert!(
         text.contains("genesys_notify_socket_last_frame_age_seconds{socket=\"0\"}"),
         "{text}"
@@ -1298,4 +1299,60 @@ fn more_topics_than_the_channel_budget_carries_are_refused_up_front() {
     );
     assert!(err.contains("at most 4000 fit"), "{err}");
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
+}
+
+/// An access token of the simulator's client, got as another program would.
+fn client_token(sim: &Sim) -> String {
+    use base64::Engine as _;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        sim.client_id(),
+        sim.client_secret()
+    ));
+    let mut r = agent
+        .post(format!("{}/oauth/token", sim.base_url()))
+        .header("Authorization", format!("Basic {auth}"))
+        .send("grant_type=client_credentials")
+        .unwrap();
+    let token: serde_json::Value =
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    token["access_token"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_full_channel_budget_is_warned_about_once_live() {
+    let sim = sim_at_rate(20.0);
+    // Another program of the same user and client holds 19 channels.
+    let token = client_token(&sim);
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    for _ in 0..19 {
+        agent
+            .post(format!("{}/api/v2/notifications/channels", sim.base_url()))
+            .header("Authorization", format!("Bearer {token}"))
+            .send_empty()
+            .unwrap();
+    }
+    let (_, err) = tail_exits(
+        &sim,
+        &["--topic", "v2.users.a.presence", "--max-events", "3"],
+        &[],
+        0,
+    );
+    assert!(
+        err.contains("hold 20 channels (1 of them this session's) of the 20 allowed"),
+        "{err}"
+    );
+    // With room to spare, nothing is said.
+    let sim = sim_at_rate(20.0);
+    let (_, err) = tail_exits(
+        &sim,
+        &["--topic", "v2.users.a.presence", "--max-events", "3"],
+        &[],
+        0,
+    );
+    assert!(!err.contains("channels ("), "{err}");
 }
