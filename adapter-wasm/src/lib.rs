@@ -154,7 +154,9 @@ fn config(options: &Options<'_>) -> Result<Config, String> {
             *field = d;
         }
     }
-    let counts: [(&str, &mut u32); 4] = [
+    let counts: [(&str, &mut u32); 6] = [
+        ("maxChannels", &mut c.max_channels),
+        ("maxTopicsPerChannel", &mut c.max_topics_per_channel),
         (
             "maxChannelCreationsPerMinute",
             &mut c.max_channel_creations_per_minute,

@@ -267,6 +267,12 @@ impl Config {
                 "must be above redundancy (one channel is kept for renewals) and at most 1000",
             );
         }
+        if self.combine_topics && !cfg!(feature = "combined-topics") {
+            return bad(
+                "combine_topics",
+                "this build leaves combined topics out (the browser build does, for size)",
+            );
+        }
         if self.max_refresh_attempts == Some(0) {
             return bad(
                 "max_refresh_attempts",

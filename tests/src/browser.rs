@@ -113,6 +113,8 @@ fn tuning(s: &Scenario) -> Value {
         "maxSubscriptionRequestsPerMinute": c.max_subscription_requests_per_minute,
         "maxConnectsPerMinute": c.max_connects_per_minute,
         "redundancy": c.redundancy,
+        "maxChannels": c.max_channels,
+        "maxTopicsPerChannel": c.max_topics_per_channel,
     })
 }
 

@@ -139,6 +139,13 @@ fn foreign_connect_uri() {
     scenario("foreign_connect_uri");
 }
 
+/// Five topics at two a channel: three channels from one page, and a fault on one socket
+/// gaps only that channel's topics.
+#[test]
+fn sharded_drop_one() {
+    scenario("sharded_drop_one");
+}
+
 /// The page is frozen for 30 s, as Chromium freezes a background tab, while the token (20 s)
 /// runs out: on thaw the session counts the pause as a suspend, reports what it could not
 /// prove it covered, and renews what expired. `lifecycle`: a hidden page, frozen with the
@@ -346,6 +353,64 @@ impl TabLog {
 #[test]
 fn shared_worker_tabs() {
     shared_worker_tabs_in(Engine::Chromium);
+}
+
+/// The union of the tabs' topics needs more than one channel: the shared session spreads it
+/// (here at two topics a channel, five topics from two tabs make three channels) and every
+/// tab still gets each of its topics, and only those.
+#[test]
+fn shared_worker_shards_the_union_of_its_tabs() {
+    if ready_in(Engine::Chromium).is_none() {
+        return;
+    }
+    let mut s = genesys_notify_tests::scenario("steady");
+    s.session.max_topics_per_channel = 2;
+    s.sim.static_dir = Some(browser::web_dir());
+    let sim = genesys_notify_sim::Sim::start(s.sim.clone())
+        .unwrap_or_else(|e| panic!("the simulator does not start: {e}"));
+    let sets: [Vec<&str>; 2] = [
+        vec![
+            "v2.users.a.presence",
+            "v2.users.b.presence",
+            "v2.users.c.presence",
+        ],
+        vec![
+            "v2.users.c.presence",
+            "v2.users.d.presence",
+            "v2.users.e.presence",
+        ],
+    ];
+    let mut tabs = shared_tabs(Engine::Chromium, &sim, &s, &sets);
+    let mut logs: [TabLog; 2] = Default::default();
+    let heard_all = |logs: &[TabLog; 2]| {
+        logs.iter()
+            .zip(&sets)
+            .all(|(l, set)| l.live && set.iter().all(|t| l.ledgers.contains_key(*t)))
+    };
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !heard_all(&logs) {
+        assert!(
+            std::time::Instant::now() < by,
+            "both tabs live with every topic heard within 30 s"
+        );
+        if let Some(v) = tabs.next(std::time::Duration::from_millis(50)) {
+            if let Some(i) = v["tab"].as_u64().map(|i| i as usize).filter(|i| *i < 2) {
+                logs[i].take(&v, &sets[i]);
+            }
+        }
+    }
+    tabs.assert_no_page_error();
+    assert_eq!(
+        sim.stats().channels_created,
+        3,
+        "five topics, two a channel"
+    );
+    assert_eq!(sim.stats().count("token"), 1, "one token for every channel");
+    assert!(
+        logs.iter().all(|l| l.foreign == 0),
+        "no tab gets another's topic"
+    );
+    tabs.close();
 }
 
 fn shared_worker_tabs_in(engine: Engine) {

@@ -18,6 +18,11 @@ export interface ClientOptions {
   topics?: string[];
   /** 1 (default) or 2: two channels on two sockets, each notification delivered once. */
   redundancy?: 1 | 2;
+  /** Channels this user and OAuth client may hold (20). Topics are spread over as many
+   * channels as they need, keeping one free for renewals; more than fit is refused. */
+  maxChannels?: number;
+  /** Topics one channel carries (1000, the service's limit). */
+  maxTopicsPerChannel?: number;
   /** Session tuning, in milliseconds / per minute. */
   idleTimeoutMs?: number;
   pingTimeoutMs?: number;

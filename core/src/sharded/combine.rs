@@ -2,8 +2,6 @@
 //! subscribed as one `v2.users.{id}?presence&routingStatus` (at most 200 characters), which
 //! the service delivers under each part's own name.
 
-use std::collections::BTreeMap;
-
 use crate::types::{Topic, MAX_TOPIC_LEN};
 
 /// A topic's prefix and last part, if it can be combined with others of its prefix.
@@ -21,18 +19,23 @@ pub(super) fn split(t: &Topic) -> Option<(&str, &str)> {
 /// for a combined one, the application's topics it stands for (empty for a topic sent as it
 /// is). Topics of one prefix are combined in order, as many per id as 200 characters hold.
 pub(super) fn wire<'a>(topics: impl Iterator<Item = &'a Topic>) -> Vec<(Topic, Vec<Topic>)> {
-    let mut groups: BTreeMap<&str, Vec<(&str, &Topic)>> = BTreeMap::new();
+    let mut combinable: Vec<(&str, &str, &Topic)> = Vec::new();
     let mut out = Vec::new();
     for t in topics {
         match split(t) {
-            Some((prefix, last)) => groups.entry(prefix).or_default().push((last, t)),
+            Some((prefix, last)) => combinable.push((prefix, last, t)),
             None => out.push((t.clone(), Vec::new())),
         }
     }
-    for (prefix, parts) in groups {
+    combinable.sort_unstable();
+    let mut rest = combinable.as_slice();
+    while let Some(&(prefix, _, _)) = rest.first() {
+        let n = rest.iter().take_while(|(p, _, _)| *p == prefix).count();
+        let (group, after) = rest.split_at(n);
+        rest = after;
         let mut chunk: Vec<(&str, &Topic)> = Vec::new();
         let mut len = prefix.len();
-        for (last, t) in parts {
+        for &(_, last, t) in group {
             if !chunk.is_empty() && len + 1 + last.len() > MAX_TOPIC_LEN {
                 close(prefix, std::mem::take(&mut chunk), &mut out);
                 len = prefix.len();

@@ -1,13 +1,12 @@
 //! Where each of the application's topics lives: which shard carries it, and under which
 //! name the service knows it (the topic itself, or a combined id that includes it).
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use super::combine;
 use crate::config::Config;
 use crate::error::UsageError;
 use crate::io::{Input, Status, TopicResult};
 use crate::session::Shard;
+use crate::sorted::{SortedMap, SortedSet};
 use crate::types::{Topic, MAX_TOPIC_LEN};
 
 /// A shard and what the session knows of it.
@@ -47,17 +46,15 @@ pub(super) struct Placement {
     combine: bool,
     count_one: bool,
     /// Every topic the application wants, and the serial of the shard that carries it.
-    home: BTreeMap<Topic, u64>,
-    /// Each shard's topics.
-    by_shard: BTreeMap<u64, BTreeSet<Topic>>,
+    home: SortedMap<Topic, u64>,
     /// With `combine_topics`: each combined id a shard subscribes, with its parts.
-    combined: BTreeMap<u64, BTreeMap<Topic, Vec<Topic>>>,
+    combined: SortedMap<u64, SortedMap<Topic, Vec<Topic>>>,
     /// With `combine_topics`: the combined id each combined topic travels in.
-    part_of: BTreeMap<Topic, Topic>,
+    part_of: SortedMap<Topic, Topic>,
     /// With `combine_topics`: the shard a prefix's topics go to first, to travel combined.
-    prefix_home: BTreeMap<String, u64>,
+    prefix_home: SortedMap<String, u64>,
     /// Topics never combined again: the service refused a combined id that held them.
-    alone: BTreeSet<Topic>,
+    alone: SortedSet<Topic>,
 }
 
 impl Placement {
@@ -66,15 +63,22 @@ impl Placement {
             per_channel: cfg.max_topics_per_channel as usize,
             max_shards: cfg.max_shards(),
             fit: cfg.max_topics(),
-            combine: cfg.combine_topics,
-            count_one: cfg.combine_topics && cfg.combined_topic_counts_as_one,
-            home: BTreeMap::new(),
-            by_shard: BTreeMap::new(),
-            combined: BTreeMap::new(),
-            part_of: BTreeMap::new(),
-            prefix_home: BTreeMap::new(),
-            alone: BTreeSet::new(),
+            combine: cfg!(feature = "combined-topics") && cfg.combine_topics,
+            count_one: cfg!(feature = "combined-topics")
+                && cfg.combine_topics
+                && cfg.combined_topic_counts_as_one,
+            home: SortedMap::new(),
+            combined: SortedMap::new(),
+            part_of: SortedMap::new(),
+            prefix_home: SortedMap::new(),
+            alone: SortedSet::new(),
         }
+    }
+
+    /// Topics travel combined (never in a build without the `combined-topics` feature, whose
+    /// combining code the compiler then leaves out).
+    fn combining(&self) -> bool {
+        cfg!(feature = "combined-topics") && self.combine
     }
 
     pub(super) fn topics(&self) -> impl Iterator<Item = &Topic> {
@@ -91,14 +95,22 @@ impl Placement {
         Some((serial, self.part_of.get(t).unwrap_or(t)))
     }
 
+    /// The topics shard `serial` carries, in order.
+    fn mine(&self, serial: u64) -> impl Iterator<Item = &Topic> {
+        self.home
+            .iter()
+            .filter(move |(_, s)| **s == serial)
+            .map(|(t, _)| t)
+    }
+
     /// Topics shard `serial` carries.
     pub(super) fn count(&self, serial: u64) -> usize {
-        self.by_shard.get(&serial).map_or(0, BTreeSet::len)
+        self.home.values().filter(|s| **s == serial).count()
     }
 
     /// The prefix `t` travels combined under, if it does.
     fn prefix<'t>(&self, t: &'t Topic) -> Option<(&'t str, &'t str)> {
-        if !self.combine || self.alone.contains(t) {
+        if !self.combining() || self.alone.contains(t) {
             return None;
         }
         combine::split(t)
@@ -107,7 +119,7 @@ impl Placement {
     /// What `t` costs in a shard whose combined ids so far are `ids` (prefix → length of its
     /// last id): one per topic, or with `combined_topic_counts_as_one` nothing for a part
     /// that fits in its prefix's last id.
-    fn cost(&self, t: &Topic, ids: &BTreeMap<String, usize>) -> usize {
+    fn cost(&self, t: &Topic, ids: &SortedMap<String, usize>) -> usize {
         match self.prefix(t) {
             Some((p, last)) if self.count_one => match ids.get(p) {
                 Some(len) if len + 1 + last.len() <= MAX_TOPIC_LEN => 0,
@@ -118,14 +130,13 @@ impl Placement {
     }
 
     /// Notes that `t` went into a shard whose combined ids so far are `ids`.
-    fn charge(&self, t: &Topic, ids: &mut BTreeMap<String, usize>) {
+    fn charge(&self, t: &Topic, ids: &mut SortedMap<String, usize>) {
         if let Some((p, last)) = self.prefix(t) {
-            match ids.get_mut(p) {
-                Some(len) if *len + 1 + last.len() <= MAX_TOPIC_LEN => *len += 1 + last.len(),
-                _ => {
-                    ids.insert(p.to_owned(), p.len() + 1 + last.len());
-                }
-            }
+            let len = match ids.get(p) {
+                Some(len) if len + 1 + last.len() <= MAX_TOPIC_LEN => len + 1 + last.len(),
+                _ => p.len() + 1 + last.len(),
+            };
+            ids.insert(p.to_owned(), len);
         }
     }
 
@@ -136,30 +147,33 @@ impl Placement {
         serials: &[u64],
         topics: impl IntoIterator<Item = Topic>,
     ) -> Result<Plan, UsageError> {
-        let fresh: BTreeSet<Topic> = topics
+        let mut fresh: Vec<Topic> = topics
             .into_iter()
             .filter(|t| !self.home.contains_key(t))
             .collect();
+        fresh.sort_unstable();
+        fresh.dedup();
         // Per shard: its load, and its prefixes' last combined ids' lengths in this plan. A
         // prefix a shard carried before is taken as full: a new part may need a new id.
-        let mut load: Vec<(usize, BTreeMap<String, usize>)> = serials
+        let mut load: Vec<(usize, SortedMap<String, usize>)> = serials
             .iter()
             .map(|s| {
-                let load = match self.by_shard.get(s) {
-                    Some(h) if self.count_one => {
-                        let combined = self.combined.get(s).map_or(0, BTreeMap::len);
-                        combined + h.iter().filter(|t| !self.part_of.contains_key(*t)).count()
-                    }
-                    Some(h) => h.len(),
-                    None => 0,
+                let load = if self.count_one {
+                    let alone = self
+                        .mine(*s)
+                        .filter(|t| !self.part_of.contains_key(*t))
+                        .count();
+                    alone + self.combined.get(s).map_or(0, SortedMap::len)
+                } else {
+                    self.count(*s)
                 };
-                (load, BTreeMap::new())
+                (load, SortedMap::new())
             })
             .collect();
         let requested = self.home.len() + fresh.len();
         let mut placed = Vec::with_capacity(fresh.len());
         for t in fresh {
-            let fits = |i: usize, load: &[(usize, BTreeMap<String, usize>)]| {
+            let fits = |i: usize, load: &[(usize, SortedMap<String, usize>)]| {
                 load[i].0 + self.cost(&t, &load[i].1) <= self.per_channel
             };
             let near = self.prefix(&t).and_then(|(p, _)| {
@@ -174,7 +188,7 @@ impl Placement {
             let i = match near.or_else(|| (0..load.len()).find(|&i| fits(i, &load))) {
                 Some(i) => i,
                 None if load.len() < self.max_shards => {
-                    load.push((0, BTreeMap::new()));
+                    load.push((0, SortedMap::new()));
                     load.len() - 1
                 }
                 None => {
@@ -198,44 +212,43 @@ impl Placement {
     /// Makes `plan` so, with `serials` now including the new shards. Returns the shards
     /// whose topics changed.
     pub(super) fn commit(&mut self, plan: Plan, serials: &[u64]) -> Vec<u64> {
-        let mut changed = BTreeSet::new();
+        let mut changed = Vec::new();
         for (t, i) in plan.topics {
             let Some(&serial) = serials.get(i) else {
                 continue;
             };
-            self.by_shard.entry(serial).or_default().insert(t.clone());
             if let Some((p, _)) = self.prefix(&t) {
-                self.prefix_home.entry(p.to_owned()).or_insert(serial);
+                if !self.prefix_home.contains_key(p) {
+                    self.prefix_home.insert(p.to_owned(), serial);
+                }
             }
             self.home.insert(t, serial);
-            changed.insert(serial);
+            if !changed.contains(&serial) {
+                changed.push(serial);
+            }
         }
-        changed.into_iter().collect()
+        changed
     }
 
     /// Forgets `topics`. Returns the shards whose topics changed.
     pub(super) fn remove<'t>(&mut self, topics: impl IntoIterator<Item = &'t Topic>) -> Vec<u64> {
-        let mut changed = BTreeSet::new();
+        let mut changed = Vec::new();
         for t in topics {
             if let Some(serial) = self.home.remove(t) {
-                if let Some(set) = self.by_shard.get_mut(&serial) {
-                    set.remove(t);
+                if !changed.contains(&serial) {
+                    changed.push(serial);
                 }
-                changed.insert(serial);
             }
             self.alone.remove(t);
         }
-        changed.into_iter().collect()
+        changed
     }
 
     pub(super) fn forget_shard(&mut self, serial: u64) {
-        self.by_shard.remove(&serial);
         self.prefix_home.retain(|_, s| *s != serial);
         if let Some(ids) = self.combined.remove(&serial) {
-            for parts in ids.into_values() {
-                for p in parts {
-                    self.part_of.remove(&p);
-                }
+            for p in ids.values().flatten() {
+                self.part_of.remove(p);
             }
         }
     }
@@ -247,50 +260,52 @@ impl Placement {
         serial: u64,
         current: impl Iterator<Item = &'a Topic>,
     ) -> (Vec<Topic>, Vec<Topic>) {
-        let empty = BTreeSet::new();
-        let mine = self.by_shard.get(&serial).unwrap_or(&empty);
-        let wanted: BTreeSet<Topic> = if self.combine {
+        let wanted: SortedSet<Topic> = if self.combining() {
             let (alone, combinable): (Vec<&Topic>, Vec<&Topic>) =
-                mine.iter().partition(|t| self.alone.contains(*t));
-            let mut ids = BTreeMap::new();
-            let mut wanted = BTreeSet::new();
+                self.mine(serial).partition(|t| self.alone.contains(*t));
+            let mut ids = SortedMap::new();
+            let mut wanted: Vec<Topic> = alone.into_iter().cloned().collect();
+            let mut pairs = Vec::new();
             for (id, parts) in combine::wire(combinable.into_iter()) {
                 if !parts.is_empty() {
+                    pairs.extend(parts.iter().map(|p| (p.clone(), id.clone())));
                     ids.insert(id.clone(), parts);
                 }
-                wanted.insert(id);
+                wanted.push(id);
             }
-            wanted.extend(alone.into_iter().cloned());
             if let Some(old) = self.combined.insert(serial, ids) {
-                for p in old.into_values().flatten() {
-                    self.part_of.remove(&p);
+                for p in old.values().flatten() {
+                    self.part_of.remove(p);
                 }
             }
-            for (id, parts) in self.combined.get(&serial).into_iter().flatten() {
-                for p in parts {
-                    self.part_of.insert(p.clone(), id.clone());
-                }
+            for (p, id) in pairs {
+                self.part_of.insert(p, id);
             }
-            wanted
+            wanted.into_iter().collect()
         } else {
-            mine.clone()
+            // In order already: the map is sorted by topic.
+            self.mine(serial).cloned().collect()
         };
-        let current: BTreeSet<&Topic> = current.collect();
+        // A shard's topics come in order too.
+        let current: Vec<&Topic> = current.collect();
         let add = wanted
             .iter()
-            .filter(|t| !current.contains(t))
+            .filter(|t| current.binary_search(t).is_err())
             .cloned()
             .collect();
         let remove = current
-            .into_iter()
-            .filter(|t| !wanted.contains(*t))
-            .cloned()
+            .iter()
+            .filter(|t| !wanted.contains(**t))
+            .map(|t| (*t).clone())
             .collect();
         (add, remove)
     }
 
     /// The parts of shard `serial`'s combined id `id`, if it is one.
     fn parts(&self, serial: u64, id: &str) -> Option<&Vec<Topic>> {
+        if !self.combining() {
+            return None;
+        }
         self.combined.get(&serial)?.get(id)
     }
 
@@ -309,7 +324,7 @@ impl Placement {
                 None => out.push(t),
             }
         }
-        out.sort();
+        out.sort_unstable();
         out
     }
 
@@ -319,6 +334,9 @@ impl Placement {
         let Input::Subscribed { req, mut results } = input else {
             return input;
         };
+        if !self.combining() {
+            return Input::Subscribed { req, results };
+        }
         for r in results.iter_mut().filter(|r| r.rejected.is_some()) {
             if let Some(id) = self.part_of.get(r.topic.as_str()) {
                 if self.parts(serial, id.as_str()).is_some() {
@@ -339,7 +357,9 @@ impl Placement {
         let Some(parts) = self.parts(serial, topic).cloned() else {
             return false;
         };
-        self.alone.extend(parts);
+        for p in parts {
+            self.alone.insert(p);
+        }
         true
     }
 }
