@@ -136,6 +136,11 @@ pub(crate) fn start(setup: Setup) -> Result<(Handle, EventStream), ConnectError>
     };
     let handle_clock = driver.clock.clone();
     let held = Arc::clone(&driver.held);
+    let rest = crate::Rest {
+        http: driver.http.clone(),
+        endpoints: Arc::clone(&driver.endpoints),
+        timeout: driver.http_timeout,
+    };
     let id = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let span = tracing::info_span!("genesys_notify", session = id);
     tokio::spawn(driver.run().instrument(span));
@@ -146,6 +151,7 @@ pub(crate) fn start(setup: Setup) -> Result<(Handle, EventStream), ConnectError>
             status: status_rx,
             token: token_rx,
             held,
+            rest,
         },
         stream,
     ))
@@ -415,7 +421,7 @@ impl Driver {
     }
 }
 
-async fn execute(
+pub(crate) async fn execute(
     client: &reqwest::Client,
     r: &HttpRequest,
     timeout: Duration,

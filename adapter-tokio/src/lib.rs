@@ -224,6 +224,18 @@ pub enum HandleError {
     LoginRequired,
 }
 
+/// Why [`Handle::channels_in_use`] has no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChannelsError {
+    /// No token: a login is required, or the session ended.
+    #[error(transparent)]
+    Handle(#[from] HandleError),
+    /// The request failed.
+    #[error("listing the channels failed: {0}")]
+    Request(genesys_notify_core::RequestError),
+}
+
 pub(crate) enum Command {
     Subscribe(Vec<Topic>, oneshot::Sender<Result<(), UsageError>>),
     Unsubscribe(Vec<Topic>, oneshot::Sender<Result<(), UsageError>>),
@@ -241,6 +253,15 @@ pub struct Handle {
     status: watch::Receiver<Status>,
     token: watch::Receiver<Option<Secret>>,
     held: std::sync::Arc<std::sync::Mutex<Held>>,
+    rest: Rest,
+}
+
+/// What the handle needs for the application's own requests about the session.
+#[derive(Clone)]
+pub(crate) struct Rest {
+    pub(crate) http: reqwest::Client,
+    pub(crate) endpoints: std::sync::Arc<genesys_notify_adapter_common::Endpoints>,
+    pub(crate) timeout: Duration,
 }
 
 impl std::fmt::Debug for Handle {
@@ -318,6 +339,19 @@ impl Handle {
     /// no more than the open sockets need.
     pub fn held(&self) -> Held {
         *self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many channels this user and OAuth client hold now, this session's included
+    /// (`GET /api/v2/notifications/channels?includechannels=oauthclient`, with the session's
+    /// token). The service allows 20 and removes the least recently used at the 21st, those
+    /// without a socket first: compare with [`Held::channels`] to see what other programs
+    /// hold. Waits for a token like [`access_token`](Self::access_token).
+    pub async fn channels_in_use(&self) -> Result<usize, ChannelsError> {
+        let token = self.access_token().await?;
+        let request =
+            genesys_notify_adapter_common::http::list_channels(&self.rest.endpoints, &token);
+        let answer = driver::execute(&self.rest.http, &request, self.rest.timeout).await;
+        genesys_notify_adapter_common::http::channels_in_use(answer).map_err(ChannelsError::Request)
     }
 
     /// A watch that changes with the status.

@@ -65,3 +65,43 @@ fn commands_after_a_fatal_stop_fail_at_once() {
         assert_eq!(handle.held().sockets, 0);
     });
 }
+
+/// Topics past one channel's worth: the session holds a channel per shard, and asking the
+/// service how many channels this user and client hold counts them.
+#[test]
+fn a_sharded_session_counts_the_channels_it_holds() {
+    use genesys_notify_tokio::{Client, Credentials, Secret, Status, Topic};
+    let sim = genesys_notify_sim::Sim::start(genesys_notify_sim::SimConfig::default()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let session = genesys_notify_core::Config {
+            max_topics_per_channel: 2,
+            ..genesys_notify_core::Config::default()
+        };
+        let (handle, _events) = Client::builder()
+            .base_urls(sim.base_url(), None)
+            .credentials(Credentials::ClientCredentials {
+                client_id: sim.client_id().to_owned(),
+                client_secret: Secret::new(sim.client_secret()),
+            })
+            .session_config(session)
+            .topics(
+                ["a", "b", "c", "d", "e"]
+                    .map(|u| Topic::new(format!("v2.users.{u}.presence")).unwrap()),
+            )
+            .connect()
+            .await
+            .unwrap();
+        let mut status = handle.status_watch();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            status.wait_for(|s| *s == Status::Live),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(handle.held().channels, 3);
+        assert_eq!(handle.channels_in_use().await, Ok(3));
+        handle.close().await;
+    });
+}
