@@ -90,7 +90,7 @@ enum Kind {
     Channel,
 }
 
-/// Entry counts of the session's internal collections, from [`Session::footprint`].
+/// Entry counts of the session's internal collections, from [`Session::footprint`](crate::Session::footprint).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Footprint {
