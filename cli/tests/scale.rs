@@ -70,7 +70,10 @@ fn topics_at_scale() {
     let mut client = Client::connect(config).unwrap();
     let mut gaps = 0;
     while client.status() != Status::Live {
-        assert!(started.elapsed() < Duration::from_secs(60), "not live in 60 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not live in 60 s"
+        );
         if let Ok(Event::Gap { .. }) = client.next_event(Duration::from_millis(10)) {
             gaps += 1;
         }
@@ -85,9 +88,12 @@ fn topics_at_scale() {
         while Instant::now() < end {
             match client.next_event(Duration::from_millis(100)) {
                 Ok(Event::Notification { .. }) => got += 1,
-                Ok(Event::Gap { topics, .. }) => {
-                    gap_topics.push(topics.iter().map(|t| t.as_str().to_owned()).collect::<Vec<_>>())
-                }
+                Ok(Event::Gap { topics, .. }) => gap_topics.push(
+                    topics
+                        .iter()
+                        .map(|t| t.as_str().to_owned())
+                        .collect::<Vec<_>>(),
+                ),
                 _ => {}
             }
         }
@@ -109,7 +115,12 @@ fn topics_at_scale() {
     let shards_in_gaps: std::collections::BTreeSet<usize> = gap_lists
         .iter()
         .flatten()
-        .map(|t| t["v2.users.u".len().."v2.users.u".len() + 5].parse::<usize>().unwrap() / 1000)
+        .map(|t| {
+            t["v2.users.u".len().."v2.users.u".len() + 5]
+                .parse::<usize>()
+                .unwrap()
+                / 1000
+        })
         .collect();
     let gap_topics: usize = gap_lists.iter().map(Vec::len).sum();
     println!(

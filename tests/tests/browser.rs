@@ -365,6 +365,8 @@ fn shared_worker_shards_the_union_of_its_tabs() {
     }
     let mut s = genesys_notify_tests::scenario("steady");
     s.session.max_topics_per_channel = 2;
+    // Three channels of two topics (one more kept for renewals): six topics fit.
+    s.session.max_channels = 4;
     s.sim.static_dir = Some(browser::web_dir());
     let sim = genesys_notify_sim::Sim::start(s.sim.clone())
         .unwrap_or_else(|e| panic!("the simulator does not start: {e}"));
@@ -410,6 +412,27 @@ fn shared_worker_shards_the_union_of_its_tabs() {
         logs.iter().all(|l| l.foreign == 0),
         "no tab gets another's topic"
     );
+    // Two more would pass the budget: that tab is told, and nothing changes for anyone.
+    tabs.step("eval 1 window.client.subscribe(['v2.users.f.presence', 'v2.users.g.presence'])");
+    let told = |v: &serde_json::Value| v["type"] == "warning" && v["tab"] == 1;
+    let mut warning = tabs.seen().iter().find(|v| told(v)).cloned();
+    let by = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while warning.is_none() {
+        assert!(
+            std::time::Instant::now() < by,
+            "the tab is told within 10 s"
+        );
+        warning = tabs
+            .next(std::time::Duration::from_millis(50))
+            .filter(|v| told(v));
+    }
+    let warning = warning.unwrap_or_default().to_string();
+    assert!(
+        warning.contains("7 topics requested but at most 6 fit"),
+        "{warning}"
+    );
+    assert_eq!(sim.stats().channels_created, 3);
+    tabs.assert_no_page_error();
     tabs.close();
 }
 

@@ -8,8 +8,9 @@ import { createClient } from './index.js';
 
 /** Tabs one worker serves; one more is refused with an error it can show. */
 const MAX_TABS = 64;
-/** Topics one tab may hold. */
-const MAX_TOPICS_PER_TAB = 1000;
+/** Topics one tab may hold: as many as one session's channel budget carries (19,000 with the
+ * defaults); the session refuses past its budget, and the tab is told. */
+const MAX_TOPICS_PER_TAB = 20000;
 /** After the last tab leaves, the session waits this long for another (a reload) before it
  * closes its channel. */
 const LINGER_MS = 5000;
@@ -50,7 +51,9 @@ function cleanTopics(list) {
   return list.filter((t) => typeof t === 'string' && t.length > 0 && t.length <= 1024).slice(0, MAX_TOPICS_PER_TAB);
 }
 
-/** Adds or removes one tab's topics from the union; the session hears only what changed. */
+/** Adds or removes one tab's topics from the union; the session hears only what changed.
+ * Returns the session's refusal of an addition (more topics than its channel budget carries,
+ * an invalid name), if any. */
 function want(topics, delta) {
   const added = [];
   const removed = [];
@@ -64,9 +67,16 @@ function want(topics, delta) {
     }
   }
   if (client) {
-    if (added.length) client.subscribe(added);
+    if (added.length) {
+      try {
+        client.subscribe(added);
+      } catch (e) {
+        return e;
+      }
+    }
     if (removed.length) client.unsubscribe(removed);
   }
+  return null;
 }
 
 /** The session's getToken: one attached tab is asked; if it leaves or does not answer, the
@@ -232,7 +242,14 @@ function onMessage(port, id, m) {
       const room = MAX_TOPICS_PER_TAB - tab.topics.size;
       const take = fresh.slice(0, Math.max(0, room));
       for (const t of take) tab.topics.add(t);
-      want(take, +1);
+      const refused = want(take, +1);
+      if (refused) {
+        // Nothing of this request stays: the other tabs' topics are untouched.
+        for (const t of take) tab.topics.delete(t);
+        want(take, -1);
+        post(tab, { type: 'event', event: 'warning', detail: { message: `topics not added: ${refused?.message ?? refused}` } });
+        return;
+      }
       if (take.length < fresh.length) post(tab, { type: 'event', event: 'warning', detail: { message: `a tab holds at most ${MAX_TOPICS_PER_TAB} topics; ${fresh.length - take.length} not added` } });
       return;
     }
