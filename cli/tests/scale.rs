@@ -81,7 +81,7 @@ fn topics_at_scale() {
     let to_live = started.elapsed();
     let held = client.held();
     // Settle, then measure memory and CPU over 30 s of 1,000 notifications a second.
-    let mut read = |client: &mut Client, d: Duration| {
+    let read = |client: &mut Client, d: Duration| {
         let end = Instant::now() + d;
         let mut got = 0u64;
         let mut gap_topics = Vec::new();
