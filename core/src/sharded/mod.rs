@@ -310,9 +310,7 @@ impl Session {
     /// Handles every deadline at or before `now`. Call it when `poll_timeout` says.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.set_now(now);
-        for s in &mut self.slots {
-            s.shard.handle_timeout(now);
-        }
+        self.settle_all(now);
         self.pump();
     }
 
@@ -341,6 +339,7 @@ impl Session {
         let serials: Vec<u64> = self.slots.iter().map(|s| s.serial).collect();
         let changed = self.place.commit(plan, &serials);
         self.apply(now, &changed);
+        self.settle_all(now);
         self.pump();
         Ok(())
     }
@@ -371,6 +370,7 @@ impl Session {
                 self.drop_shard(now, serial);
             }
         }
+        self.settle_all(now);
         self.pump();
         Ok(())
     }
@@ -438,6 +438,14 @@ impl Session {
             self.now = now;
         }
         self.now
+    }
+
+    /// Every shard sees `now` and runs what is due by then, as a command does whether or not
+    /// it changed the shard.
+    fn settle_all(&mut self, now: Instant) {
+        for s in &mut self.slots {
+            s.shard.handle_timeout(now);
+        }
     }
 
     fn slot(&self, serial: u64) -> Option<&Slot> {
@@ -511,21 +519,22 @@ impl Session {
             // Within one channel's limit by construction, unless combined ids counted as one
             // were refused and their parts go alone: the service counts parts.
             if let Err(UsageError::TooManyTopics { requested, .. }) = s.shard.subscribe(now, add) {
-                self.fail(FatalError::CombinedTopicsCountParts { parts: requested });
+                self.fail(FatalError::CombinedTopicsCountParts { parts: requested }, None);
                 return;
             }
         }
     }
 
-    /// Stops every shard for an error that retrying cannot fix.
-    fn fail(&mut self, error: FatalError) {
+    /// Stops every shard (but `stopped`, which stopped itself) for an error that retrying
+    /// cannot fix, told once; what they leave uncovered is reported before the status.
+    fn fail(&mut self, error: FatalError, stopped: Option<usize>) {
         if std::mem::replace(&mut self.failed, true) {
             return;
         }
         self.events.push_back(Event::Fatal(error));
         self.held.clear();
         let now = self.now;
-        for i in 0..self.slots.len() {
+        for i in (0..self.slots.len()).filter(|&i| Some(i) != stopped) {
             self.slots[i].shard.close(now);
             self.drain(i);
         }
@@ -626,19 +635,8 @@ impl Session {
                     self.events.push_back(e);
                 }
             }
-            Event::Fatal(_) => {
-                if !std::mem::replace(&mut self.failed, true) {
-                    self.events.push_back(e);
-                    // One shard's fatal answer holds for all: the others stop too, and what
-                    // they leave uncovered is reported before the status.
-                    let now = self.now;
-                    self.held.clear();
-                    for j in (0..self.slots.len()).filter(|&j| j != i) {
-                        self.slots[j].shard.close(now);
-                        self.drain(j);
-                    }
-                }
-            }
+            // One shard's fatal answer holds for all (it stopped itself; its status follows).
+            Event::Fatal(error) => self.fail(error, Some(i)),
             Event::Gap {
                 topics,
                 from,
