@@ -519,7 +519,10 @@ impl Session {
             // Within one channel's limit by construction, unless combined ids counted as one
             // were refused and their parts go alone: the service counts parts.
             if let Err(UsageError::TooManyTopics { requested, .. }) = s.shard.subscribe(now, add) {
-                self.fail(FatalError::CombinedTopicsCountParts { parts: requested }, None);
+                self.fail(
+                    FatalError::CombinedTopicsCountParts { parts: requested },
+                    None,
+                );
                 return;
             }
         }
