@@ -113,8 +113,7 @@ impl Metrics {
         let age_of = Arc::clone(&last_notification_ms);
         registry.register_collector(Box::new(LastNotificationAge(age_of)));
         let client = Arc::new(OnceLock::new());
-        registry.register_collector(Box::new(FrameAges(Arc::clone(&client))));
-        registry.register_collector(Box::new(Channels(Arc::clone(&client))));
+        registry.register_collector(Box::new(FromClient(Arc::clone(&client))));
         for s in STATUSES {
             status
                 .get_or_create(&StatusLabel {
@@ -229,24 +228,35 @@ impl prometheus_client::collector::Collector for LastNotificationAge {
     }
 }
 
-/// `socket_last_frame_age_seconds{socket="0"|"1"}`: per open socket (in the order they
-/// opened), how long ago its last frame (heartbeats and pongs count) arrived.
-struct FrameAges(Arc<OnceLock<genesys_notify_blocking::Closer>>);
+/// What is read from the running client when scraped: `channels`, the channels the session
+/// holds (one per 1,000 topics, two with redundancy 2, one more during a renewal), and
+/// `socket_last_frame_age_seconds{socket="0"|"1"|…}`, per open socket (in the order they
+/// opened) how long ago its last frame (heartbeats and pongs count) arrived.
+struct FromClient(Arc<OnceLock<genesys_notify_blocking::Closer>>);
 
-impl std::fmt::Debug for FrameAges {
+impl std::fmt::Debug for FromClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FrameAges")
+        f.write_str("FromClient")
     }
 }
 
-impl prometheus_client::collector::Collector for FrameAges {
+impl prometheus_client::collector::Collector for FromClient {
     fn encode(
         &self,
         mut encoder: prometheus_client::encoding::DescriptorEncoder,
     ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::{gauge::ConstGauge, MetricType};
         let Some(closer) = self.0.get() else {
             return Ok(());
         };
+        let channels = ConstGauge::new(closer.held().channels as i64);
+        channels.encode(encoder.encode_descriptor(
+            "channels",
+            "Channels the session holds (one per 1000 topics, two with redundancy 2, one more during a renewal)",
+            None,
+            MetricType::Gauge,
+        )?)?;
         let ages = closer.frame_ages();
         if ages.is_empty() {
             return Ok(());
@@ -255,45 +265,13 @@ impl prometheus_client::collector::Collector for FrameAges {
             "socket_last_frame_age_seconds",
             "Per open socket, seconds since its last frame (heartbeats and pongs count)",
             None,
-            prometheus_client::metrics::MetricType::Gauge,
+            MetricType::Gauge,
         )?;
         for (i, age) in ages.iter().enumerate() {
             let labels = [("socket", i.to_string())];
-            let gauge = prometheus_client::metrics::gauge::ConstGauge::new(age.as_secs_f64());
-            let metric = family.encode_family(&labels)?;
-            prometheus_client::encoding::EncodeMetric::encode(&gauge, metric)?;
+            ConstGauge::new(age.as_secs_f64()).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
-    }
-}
-
-/// `channels`: the channels the session holds now (one per thousand topics, two with
-/// redundancy 2, one more during a renewal).
-struct Channels(Arc<OnceLock<genesys_notify_blocking::Closer>>);
-
-impl std::fmt::Debug for Channels {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Channels")
-    }
-}
-
-impl prometheus_client::collector::Collector for Channels {
-    fn encode(
-        &self,
-        mut encoder: prometheus_client::encoding::DescriptorEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        let Some(closer) = self.0.get() else {
-            return Ok(());
-        };
-        let gauge =
-            prometheus_client::metrics::gauge::ConstGauge::new(closer.held().channels as i64);
-        let metric = encoder.encode_descriptor(
-            "channels",
-            "Channels the session holds (one per 1000 topics, two with redundancy 2, one more during a renewal)",
-            None,
-            prometheus_client::metrics::MetricType::Gauge,
-        )?;
-        prometheus_client::encoding::EncodeMetric::encode(&gauge, metric)
     }
 }
 
