@@ -1221,8 +1221,10 @@ fn topics_file(name: &str, n: usize) -> std::path::PathBuf {
     path
 }
 
-/// Runs `tail` on 2500 topics until `events` notifications, and returns the shard (thousand)
-/// of each topic printed and what stderr said.
+/// Runs `tail` on 2500 topics until at least `events` notifications and one of each shard
+/// (thousand) have been printed (60 s at most: the simulator publishes every topic at once
+/// every 10 s, in no order a test may count on), and returns the shards printed and what
+/// stderr said.
 fn tail_2500(
     extra: &[&str],
     events: usize,
@@ -1236,7 +1238,7 @@ fn tail_2500(
     let mut shards = std::collections::BTreeSet::new();
     let mut seen = 0;
     let end = Instant::now() + Duration::from_secs(60);
-    while seen < events && Instant::now() < end {
+    while (seen < events || shards.len() < 3) && Instant::now() < end {
         if let Ok(line) = out.recv_timeout(Duration::from_millis(100)) {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
             let name = v["topicName"].as_str().unwrap().to_owned();
@@ -1254,7 +1256,7 @@ fn tail_2500(
         said.push(l);
     }
     let _ = std::fs::remove_dir_all(file.parent().unwrap());
-    assert_eq!(seen, events, "{said:?}");
+    assert!(seen >= events, "{seen} notifications: {said:?}");
     (shards, said, sim)
 }
 
