@@ -302,6 +302,21 @@ fn sharding_a_token_refused_everywhere_asks_for_one_login() {
     assert_eq!(h.p.session.status(), Status::Live);
     assert_eq!(publish_all(h, &[A, B, C], 7), sorted(&[A, B, C]));
     snap("sharding_login", h);
+    // Needing a login again is told again.
+    h.world
+        .fail_tokens(1, RequestError::status_code(400, "invalid_grant"));
+    let now = h.p.now;
+    let token = h.p.session.access_token().unwrap().expose().to_owned();
+    h.p.session.report_unauthorized(now, &token);
+    h.drain();
+    h.serve();
+    h.run_for(secs(30));
+    let logins = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::LoginRequired { .. }))
+        .count();
+    assert_eq!(logins, 2, "{}", h.log);
 }
 
 #[test]

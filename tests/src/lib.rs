@@ -812,13 +812,14 @@ fn sharded_scenario(name: &'static str) -> Scenario {
         }
         "sharded_renewals" => {
             // Renewals one at a time, each counting the channel it let go for half a second
-            // more: tokens of 10 s renewed 5 s ahead leave room for the three.
+            // more: tokens of 20 s renewed 10 s ahead leave room for the three (about 1.5 s
+            // each), with margin for a loaded machine.
             s.session.max_channels = 4;
             s.sim.max_channels = 4;
-            s.sim.token_ttl = secs(10.0);
+            s.sim.token_ttl = secs(20.0);
             s.session.renew_lead_percent = 50;
             s.sim.on_token_expiry = genesys_notify_sim::OnExpiry::KeepOpen;
-            s.run_for = secs(16.0);
+            s.run_for = secs(25.0);
             s.max_lost = Some(0);
             s.max_token_requests = 12;
             s.max_channel_requests = 3 * 4;

@@ -32,6 +32,9 @@ fn client(sim: &Sim, topics: Vec<Topic>, counts_as_one: bool) -> Client {
     );
     config.topics = topics;
     config.session.combine_topics = true;
+    // Every topic is published at once each tick: room for a whole tick, so that none is
+    // dropped as an overflow while the test reads.
+    config.queue_capacity = 65_536;
     config.session.combined_topic_counts_as_one = counts_as_one;
     Client::connect(config).unwrap()
 }

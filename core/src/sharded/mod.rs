@@ -72,8 +72,7 @@ pub struct Session {
     events: VecDeque<Event>,
     status: Option<Status>,
     ever_live: bool,
-    /// A `LoginRequired` (or `LoginSoon`) was told and no login came since.
-    login_told: bool,
+    /// A `LoginSoon` was told and no token came since.
     login_soon_told: bool,
     failed: bool,
     first_retry_spread: Duration,
@@ -118,7 +117,6 @@ impl Session {
             events: VecDeque::new(),
             status: None,
             ever_live: false,
-            login_told: false,
             login_soon_told: false,
             failed: false,
             resplit: Vec::new(),
@@ -391,7 +389,6 @@ impl Session {
         for s in &mut self.slots {
             s.shard.login(now, token.clone(), expires_in)?;
         }
-        self.login_told = false;
         self.login_soon_told = false;
         self.pump();
         Ok(())
@@ -629,7 +626,9 @@ impl Session {
                 self.fold_status();
             }
             Event::LoginRequired { .. } => {
-                if !std::mem::replace(&mut self.login_told, true) {
+                // Told once for all shards: the first shard to need a login tells it, and
+                // its status follows; the others find the session waiting for one already.
+                if self.status != Some(Status::LoginRequired) {
                     self.events.push_back(e);
                 }
             }
