@@ -432,6 +432,31 @@ fn combined_topics_a_refused_part_is_reported_under_its_own_name() {
 }
 
 #[test]
+fn combined_topics_two_refused_in_one_answer_are_told_by_their_parts_only() {
+    let config = Config {
+        max_topics_per_channel: 4,
+        ..combined()
+    };
+    let h = &mut Harness::started(config, 7, &[AP, AR, BP, BR], |s| {
+        s.rejected
+            .insert(AR.to_owned(), "not.authorized".to_owned());
+        s.rejected
+            .insert(BR.to_owned(), "not.authorized".to_owned());
+    });
+    let mut rejected: Vec<&str> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::TopicRejected { topic, .. } => Some(topic.as_str()),
+            _ => None,
+        })
+        .collect();
+    rejected.sort_unstable();
+    assert_eq!(rejected, [AR, BR], "{}", h.log);
+    assert_eq!(publish_all(h, &[AP, BP], 4), sorted(&[AP, BP]));
+}
+
+#[test]
 fn combined_topics_counted_as_one_fit_more_per_channel() {
     let parts = Config {
         combine_topics: true,

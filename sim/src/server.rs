@@ -730,8 +730,6 @@ fn rejection(shared: &Shared, topic: &str) -> Option<String> {
     if bad_shape {
         return Some("Invalid topic name".to_owned());
     }
-    // A combined topic is refused when one of its parts is, and the reason names that part.
-    let parts = crate::org::parts(topic);
     let forbidden = |t: &str| {
         shared
             .cfg
@@ -739,13 +737,14 @@ fn rejection(shared: &Shared, topic: &str) -> Option<String> {
             .iter()
             .any(|p| t.starts_with(p.as_str()))
     };
-    match parts.as_slice() {
-        [only] if only == topic => forbidden(topic).then(|| shared.cfg.rejection_reason.clone()),
-        _ => parts
-            .iter()
-            .find(|p| forbidden(p))
-            .map(|p| format!("{} ({p})", shared.cfg.rejection_reason)),
+    if !topic.contains('?') {
+        return forbidden(topic).then(|| shared.cfg.rejection_reason.clone());
     }
+    // A combined topic is refused when one of its parts is, and the reason names that part.
+    crate::org::parts(topic)
+        .iter()
+        .find(|p| forbidden(p))
+        .map(|p| format!("{} ({p})", shared.cfg.rejection_reason))
 }
 
 /// What `topics` count toward a channel's 1000: one each, or with

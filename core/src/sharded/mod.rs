@@ -17,7 +17,7 @@ use std::fmt;
 use std::time::Duration;
 
 use broker::Broker;
-use place::{Placement, Slot};
+use place::Placement;
 
 use crate::config::Config;
 use crate::error::{Error, FatalError, UsageError};
@@ -479,22 +479,16 @@ impl Session {
         self.slots.push(Slot::new(serial, shard, late));
     }
 
-    /// Closes a shard that has no topic left and forgets it: what it reports on the way out
-    /// is passed on, its status is not.
+    /// Closes a shard that has no topic left and forgets it. What it does on the way out goes
+    /// the way of every shard's (its closes count toward the channel budget for a moment);
+    /// its `Closed` leaves the folded status to the others.
     fn drop_shard(&mut self, now: Instant, serial: u64) {
         let Some(i) = self.slots.iter().position(|s| s.serial == serial) else {
             return;
         };
-        let mut slot = self.slots.remove(i);
-        slot.shard.close(now);
-        while let Some(a) = slot.shard.poll_action() {
-            self.actions.push_back(a);
-        }
-        while let Some(e) = slot.shard.poll_event() {
-            if !matches!(e, Event::Status(_)) {
-                self.events.push_back(e);
-            }
-        }
+        self.slots[i].shard.close(now);
+        self.drain(i);
+        self.slots.remove(i);
         self.held.retain(|(s, _)| *s != serial);
         self.place.forget_shard(serial);
     }
@@ -655,10 +649,10 @@ impl Session {
             }
             Event::TopicRejected { ref topic, .. } => {
                 let serial = self.slots[i].serial;
-                if self.place.refused(serial, topic) && !self.resplit.contains(&serial) {
-                    self.resplit.push(serial);
-                } else {
+                if !self.place.refused(serial, topic) {
                     self.events.push_back(e);
+                } else if !self.resplit.contains(&serial) {
+                    self.resplit.push(serial);
                 }
             }
             Event::Notification { .. } | Event::TokenRotated | Event::Warning(_) => {
@@ -693,6 +687,28 @@ impl Session {
         if self.status != Some(st) {
             self.status = Some(st);
             self.events.push_back(Event::Status(st));
+        }
+    }
+}
+
+/// A shard and what the session knows of it.
+#[derive(Debug)]
+struct Slot {
+    serial: u64,
+    shard: Shard,
+    /// The status the shard told last.
+    reported: Status,
+    /// Opened while the session was live: while it connects, the session stays `Live`.
+    late: bool,
+}
+
+impl Slot {
+    fn new(serial: u64, shard: Shard, late: bool) -> Slot {
+        Slot {
+            serial,
+            shard,
+            reported: Status::Connecting,
+            late,
         }
     }
 }

@@ -4,32 +4,9 @@
 use super::combine;
 use crate::config::Config;
 use crate::error::UsageError;
-use crate::io::{Input, Status, TopicResult};
-use crate::session::Shard;
+use crate::io::{Input, TopicResult};
 use crate::sorted::{SortedMap, SortedSet};
 use crate::types::{Topic, MAX_TOPIC_LEN};
-
-/// A shard and what the session knows of it.
-#[derive(Debug)]
-pub(super) struct Slot {
-    pub(super) serial: u64,
-    pub(super) shard: Shard,
-    /// The status the shard told last.
-    pub(super) reported: Status,
-    /// Opened while the session was live: while it connects, the session stays `Live`.
-    pub(super) late: bool,
-}
-
-impl Slot {
-    pub(super) fn new(serial: u64, shard: Shard, late: bool) -> Slot {
-        Slot {
-            serial,
-            shard,
-            reported: Status::Connecting,
-            late,
-        }
-    }
-}
 
 /// New topics and where they go: (topic, index among the shards, new ones last).
 #[derive(Debug)]
