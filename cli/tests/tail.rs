@@ -163,33 +163,9 @@ fn revoked_refresh_token_exits_3_quickly_without_a_request_storm() {
 #[test]
 fn static_access_token_works() {
     let sim = sim_at_rate(10.0);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let auth = {
-        use base64::Engine as _;
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!(
-                "{}:{}",
-                sim.client_id(),
-                sim.client_secret()
-            ))
-        )
-    };
-    let mut r = agent
-        .post(format!("{}/oauth/token", sim.base_url()))
-        .header("Authorization", auth)
-        .send("grant_type=client_credentials")
-        .unwrap();
-    let token: serde_json::Value =
-        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let token = client_token(&sim);
     let mut child = tail(&sim, &["--topic", "v2.users.a.presence"])
-        .env(
-            "GENESYS_ACCESS_TOKEN",
-            token["access_token"].as_str().unwrap(),
-        )
+        .env("GENESYS_ACCESS_TOKEN", &token)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -51,6 +51,32 @@ fn publish_all(h: &mut Harness, topics: &[&str], seq: u64) -> Vec<String> {
     got
 }
 
+/// Every topic gets one notification, and each arrives once.
+#[track_caller]
+fn each_arrives_once(h: &mut Harness, topics: &[&str], seq: u64) {
+    assert_eq!(publish_all(h, topics, seq), sorted(topics));
+}
+
+/// The `LoginRequired` events told so far.
+fn logins(h: &Harness) -> usize {
+    h.events
+        .iter()
+        .filter(|e| matches!(e, Event::LoginRequired { .. }))
+        .count()
+}
+
+/// Five topics on three shards, four channels (one make-before-break at a time), tokens of
+/// ten minutes: renewals come every few minutes.
+fn renewing() -> Harness {
+    let config = Config {
+        max_channels: 4,
+        ..cfg()
+    };
+    Harness::started(config, 7, &[A, B, C, D, E], |s| {
+        s.token_ttl = Duration::from_secs(600);
+    })
+}
+
 fn sorted(topics: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
     v.sort();
@@ -82,10 +108,7 @@ fn sharding_spreads_topics_over_channels_with_one_token() {
     );
     assert_eq!(h.p.session.covered_topics().count(), 5);
     h.note("every topic, one notification each");
-    assert_eq!(
-        publish_all(h, &[A, B, C, D, E], 1),
-        sorted(&[A, B, C, D, E])
-    );
+    each_arrives_once(h, &[A, B, C, D, E], 1);
     snap("sharding_spreads", h);
 }
 
@@ -102,10 +125,7 @@ fn sharding_a_dropped_socket_gaps_only_its_shards_topics() {
     let topics: Vec<&str> = topics.iter().map(|t| t.as_str()).collect();
     assert_eq!(topics, [C, D], "only that shard's topics");
     assert_eq!(reason, GapReason::SocketLost);
-    assert_eq!(
-        publish_all(h, &[A, B, C, D, E], 2),
-        sorted(&[A, B, C, D, E])
-    );
+    each_arrives_once(h, &[A, B, C, D, E], 2);
     snap("sharding_one_shard_drops", h);
 }
 
@@ -130,22 +150,12 @@ fn sharding_every_shard_dropped_recovers_each_with_its_own_gap() {
     gapped.sort();
     assert_eq!(gapped, sorted(&[A, B, C, D, E]), "each topic in one gap");
     assert_eq!(h.gaps().len(), 3, "one gap per shard");
-    assert_eq!(
-        publish_all(h, &[A, B, C, D, E], 3),
-        sorted(&[A, B, C, D, E])
-    );
+    each_arrives_once(h, &[A, B, C, D, E], 3);
 }
 
 #[test]
 fn sharding_renewals_stay_inside_the_channel_budget() {
-    // Three shards and four channels: one make-before-break at a time.
-    let config = Config {
-        max_channels: 4,
-        ..cfg()
-    };
-    let h = &mut Harness::started(config, 7, &[A, B, C, D, E], |s| {
-        s.token_ttl = Duration::from_secs(600);
-    });
+    let h = &mut renewing();
     assert_eq!(h.p.session.status(), Status::Live);
     let mut most = 0;
     let mut t = h.p.now;
@@ -168,21 +178,12 @@ fn sharding_renewals_stay_inside_the_channel_budget() {
     );
     assert!(h.gaps().is_empty(), "{:?}", h.gaps());
     assert_eq!(h.p.session.status(), Status::Live);
-    assert_eq!(
-        publish_all(h, &[A, B, C, D, E], 4),
-        sorted(&[A, B, C, D, E])
-    );
+    each_arrives_once(h, &[A, B, C, D, E], 4);
 }
 
 #[test]
 fn sharding_renewals_are_spread() {
-    let config = Config {
-        max_channels: 4,
-        ..cfg()
-    };
-    let h = &mut Harness::started(config, 7, &[A, B, C, D, E], |s| {
-        s.token_ttl = Duration::from_secs(600);
-    });
+    let h = &mut renewing();
     h.run_for(secs(600));
     let times = h.times_of(|a| matches!(a, Action::CreateChannel { .. }));
     // After the first three, each renewal's channel request waits for the previous one.
@@ -220,7 +221,7 @@ fn sharding_fills_shards_before_opening_and_closes_empty_ones() {
     h.serve();
     assert_eq!(h.p.session.shards(), 2);
     assert_eq!(h.p.session.status(), Status::Live);
-    assert_eq!(publish_all(h, &[C, D, E], 5), sorted(&[C, D, E]));
+    each_arrives_once(h, &[C, D, E], 5);
     snap("sharding_fills_and_closes", h);
 }
 
@@ -273,10 +274,7 @@ fn sharding_with_redundancy_two_keeps_two_channels_per_shard() {
     let conn = h.p.server.audience(A)[0];
     h.server_close_socket(conn, None);
     assert!(h.gaps().is_empty(), "the twin covers");
-    assert_eq!(
-        publish_all(h, &[A, B, C, D, E], 6),
-        sorted(&[A, B, C, D, E])
-    );
+    each_arrives_once(h, &[A, B, C, D, E], 6);
 }
 
 #[test]
@@ -290,17 +288,12 @@ fn sharding_a_token_refused_everywhere_asks_for_one_login() {
     h.drain();
     h.serve();
     h.run_for(secs(30));
-    let logins = h
-        .events
-        .iter()
-        .filter(|e| matches!(e, Event::LoginRequired { .. }))
-        .count();
-    assert_eq!(logins, 1, "one prompt for the whole session\n{}", h.log);
+    assert_eq!(logins(h), 1, "one prompt for the whole session\n{}", h.log);
     assert_eq!(h.p.session.status(), Status::LoginRequired);
     h.login("fresh");
     h.serve();
     assert_eq!(h.p.session.status(), Status::Live);
-    assert_eq!(publish_all(h, &[A, B, C], 7), sorted(&[A, B, C]));
+    each_arrives_once(h, &[A, B, C], 7);
     snap("sharding_login", h);
     // Needing a login again is told again.
     h.world
@@ -311,12 +304,7 @@ fn sharding_a_token_refused_everywhere_asks_for_one_login() {
     h.drain();
     h.serve();
     h.run_for(secs(30));
-    let logins = h
-        .events
-        .iter()
-        .filter(|e| matches!(e, Event::LoginRequired { .. }))
-        .count();
-    assert_eq!(logins, 2, "{}", h.log);
+    assert_eq!(logins(h), 2, "{}", h.log);
 }
 
 #[test]
@@ -396,10 +384,7 @@ fn combined_topics_travel_combined_and_are_told_in_the_applications_terms() {
     assert_eq!(mine, sorted(&[AP, AR, BP, BR]), "the application's topics");
     assert_eq!(h.p.session.covered_topics().count(), 4);
     h.note("published under the parts' names");
-    assert_eq!(
-        publish_all(h, &[AP, AR, BP, BR], 1),
-        sorted(&[AP, AR, BP, BR])
-    );
+    each_arrives_once(h, &[AP, AR, BP, BR], 1);
     let conn = h.p.server.audience(AP)[0];
     h.server_close_socket(conn, None);
     h.run_for(secs(30));
@@ -427,7 +412,7 @@ fn combined_topics_a_refused_part_is_reported_under_its_own_name() {
     assert_eq!(h.p.session.status(), Status::Live);
     let covered: Vec<&str> = h.p.session.covered_topics().map(|t| t.as_str()).collect();
     assert_eq!(covered, [AP]);
-    assert_eq!(publish_all(h, &[AP], 2), sorted(&[AP]));
+    each_arrives_once(h, &[AP], 2);
     snap("combined_topics_refused_part", h);
 }
 
@@ -453,7 +438,7 @@ fn combined_topics_two_refused_in_one_answer_are_told_by_their_parts_only() {
         .collect();
     rejected.sort_unstable();
     assert_eq!(rejected, [AR, BR], "{}", h.log);
-    assert_eq!(publish_all(h, &[AP, BP], 4), sorted(&[AP, BP]));
+    each_arrives_once(h, &[AP, BP], 4);
 }
 
 #[test]
@@ -471,8 +456,5 @@ fn combined_topics_counted_as_one_fit_more_per_channel() {
     let h = &mut Harness::live(one, &[AP, AR, BP, BR]);
     assert_eq!(h.p.session.shards(), 1, "counting a combined id as one");
     assert_eq!(h.p.server.open().count(), 1);
-    assert_eq!(
-        publish_all(h, &[AP, AR, BP, BR], 3),
-        sorted(&[AP, AR, BP, BR])
-    );
+    each_arrives_once(h, &[AP, AR, BP, BR], 3);
 }
