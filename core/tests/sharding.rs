@@ -57,6 +57,19 @@ fn each_arrives_once(h: &mut Harness, topics: &[&str], seq: u64) {
     assert_eq!(publish_all(h, topics, seq), sorted(topics));
 }
 
+/// The application's call with the session's token got a 401, and the token source can only
+/// refuse now: runs until the session has asked for a login.
+fn login_refused(h: &mut Harness) {
+    h.world
+        .fail_tokens(1, RequestError::status_code(400, "invalid_grant"));
+    let now = h.p.now;
+    let token = h.p.session.access_token().unwrap().expose().to_owned();
+    h.p.session.report_unauthorized(now, &token);
+    h.drain();
+    h.serve();
+    h.run_for(secs(30));
+}
+
 /// The `LoginRequired` events told so far.
 fn logins(h: &Harness) -> usize {
     h.events
@@ -280,14 +293,7 @@ fn sharding_with_redundancy_two_keeps_two_channels_per_shard() {
 #[test]
 fn sharding_a_token_refused_everywhere_asks_for_one_login() {
     let h = &mut Harness::live(cfg(), &[A, B, C]);
-    h.world
-        .fail_tokens(1, RequestError::status_code(400, "invalid_grant"));
-    let now = h.p.now;
-    let token = h.p.session.access_token().unwrap().expose().to_owned();
-    h.p.session.report_unauthorized(now, &token);
-    h.drain();
-    h.serve();
-    h.run_for(secs(30));
+    login_refused(h);
     assert_eq!(logins(h), 1, "one prompt for the whole session\n{}", h.log);
     assert_eq!(h.p.session.status(), Status::LoginRequired);
     h.login("fresh");
@@ -296,14 +302,7 @@ fn sharding_a_token_refused_everywhere_asks_for_one_login() {
     each_arrives_once(h, &[A, B, C], 7);
     snap("sharding_login", h);
     // Needing a login again is told again.
-    h.world
-        .fail_tokens(1, RequestError::status_code(400, "invalid_grant"));
-    let now = h.p.now;
-    let token = h.p.session.access_token().unwrap().expose().to_owned();
-    h.p.session.report_unauthorized(now, &token);
-    h.drain();
-    h.serve();
-    h.run_for(secs(30));
+    login_refused(h);
     assert_eq!(logins(h), 2, "{}", h.log);
 }
 
